@@ -1,0 +1,109 @@
+#include "key_file_lock.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "monotonic_clock.h"
+#include "os_error.h"
+
+namespace forklock {
+namespace {
+
+bool safe_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+int open_lock_file(const std::filesystem::path& file)
+{
+    for (;;) {
+        const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            return fd;
+        if (errno != EINTR)
+            throw os_error(errno, "open(\"{}\", O_RDWR|O_CREAT|O_CLOEXEC, 0600)", file.string());
+    }
+}
+
+// flock with LOCK_NB: true if taken, false if someone holds it.
+bool try_flock(int fd, const std::filesystem::path& file)
+{
+    for (;;) {
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return true;
+        if (errno == EWOULDBLOCK)
+            return false;
+        if (errno != EINTR)
+            throw os_error(errno, "flock(\"{}\", LOCK_EX|LOCK_NB)", file.string());
+    }
+}
+
+void blocking_flock(int fd, const std::filesystem::path& file)
+{
+    while (::flock(fd, LOCK_EX) != 0)
+        if (errno != EINTR)
+            throw os_error(errno, "flock(\"{}\", LOCK_EX)", file.string());
+}
+
+// flock has no timeout: poll with a backoff from 50 us to 5 ms until the deadline.
+bool flock_until(int fd, const std::filesystem::path& file, std::int64_t deadline)
+{
+    std::int64_t pause = 50'000;
+    while (!try_flock(fd, file)) {
+        const std::int64_t left = deadline - monotonic_ns();
+        if (left <= 0)
+            return false;
+        std::this_thread::sleep_for(std::chrono::nanoseconds(std::min(pause, left)));
+        pause = std::min<std::int64_t>(pause * 2, 5'000'000);
+    }
+    return true;
+}
+
+} // namespace
+
+std::string lock_file_name(std::string_view key)
+{
+    std::string name;
+    for (std::size_t i = 0; i < key.size(); ++i) {
+        const auto c = static_cast<unsigned char>(key[i]);
+        if (safe_char(c) || (c == '.' && i > 0))
+            name += static_cast<char>(c);
+        else
+            name += fmt::format("%{:02X}", c);
+    }
+    return name + ".lock";
+}
+
+int open_and_lock(const std::filesystem::path& file, std::optional<std::int64_t> deadline,
+                  bool& blocked)
+{
+    const int fd = open_lock_file(file);
+    try {
+        blocked = !try_flock(fd, file);
+        if (blocked) {
+            if (!deadline)
+                blocking_flock(fd, file);
+            else if (!flock_until(fd, file, *deadline)) {
+                ::close(fd);
+                return -1;
+            }
+        }
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+    return fd;
+}
+
+void unlock_and_close(int fd) noexcept
+{
+    if (::close(fd) != 0)
+        log_os_error(errno, "close(lock file)");
+}
+
+} // namespace forklock

@@ -1,0 +1,31 @@
+#pragma once
+// Key file locks for flock mode: flock(2) on DIR/KEY.lock, a file each lock() opens itself.
+//
+// FAILURE MODE FIRST: flock excludes open file descriptions, not processes. An fd inherited from a
+// master is one description shared by every worker, so all of them "hold" it at once, and while
+// any of them keeps it open the lock outlives its holder. So every acquisition here opens the file
+// anew (O_CLOEXEC) and closes it on release: one description per holder, across processes and
+// threads alike. Holder death: the kernel drops the lock when the dead process's files close.
+// Lock files stay in DIR (unlinking a lock file that others may have open lets two processes lock
+// two different inodes).
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string_view>
+
+namespace forklock {
+
+// lock_file_name: KEY.lock, with bytes outside [A-Za-z0-9_-] (and a leading '.') %-escaped, so
+// any key maps to one file inside DIR and never to a path outside it.
+std::string lock_file_name(std::string_view key);
+
+// open_and_lock: the locked fd, or -1 if the CLOCK_MONOTONIC deadline passed (with a deadline of
+// "now", a try-lock). `blocked` tells whether it had to wait. Throws std::system_error.
+int open_and_lock(const std::filesystem::path& file, std::optional<std::int64_t> deadline_ns,
+                  bool& blocked);
+
+// unlock_and_close: releases by closing (the description dies with its last fd).
+void unlock_and_close(int fd) noexcept;
+
+} // namespace forklock

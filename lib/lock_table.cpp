@@ -1,0 +1,401 @@
+#include "lock_table.h"
+
+#include <algorithm>
+#include <atomic>
+#include <dirent.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <utility>
+
+#include "current_pid.h"
+#include "key_file_lock.h"
+#include "memory_region.h"
+#include "monotonic_clock.h"
+#include "named_semaphore.h"
+#include "owner_word_lock.h"
+#include "slot_table.h"
+
+namespace forklock {
+
+namespace {
+
+bool shared_memory_for(LockMode mode)
+{
+    return mode == LockMode::semaphore || mode == LockMode::mutex || mode == LockMode::flock;
+}
+
+void validate(const LockTableOptions& o)
+{
+    if (o.capacity == 0 || o.capacity > LockTable::kMaxCapacity)
+        throw std::invalid_argument(fmt::format("lock table capacity must be 1..{}, not {}",
+                                                LockTable::kMaxCapacity, o.capacity));
+    if (o.mode == LockMode::semaphore && o.capacity > LockTable::kMaxSemaphoreCapacity)
+        throw std::invalid_argument(
+            fmt::format("semaphore mode maps one page per slot: capacity must be at most {}, not {}",
+                        LockTable::kMaxSemaphoreCapacity, o.capacity));
+    if (o.mode == LockMode::flock && !std::filesystem::is_directory(o.lock_dir))
+        throw std::invalid_argument(
+            fmt::format("flock mode needs an existing lock_dir, not '{}'", o.lock_dir.string()));
+}
+
+void validate_key(std::string_view key)
+{
+    if (key.empty() || key.size() > LockTable::kMaxKeyLength)
+        throw InvalidKeyError(fmt::format("a key is 1 to {} bytes, not {}",
+                                          LockTable::kMaxKeyLength, key.size()));
+}
+
+// Names left in /dev/shm by a creator killed between sem_open and sem_unlink (microseconds, but
+// kill -9 finds every window): forklock.PID.* whose PID no longer runs.
+void remove_stale_semaphores()
+{
+    DIR* dir = ::opendir("/dev/shm");
+    if (!dir)
+        return;
+    while (const dirent* e = ::readdir(dir)) {
+        int pid = 0;
+        if (std::sscanf(e->d_name, "sem.forklock.%d.", &pid) == 1 && pid > 0 &&
+            ::kill(pid, 0) != 0 && errno == ESRCH)
+            NamedSemaphore::remove(std::string("/") + (e->d_name + 4));
+    }
+    ::closedir(dir);
+}
+
+std::vector<NamedSemaphore> make_semaphores(std::size_t n)
+{
+    static std::atomic<unsigned> tables{0};
+    remove_stale_semaphores();
+    const unsigned table = tables.fetch_add(1);
+    std::vector<NamedSemaphore> sems;
+    sems.reserve(n);
+    for (std::size_t i = 0; i < n; ++i)
+        sems.push_back(NamedSemaphore::create_unlinked(
+            fmt::format("/forklock.{}.{}.{}", current_pid(), table, i)));
+    return sems;
+}
+
+std::optional<std::int64_t> deadline_after(std::optional<std::chrono::nanoseconds> timeout)
+{
+    if (!timeout)
+        return std::nullopt;
+    return monotonic_ns() + std::max<std::int64_t>(timeout->count(), 0);
+}
+
+} // namespace
+
+struct LockTable::Impl {
+    LockTableOptions options;
+    MemoryRegion region;
+    SlotTable slots;
+    std::vector<NamedSemaphore> semaphores; // semaphore mode: one per slot, index = slot id
+
+    explicit Impl(const LockTableOptions& o)
+        : options(o),
+          region(TableGeometry::for_capacity(o.capacity).region_bytes(),
+                 shared_memory_for(o.mode) ? MemoryRegion::Sharing::shared
+                                           : MemoryRegion::Sharing::private_copy),
+          slots(region.data(), TableGeometry::for_capacity(o.capacity),
+                shared_memory_for(o.mode) ? MutexKind::shared_robust : MutexKind::private_default)
+    {
+        if (o.mode == LockMode::semaphore)
+            semaphores = make_semaphores(o.capacity);
+    }
+
+    std::uint32_t id_of(const Slot& s) const
+    {
+        return static_cast<std::uint32_t>(&s - &slots.slot(0));
+    }
+    NamedSemaphore& semaphore_of(Slot& s) { return semaphores[id_of(s)]; }
+
+    // The outcome of taking the key's lock: whether it was taken, waited, and recovered.
+    struct Taken {
+        bool ok = false;
+        bool blocked = false;
+        pid_t recovered_from = 0;
+        int fd = -1;
+    };
+    Taken take(Slot& s, std::optional<std::int64_t> deadline);
+    Taken take_mutex(Slot& s, std::optional<std::int64_t> deadline);
+    Taken take_word(Slot& s, std::optional<std::int64_t> deadline);
+    Taken take_file(Slot& s, std::optional<std::int64_t> deadline);
+    void give_back(Slot& s, int fd) noexcept;
+    bool release_if_owned(Slot& s, pid_t dead);
+    void record(Slot& s, const Taken& t, std::int64_t waited_ns);
+};
+
+namespace {
+// A dead holder's lock was taken back: count it, and return its reference to the table.
+void note_recovery(SlotTable& table, Slot& s, pid_t dead)
+{
+    s.recoveries.fetch_add(1, std::memory_order_relaxed);
+    s.last_dead_owner.store(dead, std::memory_order_relaxed);
+    table.release_ref(s);
+}
+} // namespace
+
+LockTable::Impl::Taken LockTable::Impl::take(Slot& s, std::optional<std::int64_t> deadline)
+{
+    switch (options.mode) {
+    case LockMode::none: return {true, false, 0, -1};
+    case LockMode::thread:
+    case LockMode::mutex: return take_mutex(s, deadline);
+    case LockMode::semaphore: return take_word(s, deadline);
+    case LockMode::flock: return take_file(s, deadline);
+    }
+    return {};
+}
+
+LockTable::Impl::Taken LockTable::Impl::take_mutex(Slot& s, std::optional<std::int64_t> deadline)
+{
+    Taken t;
+    MutexResult r = try_lock_mutex(&s.mutex);
+    if (r == MutexResult::busy) {
+        t.blocked = true;
+        if (deadline && *deadline <= monotonic_ns())
+            return t;
+        const timespec ts = to_timespec(deadline.value_or(0));
+        r = lock_mutex(&s.mutex, deadline ? &ts : nullptr);
+    }
+    if (r == MutexResult::timed_out || r == MutexResult::busy)
+        return t;
+    if (r == MutexResult::owner_died) {
+        // The kernel handed us a dead holder's mutex: what it guarded may be half-written, but
+        // our callers write atomically (rename), so making it consistent is safe.
+        make_consistent(&s.mutex);
+        t.recovered_from = s.owner_pid.load(std::memory_order_relaxed);
+        note_recovery(slots, s, t.recovered_from);
+    }
+    s.owner_pid.store(current_pid(), std::memory_order_relaxed);
+    t.ok = true;
+    return t;
+}
+
+LockTable::Impl::Taken LockTable::Impl::take_word(Slot& s, std::optional<std::int64_t> deadline)
+{
+    Taken t;
+    const pid_t self = current_pid();
+    if (deadline && *deadline <= monotonic_ns()) {
+        t.ok = owner_try_lock(s.word, self);
+        t.blocked = !t.ok;
+        return t;
+    }
+    t.ok = owner_lock(s.word, semaphore_of(s), self, deadline, t.blocked);
+    return t;
+}
+
+LockTable::Impl::Taken LockTable::Impl::take_file(Slot& s, std::optional<std::int64_t> deadline)
+{
+    Taken t;
+    t.fd = open_and_lock(options.lock_dir / lock_file_name(s.key_view()), deadline, t.blocked);
+    if (t.fd < 0)
+        return t;
+    t.ok = true;
+    // owner_pid still set means its holder died holding the file lock (the kernel released it)
+    // and no supervisor has cleaned up yet: the recovery is ours to count.
+    const pid_t previous = s.owner_pid.exchange(current_pid(), std::memory_order_acq_rel);
+    if (previous != 0) {
+        t.recovered_from = previous;
+        note_recovery(slots, s, previous);
+    }
+    return t;
+}
+
+void LockTable::Impl::give_back(Slot& s, int fd) noexcept
+{
+    switch (options.mode) {
+    case LockMode::none: break;
+    case LockMode::thread:
+    case LockMode::mutex:
+        s.owner_pid.store(0, std::memory_order_relaxed);
+        unlock_mutex(&s.mutex);
+        break;
+    case LockMode::semaphore: owner_unlock(s.word, semaphore_of(s), current_pid()); break;
+    case LockMode::flock:
+        s.owner_pid.store(0, std::memory_order_release);
+        unlock_and_close(fd);
+        break;
+    }
+    slots.release_ref(s);
+}
+
+void LockTable::Impl::record(Slot& s, const Taken& t, std::int64_t waited_ns)
+{
+    if (options.mode == LockMode::none) { // nothing orders the writers: count atomically
+        s.acquisitions.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    bump(s.acquisitions);
+    if (!t.blocked)
+        return;
+    bump(s.contended);
+    bump(s.wait_ns_total, static_cast<std::uint64_t>(waited_ns));
+    if (static_cast<std::uint64_t>(waited_ns) > s.wait_ns_max.load(std::memory_order_relaxed))
+        s.wait_ns_max.store(static_cast<std::uint64_t>(waited_ns), std::memory_order_relaxed);
+}
+
+bool LockTable::Impl::release_if_owned(Slot& s, pid_t dead)
+{
+    switch (options.mode) {
+    case LockMode::semaphore:
+        if (!options.recover_dead_owners || !owner_force_unlock(s.word, semaphore_of(s), dead))
+            return false;
+        break;
+    case LockMode::mutex: {
+        if (s.owner_pid.load(std::memory_order_relaxed) != dead)
+            return false;
+        if (try_lock_mutex(&s.mutex) != MutexResult::owner_died)
+            return false; // someone already took it back (or it was never dead's)
+        make_consistent(&s.mutex);
+        s.owner_pid.store(0, std::memory_order_relaxed);
+        unlock_mutex(&s.mutex);
+        break;
+    }
+    case LockMode::flock: {
+        pid_t expected = dead;
+        if (!s.owner_pid.compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
+            return false;
+        break;
+    }
+    case LockMode::none:
+    case LockMode::thread: return false;
+    }
+    s.pending_recovery.store(dead, std::memory_order_relaxed);
+    note_recovery(slots, s, dead);
+    return true;
+}
+
+LockTable::LockTable(const LockTableOptions& options)
+{
+    validate(options);
+    impl_ = std::make_unique<Impl>(options);
+}
+
+LockTable::~LockTable() = default;
+
+LockMode LockTable::mode() const noexcept { return impl_->options.mode; }
+const LockTableOptions& LockTable::options() const noexcept { return impl_->options; }
+
+KeyGuard LockTable::lock(std::string_view key) { return acquire(key, std::nullopt); }
+KeyGuard LockTable::try_lock(std::string_view key) { return acquire(key, std::chrono::nanoseconds(0)); }
+KeyGuard LockTable::lock_for(std::string_view key, std::chrono::nanoseconds timeout)
+{
+    return acquire(key, timeout);
+}
+
+KeyGuard LockTable::acquire(std::string_view key, std::optional<std::chrono::nanoseconds> timeout)
+{
+    validate_key(key);
+    const auto deadline = deadline_after(timeout);
+    Slot& s = impl_->slots.acquire_ref(key);
+    s.waiters.fetch_add(1, std::memory_order_relaxed);
+    const std::int64_t start = monotonic_ns();
+    Impl::Taken t;
+    try {
+        t = impl_->take(s, deadline);
+    } catch (...) {
+        s.waiters.fetch_sub(1, std::memory_order_relaxed);
+        impl_->slots.release_ref(s);
+        throw;
+    }
+    s.waiters.fetch_sub(1, std::memory_order_relaxed);
+    if (!t.ok) {
+        impl_->slots.release_ref(s);
+        return {};
+    }
+    const std::int64_t waited = t.blocked ? monotonic_ns() - start : 0;
+    impl_->record(s, t, waited);
+    KeyGuard g;
+    g.table_ = this;
+    g.slot_ = &s;
+    g.fd_ = t.fd;
+    g.waited_ = std::chrono::nanoseconds(waited);
+    const pid_t pending = s.pending_recovery.exchange(0, std::memory_order_relaxed);
+    g.recovered_from_ = t.recovered_from ? t.recovered_from : pending;
+    return g;
+}
+
+void LockTable::unlock(KeyGuard& g) noexcept { impl_->give_back(*g.slot_, g.fd_); }
+
+std::size_t LockTable::release_owned_by(pid_t pid)
+{
+    if (pid <= 0)
+        return 0;
+    std::vector<Slot*> owned;
+    impl_->slots.for_each_bound([&](const Slot& s) {
+        const pid_t owner = impl_->options.mode == LockMode::semaphore
+                                ? s.word.owner.load(std::memory_order_relaxed)
+                                : s.owner_pid.load(std::memory_order_relaxed);
+        if (owner == pid)
+            owned.push_back(const_cast<Slot*>(&s));
+    });
+    std::size_t freed = 0;
+    for (Slot* s : owned)
+        freed += impl_->release_if_owned(*s, pid) ? 1 : 0;
+    return freed;
+}
+
+TableStats LockTable::stats() const
+{
+    TableStats t = impl_->slots.stats();
+    t.shared = shared_memory_for(impl_->options.mode);
+    return t;
+}
+
+std::vector<KeyStats> LockTable::key_stats(std::size_t limit) const
+{
+    std::vector<KeyStats> out;
+    const bool word = impl_->options.mode == LockMode::semaphore;
+    impl_->slots.for_each_bound([&](const Slot& s) {
+        KeyStats k;
+        k.key.assign(s.key_view());
+        k.owner_pid = word ? s.word.owner.load(std::memory_order_relaxed)
+                           : s.owner_pid.load(std::memory_order_relaxed);
+        k.waiters = s.waiters.load(std::memory_order_relaxed);
+        k.acquisitions = s.acquisitions.load(std::memory_order_relaxed);
+        k.contended = s.contended.load(std::memory_order_relaxed);
+        k.wait_ns_total = s.wait_ns_total.load(std::memory_order_relaxed);
+        k.wait_ns_max = s.wait_ns_max.load(std::memory_order_relaxed);
+        k.recoveries = s.recoveries.load(std::memory_order_relaxed);
+        k.last_dead_owner = s.last_dead_owner.load(std::memory_order_relaxed);
+        out.push_back(std::move(k));
+    });
+    std::sort(out.begin(), out.end(), [](const KeyStats& a, const KeyStats& b) {
+        return a.acquisitions != b.acquisitions ? a.acquisitions > b.acquisitions : a.key < b.key;
+    });
+    if (limit && out.size() > limit)
+        out.resize(limit);
+    return out;
+}
+
+KeyGuard::KeyGuard(KeyGuard&& o) noexcept
+    : table_(std::exchange(o.table_, nullptr)), slot_(std::exchange(o.slot_, nullptr)),
+      fd_(std::exchange(o.fd_, -1)), waited_(o.waited_), recovered_from_(o.recovered_from_)
+{
+}
+
+KeyGuard& KeyGuard::operator=(KeyGuard&& o) noexcept
+{
+    if (this != &o) {
+        unlock();
+        table_ = std::exchange(o.table_, nullptr);
+        slot_ = std::exchange(o.slot_, nullptr);
+        fd_ = std::exchange(o.fd_, -1);
+        waited_ = o.waited_;
+        recovered_from_ = o.recovered_from_;
+    }
+    return *this;
+}
+
+KeyGuard::~KeyGuard() { unlock(); }
+
+void KeyGuard::unlock() noexcept
+{
+    if (!table_)
+        return;
+    table_->unlock(*this);
+    table_ = nullptr;
+    slot_ = nullptr;
+    fd_ = -1;
+}
+
+} // namespace forklock

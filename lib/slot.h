@@ -1,0 +1,68 @@
+#pragma once
+// Slot: one key's lock and statistics, as it lies in the table's memory (shared or private).
+//
+// Standard-layout and pointer-free, so the same bytes mean the same thing in every process that
+// maps them. A slot is initialised once when the table is created and never re-initialised: it is
+// reused for another key by rewriting its key only (see slot_table.h), so a mutex or semaphore
+// word is never destroyed while someone may be blocked on it.
+
+#include <atomic>
+#include <cstdint>
+#include <pthread.h>
+#include <string_view>
+#include <type_traits>
+
+#include "owner_word_lock.h"
+
+namespace forklock {
+
+inline constexpr std::size_t kSlotKeyBytes = 128;
+
+// Slot::state: what the slot is doing, and for which partition, in one word so a repair after a
+// crash can read both at once.
+enum class SlotState : std::uint32_t { free = 0, claimed = 1, bound = 2 };
+
+inline std::uint32_t make_state(SlotState s, std::uint32_t partition)
+{
+    return static_cast<std::uint32_t>(s) << 24 | partition;
+}
+inline SlotState state_kind(std::uint32_t word) { return static_cast<SlotState>(word >> 24); }
+inline std::uint32_t state_partition(std::uint32_t word) { return word & 0xffffff; }
+
+struct alignas(64) Slot {
+    // Bookkeeping, written under the partition lock (refs: incremented under it, decremented
+    // anywhere).
+    std::atomic<std::uint32_t> state;
+    std::atomic<std::uint32_t> refs; // guards held plus callers waiting: idle at 0
+    std::uint64_t hash;
+    std::uint32_t key_len;
+    char key[kSlotKeyBytes];
+
+    // The lock itself: `mutex` in thread and mutex modes, `word` in semaphore mode.
+    pthread_mutex_t mutex;
+    OwnerWord word;
+    std::atomic<std::int32_t> owner_pid;        // holder (thread, mutex, flock); 0 when free
+    std::atomic<std::int32_t> pending_recovery; // dead pid a supervisor recovered this key from
+
+    // Statistics: written by the holder (so plain load+store), read by anyone.
+    std::atomic<std::uint32_t> waiters;
+    std::atomic<std::uint64_t> acquisitions;
+    std::atomic<std::uint64_t> contended;
+    std::atomic<std::uint64_t> wait_ns_total;
+    std::atomic<std::uint64_t> wait_ns_max;
+    std::atomic<std::uint64_t> recoveries;
+    std::atomic<std::int32_t> last_dead_owner;
+
+    std::string_view key_view() const { return {key, key_len}; }
+};
+
+static_assert(std::is_standard_layout_v<Slot>);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+// Holder-only counter bump: the key's lock orders the writers, so no locked instruction is needed.
+inline void bump(std::atomic<std::uint64_t>& a, std::uint64_t by = 1)
+{
+    a.store(a.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+} // namespace forklock

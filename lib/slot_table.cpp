@@ -1,0 +1,362 @@
+#include "slot_table.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <functional>
+#include <new>
+
+#include <fmt/format.h>
+
+#include "lock_table.h"
+
+namespace forklock {
+
+struct alignas(64) SlotTable::Header {
+    pthread_mutex_t pool_lock;
+    std::uint32_t pool_top; // pool_[0..pool_top) are free slot ids
+    alignas(64) std::atomic<std::uint32_t> active;
+    std::atomic<std::uint32_t> active_high_water;
+    std::atomic<std::uint64_t> evictions;
+    std::atomic<std::uint64_t> full_errors;
+    std::atomic<std::uint64_t> retired_recoveries;
+};
+
+struct alignas(64) SlotTable::Partition {
+    pthread_mutex_t lock;
+    std::uint32_t bound; // keys indexed here
+    std::uint32_t hand;  // where the next search for an idle slot starts (a clock hand)
+};
+
+namespace {
+
+constexpr std::uint64_t kEmpty = 0;
+
+// An index entry: the hash's low 32 bits (home position and a cheap filter) and slot id + 1.
+std::uint64_t make_entry(std::uint64_t hash, std::uint32_t id)
+{
+    return (hash & 0xffffffffu) << 32 | (std::uint64_t{id} + 1);
+}
+std::uint32_t entry_id(std::uint64_t e) { return static_cast<std::uint32_t>(e & 0xffffffffu) - 1; }
+std::uint32_t entry_hash(std::uint64_t e) { return static_cast<std::uint32_t>(e >> 32); }
+
+std::uint64_t hash_key(std::string_view key)
+{
+    // FNV-1a, then a murmur finaliser so both halves are well mixed (low half: home position,
+    // high half: partition).
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (unsigned char c : key)
+        h = (h ^ c) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+
+std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+
+} // namespace
+
+TableGeometry TableGeometry::for_capacity(std::size_t capacity)
+{
+    TableGeometry g{};
+    g.capacity = static_cast<std::uint32_t>(capacity);
+    g.partitions = std::clamp<std::uint32_t>(std::bit_floor(g.capacity / 64 + 1), 1, 64);
+    const std::uint32_t share = (g.capacity + g.partitions - 1) / g.partitions;
+    g.partition_limit = g.partitions == 1 ? g.capacity : std::min(g.capacity, 2 * share);
+    g.index_size = std::bit_ceil(std::max<std::uint32_t>(2 * g.partition_limit, 8));
+    return g;
+}
+
+namespace {
+struct Offsets {
+    std::size_t partitions, indexes, pool, slots, total;
+};
+Offsets offsets_of(const TableGeometry& g, std::size_t header, std::size_t partition)
+{
+    Offsets o{};
+    o.partitions = align_up(header, 64);
+    o.indexes = align_up(o.partitions + partition * g.partitions, 64);
+    o.pool = align_up(o.indexes + sizeof(std::uint64_t) * g.index_size * g.partitions, 64);
+    o.slots = align_up(o.pool + sizeof(std::uint32_t) * g.capacity, 64);
+    o.total = o.slots + sizeof(Slot) * g.capacity;
+    return o;
+}
+} // namespace
+
+std::size_t TableGeometry::region_bytes() const
+{
+    return offsets_of(*this, 256, 64).total;
+}
+
+SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind) : geometry_(g)
+{
+    static_assert(sizeof(Header) <= 256 && sizeof(Partition) <= 64);
+    const Offsets o = offsets_of(g, 256, 64);
+    auto* base = static_cast<char*>(memory);
+    header_ = new (base) Header{};
+    partitions_ = reinterpret_cast<Partition*>(base + o.partitions);
+    indexes_ = reinterpret_cast<std::uint64_t*>(base + o.indexes);
+    pool_ = reinterpret_cast<std::uint32_t*>(base + o.pool);
+    slots_ = reinterpret_cast<Slot*>(base + o.slots);
+
+    init_mutex(&header_->pool_lock, kind);
+    for (std::uint32_t p = 0; p < g.partitions; ++p) {
+        new (&partitions_[p]) Partition{};
+        init_mutex(&partitions_[p].lock, kind);
+    }
+    for (std::uint32_t i = 0; i < g.capacity; ++i) {
+        Slot* s = new (&slots_[i]) Slot{};
+        init_mutex(&s->mutex, kind);
+        pool_[i] = g.capacity - 1 - i; // pop hands out slot 0 first
+    }
+    header_->pool_top = g.capacity;
+}
+
+std::uint64_t* SlotTable::index(std::uint32_t p) const
+{
+    return indexes_ + std::size_t{p} * geometry_.index_size;
+}
+
+void SlotTable::lock_partition(std::uint32_t p) const
+{
+    if (lock_mutex(&partitions_[p].lock) == MutexResult::owner_died) {
+        repair_partition(p);
+        make_consistent(&partitions_[p].lock);
+    }
+}
+
+void SlotTable::unlock_partition(std::uint32_t p) const { unlock_mutex(&partitions_[p].lock); }
+
+Slot& SlotTable::acquire_ref(std::string_view key)
+{
+    const std::uint64_t h = hash_key(key);
+    const auto p = static_cast<std::uint32_t>((h >> 32) & (geometry_.partitions - 1));
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        lock_partition(p);
+        Slot* s = find(p, key, h);
+        if (!s && (s = take_slot(p)))
+            bind(*s, p, key, h);
+        if (s) {
+            add_ref(*s);
+            unlock_partition(p);
+            return *s;
+        }
+        const bool partition_full = partitions_[p].bound >= geometry_.partition_limit;
+        unlock_partition(p);
+        if (partition_full)
+            break;
+        steal_idle_slot(p); // drops into the pool, for the second attempt
+    }
+    header_->full_errors.fetch_add(1, std::memory_order_relaxed);
+    throw TableFullError(fmt::format(
+        "lock table full: all {} slots (or the {} of key '{}''s partition) are held or waited on",
+        geometry_.capacity, geometry_.partition_limit, key));
+}
+
+void SlotTable::add_ref(Slot& s)
+{
+    if (s.refs.fetch_add(1, std::memory_order_acq_rel) != 0)
+        return;
+    const std::uint32_t now = header_->active.fetch_add(1, std::memory_order_relaxed) + 1;
+    std::uint32_t high = header_->active_high_water.load(std::memory_order_relaxed);
+    while (now > high &&
+           !header_->active_high_water.compare_exchange_weak(high, now, std::memory_order_relaxed)) {
+    }
+}
+
+void SlotTable::release_ref(Slot& s) noexcept
+{
+    if (s.refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
+        header_->active.fetch_sub(1, std::memory_order_relaxed);
+}
+
+Slot* SlotTable::find(std::uint32_t p, std::string_view key, std::uint64_t hash) const
+{
+    const std::uint64_t* idx = index(p);
+    const std::uint32_t mask = geometry_.index_size - 1;
+    const auto tag = static_cast<std::uint32_t>(hash);
+    for (std::uint32_t pos = tag & mask;; pos = (pos + 1) & mask) {
+        const std::uint64_t e = idx[pos];
+        if (e == kEmpty)
+            return nullptr;
+        if (entry_hash(e) != tag)
+            continue;
+        Slot& s = slots_[entry_id(e)];
+        if (s.key_len == key.size() && std::memcmp(s.key, key.data(), key.size()) == 0)
+            return &s;
+    }
+}
+
+Slot* SlotTable::take_slot(std::uint32_t p)
+{
+    if (partitions_[p].bound >= geometry_.partition_limit)
+        return evict_idle(p);
+    if (Slot* s = pool_pop(p))
+        return s;
+    return evict_idle(p);
+}
+
+void SlotTable::bind(Slot& s, std::uint32_t p, std::string_view key, std::uint64_t hash)
+{
+    // The slot is claimed by p and in no index: nobody else can see it while we rewrite it.
+    s.hash = hash;
+    s.key_len = static_cast<std::uint32_t>(key.size());
+    std::memcpy(s.key, key.data(), key.size());
+    for (auto* a : {&s.acquisitions, &s.contended, &s.wait_ns_total, &s.wait_ns_max, &s.recoveries})
+        a->store(0, std::memory_order_relaxed);
+    s.last_dead_owner.store(0, std::memory_order_relaxed);
+    s.pending_recovery.store(0, std::memory_order_relaxed);
+    s.state.store(make_state(SlotState::bound, p), std::memory_order_release);
+    index_insert(p, hash, static_cast<std::uint32_t>(&s - slots_));
+}
+
+void SlotTable::index_insert(std::uint32_t p, std::uint64_t hash, std::uint32_t id)
+{
+    std::uint64_t* idx = index(p);
+    const std::uint32_t mask = geometry_.index_size - 1;
+    std::uint32_t pos = static_cast<std::uint32_t>(hash) & mask;
+    while (idx[pos] != kEmpty)
+        pos = (pos + 1) & mask;
+    idx[pos] = make_entry(hash, id);
+    ++partitions_[p].bound;
+}
+
+// Backward-shift deletion: linear probing stays tombstone-free, so lookups never slow down with
+// churn (100,000 distinct keys cost what 1 does).
+void SlotTable::index_erase(std::uint32_t p, std::uint32_t hole)
+{
+    std::uint64_t* idx = index(p);
+    const std::uint32_t mask = geometry_.index_size - 1;
+    for (std::uint32_t j = (hole + 1) & mask; idx[j] != kEmpty; j = (j + 1) & mask) {
+        const std::uint32_t home = entry_hash(idx[j]) & mask;
+        // Move j back into the hole unless its home lies cyclically in (hole, j].
+        const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (!stays) {
+            idx[hole] = idx[j];
+            hole = j;
+        }
+    }
+    idx[hole] = kEmpty;
+    --partitions_[p].bound;
+}
+
+Slot* SlotTable::evict_idle(std::uint32_t p)
+{
+    Partition& part = partitions_[p];
+    const std::uint64_t* idx = index(p);
+    const std::uint32_t mask = geometry_.index_size - 1;
+    for (std::uint32_t n = 0; n <= mask; ++n) {
+        const std::uint32_t pos = (part.hand + n) & mask;
+        if (idx[pos] == kEmpty)
+            continue;
+        Slot& s = slots_[entry_id(idx[pos])];
+        if (s.refs.load(std::memory_order_acquire) != 0)
+            continue;
+        part.hand = (pos + 1) & mask;
+        s.state.store(make_state(SlotState::claimed, p), std::memory_order_release);
+        index_erase(p, pos);
+        header_->evictions.fetch_add(1, std::memory_order_relaxed);
+        header_->retired_recoveries.fetch_add(s.recoveries.load(std::memory_order_relaxed),
+                                              std::memory_order_relaxed);
+        return &s;
+    }
+    return nullptr;
+}
+
+void SlotTable::steal_idle_slot(std::uint32_t except)
+{
+    // One partition lock at a time: no lock-order cycles between partitions.
+    for (std::uint32_t q = 0; q < geometry_.partitions; ++q) {
+        if (q == except)
+            continue;
+        lock_partition(q);
+        Slot* s = evict_idle(q);
+        if (s)
+            pool_push(*s);
+        unlock_partition(q);
+        if (s)
+            return;
+    }
+}
+
+Slot* SlotTable::pool_pop(std::uint32_t p)
+{
+    ScopedMutex guard(&header_->pool_lock, [this] { repair_pool(); });
+    if (header_->pool_top == 0)
+        return nullptr;
+    Slot& s = slots_[pool_[header_->pool_top - 1]];
+    s.state.store(make_state(SlotState::claimed, p), std::memory_order_release);
+    --header_->pool_top;
+    return &s;
+}
+
+void SlotTable::pool_push(Slot& s)
+{
+    ScopedMutex guard(&header_->pool_lock, [this] { repair_pool(); });
+    s.state.store(make_state(SlotState::free, 0), std::memory_order_release);
+    pool_[header_->pool_top++] = static_cast<std::uint32_t>(&s - slots_);
+}
+
+void SlotTable::repair_pool()
+{
+    std::uint32_t top = 0;
+    for (std::uint32_t i = 0; i < geometry_.capacity; ++i)
+        if (state_kind(slots_[i].state.load(std::memory_order_acquire)) == SlotState::free)
+            pool_[top++] = i;
+    header_->pool_top = top;
+}
+
+void SlotTable::repair_partition(std::uint32_t p) const
+{
+    auto* self = const_cast<SlotTable*>(this);
+    std::fill_n(index(p), geometry_.index_size, kEmpty);
+    partitions_[p].bound = 0;
+    for (std::uint32_t i = 0; i < geometry_.capacity; ++i) {
+        Slot& s = slots_[i];
+        const std::uint32_t st = s.state.load(std::memory_order_acquire);
+        if (state_partition(st) != p)
+            continue;
+        if (state_kind(st) == SlotState::bound)
+            self->index_insert(p, s.hash, i);
+        else if (state_kind(st) == SlotState::claimed)
+            self->pool_push(s); // half-bound or half-evicted: its key was never visible
+    }
+}
+
+void SlotTable::for_each_bound(const std::function<void(const Slot&)>& f) const
+{
+    for (std::uint32_t p = 0; p < geometry_.partitions; ++p) {
+        lock_partition(p);
+        const std::uint64_t* idx = index(p);
+        try {
+            for (std::uint32_t pos = 0; pos < geometry_.index_size; ++pos)
+                if (idx[pos] != kEmpty)
+                    f(slots_[entry_id(idx[pos])]);
+        } catch (...) {
+            unlock_partition(p);
+            throw;
+        }
+        unlock_partition(p);
+    }
+}
+
+TableStats SlotTable::stats() const
+{
+    TableStats t;
+    t.capacity = geometry_.capacity;
+    t.active_high_water = header_->active_high_water.load(std::memory_order_relaxed);
+    t.evictions = header_->evictions.load(std::memory_order_relaxed);
+    t.full_errors = header_->full_errors.load(std::memory_order_relaxed);
+    t.recoveries = header_->retired_recoveries.load(std::memory_order_relaxed);
+    for_each_bound([&](const Slot& s) {
+        ++t.keys;
+        if (s.refs.load(std::memory_order_relaxed) != 0)
+            ++t.active;
+        t.recoveries += s.recoveries.load(std::memory_order_relaxed);
+    });
+    return t;
+}
+
+} // namespace forklock

@@ -1,0 +1,80 @@
+#pragma once
+// Helpers for tests that fork: run a child function, wait for conditions with deadlines (never
+// fixed sleeps), reap with a deadline, and count what a test left in /dev/shm.
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <thread>
+
+namespace forklock::test {
+
+// fork_child: runs f() in a child that exits with f's return value (or 99 if it threw). The child
+// never returns into Catch2.
+inline pid_t fork_child(const std::function<int()>& f)
+{
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        int rc = 99;
+        try {
+            rc = f();
+        } catch (...) {
+        }
+        ::_exit(rc);
+    }
+    return pid;
+}
+
+// wait_until: polls pred every millisecond until it holds (true) or `timeout` passes (false).
+inline bool wait_until(const std::function<bool()>& pred,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(10))
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() >= deadline)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+// reap: waits for `pid` with a deadline; kills it if it overstays. Returns the exit code, or
+// 128 + signal, or -1 if it had to be killed.
+inline int reap(pid_t pid, std::chrono::milliseconds timeout = std::chrono::seconds(20))
+{
+    int status = 0;
+    const bool exited = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+    if (!exited) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+inline void kill_and_reap(pid_t pid)
+{
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+}
+
+// Semaphore names this project made (sem.forklock.*) still in /dev/shm.
+inline int forklock_shm_entries()
+{
+    int n = 0;
+    if (DIR* d = ::opendir("/dev/shm")) {
+        while (const dirent* e = ::readdir(d))
+            n += std::string(e->d_name).rfind("sem.forklock.", 0) == 0;
+        ::closedir(d);
+    }
+    return n;
+}
+
+} // namespace forklock::test

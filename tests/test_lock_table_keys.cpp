@@ -1,0 +1,172 @@
+// LockTable's dictionary side: key rules, a full table, slot reuse, timeouts, crash repair.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "fork_helpers.h"
+#include "key_file_lock.h"
+#include "lock_table.h"
+#include "memory_region.h"
+
+using namespace forklock;
+using namespace forklock::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::filesystem::path kLockDir = "/tmp";
+
+LockTable make(LockMode mode, std::size_t capacity)
+{
+    LockTableOptions o;
+    o.mode = mode;
+    o.capacity = capacity;
+    o.lock_dir = kLockDir;
+    return LockTable(o);
+}
+
+} // namespace
+
+TEST_CASE("LockTable: empty and over-long keys are rejected with InvalidKeyError", "[keys]")
+{
+    LockTable t = make(LockMode::mutex, 16);
+    CHECK_THROWS_AS(t.lock(""), InvalidKeyError);
+    CHECK_THROWS_AS(t.lock(std::string(LockTable::kMaxKeyLength + 1, 'k')), InvalidKeyError);
+    CHECK(t.lock(std::string(LockTable::kMaxKeyLength, 'k')).owns_lock());
+}
+
+TEST_CASE("LockTable: bad options are rejected before anything is made", "[keys]")
+{
+    LockTableOptions o;
+    o.capacity = 0;
+    CHECK_THROWS_AS(LockTable(o), std::invalid_argument);
+    o.capacity = LockTable::kMaxCapacity + 1;
+    CHECK_THROWS_AS(LockTable(o), std::invalid_argument);
+    o.mode = LockMode::flock;
+    o.capacity = 8;
+    o.lock_dir = "/nonexistent/forklock";
+    CHECK_THROWS_AS(LockTable(o), std::invalid_argument);
+}
+
+TEST_CASE("LockTable: distinct keys never share a lock", "[keys]")
+{
+    const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
+    LockTable t = make(mode, 256);
+    std::vector<KeyGuard> held;
+    for (int i = 0; i < 200; ++i)
+        held.push_back(t.try_lock("key-" + std::to_string(i)));
+    for (auto& g : held)
+        REQUIRE(g.owns_lock());
+    CHECK_FALSE(t.try_lock("key-7").owns_lock());
+    CHECK(t.stats().active == 200);
+}
+
+TEST_CASE("LockTable: a full table throws TableFullError and recovers when a key is released",
+          "[keys]")
+{
+    const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex);
+    LockTable t = make(mode, 4);
+    std::vector<KeyGuard> held;
+    for (int i = 0; i < 4; ++i)
+        held.push_back(t.lock("k" + std::to_string(i)));
+    CHECK_THROWS_AS(t.lock("k4"), TableFullError);
+    CHECK(t.stats().full_errors == 1);
+    held.pop_back();
+    CHECK(t.lock("k4").owns_lock());
+    CHECK(t.stats().active_high_water == 4);
+}
+
+TEST_CASE("LockTable: 100,000 distinct keys reuse a bounded number of slots", "[keys]")
+{
+    LockTable t = make(LockMode::mutex, 1024);
+    for (int i = 0; i < 100000; ++i) {
+        KeyGuard g = t.lock("user:" + std::to_string(i));
+        REQUIRE(g.owns_lock());
+    }
+    const TableStats s = t.stats();
+    CHECK(s.keys <= 1024);
+    CHECK(s.active == 0);
+    CHECK(s.evictions >= 100000 - 1024);
+    // An idle key keeps its statistics until its slot is needed.
+    for (int i = 0; i < 3; ++i)
+        (void)t.lock("hot");
+    CHECK(t.key_stats(1).at(0).key == "hot");
+    CHECK(t.key_stats(1).at(0).acquisitions == 3);
+}
+
+TEST_CASE("LockTable: lock_for gives up after its timeout and counts nothing", "[keys]")
+{
+    const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
+    LockTable t = make(mode, 16);
+    KeyGuard g = t.lock("k");
+    std::thread other([&] {
+        const auto start = std::chrono::steady_clock::now();
+        KeyGuard h = t.lock_for("k", 50ms);
+        CHECK_FALSE(h.owns_lock());
+        CHECK(std::chrono::steady_clock::now() - start >= 50ms);
+    });
+    other.join();
+    CHECK(t.key_stats().at(0).acquisitions == 1);
+    CHECK(t.stats().active == 1);
+}
+
+TEST_CASE("LockTable: a waiting thread gets the key when the holder unlocks, and the wait is counted",
+          "[keys]")
+{
+    const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
+    LockTable t = make(mode, 16);
+    KeyGuard g = t.lock("k");
+    std::atomic<bool> got{false};
+    std::thread other([&] {
+        KeyGuard h = t.lock("k");
+        got = true;
+        CHECK(h.waited() > 0ns);
+    });
+    REQUIRE(wait_until([&] { return t.key_stats().at(0).waiters == 1; }));
+    CHECK_FALSE(got.load());
+    g.unlock();
+    other.join();
+    CHECK(got.load());
+    const KeyStats k = t.key_stats().at(0);
+    CHECK(k.acquisitions == 2);
+    CHECK(k.contended == 1);
+    CHECK(k.wait_ns_max > 0);
+}
+
+TEST_CASE("LockTable: processes killed at random instants inside the table leave it usable",
+          "[keys][fork][recovery]")
+{
+    const auto mode = GENERATE(LockMode::semaphore, LockMode::mutex);
+    LockTable t = make(mode, 64);
+    std::mt19937 rng(42);
+    for (int round = 0; round < 15; ++round) {
+        const pid_t churn = fork_child([&]() -> int {
+            for (unsigned i = 0;; ++i)
+                (void)t.lock("churn-" + std::to_string(i % 500));
+        });
+        REQUIRE(wait_until([&] { return t.stats().evictions > 0; }));
+        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
+        kill_and_reap(churn);
+        t.release_owned_by(churn);
+    }
+    // Every key still works, and no two keys were merged.
+    std::vector<KeyGuard> held;
+    for (int i = 0; i < 40; ++i) {
+        held.push_back(t.lock_for("after-" + std::to_string(i), 1s));
+        REQUIRE(held.back().owns_lock());
+    }
+    CHECK_FALSE(t.try_lock("after-3").owns_lock());
+}
+
+TEST_CASE("lock_file_name maps every key to one file name inside the directory", "[keys]")
+{
+    CHECK(lock_file_name("counter-1.txt") == "counter-1.txt.lock");
+    CHECK(lock_file_name("../etc/passwd") == "%2E.%2Fetc%2Fpasswd.lock");
+    CHECK(lock_file_name("a%2F") != lock_file_name("a/"));
+    CHECK(lock_file_name("a b") == "a%20b.lock");
+}
