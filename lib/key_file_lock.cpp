@@ -19,6 +19,8 @@ bool safe_char(unsigned char c)
            c == '-';
 }
 
+} // namespace
+
 int open_lock_file(const std::filesystem::path& file)
 {
     for (;;) {
@@ -30,8 +32,7 @@ int open_lock_file(const std::filesystem::path& file)
     }
 }
 
-// flock with LOCK_NB: true if taken, false if someone holds it.
-bool try_flock(int fd, const std::filesystem::path& file)
+bool try_lock_file(int fd, const std::filesystem::path& file)
 {
     for (;;) {
         if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
@@ -43,6 +44,8 @@ bool try_flock(int fd, const std::filesystem::path& file)
     }
 }
 
+namespace {
+
 void blocking_flock(int fd, const std::filesystem::path& file)
 {
     while (::flock(fd, LOCK_EX) != 0)
@@ -50,11 +53,10 @@ void blocking_flock(int fd, const std::filesystem::path& file)
             throw os_error(errno, "flock(\"{}\", LOCK_EX)", file.string());
 }
 
-// flock has no timeout: poll with a backoff from 50 us to 5 ms until the deadline.
 bool flock_until(int fd, const std::filesystem::path& file, std::int64_t deadline)
 {
     std::int64_t pause = 50'000;
-    while (!try_flock(fd, file)) {
+    while (!try_lock_file(fd, file)) {
         const std::int64_t left = deadline - monotonic_ns();
         if (left <= 0)
             return false;
@@ -79,25 +81,12 @@ std::string lock_file_name(std::string_view key)
     return name + ".lock";
 }
 
-int open_and_lock(const std::filesystem::path& file, std::optional<std::int64_t> deadline,
-                  bool& blocked)
+bool lock_file_until(int fd, const std::filesystem::path& file, std::optional<std::int64_t> deadline)
 {
-    const int fd = open_lock_file(file);
-    try {
-        blocked = !try_flock(fd, file);
-        if (blocked) {
-            if (!deadline)
-                blocking_flock(fd, file);
-            else if (!flock_until(fd, file, *deadline)) {
-                ::close(fd);
-                return -1;
-            }
-        }
-    } catch (...) {
-        ::close(fd);
-        throw;
-    }
-    return fd;
+    if (deadline)
+        return flock_until(fd, file, *deadline);
+    blocking_flock(fd, file);
+    return true;
 }
 
 void unlock_and_close(int fd) noexcept

@@ -20,10 +20,13 @@ namespace forklock {
 // any key maps to one file inside DIR and never to a path outside it.
 std::string lock_file_name(std::string_view key);
 
-// open_and_lock: the locked fd, or -1 if the CLOCK_MONOTONIC deadline passed (with a deadline of
-// "now", a try-lock). `blocked` tells whether it had to wait. Throws std::system_error.
-int open_and_lock(const std::filesystem::path& file, std::optional<std::int64_t> deadline_ns,
-                  bool& blocked);
+// open_lock_file: a fresh O_CLOEXEC descriptor of `file`, created 0600 if missing.
+int open_lock_file(const std::filesystem::path& file);
+// try_lock_file: flock(LOCK_EX|LOCK_NB); false if another description holds it.
+[[nodiscard]] bool try_lock_file(int fd, const std::filesystem::path& file);
+// lock_file_until: blocks until locked (true) or the CLOCK_MONOTONIC deadline passes (false).
+// flock has no timeout, so with a deadline it polls with a backoff from 50 us to 5 ms.
+bool lock_file_until(int fd, const std::filesystem::path& file, std::optional<std::int64_t> deadline_ns);
 
 // unlock_and_close: releases by closing (the description dies with its last fd).
 void unlock_and_close(int fd) noexcept;

@@ -21,9 +21,9 @@ struct KeyStats {
 
 struct TableStats {
     std::size_t capacity = 0;       // slots: keys that can be held or waited on at once
-    std::size_t keys = 0;           // slots bound to a key (idle ones are reused on demand)
-    std::size_t active = 0;         // keys held or waited on right now
-    std::size_t active_high_water = 0;
+    std::size_t keys = 0;           // "keys in use": slots bound to a key (idle ones are reused on demand)
+    std::size_t keys_high_water = 0; // most keys ever bound at once
+    std::size_t active = 0;         // keys held or waited on right now (capacity bounds this one)
     std::uint64_t evictions = 0;    // idle keys whose slot was given to another key
     std::uint64_t full_errors = 0;  // TableFullError thrown
     std::uint64_t recoveries = 0;   // sum over keys, including evicted ones

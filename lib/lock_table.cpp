@@ -113,6 +113,7 @@ struct LockTable::Impl {
         bool blocked = false;
         pid_t recovered_from = 0;
         int fd = -1;
+        std::int64_t waited_ns = 0;
     };
     Taken take(Slot& s, std::optional<std::int64_t> deadline);
     Taken take_mutex(Slot& s, std::optional<std::int64_t> deadline);
@@ -121,7 +122,30 @@ struct LockTable::Impl {
     void give_back(Slot& s, int fd) noexcept;
     bool release_if_owned(Slot& s, pid_t dead);
     void record(Slot& s, const Taken& t, std::int64_t waited_ns);
+    template <typename Wait>
+    auto blocking(Slot& s, Taken& t, Wait&& wait);
 };
+
+// blocking: runs the slow path of an acquisition, counted as a waiter and timed. The fast path
+// (an uncontended try) touches neither the clock nor the shared waiters counter.
+template <typename Wait>
+auto LockTable::Impl::blocking(Slot& s, Taken& t, Wait&& wait)
+{
+    struct Waiting {
+        Slot& s;
+        Taken& t;
+        std::int64_t start = monotonic_ns();
+        ~Waiting()
+        {
+            s.waiters.fetch_sub(1, std::memory_order_relaxed);
+            t.waited_ns = monotonic_ns() - start;
+        }
+    };
+    t.blocked = true;
+    s.waiters.fetch_add(1, std::memory_order_relaxed);
+    Waiting w{s, t};
+    return wait();
+}
 
 namespace {
 // A dead holder's lock was taken back: count it, and return its reference to the table.
@@ -154,7 +178,7 @@ LockTable::Impl::Taken LockTable::Impl::take_mutex(Slot& s, std::optional<std::i
         if (deadline && *deadline <= monotonic_ns())
             return t;
         const timespec ts = to_timespec(deadline.value_or(0));
-        r = lock_mutex(&s.mutex, deadline ? &ts : nullptr);
+        r = blocking(s, t, [&] { return lock_mutex(&s.mutex, deadline ? &ts : nullptr); });
     }
     if (r == MutexResult::timed_out || r == MutexResult::busy)
         return t;
@@ -179,17 +203,34 @@ LockTable::Impl::Taken LockTable::Impl::take_word(Slot& s, std::optional<std::in
         t.blocked = !t.ok;
         return t;
     }
-    t.ok = owner_lock(s.word, semaphore_of(s), self, deadline, t.blocked);
+    t.ok = owner_try_lock(s.word, self);
+    if (!t.ok)
+        t.ok = blocking(s, t, [&] {
+            bool blocked = false;
+            return owner_lock(s.word, semaphore_of(s), self, deadline, blocked);
+        });
     return t;
 }
 
 LockTable::Impl::Taken LockTable::Impl::take_file(Slot& s, std::optional<std::int64_t> deadline)
 {
     Taken t;
-    t.fd = open_and_lock(options.lock_dir / lock_file_name(s.key_view()), deadline, t.blocked);
-    if (t.fd < 0)
+    const auto file = options.lock_dir / lock_file_name(s.key_view());
+    const int fd = open_lock_file(file);
+    try {
+        t.ok = try_lock_file(fd, file);
+        if (!t.ok && !(deadline && *deadline <= monotonic_ns()))
+            t.ok = blocking(s, t, [&] { return lock_file_until(fd, file, deadline); });
+        t.blocked = t.blocked || !t.ok;
+    } catch (...) {
+        unlock_and_close(fd);
+        throw;
+    }
+    if (!t.ok) {
+        unlock_and_close(fd);
         return t;
-    t.ok = true;
+    }
+    t.fd = fd;
     // owner_pid still set means its holder died holding the file lock (the kernel released it)
     // and no supervisor has cleaned up yet: the recovery is ours to count.
     const pid_t previous = s.owner_pid.exchange(current_pid(), std::memory_order_acq_rel);
@@ -287,30 +328,26 @@ KeyGuard LockTable::acquire(std::string_view key, std::optional<std::chrono::nan
     validate_key(key);
     const auto deadline = deadline_after(timeout);
     Slot& s = impl_->slots.acquire_ref(key);
-    s.waiters.fetch_add(1, std::memory_order_relaxed);
-    const std::int64_t start = monotonic_ns();
     Impl::Taken t;
     try {
         t = impl_->take(s, deadline);
     } catch (...) {
-        s.waiters.fetch_sub(1, std::memory_order_relaxed);
         impl_->slots.release_ref(s);
         throw;
     }
-    s.waiters.fetch_sub(1, std::memory_order_relaxed);
     if (!t.ok) {
         impl_->slots.release_ref(s);
         return {};
     }
-    const std::int64_t waited = t.blocked ? monotonic_ns() - start : 0;
-    impl_->record(s, t, waited);
+    impl_->record(s, t, t.waited_ns);
     KeyGuard g;
     g.table_ = this;
     g.slot_ = &s;
     g.fd_ = t.fd;
-    g.waited_ = std::chrono::nanoseconds(waited);
-    const pid_t pending = s.pending_recovery.exchange(0, std::memory_order_relaxed);
-    g.recovered_from_ = t.recovered_from ? t.recovered_from : pending;
+    g.waited_ = std::chrono::nanoseconds(t.waited_ns);
+    g.recovered_from_ = t.recovered_from;
+    if (!g.recovered_from_ && s.pending_recovery.load(std::memory_order_relaxed) != 0)
+        g.recovered_from_ = s.pending_recovery.exchange(0, std::memory_order_relaxed);
     return g;
 }
 

@@ -15,8 +15,8 @@ namespace forklock {
 struct alignas(64) SlotTable::Header {
     pthread_mutex_t pool_lock;
     std::uint32_t pool_top; // pool_[0..pool_top) are free slot ids
-    alignas(64) std::atomic<std::uint32_t> active;
-    std::atomic<std::uint32_t> active_high_water;
+    alignas(64) std::atomic<std::uint32_t> bound;
+    std::atomic<std::uint32_t> bound_high_water;
     std::atomic<std::uint64_t> evictions;
     std::atomic<std::uint64_t> full_errors;
     std::atomic<std::uint64_t> retired_recoveries;
@@ -24,8 +24,9 @@ struct alignas(64) SlotTable::Header {
 
 struct alignas(64) SlotTable::Partition {
     pthread_mutex_t lock;
-    std::uint32_t bound; // keys indexed here
-    std::uint32_t hand;  // where the next search for an idle slot starts (a clock hand)
+    std::atomic<std::uint32_t> seq; // odd while the index is being changed (a seqlock)
+    std::uint32_t bound;            // keys indexed here
+    std::uint32_t hand; // where the next search for an idle slot starts (a clock hand)
 };
 
 namespace {
@@ -55,6 +56,24 @@ std::uint64_t hash_key(std::string_view key)
 }
 
 std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+
+// WriteSection: bumps the partition's sequence before and after a change to its index, so an
+// optimistic reader that overlaps any change sees a different number and retries under the lock.
+// (Odd means "a change is under way", a shortcut for readers; nested sections keep the guarantee
+// because every change bumps the number.)
+class WriteSection {
+public:
+    explicit WriteSection(std::atomic<std::uint32_t>& seq) : seq_(seq)
+    {
+        seq_.fetch_add(1, std::memory_order_seq_cst);
+    }
+    ~WriteSection() { seq_.fetch_add(1, std::memory_order_release); }
+    WriteSection(const WriteSection&) = delete;
+    WriteSection& operator=(const WriteSection&) = delete;
+
+private:
+    std::atomic<std::uint32_t>& seq_;
+};
 
 } // namespace
 
@@ -97,7 +116,9 @@ SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind) : geo
     auto* base = static_cast<char*>(memory);
     header_ = new (base) Header{};
     partitions_ = reinterpret_cast<Partition*>(base + o.partitions);
-    indexes_ = reinterpret_cast<std::uint64_t*>(base + o.indexes);
+    indexes_ = reinterpret_cast<Entry*>(base + o.indexes);
+    for (std::size_t i = 0; i < std::size_t{g.index_size} * g.partitions; ++i)
+        new (&indexes_[i]) Entry{kEmpty};
     pool_ = reinterpret_cast<std::uint32_t*>(base + o.pool);
     slots_ = reinterpret_cast<Slot*>(base + o.slots);
 
@@ -114,16 +135,19 @@ SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind) : geo
     header_->pool_top = g.capacity;
 }
 
-std::uint64_t* SlotTable::index(std::uint32_t p) const
+SlotTable::Entry* SlotTable::index(std::uint32_t p) const
 {
     return indexes_ + std::size_t{p} * geometry_.index_size;
 }
 
 void SlotTable::lock_partition(std::uint32_t p) const
 {
-    if (lock_mutex(&partitions_[p].lock) == MutexResult::owner_died) {
+    Partition& part = partitions_[p];
+    if (lock_mutex(&part.lock) == MutexResult::owner_died) {
         repair_partition(p);
-        make_consistent(&partitions_[p].lock);
+        // A writer killed mid-change left the sequence odd: make it even again.
+        part.seq.store((part.seq.load(std::memory_order_relaxed) | 1) + 1, std::memory_order_release);
+        make_consistent(&part.lock);
     }
 }
 
@@ -133,6 +157,8 @@ Slot& SlotTable::acquire_ref(std::string_view key)
 {
     const std::uint64_t h = hash_key(key);
     const auto p = static_cast<std::uint32_t>((h >> 32) & (geometry_.partitions - 1));
+    if (Slot* s = find_optimistic(p, key, h))
+        return *s;
     for (int attempt = 0; attempt < 2; ++attempt) {
         lock_partition(p);
         Slot* s = find(p, key, h);
@@ -155,30 +181,40 @@ Slot& SlotTable::acquire_ref(std::string_view key)
         geometry_.capacity, geometry_.partition_limit, key));
 }
 
-void SlotTable::add_ref(Slot& s)
+void SlotTable::add_ref(Slot& s) { s.refs.fetch_add(1, std::memory_order_acq_rel); }
+
+void SlotTable::release_ref(Slot& s) noexcept { s.refs.fetch_sub(1, std::memory_order_acq_rel); }
+
+// The hit path takes no lock: read the partition's sequence, probe, take a reference, and check
+// the sequence again. An evictor makes the sequence odd *before* it reads a slot's refs, and we
+// take our reference *before* re-reading the sequence (both seq_cst), so either it sees our
+// reference and leaves the slot alone, or we see its change and retry under the lock.
+Slot* SlotTable::find_optimistic(std::uint32_t p, std::string_view key, std::uint64_t hash)
 {
-    if (s.refs.fetch_add(1, std::memory_order_acq_rel) != 0)
-        return;
-    const std::uint32_t now = header_->active.fetch_add(1, std::memory_order_relaxed) + 1;
-    std::uint32_t high = header_->active_high_water.load(std::memory_order_relaxed);
-    while (now > high &&
-           !header_->active_high_water.compare_exchange_weak(high, now, std::memory_order_relaxed)) {
-    }
+    const Partition& part = partitions_[p];
+    const std::uint32_t before = part.seq.load(std::memory_order_acquire);
+    if (before & 1)
+        return nullptr;
+    Slot* s = find(p, key, hash);
+    if (!s)
+        return nullptr;
+    s->refs.fetch_add(1, std::memory_order_seq_cst);
+    if (part.seq.load(std::memory_order_seq_cst) == before)
+        return s;
+    release_ref(*s);
+    return nullptr;
 }
 
-void SlotTable::release_ref(Slot& s) noexcept
-{
-    if (s.refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
-        header_->active.fetch_sub(1, std::memory_order_relaxed);
-}
-
+// find: also runs without the lock (find_optimistic), so every read is atomic and the probe is
+// bounded even while entries move; a torn key comparison is discarded by the sequence check.
 Slot* SlotTable::find(std::uint32_t p, std::string_view key, std::uint64_t hash) const
 {
-    const std::uint64_t* idx = index(p);
+    const Entry* idx = index(p);
     const std::uint32_t mask = geometry_.index_size - 1;
     const auto tag = static_cast<std::uint32_t>(hash);
-    for (std::uint32_t pos = tag & mask;; pos = (pos + 1) & mask) {
-        const std::uint64_t e = idx[pos];
+    std::uint32_t pos = tag & mask;
+    for (std::uint32_t n = 0; n <= mask; ++n, pos = (pos + 1) & mask) {
+        const std::uint64_t e = idx[pos].load(std::memory_order_acquire);
         if (e == kEmpty)
             return nullptr;
         if (entry_hash(e) != tag)
@@ -187,6 +223,7 @@ Slot* SlotTable::find(std::uint32_t p, std::string_view key, std::uint64_t hash)
         if (s.key_len == key.size() && std::memcmp(s.key, key.data(), key.size()) == 0)
             return &s;
     }
+    return nullptr;
 }
 
 Slot* SlotTable::take_slot(std::uint32_t p)
@@ -214,45 +251,58 @@ void SlotTable::bind(Slot& s, std::uint32_t p, std::string_view key, std::uint64
 
 void SlotTable::index_insert(std::uint32_t p, std::uint64_t hash, std::uint32_t id)
 {
-    std::uint64_t* idx = index(p);
+    Entry* idx = index(p);
     const std::uint32_t mask = geometry_.index_size - 1;
     std::uint32_t pos = static_cast<std::uint32_t>(hash) & mask;
-    while (idx[pos] != kEmpty)
+    while (idx[pos].load(std::memory_order_relaxed) != kEmpty)
         pos = (pos + 1) & mask;
-    idx[pos] = make_entry(hash, id);
+    WriteSection w(partitions_[p].seq);
+    idx[pos].store(make_entry(hash, id), std::memory_order_release);
     ++partitions_[p].bound;
+    const std::uint32_t now = header_->bound.fetch_add(1, std::memory_order_relaxed) + 1;
+    std::uint32_t high = header_->bound_high_water.load(std::memory_order_relaxed);
+    while (now > high &&
+           !header_->bound_high_water.compare_exchange_weak(high, now, std::memory_order_relaxed)) {
+    }
 }
 
 // Backward-shift deletion: linear probing stays tombstone-free, so lookups never slow down with
 // churn (100,000 distinct keys cost what 1 does).
 void SlotTable::index_erase(std::uint32_t p, std::uint32_t hole)
 {
-    std::uint64_t* idx = index(p);
+    Entry* idx = index(p);
     const std::uint32_t mask = geometry_.index_size - 1;
-    for (std::uint32_t j = (hole + 1) & mask; idx[j] != kEmpty; j = (j + 1) & mask) {
-        const std::uint32_t home = entry_hash(idx[j]) & mask;
+    WriteSection w(partitions_[p].seq);
+    for (std::uint32_t j = (hole + 1) & mask;; j = (j + 1) & mask) {
+        const std::uint64_t e = idx[j].load(std::memory_order_relaxed);
+        if (e == kEmpty)
+            break;
+        const std::uint32_t home = entry_hash(e) & mask;
         // Move j back into the hole unless its home lies cyclically in (hole, j].
         const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
         if (!stays) {
-            idx[hole] = idx[j];
+            idx[hole].store(e, std::memory_order_relaxed);
             hole = j;
         }
     }
-    idx[hole] = kEmpty;
+    idx[hole].store(kEmpty, std::memory_order_release);
     --partitions_[p].bound;
+    header_->bound.fetch_sub(1, std::memory_order_relaxed);
 }
 
 Slot* SlotTable::evict_idle(std::uint32_t p)
 {
     Partition& part = partitions_[p];
-    const std::uint64_t* idx = index(p);
+    const Entry* idx = index(p);
     const std::uint32_t mask = geometry_.index_size - 1;
+    WriteSection w(part.seq); // before reading refs: see find_optimistic
     for (std::uint32_t n = 0; n <= mask; ++n) {
         const std::uint32_t pos = (part.hand + n) & mask;
-        if (idx[pos] == kEmpty)
+        const std::uint64_t e = idx[pos].load(std::memory_order_relaxed);
+        if (e == kEmpty)
             continue;
-        Slot& s = slots_[entry_id(idx[pos])];
-        if (s.refs.load(std::memory_order_acquire) != 0)
+        Slot& s = slots_[entry_id(e)];
+        if (s.refs.load(std::memory_order_seq_cst) != 0)
             continue;
         part.hand = (pos + 1) & mask;
         s.state.store(make_state(SlotState::claimed, p), std::memory_order_release);
@@ -311,7 +361,10 @@ void SlotTable::repair_pool()
 void SlotTable::repair_partition(std::uint32_t p) const
 {
     auto* self = const_cast<SlotTable*>(this);
-    std::fill_n(index(p), geometry_.index_size, kEmpty);
+    Entry* idx = index(p);
+    for (std::uint32_t i = 0; i < geometry_.index_size; ++i)
+        idx[i].store(kEmpty, std::memory_order_relaxed);
+    header_->bound.fetch_sub(partitions_[p].bound, std::memory_order_relaxed);
     partitions_[p].bound = 0;
     for (std::uint32_t i = 0; i < geometry_.capacity; ++i) {
         Slot& s = slots_[i];
@@ -329,11 +382,11 @@ void SlotTable::for_each_bound(const std::function<void(const Slot&)>& f) const
 {
     for (std::uint32_t p = 0; p < geometry_.partitions; ++p) {
         lock_partition(p);
-        const std::uint64_t* idx = index(p);
+        const Entry* idx = index(p);
         try {
             for (std::uint32_t pos = 0; pos < geometry_.index_size; ++pos)
-                if (idx[pos] != kEmpty)
-                    f(slots_[entry_id(idx[pos])]);
+                if (const std::uint64_t e = idx[pos].load(std::memory_order_relaxed); e != kEmpty)
+                    f(slots_[entry_id(e)]);
         } catch (...) {
             unlock_partition(p);
             throw;
@@ -346,7 +399,7 @@ TableStats SlotTable::stats() const
 {
     TableStats t;
     t.capacity = geometry_.capacity;
-    t.active_high_water = header_->active_high_water.load(std::memory_order_relaxed);
+    t.keys_high_water = header_->bound_high_water.load(std::memory_order_relaxed);
     t.evictions = header_->evictions.load(std::memory_order_relaxed);
     t.full_errors = header_->full_errors.load(std::memory_order_relaxed);
     t.recoveries = header_->retired_recoveries.load(std::memory_order_relaxed);

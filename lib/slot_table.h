@@ -64,6 +64,8 @@ private:
 
     void lock_partition(std::uint32_t p) const;
     void unlock_partition(std::uint32_t p) const;
+    using Entry = std::atomic<std::uint64_t>;
+    Slot* find_optimistic(std::uint32_t p, std::string_view key, std::uint64_t hash);
     Slot* find(std::uint32_t p, std::string_view key, std::uint64_t hash) const;
     Slot* take_slot(std::uint32_t p);
     Slot* evict_idle(std::uint32_t p);
@@ -76,12 +78,12 @@ private:
     void repair_pool();
     void steal_idle_slot(std::uint32_t except);
     void add_ref(Slot& s);
-    std::uint64_t* index(std::uint32_t p) const;
+    Entry* index(std::uint32_t p) const;
 
     TableGeometry geometry_;
     Header* header_;
     Partition* partitions_;
-    std::uint64_t* indexes_;
+    Entry* indexes_;
     std::uint32_t* pool_;
     Slot* slots_;
 };

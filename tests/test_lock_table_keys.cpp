@@ -78,7 +78,7 @@ TEST_CASE("LockTable: a full table throws TableFullError and recovers when a key
     CHECK(t.stats().full_errors == 1);
     held.pop_back();
     CHECK(t.lock("k4").owns_lock());
-    CHECK(t.stats().active_high_water == 4);
+    CHECK(t.stats().keys_high_water == 4);
 }
 
 TEST_CASE("LockTable: 100,000 distinct keys reuse a bounded number of slots", "[keys]")
