@@ -1,0 +1,67 @@
+// flock's failure mode first: a descriptor inherited across fork() is one open file description,
+// so it excludes nobody. The lock table opens the file anew for every acquisition.
+
+#include <catch2/catch.hpp>
+
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "fork_helpers.h"
+#include "key_file_lock.h"
+#include "monotonic_clock.h"
+
+using namespace forklock;
+using namespace forklock::test;
+
+namespace {
+struct TempDir {
+    std::filesystem::path path;
+    TempDir()
+    {
+        char tmpl[] = "/tmp/forklock-flock-XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+};
+} // namespace
+
+TEST_CASE("flock: an fd inherited from the parent lets parent and child both hold the lock",
+          "[key_file_lock][fork]")
+{
+    TempDir dir;
+    const auto file = dir.path / "k.lock";
+    const int inherited = open_lock_file(file);
+    REQUIRE(try_lock_file(inherited, file));
+    const pid_t child = fork_child([&] { return try_lock_file(inherited, file) ? 0 : 1; });
+    CHECK(reap(child) == 0); // the child "acquired" what the parent holds
+    ::close(inherited);
+}
+
+TEST_CASE("flock: descriptors each process opens itself exclude each other", "[key_file_lock][fork]")
+{
+    TempDir dir;
+    const auto file = dir.path / "k.lock";
+    const int mine = open_lock_file(file);
+    REQUIRE(try_lock_file(mine, file));
+    const pid_t child = fork_child([&] {
+        const int own = open_lock_file(file);
+        return try_lock_file(own, file) ? 1 : 0;
+    });
+    CHECK(reap(child) == 0);
+    ::close(mine);
+}
+
+TEST_CASE("flock: lock_file_until gives up at its deadline", "[key_file_lock]")
+{
+    TempDir dir;
+    const auto file = dir.path / "k.lock";
+    const int a = open_lock_file(file);
+    const int b = open_lock_file(file);
+    REQUIRE(try_lock_file(a, file));
+    CHECK_FALSE(lock_file_until(b, file, monotonic_ns() + 20'000'000));
+    ::close(a);
+    CHECK(lock_file_until(b, file, monotonic_ns() + 20'000'000));
+    ::close(b);
+}
