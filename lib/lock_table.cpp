@@ -284,7 +284,10 @@ bool LockTable::Impl::release_if_owned(Slot& s, pid_t dead)
     case LockMode::mutex: {
         if (s.owner_pid.load(std::memory_order_relaxed) != dead)
             return false;
-        if (try_lock_mutex(&s.mutex) != MutexResult::owner_died)
+        const MutexResult r = try_lock_mutex(&s.mutex);
+        if (r == MutexResult::acquired)
+            unlock_mutex(&s.mutex);
+        if (r != MutexResult::owner_died)
             return false; // someone already took it back (or it was never dead's)
         make_consistent(&s.mutex);
         s.owner_pid.store(0, std::memory_order_relaxed);
