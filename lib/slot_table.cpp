@@ -14,12 +14,9 @@ namespace forklock {
 
 struct alignas(64) SlotTable::Header {
     pthread_mutex_t pool_lock;
-    std::uint32_t pool_top; // pool_[0..pool_top) are free slot ids
-    alignas(64) std::atomic<std::uint32_t> bound;
-    std::atomic<std::uint32_t> bound_high_water;
-    std::atomic<std::uint64_t> evictions;
-    std::atomic<std::uint64_t> full_errors;
-    std::atomic<std::uint64_t> retired_recoveries;
+    std::uint32_t pool_top;         // pool_[0..pool_top) are free slot ids
+    std::uint32_t bound_high_water; // most slots ever out of the pool (under pool_lock)
+    alignas(64) std::atomic<std::uint64_t> full_errors;
 };
 
 struct alignas(64) SlotTable::Partition {
@@ -27,11 +24,16 @@ struct alignas(64) SlotTable::Partition {
     std::atomic<std::uint32_t> seq; // odd while the index is being changed (a seqlock)
     std::uint32_t bound;            // keys indexed here
     std::uint32_t hand; // where the next search for an idle slot starts (a clock hand)
+    // Written under `lock` only, so no shared counter is touched on the hot paths.
+    std::uint64_t evictions;
+    std::uint64_t retired_recoveries; // recoveries counted on keys since evicted
 };
 
 namespace {
 
 constexpr std::uint64_t kEmpty = 0;
+constexpr std::size_t kHeaderBytes = 256;    // room for SlotTable::Header
+constexpr std::size_t kPartitionBytes = 128; // one SlotTable::Partition, two cache lines
 
 // An index entry: the hash's low 32 bits (home position and a cheap filter) and slot id + 1.
 std::uint64_t make_entry(std::uint64_t hash, std::uint32_t id)
@@ -59,20 +61,24 @@ std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a;
 
 // WriteSection: bumps the partition's sequence before and after a change to its index, so an
 // optimistic reader that overlaps any change sees a different number and retries under the lock.
-// (Odd means "a change is under way", a shortcut for readers; nested sections keep the guarantee
-// because every change bumps the number.)
+// Odd means "a change is under way", a shortcut for readers. The evictor opens its section
+// before it reads any slot's refs (see find_optimistic).
 class WriteSection {
 public:
-    explicit WriteSection(std::atomic<std::uint32_t>& seq) : seq_(seq)
+    // Only the partition lock's holder writes the sequence, so plain stores do; the opening one is
+    // seq_cst (the Dekker pairing with find_optimistic), the closing one only publishes.
+    explicit WriteSection(std::atomic<std::uint32_t>& seq)
+        : seq_(seq), start_(seq.load(std::memory_order_relaxed) + 1)
     {
-        seq_.fetch_add(1, std::memory_order_seq_cst);
+        seq_.store(start_, std::memory_order_seq_cst);
     }
-    ~WriteSection() { seq_.fetch_add(1, std::memory_order_release); }
+    ~WriteSection() { seq_.store(start_ + 1, std::memory_order_release); }
     WriteSection(const WriteSection&) = delete;
     WriteSection& operator=(const WriteSection&) = delete;
 
 private:
     std::atomic<std::uint32_t>& seq_;
+    std::uint32_t start_;
 };
 
 } // namespace
@@ -106,13 +112,13 @@ Offsets offsets_of(const TableGeometry& g, std::size_t header, std::size_t parti
 
 std::size_t TableGeometry::region_bytes() const
 {
-    return offsets_of(*this, 256, 64).total;
+    return offsets_of(*this, kHeaderBytes, kPartitionBytes).total;
 }
 
 SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind) : geometry_(g)
 {
-    static_assert(sizeof(Header) <= 256 && sizeof(Partition) <= 64);
-    const Offsets o = offsets_of(g, 256, 64);
+    static_assert(sizeof(Header) <= kHeaderBytes && sizeof(Partition) <= kPartitionBytes);
+    const Offsets o = offsets_of(g, kHeaderBytes, kPartitionBytes);
     auto* base = static_cast<char*>(memory);
     header_ = new (base) Header{};
     partitions_ = reinterpret_cast<Partition*>(base + o.partitions);
@@ -144,9 +150,12 @@ void SlotTable::lock_partition(std::uint32_t p) const
 {
     Partition& part = partitions_[p];
     if (lock_mutex(&part.lock) == MutexResult::owner_died) {
+        // The dead writer may have left the sequence odd or even; either way it moves on, odd
+        // while we rebuild, so no optimistic reader trusts what it read before or during.
+        const std::uint32_t odd = part.seq.load(std::memory_order_relaxed) | 1;
+        part.seq.store(odd + 2, std::memory_order_seq_cst);
         repair_partition(p);
-        // A writer killed mid-change left the sequence odd: make it even again.
-        part.seq.store((part.seq.load(std::memory_order_relaxed) | 1) + 1, std::memory_order_release);
+        part.seq.store(odd + 3, std::memory_order_release);
         make_consistent(&part.lock);
     }
 }
@@ -157,13 +166,20 @@ Slot& SlotTable::acquire_ref(std::string_view key)
 {
     const std::uint64_t h = hash_key(key);
     const auto p = static_cast<std::uint32_t>((h >> 32) & (geometry_.partitions - 1));
-    if (Slot* s = find_optimistic(p, key, h))
+    std::uint32_t seen = 0;
+    if (Slot* s = find_optimistic(p, key, h, seen))
         return *s;
     for (int attempt = 0; attempt < 2; ++attempt) {
         lock_partition(p);
-        Slot* s = find(p, key, h);
-        if (!s && (s = take_slot(p)))
-            bind(*s, p, key, h);
+        // If the index has not changed since the optimistic probe missed, it still misses.
+        const bool unchanged = attempt == 0 && (seen & 1) == 0 &&
+                               partitions_[p].seq.load(std::memory_order_relaxed) == seen;
+        Slot* s = unchanged ? nullptr : find(p, key, h);
+        if (!s) {
+            WriteSection w(partitions_[p].seq);
+            if ((s = take_slot(p)))
+                bind(*s, p, key, h);
+        }
         if (s) {
             add_ref(*s);
             unlock_partition(p);
@@ -189,10 +205,11 @@ void SlotTable::release_ref(Slot& s) noexcept { s.refs.fetch_sub(1, std::memory_
 // the sequence again. An evictor makes the sequence odd *before* it reads a slot's refs, and we
 // take our reference *before* re-reading the sequence (both seq_cst), so either it sees our
 // reference and leaves the slot alone, or we see its change and retry under the lock.
-Slot* SlotTable::find_optimistic(std::uint32_t p, std::string_view key, std::uint64_t hash)
+Slot* SlotTable::find_optimistic(std::uint32_t p, std::string_view key, std::uint64_t hash,
+                                 std::uint32_t& before)
 {
     const Partition& part = partitions_[p];
-    const std::uint32_t before = part.seq.load(std::memory_order_acquire);
+    before = part.seq.load(std::memory_order_acquire);
     if (before & 1)
         return nullptr;
     Slot* s = find(p, key, hash);
@@ -226,6 +243,7 @@ Slot* SlotTable::find(std::uint32_t p, std::string_view key, std::uint64_t hash)
     return nullptr;
 }
 
+// take_slot, evict_idle: under the partition lock, inside a WriteSection.
 Slot* SlotTable::take_slot(std::uint32_t p)
 {
     if (partitions_[p].bound >= geometry_.partition_limit)
@@ -256,14 +274,8 @@ void SlotTable::index_insert(std::uint32_t p, std::uint64_t hash, std::uint32_t 
     std::uint32_t pos = static_cast<std::uint32_t>(hash) & mask;
     while (idx[pos].load(std::memory_order_relaxed) != kEmpty)
         pos = (pos + 1) & mask;
-    WriteSection w(partitions_[p].seq);
     idx[pos].store(make_entry(hash, id), std::memory_order_release);
     ++partitions_[p].bound;
-    const std::uint32_t now = header_->bound.fetch_add(1, std::memory_order_relaxed) + 1;
-    std::uint32_t high = header_->bound_high_water.load(std::memory_order_relaxed);
-    while (now > high &&
-           !header_->bound_high_water.compare_exchange_weak(high, now, std::memory_order_relaxed)) {
-    }
 }
 
 // Backward-shift deletion: linear probing stays tombstone-free, so lookups never slow down with
@@ -272,7 +284,6 @@ void SlotTable::index_erase(std::uint32_t p, std::uint32_t hole)
 {
     Entry* idx = index(p);
     const std::uint32_t mask = geometry_.index_size - 1;
-    WriteSection w(partitions_[p].seq);
     for (std::uint32_t j = (hole + 1) & mask;; j = (j + 1) & mask) {
         const std::uint64_t e = idx[j].load(std::memory_order_relaxed);
         if (e == kEmpty)
@@ -287,7 +298,6 @@ void SlotTable::index_erase(std::uint32_t p, std::uint32_t hole)
     }
     idx[hole].store(kEmpty, std::memory_order_release);
     --partitions_[p].bound;
-    header_->bound.fetch_sub(1, std::memory_order_relaxed);
 }
 
 Slot* SlotTable::evict_idle(std::uint32_t p)
@@ -295,7 +305,6 @@ Slot* SlotTable::evict_idle(std::uint32_t p)
     Partition& part = partitions_[p];
     const Entry* idx = index(p);
     const std::uint32_t mask = geometry_.index_size - 1;
-    WriteSection w(part.seq); // before reading refs: see find_optimistic
     for (std::uint32_t n = 0; n <= mask; ++n) {
         const std::uint32_t pos = (part.hand + n) & mask;
         const std::uint64_t e = idx[pos].load(std::memory_order_relaxed);
@@ -307,9 +316,8 @@ Slot* SlotTable::evict_idle(std::uint32_t p)
         part.hand = (pos + 1) & mask;
         s.state.store(make_state(SlotState::claimed, p), std::memory_order_release);
         index_erase(p, pos);
-        header_->evictions.fetch_add(1, std::memory_order_relaxed);
-        header_->retired_recoveries.fetch_add(s.recoveries.load(std::memory_order_relaxed),
-                                              std::memory_order_relaxed);
+        ++part.evictions;
+        part.retired_recoveries += s.recoveries.load(std::memory_order_relaxed);
         return &s;
     }
     return nullptr;
@@ -322,9 +330,12 @@ void SlotTable::steal_idle_slot(std::uint32_t except)
         if (q == except)
             continue;
         lock_partition(q);
-        Slot* s = evict_idle(q);
-        if (s)
-            pool_push(*s);
+        Slot* s = nullptr;
+        {
+            WriteSection w(partitions_[q].seq);
+            if ((s = evict_idle(q)))
+                pool_push(*s);
+        }
         unlock_partition(q);
         if (s)
             return;
@@ -333,12 +344,18 @@ void SlotTable::steal_idle_slot(std::uint32_t except)
 
 Slot* SlotTable::pool_pop(std::uint32_t p)
 {
+    // Once the table has filled, every new key is bound by eviction: don't take the pool lock
+    // just to find it empty. (A racy read: a stale non-zero only costs the lock.)
+    if (std::atomic_ref<std::uint32_t>(header_->pool_top).load(std::memory_order_relaxed) == 0)
+        return nullptr;
     ScopedMutex guard(&header_->pool_lock, [this] { repair_pool(); });
     if (header_->pool_top == 0)
         return nullptr;
     Slot& s = slots_[pool_[header_->pool_top - 1]];
     s.state.store(make_state(SlotState::claimed, p), std::memory_order_release);
     --header_->pool_top;
+    header_->bound_high_water =
+        std::max(header_->bound_high_water, geometry_.capacity - header_->pool_top);
     return &s;
 }
 
@@ -364,7 +381,6 @@ void SlotTable::repair_partition(std::uint32_t p) const
     Entry* idx = index(p);
     for (std::uint32_t i = 0; i < geometry_.index_size; ++i)
         idx[i].store(kEmpty, std::memory_order_relaxed);
-    header_->bound.fetch_sub(partitions_[p].bound, std::memory_order_relaxed);
     partitions_[p].bound = 0;
     for (std::uint32_t i = 0; i < geometry_.capacity; ++i) {
         Slot& s = slots_[i];
@@ -399,16 +415,25 @@ TableStats SlotTable::stats() const
 {
     TableStats t;
     t.capacity = geometry_.capacity;
-    t.keys_high_water = header_->bound_high_water.load(std::memory_order_relaxed);
-    t.evictions = header_->evictions.load(std::memory_order_relaxed);
+    t.keys_high_water = header_->bound_high_water; // a racy read of a monotonic number: fine
     t.full_errors = header_->full_errors.load(std::memory_order_relaxed);
-    t.recoveries = header_->retired_recoveries.load(std::memory_order_relaxed);
-    for_each_bound([&](const Slot& s) {
-        ++t.keys;
-        if (s.refs.load(std::memory_order_relaxed) != 0)
-            ++t.active;
-        t.recoveries += s.recoveries.load(std::memory_order_relaxed);
-    });
+    for (std::uint32_t p = 0; p < geometry_.partitions; ++p) {
+        lock_partition(p);
+        const Partition& part = partitions_[p];
+        t.evictions += part.evictions;
+        t.recoveries += part.retired_recoveries;
+        const Entry* idx = index(p);
+        for (std::uint32_t pos = 0; pos < geometry_.index_size; ++pos) {
+            const std::uint64_t e = idx[pos].load(std::memory_order_relaxed);
+            if (e == kEmpty)
+                continue;
+            const Slot& s = slots_[entry_id(e)];
+            ++t.keys;
+            t.active += s.refs.load(std::memory_order_relaxed) != 0;
+            t.recoveries += s.recoveries.load(std::memory_order_relaxed);
+        }
+        unlock_partition(p);
+    }
     return t;
 }
 

@@ -65,7 +65,8 @@ private:
     void lock_partition(std::uint32_t p) const;
     void unlock_partition(std::uint32_t p) const;
     using Entry = std::atomic<std::uint64_t>;
-    Slot* find_optimistic(std::uint32_t p, std::string_view key, std::uint64_t hash);
+    Slot* find_optimistic(std::uint32_t p, std::string_view key, std::uint64_t hash,
+                          std::uint32_t& seen);
     Slot* find(std::uint32_t p, std::string_view key, std::uint64_t hash) const;
     Slot* take_slot(std::uint32_t p);
     Slot* evict_idle(std::uint32_t p);
