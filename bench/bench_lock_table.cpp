@@ -23,6 +23,8 @@
 
 #include "lock_table.h"
 #include "memory_region.h"
+#include "named_semaphore.h"
+#include "pthread_mutex.h"
 
 using namespace forklock;
 using Clock = std::chrono::steady_clock;
@@ -105,6 +107,38 @@ void bench_mode(LockMode mode, const std::filesystem::path& dir)
                one, contended, one, thousand, many, many / one);
 }
 
+// The bare primitives under the table, lock + unlock with nothing around them, so the table's
+// own cost can be read off on this machine (it is a few times slower than the one in
+// ../shared/research/locks.md).
+template <typename Op>
+double ns_per_raw_op(Op&& op)
+{
+    const auto start = Clock::now();
+    const auto stop = start + std::chrono::duration<double>(g_seconds);
+    std::size_t ops = 0;
+    do {
+        for (int i = 0; i < 1000; ++i)
+            op();
+        ops += 1000;
+    } while (Clock::now() < stop);
+    return std::chrono::duration<double, std::nano>(Clock::now() - start).count() / double(ops);
+}
+
+void bench_raw_primitives()
+{
+    MemoryRegion shared(4096, MemoryRegion::Sharing::shared);
+    auto* robust = static_cast<pthread_mutex_t*>(shared.data());
+    init_mutex(robust, MutexKind::shared_robust);
+    pthread_mutex_t plain;
+    init_mutex(&plain, MutexKind::private_default);
+    NamedSemaphore sem = NamedSemaphore::create_unlinked(fmt::format("/forklock.{}.bench", ::getpid()), 1);
+    const double m = ns_per_raw_op([&] { lock_mutex(&plain); unlock_mutex(&plain); });
+    const double r = ns_per_raw_op([&] { lock_mutex(robust); unlock_mutex(robust); });
+    const double s = ns_per_raw_op([&] { (void)sem.try_wait(); sem.post(); });
+    fmt::print("raw primitives (ns per lock+unlock): std::mutex {:.1f}, robust pshared mutex {:.1f}, "
+               "sem_trywait+sem_post {:.1f}\n", m, r, s);
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -124,6 +158,7 @@ int main(int argc, char** argv)
     });
     fmt::print("{} cores, {:.2f} s per figure; capacity 1024 slots\n",
                std::thread::hardware_concurrency(), g_seconds);
+    bench_raw_primitives();
     fmt::print("{:<10} {:>12} {:>16} {:>10} {:>10} {:>10} {:>9}\n", "mode", "uncont ns/op",
                "2-proc ops/s", "1 key", "1k keys", "100k keys", "100k/1");
     for (LockMode m : {LockMode::none, LockMode::thread, LockMode::semaphore, LockMode::mutex,

@@ -274,12 +274,23 @@ void LockTable::Impl::record(Slot& s, const Taken& t, std::int64_t waited_ns)
         s.wait_ns_max.store(static_cast<std::uint64_t>(waited_ns), std::memory_order_relaxed);
 }
 
+// release_if_owned: the supervisor's half of recovery. The recovery is counted *before* the key is
+// freed, so whoever takes the key next already sees it in the statistics; the dead holder's
+// reference is returned only after, so the slot cannot be reused while we still touch it.
 bool LockTable::Impl::release_if_owned(Slot& s, pid_t dead)
 {
+    auto count = [&] {
+        s.pending_recovery.store(dead, std::memory_order_relaxed);
+        s.recoveries.fetch_add(1, std::memory_order_relaxed);
+        s.last_dead_owner.store(dead, std::memory_order_relaxed);
+    };
     switch (options.mode) {
     case LockMode::semaphore:
-        if (!options.recover_dead_owners || !owner_force_unlock(s.word, semaphore_of(s), dead))
+        // Only a holder can change a held word, and this one is dead: the check cannot go stale.
+        if (!options.recover_dead_owners || s.word.owner.load(std::memory_order_acquire) != dead)
             return false;
+        count();
+        owner_force_unlock(s.word, semaphore_of(s), dead);
         break;
     case LockMode::mutex: {
         if (s.owner_pid.load(std::memory_order_relaxed) != dead)
@@ -291,6 +302,7 @@ bool LockTable::Impl::release_if_owned(Slot& s, pid_t dead)
             return false; // someone already took it back (or it was never dead's)
         make_consistent(&s.mutex);
         s.owner_pid.store(0, std::memory_order_relaxed);
+        count();
         unlock_mutex(&s.mutex);
         break;
     }
@@ -298,13 +310,13 @@ bool LockTable::Impl::release_if_owned(Slot& s, pid_t dead)
         pid_t expected = dead;
         if (!s.owner_pid.compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
             return false;
+        count();
         break;
     }
     case LockMode::none:
     case LockMode::thread: return false;
     }
-    s.pending_recovery.store(dead, std::memory_order_relaxed);
-    note_recovery(slots, s, dead);
+    slots.release_ref(s);
     return true;
 }
 

@@ -45,11 +45,22 @@ std::uint32_t entry_hash(std::uint64_t e) { return static_cast<std::uint32_t>(e 
 
 std::uint64_t hash_key(std::string_view key)
 {
-    // FNV-1a, then a murmur finaliser so both halves are well mixed (low half: home position,
-    // high half: partition).
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    for (unsigned char c : key)
-        h = (h ^ c) * 0x100000001b3ull;
+    // Eight bytes per multiply (a byte-at-a-time FNV cost ~20 ns of a ~100 ns lock on a 13-byte
+    // key), then a murmur finaliser so both halves are well mixed (low half: home position and
+    // tag, high half: partition).
+    std::uint64_t h = 0x9e3779b97f4a7c15ull ^ key.size();
+    std::size_t i = 0;
+    for (; i + 8 <= key.size(); i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, key.data() + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 29;
+    }
+    if (i < key.size()) {
+        std::uint64_t w = 0;
+        std::memcpy(&w, key.data() + i, key.size() - i);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    }
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;

@@ -1,0 +1,186 @@
+#include "crash_act.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "interrupt.h"
+#include "os_error.h"
+#include "server_api.h"
+#include "server_process.h"
+
+namespace forklock::demo {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string kKey = "crash";
+constexpr int kHoldMs = 10'000;     // the victim holds the key far longer than the act lasts
+constexpr int kStuckProbeMs = 2'000; // how long the no-recovery probe waits for the lock
+constexpr int kCommitsAround = 3;    // increments committed before and after the crash
+constexpr auto kStepDeadline = 10s;
+
+void sleep_or_throw(Clock::duration pause)
+{
+    throw_if_interrupted();
+    std::this_thread::sleep_for(pause);
+}
+
+int commit(const ServerApi& api, int count)
+{
+    int committed = 0;
+    for (int i = 0; i < count; ++i)
+        committed += api.increment(kKey, 0, 5'000, 10s).status == 200 ? 1 : 0;
+    return committed;
+}
+
+// A query that may land on a thread blocked by the victim's hold: retried until it answers.
+template <typename Query>
+auto retry(const Query& query, const char* what)
+{
+    const auto deadline = Clock::now() + kStepDeadline;
+    for (;;) {
+        try {
+            return query();
+        } catch (const HttpError&) {
+            if (Clock::now() >= deadline) throw HttpError(fmt::format("{}: no answer in 10 s", what));
+        }
+        sleep_or_throw(10ms);
+    }
+}
+
+// Polls GET /locks until somebody owns the key.
+pid_t wait_for_owner(const ServerApi& api)
+{
+    const auto deadline = Clock::now() + kStepDeadline;
+    while (Clock::now() < deadline) {
+        if (const pid_t owner = retry([&] { return api.lock_owner(kKey); }, "GET /locks"); owner > 0)
+            return owner;
+        sleep_or_throw(10ms);
+    }
+    throw std::runtime_error("no worker took the key within 10 s");
+}
+
+// After the kill: increments until one succeeds (recovery) or, with recovery off, one probe
+// that must time out with 503.
+void probe_after_kill(const ServerApi& api, CrashRow& row, Clock::time_point killed_at)
+{
+    const auto deadline = killed_at + kStepDeadline;
+    row.probe_timeout_ms = predict_crash(row.config) == CrashVerdict::recovers ? 5'000 : kStuckProbeMs;
+    while (Clock::now() < deadline) {
+        IncrementReply reply;
+        try {
+            reply = api.increment(kKey, 0, row.probe_timeout_ms, 15s);
+        } catch (const HttpError&) { // the connection may have gone to the dying worker
+            sleep_or_throw(20ms);
+            continue;
+        }
+        if (reply.status == 200) {
+            row.freed = true;
+            row.freed_after_ms = std::chrono::duration<double, std::milli>(Clock::now() - killed_at).count();
+            row.recovered_from = reply.recovered_from;
+            ++row.committed;
+            return;
+        }
+        if (reply.status == 503 && predict_crash(row.config) == CrashVerdict::stays_locked) {
+            row.stuck_503 = true;
+            row.stuck_owner = reply.owner_pid;
+            return;
+        }
+    }
+}
+
+// Polls GET /workers until the killed pid is gone, the count is back and restarts grew.
+void wait_for_replacement(const ServerApi& api, CrashRow& row, const WorkersSnapshot& before)
+{
+    const auto deadline = Clock::now() + kStepDeadline;
+    while (Clock::now() < deadline) {
+        const WorkersSnapshot now = retry([&] { return api.workers(); }, "GET /workers");
+        const bool gone = std::find(now.pids.begin(), now.pids.end(), row.killed_pid) == now.pids.end();
+        if (gone && now.pids.size() >= before.pids.size() && now.restarts > before.restarts) {
+            for (pid_t pid : now.pids) {
+                if (std::find(before.pids.begin(), before.pids.end(), pid) == before.pids.end())
+                    row.new_pid = pid;
+            }
+            row.restarts_after = now.restarts;
+            return;
+        }
+        sleep_or_throw(20ms);
+    }
+}
+
+void crash(const std::filesystem::path& server, CrashRow& row, Progress& progress,
+           const std::string& label)
+{
+    ServerProcess process(server, row.config);
+    const ServerApi api(process.port(), 1s);
+    row.committed = commit(api, kCommitsAround);
+    // The victim: its reply never comes (its worker dies), so its increment is not committed.
+    std::jthread victim([&api] {
+        try {
+            (void)api.increment(kKey, kHoldMs, -1, std::chrono::milliseconds(kHoldMs + 5'000));
+        } catch (const std::exception&) {
+        }
+    });
+    progress.show(fmt::format("{} waiting for a worker to hold the key", label));
+    // Connections that arrive together may all be accepted by the victim's thread and wait out
+    // its hold; giving the victim a head start keeps the polls out of that batch.
+    sleep_or_throw(50ms);
+    row.killed_pid = wait_for_owner(api);
+    const WorkersSnapshot before = retry([&] { return api.workers(); }, "GET /workers");
+    row.restarts_before = before.restarts;
+    progress.show(fmt::format("{} kill -9 {}", label, row.killed_pid));
+    if (::kill(row.killed_pid, SIGKILL) != 0) throw os_error(errno, "kill({}, SIGKILL)", row.killed_pid);
+    const auto killed_at = Clock::now();
+    probe_after_kill(api, row, killed_at);
+    wait_for_replacement(api, row, before);
+    // A worker is listed as soon as it is forked, but handles TERM only once it has booted: a
+    // TERM that arrives earlier is lost, and the master waits out --graceful-timeout.
+    if (row.new_pid != 0)
+        (void)process.wait_for_log(fmt::format("Booting worker with pid: {}", row.new_pid), 3s);
+    if (row.freed) row.committed += commit(api, kCommitsAround);
+    row.final = retry([&] { return api.counter(kKey); }, "GET /counter");
+    process.stop();
+}
+
+} // namespace
+
+std::vector<ServerConfig> crash_scenarios()
+{
+    return {
+        {LockMode::semaphore, true, 2, 2, true},
+        {LockMode::mutex, true, 2, 2, true},
+        {LockMode::flock, false, 2, 2, true},
+        {LockMode::semaphore, true, 2, 2, false},
+    };
+}
+
+CrashRow run_crash(const std::filesystem::path& server, const ServerConfig& config,
+                   Progress& progress, const std::string& label)
+{
+    const auto start = Clock::now();
+    CrashRow row;
+    row.config = config;
+    try {
+        progress.show(fmt::format("{} starting the server", label));
+        crash(server, row, progress, label);
+    } catch (const Interrupted&) {
+        throw;
+    } catch (const std::exception& error) {
+        row.note = error.what();
+    }
+    if (row.note.empty()) {
+        const CrashFacts facts{row.freed, row.stuck_503, row.new_pid != 0, row.committed, row.final};
+        CrashJudgement judgement = judge_crash(config, facts);
+        row.observed = judgement.observed;
+        row.status = judgement.status;
+        row.note = std::move(judgement.note);
+    }
+    row.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return row;
+}
+
+} // namespace forklock::demo

@@ -1,0 +1,86 @@
+// forklock-demo: the classroom demonstration (issue 4). Act 1 races concurrent increments
+// through every lock mode; act 2 kills a worker that holds a key. Exit 0 only when every row
+// did what the theory predicts (theory.h), 1 otherwise, 2 for bad usage, 130 on Ctrl-C.
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "interrupt.h"
+#include "options.h"
+#include "report.h"
+
+namespace {
+
+using namespace forklock::demo;
+
+void run_race_act(const Options& options, Progress& progress, DemoResults& results)
+{
+    const auto scenarios = race_scenarios(options.sizes);
+    for (std::size_t i = 0; i < scenarios.size(); ++i) {
+        const std::string label = fmt::format("act 1 [{}/{}] {}:", i + 1, scenarios.size(),
+                                              describe(scenarios[i]));
+        results.race.push_back(run_race(options.server, scenarios[i], options.sizes, progress, label));
+    }
+    progress.clear();
+    if (!options.json) std::cout << format_race(results.race, options.sizes, options.color) << std::endl;
+}
+
+void run_crash_act(const Options& options, Progress& progress, DemoResults& results)
+{
+    const auto scenarios = crash_scenarios();
+    for (std::size_t i = 0; i < scenarios.size(); ++i) {
+        const std::string label = fmt::format("act 2 [{}/{}] {}:", i + 1, scenarios.size(),
+                                              describe(scenarios[i]));
+        results.crash.push_back(run_crash(options.server, scenarios[i], progress, label));
+    }
+    progress.clear();
+    if (!options.json) std::cout << format_crash(results.crash, options.color) << std::endl;
+}
+
+int run(const Options& options)
+{
+    const auto start = std::chrono::steady_clock::now();
+    Progress progress(Progress::stderr_is_terminal());
+    DemoResults results;
+    results.sizes = options.sizes;
+    if (options.acts != Acts::crash) run_race_act(options, progress, results);
+    if (options.acts != Acts::race) run_crash_act(options, progress, results);
+    results.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (options.json)
+        std::cout << to_json(results).dump(2) << std::endl;
+    else
+        std::cout << format_summary(results, options.color) << std::flush;
+    return all_as_predicted(results) ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    const ParsedOptions parsed = parse_options(argc, argv);
+    if (!parsed.options) return parsed.exit_code;
+    const Options& options = *parsed.options;
+    if (::access(options.server.c_str(), X_OK) != 0) {
+        std::cerr << "forklock-demo: no server binary at " << options.server
+                  << " (build it, or pass --server PATH)\n";
+        return 2;
+    }
+    install_interrupt_handlers();
+    // Workers whose master died re-parent to us, so ServerProcess can reap them.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    try {
+        return run(options);
+    } catch (const Interrupted&) {
+        std::cerr << "\nforklock-demo: interrupted; every server it started is stopped\n";
+        return 130;
+    } catch (const std::exception& error) {
+        std::cerr << "forklock-demo: " << error.what() << "\n";
+        return 1;
+    }
+}

@@ -1,0 +1,79 @@
+#include "race_act.h"
+
+#include <fmt/format.h>
+
+#include "interrupt.h"
+#include "server_api.h"
+
+namespace forklock::demo {
+namespace {
+
+const std::string kKey = "race";
+
+RaceRow measure(const std::filesystem::path& server, const ServerConfig& config,
+                const RaceSizes& sizes, Progress& progress, const std::string& label)
+{
+    RaceRow row{config, {}, 0, {}, {}, 0};
+    progress.show(fmt::format("{} starting the server", label));
+    ServerProcess process(server, config);
+    const LoadPlan plan{process.port(), kKey, sizes.requests, sizes.concurrency, sizes.hold_ms};
+    row.load = fire_increments(plan, [&](int done) {
+        progress.show(fmt::format("{} {}/{} increments", label, done, sizes.requests));
+    });
+    row.final = ServerApi(process.port()).counter(kKey);
+    progress.show(fmt::format("{} stopping the server", label));
+    process.stop();
+    return row;
+}
+
+} // namespace
+
+std::vector<ServerConfig> race_scenarios(const RaceSizes& sizes)
+{
+    const int w = sizes.workers;
+    return {
+        {LockMode::none, false, w, 1, true},
+        {LockMode::thread, true, w, 1, true},
+        {LockMode::thread, false, 1, sizes.threads, true},
+        {LockMode::semaphore, false, w, 1, true},
+        {LockMode::semaphore, true, w, 1, true},
+        {LockMode::mutex, false, w, 1, true},
+        {LockMode::mutex, true, w, 1, true},
+        {LockMode::flock, false, w, 1, true},
+    };
+}
+
+std::string describe(const ServerConfig& config)
+{
+    std::string text(to_string(config.mode));
+    if (config.preload) text += " --preload";
+    if (!config.lock_recovery) text += " --no-lock-recovery";
+    text += fmt::format(" -w {}", config.workers);
+    if (config.threads > 1) text += fmt::format(" --threads {}", config.threads);
+    return text;
+}
+
+RaceRow run_race(const std::filesystem::path& server, const ServerConfig& config,
+                 const RaceSizes& sizes, Progress& progress, const std::string& label)
+{
+    const auto start = Clock::now();
+    RaceRow row{config, {}, 0, {}, {}, 0};
+    try {
+        row = measure(server, config, sizes, progress, label);
+    } catch (const Interrupted&) {
+        throw;
+    } catch (const std::exception& error) {
+        row.error = error.what();
+    }
+    const RaceCounts counts{row.load.sent, row.load.ok, row.load.errors, row.final,
+                            static_cast<int>(row.load.pids.size()), row.load.waited};
+    row.judgement = judge_race(config, counts);
+    if (!row.error.empty()) {
+        row.judgement.status = RowStatus::inconclusive;
+        row.judgement.note = row.error;
+    }
+    row.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return row;
+}
+
+} // namespace forklock::demo

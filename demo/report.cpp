@@ -1,0 +1,202 @@
+#include "report.h"
+
+#include <fmt/format.h>
+
+#include "table.h"
+
+namespace forklock::demo {
+namespace {
+
+constexpr const char* kRed = "31";
+constexpr const char* kGreen = "32";
+constexpr const char* kYellow = "33";
+
+Cell theory_cell(RowStatus status)
+{
+    switch (status) {
+    case RowStatus::as_predicted: return {"matches", kGreen};
+    case RowStatus::unexpected: return {"DIFFERS", kRed};
+    case RowStatus::inconclusive: return {"unclear", kYellow};
+    }
+    return {"?", nullptr};
+}
+
+std::string detail(std::string_view why, const std::string& note)
+{
+    if (note.empty()) return std::string(why);
+    return fmt::format("{} ({})", why, note.substr(0, note.find('\n')));
+}
+
+std::string workers_x_threads(const ServerConfig& config)
+{
+    return fmt::format("{} x {}", config.workers, config.threads);
+}
+
+nlohmann::json config_json(const ServerConfig& config)
+{
+    return {{"mode", to_string(config.mode)}, {"preload", config.preload},
+            {"workers", config.workers}, {"threads", config.threads},
+            {"lock_recovery", config.lock_recovery}};
+}
+
+nlohmann::json race_json(const RaceRow& row)
+{
+    nlohmann::json out = config_json(row.config);
+    out.update({{"sent", row.load.sent}, {"committed", row.load.ok}, {"errors", row.load.errors},
+                {"final", row.final}, {"lost", row.load.ok - row.final},
+                {"worker_pids", std::vector<pid_t>(row.load.pids.begin(), row.load.pids.end())},
+                {"duplicate_values", row.load.duplicate_values}, {"waited", row.load.waited},
+                {"predicted", to_string(predict_race(row.config))},
+                {"verdict", to_string(row.judgement.observed)},
+                {"status", to_string(row.judgement.status)},
+                {"as_predicted", row.judgement.status == RowStatus::as_predicted},
+                {"why", why_race(row.config)}, {"note", row.judgement.note},
+                {"seconds", row.seconds}});
+    return out;
+}
+
+nlohmann::json crash_json(const CrashRow& row)
+{
+    nlohmann::json out = config_json(row.config);
+    out.update({{"killed_pid", row.killed_pid}, {"freed", row.freed},
+                {"freed_after_ms", row.freed_after_ms}, {"recovered_from", row.recovered_from},
+                {"stuck_503", row.stuck_503}, {"stuck_owner_pid", row.stuck_owner},
+                {"probe_timeout_ms", row.probe_timeout_ms}, {"new_pid", row.new_pid},
+                {"restarts_before", row.restarts_before}, {"restarts_after", row.restarts_after},
+                {"committed", row.committed}, {"final", row.final},
+                {"predicted", to_string(predict_crash(row.config))},
+                {"verdict", to_string(row.observed)}, {"status", to_string(row.status)},
+                {"as_predicted", row.status == RowStatus::as_predicted},
+                {"summary", describe_recovery(row)}, {"why", why_crash(row.config)},
+                {"note", row.note}, {"seconds", row.seconds}});
+    return out;
+}
+
+std::string recovery_cell(const CrashRow& row)
+{
+    if (row.freed) return fmt::format("after {:.1f} ms", row.freed_after_ms);
+    if (row.stuck_503) return fmt::format("NO: 503 after {} s", row.probe_timeout_ms / 1000);
+    return "unknown";
+}
+
+// The stuck row leads with the sentence the class must remember.
+std::string crash_detail(const CrashRow& row)
+{
+    std::string why(why_crash(row.config));
+    if (row.stuck_503) why = describe_recovery(row) + ": " + why;
+    if (row.recovered_from != 0) why += fmt::format(" (recovered from pid {})", row.recovered_from);
+    return detail(why, row.note);
+}
+
+} // namespace
+
+std::string describe_recovery(const CrashRow& row)
+{
+    if (row.freed) return fmt::format("after {:.1f} ms", row.freed_after_ms);
+    if (row.stuck_503)
+        return fmt::format("still locked after {} s — like gunicorn with multiprocessing.Lock",
+                           row.probe_timeout_ms / 1000);
+    return "unknown";
+}
+
+std::string format_race(const std::vector<RaceRow>& rows, const RaceSizes& sizes, bool color)
+{
+    Table table({"mode", "preload", "w x t", "sent", "final", "lost", "pids", "waited", "verdict",
+                 "theory"},
+                {Align::left, Align::left, Align::left, Align::right, Align::right, Align::right,
+                 Align::right, Align::right, Align::left, Align::left},
+                color);
+    for (const auto& row : rows) {
+        const bool loses = row.judgement.observed == Verdict::loses_updates;
+        table.add_row({{std::string(to_string(row.config.mode))},
+                       {row.config.preload ? "yes" : "no"},
+                       {workers_x_threads(row.config)},
+                       {std::to_string(row.load.sent)},
+                       {std::to_string(row.final)},
+                       {std::to_string(row.load.ok - row.final)},
+                       {std::to_string(row.load.pids.size())},
+                       {std::to_string(row.load.waited)},
+                       {std::string(to_string(row.judgement.observed)), loses ? kRed : kGreen},
+                       theory_cell(row.judgement.status)},
+                      detail(why_race(row.config), row.judgement.note));
+    }
+    return fmt::format("{}\n{} increments of one counter, {} at a time; each holds the key's lock "
+                       "{} ms between read and write.\n'pids': workers that served them; 'waited': increments that "
+                       "waited for the lock.\n\n{}",
+                       paint("Act 1: the race", "1", color), sizes.requests, sizes.concurrency,
+                       sizes.hold_ms, table.render());
+}
+
+std::string format_crash(const std::vector<CrashRow>& rows, bool color)
+{
+    Table table({"mode", "preload", "recovery", "killed", "key usable again", "replaced by",
+                 "committed", "final", "theory"},
+                {Align::left, Align::left, Align::left, Align::right, Align::left, Align::left,
+                 Align::right, Align::right, Align::left},
+                color);
+    for (const auto& row : rows) {
+        const std::string replaced =
+            row.new_pid ? fmt::format("{} (restarts {} -> {})", row.new_pid, row.restarts_before,
+                                      row.restarts_after)
+                        : "-";
+        table.add_row({{std::string(to_string(row.config.mode))},
+                       {row.config.preload ? "yes" : "no"},
+                       {row.config.lock_recovery ? "on" : "off"},
+                       {std::to_string(row.killed_pid)},
+                       {recovery_cell(row), row.freed ? kGreen : kRed},
+                       {replaced},
+                       {std::to_string(row.committed)},
+                       {std::to_string(row.final)},
+                       theory_cell(row.status)},
+                      crash_detail(row));
+    }
+    return fmt::format("{}\nA worker holding a key's lock (for 10 s) is killed with SIGKILL; how soon "
+                       "does the next increment of that key succeed?\n'committed': increments "
+                       "answered 2xx, before and after the kill; 'final' must equal it.\n\n{}",
+                       paint("Act 2: the crash", "1", color), table.render());
+}
+
+std::string format_summary(const DemoResults& results, bool color)
+{
+    int total = 0;
+    int matching = 0;
+    for (const auto& row : results.race) {
+        ++total;
+        matching += row.judgement.status == RowStatus::as_predicted ? 1 : 0;
+    }
+    for (const auto& row : results.crash) {
+        ++total;
+        matching += row.status == RowStatus::as_predicted ? 1 : 0;
+    }
+    const bool all = total > 0 && matching == total;
+    const std::string text = fmt::format("{} of {} rows as the theory predicts ({:.1f} s){}", matching,
+                                         total, results.seconds,
+                                         all ? "." : ": the result is not proof, see the notes above.");
+    return paint(text, all ? kGreen : kRed, color) + "\n";
+}
+
+nlohmann::json to_json(const DemoResults& results)
+{
+    nlohmann::json race = nlohmann::json::array();
+    for (const auto& row : results.race) race.push_back(race_json(row));
+    nlohmann::json crash = nlohmann::json::array();
+    for (const auto& row : results.crash) crash.push_back(crash_json(row));
+    return {{"sizes",
+             {{"requests", results.sizes.requests}, {"concurrency", results.sizes.concurrency},
+              {"hold_ms", results.sizes.hold_ms}, {"workers", results.sizes.workers},
+              {"threads", results.sizes.threads}}},
+            {"race", race}, {"crash", crash}, {"seconds", results.seconds},
+            {"all_as_predicted", all_as_predicted(results)}};
+}
+
+bool all_as_predicted(const DemoResults& results)
+{
+    if (results.race.empty() && results.crash.empty()) return false;
+    for (const auto& row : results.race)
+        if (row.judgement.status != RowStatus::as_predicted) return false;
+    for (const auto& row : results.crash)
+        if (row.status != RowStatus::as_predicted) return false;
+    return true;
+}
+
+} // namespace forklock::demo

@@ -1,0 +1,35 @@
+#pragma once
+// The demo's output: the two acts as text tables (coloured on a terminal) or as one JSON
+// document. Pure functions of the measured rows, unit-tested without a server.
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "crash_act.h"
+#include "race_act.h"
+
+namespace forklock::demo {
+
+struct DemoResults {
+    RaceSizes sizes;
+    std::vector<RaceRow> race;
+    std::vector<CrashRow> crash;
+    double seconds = 0;
+};
+
+std::string format_race(const std::vector<RaceRow>& rows, const RaceSizes& sizes, bool color);
+std::string format_crash(const std::vector<CrashRow>& rows, bool color);
+// The closing line: every row as predicted, or which were not.
+std::string format_summary(const DemoResults& results, bool color);
+
+nlohmann::json to_json(const DemoResults& results);
+
+// True when there is at least one row and every row is as predicted: the exit code's meaning.
+bool all_as_predicted(const DemoResults& results);
+
+// "after 3.2 ms", "still locked after 2 s — like gunicorn with multiprocessing.Lock", ...
+std::string describe_recovery(const CrashRow& row);
+
+} // namespace forklock::demo

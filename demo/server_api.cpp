@@ -1,0 +1,75 @@
+#include "server_api.h"
+
+#include <fmt/format.h>
+
+namespace forklock::demo {
+namespace {
+
+template <typename T>
+T field_or(const nlohmann::json& object, const char* name, T fallback)
+{
+    if (!object.is_object()) return fallback;
+    const auto it = object.find(name);
+    return it != object.end() && it->is_number() ? it->get<T>() : fallback;
+}
+
+} // namespace
+
+IncrementReply ServerApi::increment(const std::string& key, int hold_ms, int timeout_ms,
+                                    Clock::duration http_timeout) const
+{
+    std::string target = fmt::format("/counter/{}/increment?hold_ms={}", key, hold_ms);
+    if (timeout_ms >= 0) target += fmt::format("&timeout_ms={}", timeout_ms);
+    const HttpResponse response = http_request(port_, "POST", target, http_timeout);
+    const nlohmann::json body = response.json();
+    IncrementReply reply;
+    reply.status = response.status;
+    reply.value = field_or<long>(body, "value", 0);
+    reply.pid = field_or<pid_t>(body, "pid", 0);
+    reply.waited_ms = field_or<double>(body, "waited_ms", 0.0);
+    reply.recovered_from = field_or<pid_t>(body, "recovered_from", 0);
+    reply.owner_pid = field_or<pid_t>(body, "owner_pid", 0);
+    return reply;
+}
+
+long ServerApi::counter(const std::string& key) const
+{
+    const nlohmann::json body = get_json("/counter/" + key);
+    if (!body.contains("value")) throw HttpError("GET /counter/" + key + ": no value in reply");
+    return body["value"].get<long>();
+}
+
+pid_t ServerApi::lock_owner(const std::string& key) const
+{
+    const nlohmann::json body = get_json("/locks");
+    if (!body.contains("keys") || !body["keys"].is_array()) return 0;
+    for (const auto& entry : body["keys"]) {
+        if (entry.value("key", std::string()) == key) return field_or<pid_t>(entry, "owner_pid", 0);
+    }
+    return 0;
+}
+
+WorkersSnapshot ServerApi::workers() const
+{
+    const nlohmann::json body = get_json("/workers");
+    WorkersSnapshot snapshot;
+    snapshot.master_pid = field_or<pid_t>(body, "master_pid", 0);
+    snapshot.restarts = field_or<int>(body, "restarts", 0);
+    if (body.contains("workers") && body["workers"].is_array()) {
+        for (const auto& worker : body["workers"])
+            snapshot.pids.push_back(field_or<pid_t>(worker, "pid", 0));
+    }
+    return snapshot;
+}
+
+nlohmann::json ServerApi::get_json(const std::string& target) const
+{
+    const HttpResponse response = http_request(port_, "GET", target, query_timeout_);
+    if (!response.ok())
+        throw HttpError(fmt::format("GET {}: HTTP {}: {}", target, response.status, response.body));
+    nlohmann::json body = response.json();
+    if (body.is_discarded()) throw HttpError(fmt::format("GET {}: reply is not JSON", target));
+    return body;
+}
+
+} // namespace forklock::demo

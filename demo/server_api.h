@@ -1,0 +1,55 @@
+#pragma once
+// Typed calls to the server's HTTP API (the contract in issue 3): each is one request.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "http_client.h"
+
+namespace forklock::demo {
+
+struct IncrementReply {
+    int status = 0;           // 200, 503 (timeout_ms elapsed), or whatever the server said
+    long value = 0;           // the new value (200)
+    pid_t pid = 0;            // the worker that served it (200)
+    pid_t recovered_from = 0; // a dead holder this acquisition took the key over from (200)
+    double waited_ms = 0;     // how long it waited for the key's lock (200)
+    pid_t owner_pid = 0;      // who held the key when timeout_ms elapsed (503)
+};
+
+struct WorkersSnapshot {
+    pid_t master_pid = 0;
+    std::vector<pid_t> pids;
+    int restarts = 0;
+};
+
+class ServerApi final {
+public:
+    // query_timeout bounds each GET: a worker thread blocked in a long hold may have accepted
+    // (batched) the connection too, so callers that poll should use a short one and retry.
+    explicit ServerApi(std::uint16_t port,
+                       Clock::duration query_timeout = std::chrono::seconds(5)) noexcept
+        : port_(port), query_timeout_(query_timeout)
+    {
+    }
+
+    // POST /counter/KEY/increment?hold_ms=H[&timeout_ms=T]; timeout_ms < 0 leaves it out.
+    [[nodiscard]] IncrementReply increment(const std::string& key, int hold_ms, int timeout_ms,
+                                           Clock::duration http_timeout) const;
+    [[nodiscard]] long counter(const std::string& key) const;
+    // owner_pid of KEY in GET /locks; 0 when nobody holds it or the key is not listed.
+    [[nodiscard]] pid_t lock_owner(const std::string& key) const;
+    [[nodiscard]] WorkersSnapshot workers() const;
+
+private:
+    [[nodiscard]] nlohmann::json get_json(const std::string& target) const;
+
+    std::uint16_t port_;
+    Clock::duration query_timeout_;
+};
+
+} // namespace forklock::demo

@@ -1,0 +1,121 @@
+#include "theory.h"
+
+#include <fmt/format.h>
+
+namespace forklock::demo {
+
+std::string_view to_string(Verdict verdict)
+{
+    return verdict == Verdict::loses_updates ? "loses updates" : "safe";
+}
+
+std::string_view to_string(CrashVerdict verdict)
+{
+    return verdict == CrashVerdict::recovers ? "recovers" : "stays locked";
+}
+
+std::string_view to_string(RowStatus status)
+{
+    switch (status) {
+    case RowStatus::as_predicted: return "as predicted";
+    case RowStatus::unexpected: return "UNEXPECTED";
+    case RowStatus::inconclusive: return "inconclusive";
+    }
+    return "?";
+}
+
+Verdict predict_race(const ServerConfig& config)
+{
+    const bool one_process = config.workers == 1;
+    if (config.mode == LockMode::none)
+        return one_process && config.threads == 1 ? Verdict::safe : Verdict::loses_updates;
+    if (one_process || config.mode == LockMode::flock) return Verdict::safe;
+    if (config.mode == LockMode::thread) return Verdict::loses_updates;
+    return config.preload ? Verdict::safe : Verdict::loses_updates;
+}
+
+std::string_view why_race(const ServerConfig& config)
+{
+    const bool shared = predict_race(config) == Verdict::safe;
+    switch (config.mode) {
+    case LockMode::none: return "no lock: overlapping read-modify-writes overwrite each other";
+    case LockMode::thread:
+        return shared ? "one process: its threads share one std::mutex"
+                      : "fork copies private memory: each worker has its own std::mutex";
+    case LockMode::semaphore:
+        return shared ? "semaphores made before fork are shared by every worker"
+                      : "without preload each worker made its own semaphores";
+    case LockMode::mutex:
+        return shared ? "mutexes in MAP_SHARED memory made before fork are shared"
+                      : "without preload each worker mapped its own mutexes";
+    case LockMode::flock: return "the kernel owns file locks: every worker opens the same file";
+    }
+    return "?";
+}
+
+CrashVerdict predict_crash(const ServerConfig& config)
+{
+    return config.mode == LockMode::semaphore && !config.lock_recovery ? CrashVerdict::stays_locked
+                                                                        : CrashVerdict::recovers;
+}
+
+std::string_view why_crash(const ServerConfig& config)
+{
+    switch (config.mode) {
+    case LockMode::semaphore:
+        return config.lock_recovery
+                   ? "the master reaps the dead pid and releases the keys it held (nginx style)"
+                   : "a semaphore has no owner, so nobody ever posts it again";
+    case LockMode::mutex: return "robust mutex: the next locker gets EOWNERDEAD and takes over";
+    case LockMode::flock: return "the kernel drops a dead process's file locks";
+    default: return "this mode does not exclude processes";
+    }
+}
+
+RaceJudgement judge_race(const ServerConfig& config, const RaceCounts& counts)
+{
+    RaceJudgement judgement;
+    judgement.observed = counts.final < counts.ok ? Verdict::loses_updates : Verdict::safe;
+    if (counts.errors > 0) {
+        judgement.note = fmt::format("{} of {} increments failed", counts.errors, counts.sent);
+    } else if (counts.final > counts.ok) {
+        judgement.note = fmt::format("final {} is above the {} committed", counts.final, counts.ok);
+    } else if (config.workers > 1 && counts.worker_pids < 2) {
+        judgement.note = "every request reached the same worker: nothing overlapped across fork";
+    } else if (judgement.observed != predict_race(config)) {
+        judgement.status = RowStatus::unexpected;
+        judgement.note = fmt::format("theory says {}", to_string(predict_race(config)));
+        return judgement;
+    } else if (judgement.observed == Verdict::safe && config.workers * config.threads > 1 &&
+               counts.waited == 0) {
+        judgement.note = "no increment waited for the lock: nothing tried to overlap";
+    } else {
+        judgement.status = RowStatus::as_predicted;
+        return judgement;
+    }
+    judgement.status = RowStatus::inconclusive;
+    return judgement;
+}
+
+CrashJudgement judge_crash(const ServerConfig& config, const CrashFacts& facts)
+{
+    CrashJudgement judgement;
+    judgement.observed = facts.freed ? CrashVerdict::recovers : CrashVerdict::stays_locked;
+    if (!facts.freed && !facts.reported_locked) {
+        judgement.note = "the key was neither freed nor reported locked (503) within 10 s";
+        return judgement;
+    }
+    judgement.status = RowStatus::unexpected;
+    if (judgement.observed != predict_crash(config))
+        judgement.note = fmt::format("theory says {}", to_string(predict_crash(config)));
+    else if (!facts.replaced)
+        judgement.note = "the master did not replace the killed worker within 10 s";
+    else if (facts.final != facts.committed)
+        judgement.note = fmt::format("{} increments committed but the counter says {}",
+                                     facts.committed, facts.final);
+    else
+        judgement.status = RowStatus::as_predicted;
+    return judgement;
+}
+
+} // namespace forklock::demo

@@ -1,0 +1,67 @@
+#pragma once
+// What the theory predicts for each scenario, and the one sentence that says why. Pure: the
+// demo's exit code is "did every row do what this file says", so it is unit-tested on its own.
+
+#include <string>
+#include <string_view>
+
+#include "server_process.h"
+
+namespace forklock::demo {
+
+enum class Verdict { loses_updates, safe };
+std::string_view to_string(Verdict verdict);
+
+// Act 1: does a read-modify-write under this configuration's lock lose updates when requests
+// overlap? Only when two of its workers (or threads, for none) can be inside at once.
+Verdict predict_race(const ServerConfig& config);
+// Why, in one short sentence, specific to the configuration (preload, workers, threads).
+std::string_view why_race(const ServerConfig& config);
+
+// Act 2: after SIGKILL of the holder, is the key usable again? Every process-shared mode
+// recovers (kernel, robust mutex, or master); a semaphore whose master does not release stays
+// locked, as multiprocessing.Lock does under gunicorn.
+enum class CrashVerdict { recovers, stays_locked };
+std::string_view to_string(CrashVerdict verdict);
+CrashVerdict predict_crash(const ServerConfig& config);
+std::string_view why_crash(const ServerConfig& config);
+
+// What one race run measured, and how it compares with the prediction.
+struct RaceCounts {
+    int sent = 0;      // increments attempted
+    int ok = 0;        // 2xx replies: committed updates
+    int errors = 0;    // anything else (non-2xx, connection failure)
+    long final = 0;    // the counter at the end
+    int worker_pids = 0; // distinct worker pids that served an increment
+    int waited = 0;      // increments that waited for the lock: overlap was attempted
+};
+
+enum class RowStatus { as_predicted, unexpected, inconclusive };
+std::string_view to_string(RowStatus status);
+
+struct RaceJudgement {
+    Verdict observed = Verdict::safe;
+    RowStatus status = RowStatus::inconclusive;
+    std::string note; // why a row is not as predicted; empty otherwise
+};
+
+RaceJudgement judge_race(const ServerConfig& config, const RaceCounts& counts);
+
+// What one crash run saw after the kill.
+struct CrashFacts {
+    bool freed = false;           // an increment of the key succeeded
+    bool reported_locked = false; // an increment timed out with 503: the key stayed locked
+    bool replaced = false;        // the master replaced the killed worker
+    int committed = 0;            // 2xx increments
+    long final = -1;              // the counter at the end
+};
+
+struct CrashJudgement {
+    CrashVerdict observed = CrashVerdict::stays_locked;
+    RowStatus status = RowStatus::inconclusive;
+    std::string note;
+};
+
+CrashJudgement judge_crash(const ServerConfig& config, const CrashFacts& facts);
+
+} // namespace forklock::demo

@@ -1,0 +1,169 @@
+#include "api.h"
+
+#include <charconv>
+#include <chrono>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace forklock {
+namespace {
+
+using Json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+Response json_response(int status, const Json& body)
+{
+    return {status, "application/json", body.dump() + "\n", {}};
+}
+
+Response method_not_allowed(std::string_view method, std::string allow)
+{
+    Response r = json_error(405, fmt::format("method {} is not allowed here; use {}", method, allow));
+    r.headers.emplace_back("Allow", std::move(allow));
+    return r;
+}
+
+bool is_get(const std::string& method) { return method == "GET" || method == "HEAD"; }
+
+double ms(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 1e6; }
+
+} // namespace
+
+Response json_error(int status, const std::string& message)
+{
+    return json_response(status, Json{{"error", message}});
+}
+
+std::optional<int> query_int(const std::string& query, std::string_view name, int low, int high)
+{
+    std::optional<std::string_view> found;
+    std::string_view rest(query);
+    while (!rest.empty()) {
+        auto amp = rest.find('&');
+        auto pair = rest.substr(0, amp);
+        rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+        auto eq = pair.find('=');
+        if (pair.substr(0, eq) == name) found = eq == std::string_view::npos ? "" : pair.substr(eq + 1);
+    }
+    if (!found) return std::nullopt;
+    int value = 0;
+    auto [end, ec] = std::from_chars(found->data(), found->data() + found->size(), value);
+    if (found->empty() || ec != std::errc() || end != found->data() + found->size() || value < low || value > high)
+        throw BadRequest(fmt::format("{} must be an integer in {}..{}", name, low, high));
+    return value;
+}
+
+Api::Api(ApiContext context) : ctx_(context) {}
+
+Response Api::handle(const Request& request) const noexcept
+{
+    try {
+        return route(request);
+    } catch (const BadRequest& e) {
+        return json_error(400, e.what());
+    } catch (const TableFullError& e) {
+        return json_error(503, fmt::format("the lock table is full, try again later: {}", e.what()));
+    } catch (const std::exception& e) {
+        return json_error(500, e.what());
+    } catch (...) {
+        return json_error(500, "unknown error");
+    }
+}
+
+Response Api::route(const Request& r) const
+{
+    constexpr std::string_view kCounter = "/counter/";
+    std::string_view path(r.path);
+    if (path.starts_with(kCounter)) {
+        auto rest = path.substr(kCounter.size());
+        auto slash = rest.find('/');
+        if (slash == std::string_view::npos) return counter(r, rest, false);
+        if (rest.substr(slash) == "/increment") return counter(r, rest.substr(0, slash), true);
+        return json_error(404, fmt::format("no such path: {}", r.path));
+    }
+    using Handler = Response (Api::*)() const;
+    static const std::pair<std::string_view, Handler> kPages[] = {
+        {"/", &Api::index},         {"/healthz", nullptr},      {"/locks", &Api::locks},
+        {"/workers", &Api::workers}, {"/metrics", &Api::metrics},
+    };
+    for (const auto& [page, handler] : kPages) {
+        if (path != page) continue;
+        if (!is_get(r.method)) return method_not_allowed(r.method, "GET, HEAD");
+        static const Response kHealthy = json_response(200, Json{{"status", "ok"}}); // the load balancer's hot path
+        return handler ? (this->*handler)() : kHealthy;
+    }
+    return json_error(404, fmt::format("no such path: {}", r.path));
+}
+
+Response Api::counter(const Request& r, std::string_view key, bool increment) const
+{
+    if (increment && r.method != "POST") return method_not_allowed(r.method, "POST");
+    if (!increment && !is_get(r.method) && r.method != "DELETE")
+        return method_not_allowed(r.method, "GET, HEAD, DELETE");
+    if (auto problem = key_error(key)) return json_error(400, *problem);
+    if (increment) return this->increment(key, r.query);
+    return r.method == "DELETE" ? reset(key) : read(key);
+}
+
+Response Api::increment(std::string_view key, const std::string& query) const
+{
+    int hold_ms = query_int(query, "hold_ms", 0, kMaxHoldMs).value_or(0);
+    auto timeout_ms = query_int(query, "timeout_ms", 1, kMaxTimeoutMs);
+    KeyGuard guard = timeout_ms ? ctx_.table->lock_for(key, std::chrono::milliseconds(*timeout_ms))
+                                : ctx_.table->lock(key);
+    if (!guard) return timed_out(key, *timeout_ms);
+    auto held_from = Clock::now();
+    std::uint64_t value = ctx_.store->read(key) + 1;
+    if (hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
+    ctx_.store->write(key, value);
+    auto held = Clock::now() - held_from;
+    guard.unlock();
+    if (ctx_.scoreboard) {
+        auto& t = ctx_.scoreboard->totals();
+        t.increments.fetch_add(1, std::memory_order_relaxed);
+        t.lock_wait_ns.fetch_add(static_cast<std::uint64_t>(guard.waited().count()), std::memory_order_relaxed);
+        t.lock_hold_ns.fetch_add(static_cast<std::uint64_t>(std::chrono::nanoseconds(held).count()), std::memory_order_relaxed);
+    }
+    return json_response(200, Json{{"key", key}, {"value", value}, {"pid", ctx_.pid},
+                                   {"lock_mode", to_string(ctx_.table->mode())},
+                                   {"waited_ms", ms(guard.waited())}, {"held_ms", ms(held)},
+                                   {"recovered_from", guard.recovered_from()}});
+}
+
+Response Api::timed_out(std::string_view key, int timeout_ms) const
+{
+    if (ctx_.scoreboard) ctx_.scoreboard->totals().lock_timeouts.fetch_add(1, std::memory_order_relaxed);
+    pid_t owner = 0;
+    for (const auto& k : ctx_.table->key_stats())
+        if (k.key == key) owner = k.owner_pid;
+    return json_response(503, Json{{"error", fmt::format("timed out after {} ms waiting for the lock on '{}'", timeout_ms, key)},
+                                   {"owner_pid", owner}});
+}
+
+Response Api::read(std::string_view key) const
+{
+    return json_response(200, Json{{"key", key}, {"value", ctx_.store->read(key)}});
+}
+
+Response Api::reset(std::string_view key) const
+{
+    KeyGuard guard = ctx_.table->lock(key);
+    ctx_.store->write(key, 0);
+    return json_response(200, Json{{"key", key}, {"value", 0}});
+}
+
+Response Api::index() const
+{
+    Json endpoints = Json::array({
+        "POST /counter/{key}/increment?hold_ms=N&timeout_ms=M  add one under the key's lock",
+        "GET /counter/{key}  read a counter", "DELETE /counter/{key}  reset a counter to 0",
+        "GET /locks  the lock table", "GET /workers  the workers", "GET /metrics  Prometheus text",
+        "GET /healthz  liveness"});
+    return json_response(200, Json{{"name", "forklock"}, {"lock_mode", to_string(ctx_.table->mode())},
+                                   {"explain", explain(ctx_.table->mode())}, {"pid", ctx_.pid},
+                                   {"endpoints", endpoints}});
+}
+
+} // namespace forklock

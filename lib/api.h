@@ -1,0 +1,79 @@
+#pragma once
+// The HTTP API as plain functions: Request in, Response out. No sockets, no libevent: the one
+// adapter in server/http_adapter.cpp converts evhttp requests, and tests call handle() directly.
+//
+//   POST   /counter/{key}/increment?hold_ms=N&timeout_ms=M
+//   GET    /counter/{key}        DELETE /counter/{key}
+//   GET    /locks   /workers   /metrics   /healthz   /
+//
+// Thread safety: handle() is const and may run on many threads at once; it blocks while it
+// waits for a key's lock and while it holds it (hold_ms). It never throws: every failure is a
+// JSON {"error": ...} response.
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "counter_store.h"
+#include "lock_table.h"
+#include "scoreboard.h"
+
+namespace forklock {
+
+struct Request {
+    std::string method; // "GET", "POST", ...
+    std::string path;   // as sent, percent-encoding included
+    std::string query;  // after '?', without it
+};
+
+struct Response {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers; // extra ones, e.g. Allow
+};
+
+inline constexpr int kMaxHoldMs = 60000;
+inline constexpr int kMaxTimeoutMs = 60000;
+
+struct ApiContext {
+    LockTable* table = nullptr;
+    const CounterStore* store = nullptr;
+    Scoreboard* scoreboard = nullptr; // optional: /workers and totals need it
+    pid_t pid = 0;                    // the worker answering
+};
+
+Response json_error(int status, const std::string& message);
+
+class Api final {
+public:
+    explicit Api(ApiContext context);
+    Response handle(const Request& request) const noexcept;
+
+private:
+    Response route(const Request& request) const;
+    Response counter(const Request& request, std::string_view key, bool increment) const;
+    Response increment(std::string_view key, const std::string& query) const;
+    Response read(std::string_view key) const;
+    Response reset(std::string_view key) const;
+    Response index() const;
+    Response locks() const;
+    Response workers() const;
+    Response metrics() const;
+    Response timed_out(std::string_view key, int timeout_ms) const;
+    ApiContext ctx_;
+};
+
+// Query parameter `name` as an integer in [low, high]: nullopt if absent; throws BadRequest.
+std::optional<int> query_int(const std::string& query, std::string_view name, int low, int high);
+
+class BadRequest : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+} // namespace forklock

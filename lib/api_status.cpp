@@ -1,0 +1,115 @@
+// The read-only status pages of the API: /locks, /workers, /metrics.
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "api.h"
+
+namespace forklock {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+double ns_to_ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+Json key_json(const KeyStats& k)
+{
+    return Json{{"key", k.key},
+                {"owner_pid", k.owner_pid},
+                {"waiters", k.waiters},
+                {"acquisitions", k.acquisitions},
+                {"contended", k.contended},
+                {"wait_ms_total", ns_to_ms(k.wait_ns_total)},
+                {"wait_ms_max", ns_to_ms(k.wait_ns_max)},
+                {"recoveries", k.recoveries},
+                {"last_dead_owner", k.last_dead_owner}};
+}
+
+// Prometheus label values escape backslash, quote and newline.
+std::string label(std::string_view value)
+{
+    std::string out;
+    for (char c : value) {
+        if (c == '\\' || c == '"') out += '\\';
+        out += c == '\n' ? 'n' : c;
+    }
+    return out;
+}
+
+void metric(std::string& out, std::string_view name, std::string_view type, std::string_view help)
+{
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+} // namespace
+
+Response Api::locks() const
+{
+    TableStats s = ctx_.table->stats();
+    Json keys = Json::array();
+    for (const auto& k : ctx_.table->key_stats()) keys.push_back(key_json(k));
+    Json body{{"mode", to_string(ctx_.table->mode())},
+              {"pid", ctx_.pid},
+              {"shared", s.shared},
+              {"capacity", s.capacity},
+              {"keys_in_use", s.keys},
+              {"active", s.active},
+              {"keys_high_water", s.keys_high_water},
+              {"evictions", s.evictions},
+              {"full_errors", s.full_errors},
+              {"recoveries", s.recoveries},
+              {"keys", std::move(keys)}};
+    return {200, "application/json", body.dump() + "\n", {}};
+}
+
+Response Api::workers() const
+{
+    if (ctx_.scoreboard == nullptr) return json_error(503, "no scoreboard in this process");
+    Json list = Json::array();
+    for (const auto& w : ctx_.scoreboard->snapshot())
+        list.push_back(Json{{"pid", w.pid}, {"age_s", w.age_s}, {"requests", w.requests},
+                            {"state", to_string(w.state)}});
+    auto& totals = ctx_.scoreboard->totals();
+    Json body{{"master_pid", totals.master_pid.load()}, {"workers", std::move(list)},
+              {"restarts", totals.restarts.load()}};
+    return {200, "application/json", body.dump() + "\n", {}};
+}
+
+Response Api::metrics() const
+{
+    std::string out;
+    auto add = std::back_inserter(out);
+    if (ctx_.scoreboard != nullptr) {
+        auto workers = ctx_.scoreboard->snapshot();
+        auto& t = ctx_.scoreboard->totals();
+        metric(out, "forklock_http_requests_total", "counter", "HTTP requests served, per worker.");
+        for (const auto& w : workers) fmt::format_to(add, "forklock_http_requests_total{{pid=\"{}\"}} {}\n", w.pid, w.requests);
+        metric(out, "forklock_workers", "gauge", "Worker processes alive.");
+        fmt::format_to(add, "forklock_workers {}\n", workers.size());
+        metric(out, "forklock_worker_restarts_total", "counter", "Workers respawned after exiting on their own.");
+        fmt::format_to(add, "forklock_worker_restarts_total {}\n", t.restarts.load());
+        metric(out, "forklock_increments_total", "counter", "Successful increments.");
+        fmt::format_to(add, "forklock_increments_total {}\n", t.increments.load());
+        metric(out, "forklock_lock_wait_seconds_total", "counter", "Time increments waited for their key's lock.");
+        fmt::format_to(add, "forklock_lock_wait_seconds_total {:.9f}\n", static_cast<double>(t.lock_wait_ns.load()) / 1e9);
+        metric(out, "forklock_lock_hold_seconds_total", "counter", "Time increments held their key's lock.");
+        fmt::format_to(add, "forklock_lock_hold_seconds_total {:.9f}\n", static_cast<double>(t.lock_hold_ns.load()) / 1e9);
+        metric(out, "forklock_lock_timeouts_total", "counter", "Increments that gave up waiting (timeout_ms).");
+        fmt::format_to(add, "forklock_lock_timeouts_total {}\n", t.lock_timeouts.load());
+    }
+    TableStats s = ctx_.table->stats();
+    metric(out, "forklock_lock_recoveries_total", "counter", "Locks taken back from dead holders.");
+    fmt::format_to(add, "forklock_lock_recoveries_total {}\n", s.recoveries);
+    metric(out, "forklock_lock_table_full_total", "counter", "Lock requests refused because every slot was busy.");
+    fmt::format_to(add, "forklock_lock_table_full_total {}\n", s.full_errors);
+    metric(out, "forklock_lock_keys", "gauge", "Keys bound to a slot of the lock table.");
+    fmt::format_to(add, "forklock_lock_keys {}\n", s.keys);
+    metric(out, "forklock_lock_active", "gauge", "Keys held or waited on now.");
+    fmt::format_to(add, "forklock_lock_active {}\n", s.active);
+    metric(out, "forklock_lock_acquisitions_total", "counter", "Acquisitions per key (top 50).");
+    for (const auto& k : ctx_.table->key_stats(50))
+        fmt::format_to(add, "forklock_lock_acquisitions_total{{key=\"{}\"}} {}\n", label(k.key), k.acquisitions);
+    return {200, "text/plain; version=0.0.4", std::move(out), {}};
+}
+
+} // namespace forklock

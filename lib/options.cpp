@@ -1,0 +1,173 @@
+#include "options.h"
+
+#include <charconv>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "lock_table.h"
+#include "scoreboard.h"
+
+namespace forklock {
+namespace {
+
+constexpr const char* kVersion = "forklock 0.1.0";
+
+std::optional<std::uint16_t> parse_port(const std::string& text)
+{
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value > 65535)
+        return std::nullopt;
+    return static_cast<std::uint16_t>(value);
+}
+
+std::optional<LogLevel> parse_log_level(const std::string& name)
+{
+    if (name == "debug") return LogLevel::debug;
+    if (name == "info") return LogLevel::info;
+    if (name == "warning") return LogLevel::warning;
+    if (name == "error") return LogLevel::error;
+    if (name == "critical") return LogLevel::critical;
+    return std::nullopt;
+}
+
+struct RawOptions {
+    std::string bind = "127.0.0.1:8000";
+    std::string lock_mode = "process";
+    std::string log_level = "info";
+    bool no_lock_recovery = false;
+    std::string pid_file;
+    std::string data_dir = "forklock-data";
+};
+
+void add_flags(CLI::App& app, Options& o, RawOptions& raw)
+{
+    app.set_version_flag("--version", kVersion);
+    app.add_option("-w,--workers", o.workers, "worker processes")->check(CLI::Range(1, static_cast<int>(kMaxWorkers)));
+    app.add_option("--threads", o.threads, "threads (event loops) per worker")->check(CLI::Range(1, static_cast<int>(kMaxThreads)));
+    app.add_option("-b,--bind", raw.bind, "HOST:PORT or [IPV6]:PORT; port 0 picks a free port");
+    app.add_flag("--preload", o.preload, "create the lock table in the master, before fork");
+    app.add_option("--lock-mode", raw.lock_mode, "none|thread|semaphore|mutex|flock|process (= mutex)");
+    app.add_flag("--no-lock-recovery", raw.no_lock_recovery,
+                 "semaphore mode: the master does not free keys of dead workers");
+    app.add_option("--data-dir", raw.data_dir, "directory of counter files (created if missing)");
+    app.add_option("-t,--timeout", o.timeout_s, "kill workers silent for S seconds; 0 = never")->check(CLI::Range(0, 86400));
+    app.add_option("--graceful-timeout", o.graceful_timeout_s, "seconds workers get to finish on TERM")->check(CLI::Range(0, 86400));
+    app.add_option("--max-requests", o.max_requests, "recycle a worker after N requests; 0 = never");
+    app.add_option("--max-requests-jitter", o.max_requests_jitter, "add 0..N to --max-requests per worker");
+    app.add_option("-p,--pid", raw.pid_file, "write the master's pid to FILE");
+    app.add_option("--access-logfile", o.access_log, "access log FILE, or - for stderr");
+    app.add_option("--log-level", raw.log_level, "debug|info|warning|error|critical");
+    app.add_option("--lock-slots", o.lock_slots, "keys that can be held or waited on at once")
+        ->check(CLI::Range(std::size_t{1}, LockTable::kMaxCapacity));
+}
+
+// Values CLI11 can't check alone. Returns the error message, or "" when all is well.
+std::string finish(Options& o, const RawOptions& raw)
+{
+    auto bind = parse_bind(raw.bind);
+    if (!bind) return fmt::format("--bind: '{}' is not HOST:PORT or [IPV6]:PORT", raw.bind);
+    o.bind = *bind;
+    auto mode = parse_lock_mode(raw.lock_mode);
+    if (!mode) return fmt::format("--lock-mode: '{}' is not one of none, thread, semaphore, mutex, flock, process", raw.lock_mode);
+    o.lock_mode = *mode;
+    auto level = parse_log_level(raw.log_level);
+    if (!level) return fmt::format("--log-level: '{}' is not one of debug, info, warning, error, critical", raw.log_level);
+    o.log_level = *level;
+    if (raw.data_dir.empty()) return "--data-dir: the directory name is empty";
+    o.data_dir = raw.data_dir;
+    o.pid_file = raw.pid_file;
+    o.lock_recovery = !raw.no_lock_recovery;
+    if (o.lock_mode == LockMode::semaphore && o.lock_slots > LockTable::kMaxSemaphoreCapacity)
+        return fmt::format("--lock-slots: at most {} in semaphore mode (one mapping per semaphore)",
+                           LockTable::kMaxSemaphoreCapacity);
+    return "";
+}
+
+} // namespace
+
+std::optional<BindAddress> parse_bind(const std::string& text)
+{
+    BindAddress a;
+    std::string port;
+    if (!text.empty() && text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string::npos || close == 1) return std::nullopt;
+        a.host = text.substr(1, close - 1);
+        if (close + 1 == text.size()) return a;
+        if (text[close + 1] != ':') return std::nullopt;
+        port = text.substr(close + 2);
+    } else {
+        auto colon = text.find(':');
+        if (colon != text.rfind(':')) return std::nullopt; // bare IPv6 needs brackets
+        a.host = text.substr(0, colon);
+        if (colon == std::string::npos) return a.host.empty() ? std::nullopt : std::optional(a);
+        port = text.substr(colon + 1);
+    }
+    auto p = parse_port(port);
+    if (!p || a.host.empty()) return std::nullopt;
+    a.port = *p;
+    return a;
+}
+
+std::string bind_url(const BindAddress& a)
+{
+    bool v6 = a.host.find(':') != std::string::npos;
+    return v6 ? fmt::format("http://[{}]:{}", a.host, a.port) : fmt::format("http://{}:{}", a.host, a.port);
+}
+
+ParseResult parse_options(const std::vector<std::string>& args)
+{
+    CLI::App app{"forklock: a pre-fork HTTP server that counts, under a lock per key", "forklock"};
+    Options o;
+    RawOptions raw;
+    add_flags(app, o, raw);
+    std::vector<std::string> reversed(args.rbegin(), args.rend()); // CLI11 pops from the back
+    ParseResult result;
+    try {
+        app.parse(reversed);
+    } catch (const CLI::ParseError& e) {
+        std::ostringstream out, err;
+        result.exit_code = app.exit(e, out, err);
+        if (result.exit_code != 0) result.exit_code = 2;
+        result.out = out.str();
+        result.err = err.str();
+        return result;
+    }
+    if (auto problem = finish(o, raw); !problem.empty()) {
+        result.exit_code = 2;
+        result.err = fmt::format("forklock: error: {}\nRun with --help for more information.\n", problem);
+        return result;
+    }
+    result.options = o;
+    return result;
+}
+
+std::vector<std::string> lost_update_warnings(const Options& o)
+{
+    std::vector<std::string> out;
+    switch (o.lock_mode) {
+    case LockMode::none:
+        out.push_back("--lock-mode none: increments take no lock, concurrent requests overwrite each other's updates");
+        break;
+    case LockMode::thread:
+        if (o.workers > 1)
+            out.push_back(fmt::format("--lock-mode thread with {} workers: each worker has its own copy of the "
+                                      "std::mutexes after fork, so workers overwrite each other's updates", o.workers));
+        break;
+    case LockMode::semaphore:
+    case LockMode::mutex:
+        if (!o.preload && o.workers > 1)
+            out.push_back(fmt::format("--lock-mode {} without --preload: each of the {} workers creates its own lock "
+                                      "table after fork, so workers overwrite each other's updates (add --preload)",
+                                      to_string(o.lock_mode), o.workers));
+        break;
+    case LockMode::flock:
+        break;
+    }
+    return out;
+}
+
+} // namespace forklock

@@ -1,0 +1,57 @@
+#pragma once
+// The server's command line, gunicorn's flag names where gunicorn has the flag. Everything is
+// validated here, before the master binds or forks anything.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lock_mode.h"
+#include "log.h"
+
+namespace forklock {
+
+struct BindAddress {
+    std::string host = "127.0.0.1"; // without brackets
+    std::uint16_t port = 8000;
+};
+
+struct Options {
+    int workers = 1;
+    int threads = 1;
+    BindAddress bind;
+    bool preload = false;
+    LockMode lock_mode = kProcessMode;
+    bool lock_recovery = true;
+    std::filesystem::path data_dir = "forklock-data";
+    int timeout_s = 30;          // 0 = no hung-worker detection
+    int graceful_timeout_s = 30;
+    std::uint64_t max_requests = 0; // 0 = never recycle
+    std::uint64_t max_requests_jitter = 0;
+    std::filesystem::path pid_file;
+    std::string access_log;      // "" = none, "-" = stderr
+    LogLevel log_level = LogLevel::info;
+    std::size_t lock_slots = 1024;
+};
+
+// Either options to run with, or an exit code and the text to print (help, version or an error).
+struct ParseResult {
+    std::optional<Options> options;
+    int exit_code = 0;
+    std::string out; // for stdout (--help, --version)
+    std::string err; // for stderr (invalid values)
+};
+
+ParseResult parse_options(const std::vector<std::string>& args); // args exclude argv[0]
+
+// "HOST:PORT", "[V6]:PORT", or "HOST" (port 8000). nullopt when malformed.
+std::optional<BindAddress> parse_bind(const std::string& text);
+// "http://127.0.0.1:8000", "http://[::1]:8000".
+std::string bind_url(const BindAddress& address);
+
+// One sentence per reason this configuration loses updates (empty when it doesn't).
+std::vector<std::string> lost_update_warnings(const Options& options);
+
+} // namespace forklock

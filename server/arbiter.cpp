@@ -1,0 +1,309 @@
+#include "arbiter.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <vector>
+
+#include "log.h"
+#include "os_error.h"
+#include "worker.h"
+
+namespace forklock {
+namespace {
+
+constexpr std::chrono::milliseconds kTick{200};
+constexpr std::chrono::milliseconds kStopPoll{50};
+
+std::string signal_name(int sig)
+{
+    const char* abbrev = ::sigabbrev_np(sig);
+    return abbrev ? std::string("SIG") + abbrev : std::to_string(sig);
+}
+
+std::string lower_name(int sig)
+{
+    std::string name = ::sigabbrev_np(sig) ? ::sigabbrev_np(sig) : "?";
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    return name;
+}
+
+void write_pid_file(const std::filesystem::path& path, pid_t pid)
+{
+    std::ofstream out(path, std::ios::trunc);
+    out << pid << "\n";
+    if (!out.flush()) throw os_error(errno, "write({})", path.string());
+}
+
+} // namespace
+
+Arbiter::Arbiter(const Options& options)
+    : options_(options), num_workers_(options.workers), pid_(::getpid()),
+      signals_({SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1, SIGCHLD})
+{
+    ::signal(SIGPIPE, SIG_IGN);
+}
+
+Arbiter::~Arbiter()
+{
+    std::error_code ignored; // the pid file may already be gone; nothing to do about it here
+    if (pid_file_written_) std::filesystem::remove(options_.pid_file, ignored);
+}
+
+int Arbiter::run()
+{
+    try {
+        start();
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "{}", e.what());
+        return kExitStartError;
+    }
+    spawn_workers();
+    while (!exit_code_) {
+        if (auto sig = signals_.wait(kTick)) dispatch(*sig);
+        if (exit_code_) break;
+        murder_workers();
+        manage_workers();
+    }
+    stop(graceful_);
+    log(LogLevel::info, "Shutting down: Master");
+    return *exit_code_;
+}
+
+void Arbiter::start()
+{
+    log(LogLevel::info, "Starting forklock 0.1.0");
+    CounterStore::create_directory(options_.data_dir);
+    if (options_.lock_mode == LockMode::flock) CounterStore::create_directory(lock_dir_for(options_.data_dir));
+    store_ = std::make_unique<CounterStore>(options_.data_dir);
+    if (auto n = store_->remove_temp_files()) log(LogLevel::info, "Removed {} stale temporary file(s) from {}", n, options_.data_dir.string());
+    listener_.emplace(options_.bind);
+    if (!options_.pid_file.empty()) {
+        write_pid_file(options_.pid_file, pid_);
+        pid_file_written_ = true;
+    }
+    log(LogLevel::info, "Listening at: {} ({})", bind_url(listener_->address()), pid_);
+    log(LogLevel::info, "Lock mode: {}: {}", to_string(options_.lock_mode), explain(options_.lock_mode));
+    warn_lost_updates();
+    scoreboard_ = std::make_unique<Scoreboard>(pid_);
+    if (options_.preload) table_ = std::make_unique<LockTable>(lock_table_options(options_));
+}
+
+void Arbiter::warn_lost_updates()
+{
+    Options now = options_;
+    now.workers = num_workers_;
+    for (const auto& why : lost_update_warnings(now)) log(LogLevel::warning, "This configuration loses updates: {}", why);
+}
+
+void Arbiter::spawn_workers()
+{
+    for (int i = 0; i < num_workers_; ++i) spawn_worker();
+}
+
+void Arbiter::spawn_worker()
+{
+    auto slot = scoreboard_->claim(static_cast<std::uint32_t>(options_.threads));
+    if (!slot) return log(LogLevel::error, "No free scoreboard slot: at most {} workers", kMaxWorkers);
+    std::uint64_t max_requests = options_.max_requests;
+    if (max_requests > 0 && options_.max_requests_jitter > 0) {
+        static std::mt19937_64 rng{std::random_device{}()};
+        max_requests += std::uniform_int_distribution<std::uint64_t>(0, options_.max_requests_jitter)(rng);
+    }
+    // Signals stay blocked across fork() until the child has its own handlers: a TERM sent to a
+    // brand-new worker must not run the master's handler (and land in the master's queue).
+    sigset_t all, before;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &before);
+    pid_t pid = ::fork();
+    if (pid == 0)
+        run_worker(WorkerSpec{&options_, listener_->fd(), scoreboard_.get(), *slot, pid_, table_.get(), &signals_, max_requests});
+    const int fork_errno = errno;
+    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    if (pid < 0) {
+        scoreboard_->release(*slot);
+        return log(LogLevel::error, "fork() failed: {}", std::strerror(fork_errno));
+    }
+    scoreboard_->slot(*slot).pid = pid;
+    workers_[pid] = Worker{*slot, Scoreboard::now_ns()};
+}
+
+void Arbiter::reap_workers()
+{
+    int status = 0;
+    pid_t pid;
+    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0)
+        if (workers_.count(pid)) worker_exited(pid, status);
+}
+
+void Arbiter::worker_exited(pid_t pid, int status)
+{
+    Worker w = workers_.at(pid);
+    workers_.erase(pid);
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        log(LogLevel::error, "Worker (pid:{}) was sent {}!{}", pid,
+            signal_name(sig), sig == SIGKILL && !w.killed ? " Perhaps out of memory?" : "");
+    } else if (WEXITSTATUS(status) == kWorkerBootError) {
+        halt(kExitBootError, "Worker failed to boot.");
+    } else if (WEXITSTATUS(status) != 0) {
+        log(LogLevel::error, "Worker (pid:{}) exited with code {}", pid, WEXITSTATUS(status));
+    }
+    if (table_) {
+        if (auto n = table_->release_owned_by(pid))
+            log(LogLevel::warning, "Released {} lock(s) held by dead worker (pid:{})", n, pid);
+    }
+    store_->remove_temp_files(pid);
+    scoreboard_->release(w.slot);
+    if (!w.retiring && !stopping_ && !exit_code_) scoreboard_->totals().restarts.fetch_add(1);
+}
+
+void Arbiter::murder_workers()
+{
+    if (options_.timeout_s == 0) return;
+    auto limit = std::int64_t{options_.timeout_s} * 1'000'000'000;
+    auto now = Scoreboard::now_ns();
+    for (auto& [pid, w] : workers_) {
+        if (w.killed || now - scoreboard_->oldest_heartbeat_ns(w.slot) <= limit) continue;
+        log(LogLevel::critical, "WORKER TIMEOUT (pid:{})", pid);
+        w.killed = true;
+        kill_worker(pid, SIGKILL);
+    }
+}
+
+void Arbiter::manage_workers()
+{
+    auto active = static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](auto& w) { return !w.second.retiring; }));
+    for (int i = active; i < num_workers_; ++i) spawn_worker();
+    if (active > num_workers_) retire_oldest(static_cast<std::size_t>(active - num_workers_));
+}
+
+void Arbiter::retire_oldest(std::size_t count)
+{
+    std::vector<std::pair<std::int64_t, pid_t>> by_age;
+    for (auto& [pid, w] : workers_)
+        if (!w.retiring) by_age.emplace_back(w.born_ns, pid);
+    std::sort(by_age.begin(), by_age.end());
+    for (std::size_t i = 0; i < count && i < by_age.size(); ++i) {
+        workers_[by_age[i].second].retiring = true;
+        kill_worker(by_age[i].second, SIGTERM);
+    }
+}
+
+void Arbiter::kill_worker(pid_t pid, int sig)
+{
+    if (::kill(pid, sig) != 0 && errno != ESRCH) log(LogLevel::error, "kill({}, {}) failed: {}", pid, signal_name(sig), std::strerror(errno));
+}
+
+void Arbiter::kill_workers(int sig)
+{
+    for (auto& [pid, w] : workers_) kill_worker(pid, sig);
+}
+
+void Arbiter::stop(bool graceful)
+{
+    stopping_ = true;
+    listener_.reset();
+    kill_workers(graceful ? SIGTERM : SIGQUIT);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(options_.graceful_timeout_s);
+    while (!workers_.empty() && std::chrono::steady_clock::now() < deadline) {
+        auto sig = signals_.wait(kStopPoll);
+        if (sig == SIGINT || sig == SIGQUIT) kill_workers(SIGQUIT);
+        reap_workers();
+    }
+    kill_workers(SIGKILL);
+    while (!workers_.empty()) {
+        int status = 0;
+        pid_t pid = ::waitpid(workers_.begin()->first, &status, 0);
+        if (pid > 0) worker_exited(pid, status);
+        else if (errno != EINTR) workers_.erase(workers_.begin());
+    }
+}
+
+void Arbiter::halt(int code, const std::string& reason)
+{
+    log(LogLevel::error, "{}", reason);
+    exit_code_ = code;
+    graceful_ = true;
+}
+
+void Arbiter::dispatch(int sig)
+{
+    if (sig != SIGCHLD) log(LogLevel::info, "Handling signal: {}", lower_name(sig));
+    switch (sig) {
+    case SIGCHLD: return handle_chld();
+    case SIGHUP: return handle_hup();
+    case SIGTERM: return handle_term();
+    case SIGINT: return handle_int();
+    case SIGQUIT: return handle_quit();
+    case SIGTTIN: return handle_ttin();
+    case SIGTTOU: return handle_ttou();
+    case SIGUSR1: return handle_usr1();
+    }
+}
+
+// CHLD: a worker exited: reap it, free its locks; manage_workers() respawns it.
+void Arbiter::handle_chld() { reap_workers(); }
+
+// HUP: start a fresh set of workers, then stop the old ones gracefully: no request is dropped.
+void Arbiter::handle_hup()
+{
+    log(LogLevel::info, "Hang up: Master");
+    std::vector<pid_t> old;
+    for (auto& [pid, w] : workers_) {
+        w.retiring = true;
+        old.push_back(pid);
+    }
+    spawn_workers();
+    for (pid_t pid : old) kill_worker(pid, SIGTERM);
+}
+
+// TERM: graceful stop: workers finish their in-flight requests within --graceful-timeout.
+void Arbiter::handle_term()
+{
+    exit_code_ = 0;
+    graceful_ = true;
+}
+
+// INT: quick stop.
+void Arbiter::handle_int()
+{
+    exit_code_ = 0;
+    graceful_ = false;
+}
+
+// QUIT: quick stop, as INT.
+void Arbiter::handle_quit()
+{
+    exit_code_ = 0;
+    graceful_ = false;
+}
+
+// TTIN: one worker more.
+void Arbiter::handle_ttin()
+{
+    if (num_workers_ < static_cast<int>(kMaxWorkers)) ++num_workers_;
+    log(LogLevel::info, "Number of workers: {}", num_workers_);
+    warn_lost_updates();
+}
+
+// TTOU: one worker less (the oldest goes), never below one.
+void Arbiter::handle_ttou()
+{
+    if (num_workers_ > 1) --num_workers_;
+    log(LogLevel::info, "Number of workers: {}", num_workers_);
+}
+
+// USR1: reopen the access log here and in every worker (after logrotate moved it).
+void Arbiter::handle_usr1()
+{
+    reopen_access_log();
+    kill_workers(SIGUSR1);
+}
+
+} // namespace forklock

@@ -1,0 +1,87 @@
+#pragma once
+// Arbiter: the master process, after gunicorn's arbiter.py. Binds before fork, creates the
+// shared state (the scoreboard always; the lock table with --preload), keeps N workers alive and
+// turns signals into actions:
+//   TERM graceful stop, INT/QUIT quick stop, HUP new workers replace the old ones,
+//   TTIN/TTOU one worker more/less, USR1 reopen the access log, CHLD reap (and respawn).
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "counter_store.h"
+#include "listener.h"
+#include "lock_table.h"
+#include "options.h"
+#include "scoreboard.h"
+#include "signal_queue.h"
+
+namespace forklock {
+
+class Arbiter final {
+public:
+    // Exit codes: 0 after a stop by signal, 1 when the master can't start, 3 when a worker
+    // can't boot (gunicorn's WORKER_BOOT_ERROR).
+    static constexpr int kExitStartError = 1;
+    static constexpr int kExitBootError = 3;
+
+    explicit Arbiter(const Options& options);
+    ~Arbiter();
+    Arbiter(const Arbiter&) = delete;
+    Arbiter& operator=(const Arbiter&) = delete;
+
+    // Runs until stopped; returns the exit code.
+    int run();
+
+private:
+    struct Worker {
+        std::size_t slot = 0;
+        std::int64_t born_ns = 0;
+        bool retiring = false; // told to stop: not counted, not respawned
+        bool killed = false;   // SIGKILLed for a timeout already
+    };
+
+    void start();
+    void spawn_workers();
+    void spawn_worker();
+    void reap_workers();
+    void worker_exited(pid_t pid, int status);
+    void murder_workers();
+    void manage_workers();
+    void retire_oldest(std::size_t count);
+    void kill_worker(pid_t pid, int sig);
+    void kill_workers(int sig);
+    void stop(bool graceful);
+    void halt(int code, const std::string& reason);
+    void warn_lost_updates();
+
+    void dispatch(int sig);
+    void handle_chld();
+    void handle_hup();
+    void handle_term();
+    void handle_int();
+    void handle_quit();
+    void handle_ttin();
+    void handle_ttou();
+    void handle_usr1();
+
+    Options options_;
+    int num_workers_;
+    pid_t pid_;
+    SignalQueue signals_;
+    std::optional<Listener> listener_;
+    std::unique_ptr<Scoreboard> scoreboard_;
+    std::unique_ptr<LockTable> table_; // with --preload only
+    std::unique_ptr<CounterStore> store_;
+    std::map<pid_t, Worker> workers_;
+    std::optional<int> exit_code_;
+    bool graceful_ = true;
+    bool stopping_ = false;
+    bool pid_file_written_ = false;
+};
+
+} // namespace forklock

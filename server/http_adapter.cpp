@@ -1,0 +1,227 @@
+#include "http_adapter.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+
+#include <stdexcept>
+#include <string>
+#include <variant>
+
+#include <fmt/format.h>
+
+#include "log.h"
+
+namespace forklock {
+namespace {
+
+constexpr timeval kTick{0, 100'000};
+constexpr std::int64_t kDrainLimitNs = 2'000'000'000; // a reply whose client vanished never completes
+constexpr int kIdleTimeoutS = 30;
+constexpr timeval kFirstRequestWait{0, 50'000}; // a client that connects and sends nothing
+
+const char* method_name(evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    }
+    return "UNKNOWN";
+}
+
+const char* reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    }
+    return "Unknown";
+}
+
+std::size_t header_bytes(evkeyvalq* headers)
+{
+    std::size_t total = 0;
+    for (evkeyval* h = headers->tqh_first; h != nullptr; h = h->next.tqe_next)
+        total += std::char_traits<char>::length(h->key) + std::char_traits<char>::length(h->value) + 4;
+    return total;
+}
+
+// A Request, or the 4xx that refuses it before any handler runs.
+std::variant<Request, Response> convert(evhttp_request* req)
+{
+    const char* uri = evhttp_request_get_uri(req);
+    if (std::char_traits<char>::length(uri) > HttpLoop::kMaxHeaderBytes)
+        return json_error(414, fmt::format("the request target is longer than {} bytes", HttpLoop::kMaxHeaderBytes));
+    if (header_bytes(evhttp_request_get_input_headers(req)) > HttpLoop::kMaxHeaderBytes)
+        return json_error(431, fmt::format("the request headers are larger than {} bytes", HttpLoop::kMaxHeaderBytes));
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > HttpLoop::kMaxBodyBytes)
+        return json_error(413, fmt::format("the request body is larger than {} bytes", HttpLoop::kMaxBodyBytes));
+    const evhttp_uri* parsed = evhttp_request_get_evhttp_uri(req);
+    const char* path = parsed ? evhttp_uri_get_path(parsed) : nullptr;
+    const char* query = parsed ? evhttp_uri_get_query(parsed) : nullptr;
+    if (path == nullptr || *path != '/') return json_error(400, "the request target must be a path starting with '/'");
+    return Request{method_name(evhttp_request_get_command(req)), path, query ? query : ""};
+}
+
+void access_log(evhttp_request* req, const Response& response)
+{
+    char* host = nullptr;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
+    auto* in = evhttp_request_get_input_headers(req);
+    auto header = [in](const char* name) { const char* v = evhttp_find_header(in, name); return v ? v : ""; };
+    std::string line = fmt::format("{} {} HTTP/1.1", method_name(evhttp_request_get_command(req)), evhttp_request_get_uri(req));
+    log_access({host ? host : "-", line, response.status, response.body.size(), header("Referer"), header("User-Agent")});
+}
+
+template <typename T>
+void check(T* made, const char* what)
+{
+    if (made == nullptr) throw std::runtime_error(fmt::format("{} failed", what));
+}
+
+// A base used by one thread only (no locks), which batches the EV_WRITE add/delete evhttp does
+// for every response into one epoll_ctl per turn (libevent's changelist).
+event_base* new_base()
+{
+    std::unique_ptr<event_config, void (*)(event_config*)> config(event_config_new(), event_config_free);
+    check(config.get(), "event_config_new()");
+    event_config_set_flag(config.get(), EVENT_BASE_FLAG_NOLOCK);
+    event_config_set_flag(config.get(), EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    return event_base_new_with_config(config.get());
+}
+
+} // namespace
+
+HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
+    : index_(index), shared_(shared), base_(new_base(), event_base_free), http_(nullptr, evhttp_free),
+      tick_(nullptr, event_free), reenable_(nullptr, event_free)
+{
+    check(base_.get(), "event_base_new()");
+    http_.reset(evhttp_new(base_.get()));
+    check(http_.get(), "evhttp_new()");
+    evhttp_set_max_headers_size(http_.get(), kHardMaxHeaderBytes);
+    evhttp_set_max_body_size(http_.get(), kHardMaxBodyBytes);
+    evhttp_set_timeout(http_.get(), kIdleTimeoutS);
+    evhttp_set_default_content_type(http_.get(), nullptr);
+    evhttp_set_allowed_methods(http_.get(), 0x1ff); // every method reaches us: 405 in JSON, not 501
+    evhttp_set_gencb(http_.get(), on_request, this);
+    evhttp_set_bevcb(http_.get(), on_connection, this);
+    evhttp_bound_socket* bound = evhttp_accept_socket_with_handle(http_.get(), listen_fd);
+    check(bound, "evhttp_accept_socket_with_handle()");
+    listener_ = evhttp_bound_socket_get_listener(bound);
+    tick_.reset(event_new(base_.get(), -1, EV_PERSIST, on_tick, this));
+    reenable_.reset(evtimer_new(base_.get(), on_reenable, this));
+    check(tick_.get(), "event_new(tick)");
+    check(reenable_.get(), "event_new(reenable)");
+    event_add(tick_.get(), &kTick);
+}
+
+HttpLoop::~HttpLoop()
+{
+    tick_.reset();
+    reenable_.reset();
+    http_.reset(); // frees connections and the listener before the base
+}
+
+void HttpLoop::run()
+{
+    tick();
+    event_base_dispatch(base_.get());
+}
+
+bufferevent* HttpLoop::on_connection(event_base* base, void* self)
+{
+    auto* loop = static_cast<HttpLoop*>(self);
+    evconnlistener_disable(loop->listener_); // see the header
+    loop->accepting_ = false;
+    event_add(loop->reenable_.get(), &kFirstRequestWait);
+    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
+
+void HttpLoop::on_reenable(int, short, void* self) { static_cast<HttpLoop*>(self)->accept_again(); }
+
+void HttpLoop::accept_again()
+{
+    if (accepting_ || stopping_) return; // keep-alive requests: nothing to do, no syscall
+    event_del(reenable_.get());
+    evconnlistener_enable(listener_);
+    accepting_ = true;
+}
+
+void HttpLoop::on_request(evhttp_request* req, void* self) { static_cast<HttpLoop*>(self)->serve(req); }
+
+void HttpLoop::serve(evhttp_request* req)
+{
+    WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
+    slot.busy_threads.fetch_add(1, std::memory_order_relaxed);
+    auto converted = convert(req);
+    Response response = std::holds_alternative<Response>(converted)
+                            ? std::get<Response>(std::move(converted))
+                            : shared_.api->handle(std::get<Request>(converted));
+    slot.busy_threads.fetch_sub(1, std::memory_order_relaxed);
+    slot.requests.fetch_add(1, std::memory_order_relaxed);
+    shared_.requests.fetch_add(1, std::memory_order_relaxed);
+    if (access_log_enabled()) access_log(req, response);
+    send(req, response);
+    accept_again();
+}
+
+void HttpLoop::send(evhttp_request* req, const Response& response)
+{
+    auto* headers = evhttp_request_get_output_headers(req);
+    evhttp_add_header(headers, "Content-Type", response.content_type.c_str());
+    for (const auto& [name, value] : response.headers) evhttp_add_header(headers, name.c_str(), value.c_str());
+    if (stopping_) evhttp_add_header(headers, "Connection", "close"); // don't keep a client we'll drop
+    evbuffer* body = evbuffer_new();
+    evbuffer_add(body, response.body.data(), response.body.size());
+    ++in_flight_;
+    evhttp_request_set_on_complete_cb(req, on_complete, this);
+    evhttp_send_reply(req, response.status, reason(response.status), body);
+    evbuffer_free(body);
+}
+
+void HttpLoop::on_complete(evhttp_request*, void* self)
+{
+    auto* loop = static_cast<HttpLoop*>(self);
+    --loop->in_flight_;
+    if (loop->stopping_ && loop->in_flight_ == 0) event_base_loopbreak(loop->base_.get());
+}
+
+void HttpLoop::on_tick(int, short, void* self) { static_cast<HttpLoop*>(self)->tick(); }
+
+void HttpLoop::tick()
+{
+    auto now = Scoreboard::now_ns();
+    shared_.scoreboard->slot(shared_.slot).heartbeat_ns[index_].store(now, std::memory_order_relaxed);
+    if (index_ == 0 && shared_.housekeeping) shared_.housekeeping();
+    if (!stopping_ && shared_.should_stop()) begin_stop();
+    if (stopping_ && (in_flight_ == 0 || now - stop_started_ns_ > kDrainLimitNs)) event_base_loopbreak(base_.get());
+}
+
+void HttpLoop::begin_stop()
+{
+    stopping_ = true;
+    stop_started_ns_ = Scoreboard::now_ns();
+    evconnlistener_disable(listener_);
+    accepting_ = false;
+}
+
+} // namespace forklock

@@ -1,0 +1,82 @@
+#pragma once
+// HttpLoop: one thread's event loop: an event_base and an evhttp accepting on the inherited
+// listening socket, turning evhttp requests into Api calls. The only code that touches evhttp.
+//
+// After accepting a connection a loop stops accepting until it has served that connection's
+// first request (or 50 ms passed without one): libevent's listener otherwise accepts until the
+// backlog is empty, and one worker would take a whole burst of connections and serve them one
+// after another, blocked in hold_ms or on a lock, while the other workers sleep: that hides the
+// races the class came to see and queues requests behind a blocked thread.
+//
+// Create after fork(), one per thread; run() on that thread only.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "api.h"
+#include "scoreboard.h"
+
+struct event_base;
+struct evhttp;
+struct evhttp_request;
+struct evconnlistener;
+struct event;
+struct bufferevent;
+
+namespace forklock {
+
+// What the threads of one worker share.
+struct WorkerShared {
+    const Api* api = nullptr;
+    Scoreboard* scoreboard = nullptr;
+    std::size_t slot = 0;
+    std::function<bool()> should_stop; // polled by every loop's tick
+    std::function<void()> housekeeping; // called by loop 0's tick
+    std::atomic<std::uint64_t> requests{0};
+};
+
+class HttpLoop final {
+public:
+    static constexpr std::size_t kMaxHeaderBytes = 8 * 1024;       // JSON 431 above this
+    static constexpr std::size_t kMaxBodyBytes = 64 * 1024;        // JSON 413 above this
+    static constexpr long kHardMaxHeaderBytes = 64 * 1024;         // evhttp's own 4xx above this
+    static constexpr long kHardMaxBodyBytes = 1024 * 1024;
+
+    // Throws std::runtime_error if libevent can't set the loop up.
+    HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared);
+    ~HttpLoop();
+    HttpLoop(const HttpLoop&) = delete;
+    HttpLoop& operator=(const HttpLoop&) = delete;
+
+    // Serves until a graceful stop has drained this loop's in-flight requests.
+    void run();
+
+private:
+    static void on_request(evhttp_request* req, void* self);
+    static void on_complete(evhttp_request* req, void* self);
+    static bufferevent* on_connection(event_base* base, void* self);
+    static void on_tick(int fd, short what, void* self);
+    static void on_reenable(int fd, short what, void* self);
+    void serve(evhttp_request* req);
+    void send(evhttp_request* req, const Response& response);
+    void tick();
+    void begin_stop();
+    void accept_again();
+
+    std::size_t index_;
+    WorkerShared& shared_;
+    std::unique_ptr<event_base, void (*)(event_base*)> base_;
+    std::unique_ptr<evhttp, void (*)(evhttp*)> http_;
+    std::unique_ptr<event, void (*)(event*)> tick_;
+    std::unique_ptr<event, void (*)(event*)> reenable_;
+    evconnlistener* listener_ = nullptr; // owned by http_
+    bool accepting_ = true;
+    std::size_t in_flight_ = 0;
+    bool stopping_ = false;
+    std::int64_t stop_started_ns_ = 0;
+};
+
+} // namespace forklock

@@ -1,0 +1,26 @@
+#pragma once
+// Listener: the one listening socket the master binds before fork. Every worker thread accepts on
+// the inherited fd, so there is no SO_REUSEPORT: the kernel hands each connection to one of the
+// accept() calls racing for it.
+
+#include "options.h"
+#include "unique_fd.h"
+
+namespace forklock {
+
+class Listener final {
+public:
+    // Binds and listens (non-blocking, close-on-exec). Throws std::system_error.
+    explicit Listener(const BindAddress& address);
+
+    int fd() const noexcept { return fd_.get(); }
+    // The address actually bound: the real port when 0 was asked for.
+    const BindAddress& address() const noexcept { return bound_; }
+    void close() noexcept { fd_.reset(); }
+
+private:
+    UniqueFd fd_;
+    BindAddress bound_;
+};
+
+} // namespace forklock

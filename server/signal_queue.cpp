@@ -1,0 +1,73 @@
+#include "signal_queue.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "os_error.h"
+
+namespace forklock {
+namespace {
+
+int g_write_fd = -1;
+std::vector<int> g_signals; // set before handlers are installed, then only read
+
+extern "C" void queue_signal(int sig)
+{
+    int saved = errno;
+    unsigned char byte = static_cast<unsigned char>(sig);
+    [[maybe_unused]] ssize_t n = ::write(g_write_fd, &byte, 1); // full pipe: the signal is already queued
+    errno = saved;
+}
+
+void set_handler(int sig, void (*handler)(int))
+{
+    struct sigaction sa {};
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (::sigaction(sig, &sa, nullptr) != 0) throw os_error(errno, "sigaction({})", sig);
+}
+
+} // namespace
+
+SignalQueue::SignalQueue(std::initializer_list<int> signals)
+{
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw os_error(errno, "pipe2(O_CLOEXEC|O_NONBLOCK)");
+    read_.reset(fds[0]);
+    write_.reset(fds[1]);
+    g_write_fd = fds[1];
+    g_signals.assign(signals.begin(), signals.end());
+    for (int sig : g_signals) set_handler(sig, queue_signal);
+}
+
+SignalQueue::~SignalQueue()
+{
+    for (int sig : g_signals) ::signal(sig, SIG_DFL);
+    g_write_fd = -1;
+}
+
+std::optional<int> SignalQueue::wait(std::chrono::milliseconds timeout)
+{
+    pollfd p{read_.get(), POLLIN, 0};
+    int rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    if (rc <= 0) return std::nullopt;
+    unsigned char byte = 0;
+    if (::read(read_.get(), &byte, 1) != 1) return std::nullopt;
+    return static_cast<int>(byte);
+}
+
+void SignalQueue::detach_in_child() noexcept
+{
+    for (int sig : g_signals) ::signal(sig, SIG_DFL);
+    g_write_fd = -1;
+    read_.reset();
+    write_.reset();
+}
+
+} // namespace forklock

@@ -1,0 +1,33 @@
+#pragma once
+// SignalQueue: the master's signals, as gunicorn's arbiter handles them: the handler only writes
+// the signal number to a self-pipe; the run loop reads them one at a time and dispatches.
+
+#include <chrono>
+#include <initializer_list>
+#include <optional>
+
+#include "unique_fd.h"
+
+namespace forklock {
+
+class SignalQueue final {
+public:
+    // Installs the handlers (SA_RESTART). Only one queue may exist per process.
+    explicit SignalQueue(std::initializer_list<int> signals);
+    ~SignalQueue();
+    SignalQueue(const SignalQueue&) = delete;
+    SignalQueue& operator=(const SignalQueue&) = delete;
+
+    // The next queued signal, waiting up to `timeout` for one.
+    std::optional<int> wait(std::chrono::milliseconds timeout);
+
+    // In a forked child: restore default dispositions and drop the pipe, so the child's signals
+    // are its own business.
+    void detach_in_child() noexcept;
+
+private:
+    UniqueFd read_;
+    UniqueFd write_;
+};
+
+} // namespace forklock

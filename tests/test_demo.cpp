@@ -1,0 +1,224 @@
+// The classroom demo end to end: forklock-demo --quick drives the real server binary through
+// both acts; every verdict must be the one the theory predicts, and nothing may be left running.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "fork_helpers.h"
+
+using forklock::test::reap;
+using forklock::test::wait_until;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string env_or_fail(const char* name)
+{
+    const char* value = std::getenv(name);
+    if (value == nullptr) FAIL(name << " is not set (run through meson test)");
+    return value;
+}
+
+// A private TMPDIR for one demo run: its servers' directories land there, so the test can see
+// whether any of them (or their processes) outlive the demo.
+class ScratchDir final {
+public:
+    ScratchDir() : path_(fs::temp_directory_path() / ("test_demo." + std::to_string(::getpid())))
+    {
+        fs::remove_all(path_);
+        fs::create_directory(path_);
+    }
+    ~ScratchDir() { fs::remove_all(path_); }
+    [[nodiscard]] const fs::path& path() const { return path_; }
+
+private:
+    fs::path path_;
+};
+
+struct Demo {
+    pid_t pid = -1;
+    int stdout_fd = -1;
+};
+
+Demo start_demo(const std::vector<std::string>& args, const fs::path& tmpdir)
+{
+    int out[2];
+    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+    std::vector<std::string> argv_text{env_or_fail("FORKLOCK_DEMO_BIN"), "--server",
+                                       env_or_fail("FORKLOCK_BIN")};
+    argv_text.insert(argv_text.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& arg : argv_text) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::setenv("TMPDIR", tmpdir.c_str(), 1);
+        ::dup2(out[1], STDOUT_FILENO);
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    ::close(out[1]);
+    return {pid, out[0]};
+}
+
+// Reads the demo's stdout to EOF, bounded by `timeout`.
+std::string read_all(int fd, std::chrono::seconds timeout)
+{
+    std::string text;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buffer[4096];
+    while (std::chrono::steady_clock::now() < deadline) {
+        pollfd entry{fd, POLLIN, 0};
+        if (::poll(&entry, 1, 200) <= 0) continue;
+        const ssize_t got = ::read(fd, buffer, sizeof buffer);
+        if (got <= 0) break;
+        text.append(buffer, static_cast<std::size_t>(got));
+    }
+    ::close(fd);
+    return text;
+}
+
+// Processes whose command line mentions `needle` (the scratch TMPDIR: only our servers).
+int processes_mentioning(const std::string& needle)
+{
+    int count = 0;
+    for (const auto& entry : fs::directory_iterator("/proc")) {
+        const std::string name = entry.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+        const std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+        if (cmdline.find(needle) != std::string::npos) ++count;
+    }
+    return count;
+}
+
+bool file_named(const fs::path& dir, const std::string& name)
+{
+    std::error_code error; // the demo removes directories while we look
+    for (fs::recursive_directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
+        if (it->path().filename() == name) return true;
+    }
+    return false;
+}
+
+bool empty_dir(const fs::path& dir)
+{
+    return fs::is_empty(dir);
+}
+
+using RowKey = std::tuple<std::string, bool, int, int>; // mode, preload, workers, threads
+
+// The truth table, written out independently of demo/theory.cpp.
+const std::map<RowKey, std::string> kExpectedRace{
+    {{"none", false, 4, 1}, "loses updates"},      {{"thread", true, 4, 1}, "loses updates"},
+    {{"thread", false, 1, 4}, "safe"},             {{"semaphore", false, 4, 1}, "loses updates"},
+    {{"semaphore", true, 4, 1}, "safe"},           {{"mutex", false, 4, 1}, "loses updates"},
+    {{"mutex", true, 4, 1}, "safe"},               {{"flock", false, 4, 1}, "safe"},
+};
+
+void check_race_row(const nlohmann::json& row)
+{
+    const RowKey key{row["mode"], row["preload"], row["workers"], row["threads"]};
+    INFO(row.dump());
+    REQUIRE(kExpectedRace.count(key) == 1);
+    CHECK(row["verdict"] == kExpectedRace.at(key));
+    CHECK(row["as_predicted"] == true);
+    CHECK(row["errors"] == 0);
+    if (kExpectedRace.at(key) == "safe")
+        CHECK(row["lost"] == 0);
+    else
+        CHECK(row["lost"].get<long>() > 0);
+    if (row["workers"].get<int>() > 1) CHECK(row["worker_pids"].size() >= 2);
+}
+
+void check_crash_row(const nlohmann::json& row)
+{
+    INFO(row.dump());
+    const bool stuck = !row["lock_recovery"].get<bool>();
+    CHECK(row["verdict"] == (stuck ? "stays locked" : "recovers"));
+    CHECK(row["as_predicted"] == true);
+    CHECK(row["new_pid"].get<int>() > 0);
+    CHECK(row["new_pid"] != row["killed_pid"]);
+    CHECK(row["restarts_after"].get<int>() > row["restarts_before"].get<int>());
+    CHECK(row["final"] == row["committed"]);
+    if (stuck) CHECK(row["stuck_503"] == true);
+    if (stuck) CHECK(row["stuck_owner_pid"] == row["killed_pid"]); // the dead worker still owns it
+    if (!stuck) CHECK(row["freed_after_ms"].get<double>() < 1000.0);
+}
+
+} // namespace
+
+TEST_CASE("forklock-demo --quick: every verdict as predicted, exit 0, nothing left behind",
+          "[demo]")
+{
+    const ScratchDir scratch;
+    const Demo demo = start_demo({"--quick", "--json"}, scratch.path());
+    const std::string out = read_all(demo.stdout_fd, std::chrono::seconds(90));
+    const int rc = reap(demo.pid, std::chrono::seconds(10));
+    INFO(out);
+    const auto report = nlohmann::json::parse(out, nullptr, false);
+    REQUIRE_FALSE(report.is_discarded());
+    REQUIRE(report["race"].size() == kExpectedRace.size());
+    for (const auto& row : report["race"]) check_race_row(row);
+    REQUIRE(report["crash"].size() == 4);
+    for (const auto& row : report["crash"]) check_crash_row(row);
+    CHECK(report["all_as_predicted"] == true);
+    CHECK(rc == 0);
+    CHECK(processes_mentioning(scratch.path().string()) == 0);
+    CHECK(empty_dir(scratch.path()));
+}
+
+// Ctrl-C once the demo's counter file `key` exists: in act 1 while 8 clients are mid-load, in
+// act 2 while a worker is about to hold (or holds) the crash key for 10 s.
+void interrupt_when_counter_exists(const std::vector<std::string>& args, const std::string& key)
+{
+    const ScratchDir scratch;
+    const std::string needle = scratch.path().string();
+    const Demo demo = start_demo(args, scratch.path());
+    REQUIRE(wait_until([&] { return file_named(scratch.path(), key); }, std::chrono::seconds(20)));
+    CHECK(processes_mentioning(needle) >= 2);
+    ::kill(demo.pid, SIGINT);
+    (void)read_all(demo.stdout_fd, std::chrono::seconds(20));
+    CHECK(reap(demo.pid, std::chrono::seconds(20)) == 130);
+    CHECK(wait_until([&] { return processes_mentioning(needle) == 0; }, std::chrono::seconds(5)));
+    CHECK(empty_dir(scratch.path()));
+}
+
+TEST_CASE("forklock-demo: Ctrl-C stops every server it started and removes their directories",
+          "[demo]")
+{
+    SECTION("during the race") {
+        interrupt_when_counter_exists({"--quick", "--act", "1", "--requests", "5000"}, "race");
+    }
+    SECTION("during the crash") {
+        interrupt_when_counter_exists({"--quick", "--act", "2"}, "crash");
+    }
+}
+
+TEST_CASE("forklock-demo: bad usage exits 2 before starting anything", "[demo]")
+{
+    const ScratchDir scratch;
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"--workers", "1"}, {"--act", "3"}, {"--no-such-flag"}, {"--hold-ms", "0"}}) {
+        const Demo demo = start_demo(args, scratch.path());
+        (void)read_all(demo.stdout_fd, std::chrono::seconds(10));
+        CHECK(reap(demo.pid, std::chrono::seconds(10)) == 2);
+    }
+    CHECK(empty_dir(scratch.path()));
+}

@@ -1,0 +1,113 @@
+#include <catch2/catch.hpp>
+
+#include "options.h"
+
+using namespace forklock;
+
+namespace {
+
+ParseResult parse(std::vector<std::string> args) { return parse_options(args); }
+
+} // namespace
+
+TEST_CASE("parse_options: defaults match gunicorn's where gunicorn has the flag", "[options]")
+{
+    auto r = parse({});
+    REQUIRE(r.options);
+    const Options& o = *r.options;
+    CHECK(o.workers == 1);
+    CHECK(o.threads == 1);
+    CHECK(o.bind.host == "127.0.0.1");
+    CHECK(o.bind.port == 8000);
+    CHECK_FALSE(o.preload);
+    CHECK(o.lock_mode == kProcessMode);
+    CHECK(o.lock_recovery);
+    CHECK(o.data_dir == "forklock-data");
+    CHECK(o.timeout_s == 30);
+    CHECK(o.graceful_timeout_s == 30);
+    CHECK(o.lock_slots == 1024);
+}
+
+TEST_CASE("parse_options: every flag is read", "[options]")
+{
+    auto r = parse({"-w", "4", "--threads", "3", "-b", "[::1]:0", "--preload", "--lock-mode", "semaphore",
+                    "--no-lock-recovery", "--data-dir", "/tmp/x", "-t", "5", "--graceful-timeout", "7",
+                    "--max-requests", "100", "--max-requests-jitter", "10", "-p", "/tmp/p.pid",
+                    "--access-logfile", "-", "--log-level", "debug", "--lock-slots", "16"});
+    REQUIRE(r.options);
+    const Options& o = *r.options;
+    CHECK(o.workers == 4);
+    CHECK(o.threads == 3);
+    CHECK(o.bind.host == "::1");
+    CHECK(o.bind.port == 0);
+    CHECK(o.preload);
+    CHECK(o.lock_mode == LockMode::semaphore);
+    CHECK_FALSE(o.lock_recovery);
+    CHECK(o.timeout_s == 5);
+    CHECK(o.graceful_timeout_s == 7);
+    CHECK(o.max_requests == 100);
+    CHECK(o.max_requests_jitter == 10);
+    CHECK(o.pid_file == "/tmp/p.pid");
+    CHECK(o.access_log == "-");
+    CHECK(o.log_level == LogLevel::debug);
+    CHECK(o.lock_slots == 16);
+}
+
+TEST_CASE("parse_options: invalid values exit 2 with a message naming the flag", "[options]")
+{
+    std::vector<std::vector<std::string>> bad = {
+        {"-w", "0"}, {"-w", "abc"}, {"--threads", "0"}, {"--threads", "1000"}, {"-b", "nope:99999"},
+        {"-b", "::1:80"}, {"-b", "[::1"}, {"-b", "host:"}, {"--lock-mode", "spin"}, {"--log-level", "loud"},
+        {"-t", "-1"}, {"--lock-slots", "0"}, {"--unknown"}, {"--data-dir", ""},
+        {"--lock-mode", "semaphore", "--lock-slots", "100000"}, {"-w"}};
+    for (const auto& args : bad) {
+        auto r = parse(args);
+        INFO(args[0] << " " << (args.size() > 1 ? args[1] : ""));
+        CHECK_FALSE(r.options);
+        CHECK(r.exit_code == 2);
+        CHECK_FALSE(r.err.empty());
+    }
+    CHECK(parse({"--lock-mode", "spin"}).err.find("--lock-mode") != std::string::npos);
+}
+
+TEST_CASE("parse_options: --help and --version print and exit 0", "[options]")
+{
+    auto help = parse({"--help"});
+    CHECK_FALSE(help.options);
+    CHECK(help.exit_code == 0);
+    CHECK(help.out.find("--lock-mode") != std::string::npos);
+    auto version = parse({"--version"});
+    CHECK(version.exit_code == 0);
+    CHECK(version.out.find("forklock") != std::string::npos);
+}
+
+TEST_CASE("parse_bind and bind_url: IPv4, IPv6 in brackets, host alone", "[options]")
+{
+    CHECK(parse_bind("0.0.0.0:80")->port == 80);
+    CHECK(parse_bind("localhost")->port == 8000);
+    CHECK(parse_bind("[::1]:8080")->host == "::1");
+    CHECK_FALSE(parse_bind(":80"));
+    CHECK_FALSE(parse_bind("a:b"));
+    CHECK(bind_url({"::1", 9}) == "http://[::1]:9");
+    CHECK(bind_url({"127.0.0.1", 9}) == "http://127.0.0.1:9");
+}
+
+TEST_CASE("lost_update_warnings: exactly the configurations that lose updates warn", "[options]")
+{
+    auto warns = [](LockMode mode, int workers, bool preload) {
+        Options o;
+        o.lock_mode = mode;
+        o.workers = workers;
+        o.preload = preload;
+        return !lost_update_warnings(o).empty();
+    };
+    CHECK(warns(LockMode::none, 1, true));
+    CHECK(warns(LockMode::thread, 2, true));
+    CHECK_FALSE(warns(LockMode::thread, 1, false));
+    CHECK(warns(LockMode::mutex, 2, false));
+    CHECK(warns(LockMode::semaphore, 2, false));
+    CHECK_FALSE(warns(LockMode::mutex, 2, true));
+    CHECK_FALSE(warns(LockMode::semaphore, 4, true));
+    CHECK_FALSE(warns(LockMode::mutex, 1, false));
+    CHECK_FALSE(warns(LockMode::flock, 4, false));
+}
