@@ -24,6 +24,8 @@ extern "C" void queue_signal(int sig)
     errno = saved;
 }
 
+} // namespace
+
 void set_handler(int sig, void (*handler)(int))
 {
     struct sigaction sa {};
@@ -32,8 +34,6 @@ void set_handler(int sig, void (*handler)(int))
     sigemptyset(&sa.sa_mask);
     if (::sigaction(sig, &sa, nullptr) != 0) throw os_error(errno, "sigaction({})", sig);
 }
-
-} // namespace
 
 SignalQueue::SignalQueue(std::initializer_list<int> signals)
 {

@@ -10,6 +10,9 @@
 
 namespace forklock {
 
+// set_handler: sigaction(sig) with SA_RESTART and an empty mask. Throws std::system_error.
+void set_handler(int sig, void (*handler)(int));
+
 class SignalQueue final {
 public:
     // Installs the handlers (SA_RESTART). Only one queue may exist per process.

@@ -29,15 +29,6 @@ extern "C" void on_usr1(int) { g_reopen = 1; }
 // whatever locks we held after it reaps us.
 extern "C" void on_quick(int) { ::_exit(kWorkerExitOk); }
 
-void set_handler(int sig, void (*handler)(int))
-{
-    struct sigaction sa {};
-    sa.sa_handler = handler;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    if (::sigaction(sig, &sa, nullptr) != 0) throw os_error(errno, "sigaction({})", sig);
-}
-
 class Worker final {
 public:
     explicit Worker(const WorkerSpec& spec);

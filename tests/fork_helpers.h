@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <thread>
@@ -64,6 +65,19 @@ inline void kill_and_reap(pid_t pid)
     int status = 0;
     ::waitpid(pid, &status, 0);
 }
+
+// TempDir: a fresh directory under /tmp, removed with everything in it.
+struct TempDir {
+    std::filesystem::path path;
+    TempDir()
+    {
+        char tmpl[] = "/tmp/forklock-test-XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+};
 
 // Semaphore names this project made (sem.forklock.*) still in /dev/shm.
 inline int forklock_shm_entries()

@@ -15,18 +15,6 @@
 using namespace forklock;
 using namespace forklock::test;
 
-namespace {
-struct TempDir {
-    std::filesystem::path path;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/forklock-flock-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
-} // namespace
-
 TEST_CASE("flock: an fd inherited from the parent lets parent and child both hold the lock",
           "[key_file_lock][fork]")
 {

@@ -36,15 +36,6 @@ private:
     MemoryRegion region_;
 };
 
-struct TempDir {
-    std::filesystem::path path;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/forklock-test-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 LockTableOptions options_for(LockMode mode, const std::filesystem::path& dir, std::size_t cap = 64)
 {
