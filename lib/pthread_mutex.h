@@ -27,7 +27,7 @@ MutexResult try_lock_mutex(pthread_mutex_t* m);
 void unlock_mutex(pthread_mutex_t* m) noexcept;
 void make_consistent(pthread_mutex_t* m);
 
-// InternalLock: the table's own bookkeeping locks (partitions, free pool), as a scoped guard.
+// ScopedMutex: the table's own bookkeeping locks (partitions, free pool), as a scoped guard.
 // `repair` runs while holding the mutex when the previous holder died in the middle.
 template <typename Repair>
 class ScopedMutex {
