@@ -26,12 +26,9 @@ std::string_view to_string(RowStatus status)
 
 Verdict predict_race(const ServerConfig& config)
 {
-    const bool one_process = config.workers == 1;
-    if (config.mode == LockMode::none)
-        return one_process && config.threads == 1 ? Verdict::safe : Verdict::loses_updates;
-    if (one_process || config.mode == LockMode::flock) return Verdict::safe;
-    if (config.mode == LockMode::thread) return Verdict::loses_updates;
-    return config.preload ? Verdict::safe : Verdict::loses_updates;
+    return serializes_increments(config.mode, config.preload, config.workers, config.threads)
+               ? Verdict::safe
+               : Verdict::loses_updates;
 }
 
 std::string_view why_race(const ServerConfig& config)

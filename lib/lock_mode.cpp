@@ -25,14 +25,16 @@ std::string_view to_string(LockMode mode)
     return "?";
 }
 
-bool excludes_processes(LockMode mode)
+bool serializes_increments(LockMode mode, bool preload, int workers, int threads)
 {
-    return mode == LockMode::semaphore || mode == LockMode::mutex || mode == LockMode::flock;
-}
-
-bool needs_preload(LockMode mode)
-{
-    return mode == LockMode::semaphore || mode == LockMode::mutex;
+    const bool one_process = workers == 1;
+    if (mode == LockMode::none)
+        return one_process && threads == 1;
+    if (one_process || mode == LockMode::flock)
+        return true;
+    if (mode == LockMode::thread)
+        return false;
+    return preload;
 }
 
 std::string_view explain(LockMode mode)

@@ -24,13 +24,12 @@ std::string_view to_string(LockMode mode);
 // and it is the fastest of the three shared modes under contention (see bench/).
 inline constexpr LockMode kProcessMode = LockMode::mutex;
 
-// True when a table of this mode excludes processes that share it: semaphore and mutex when the
-// table was created before fork and inherited, flock always (the kernel's file is the meeting
-// point). False for none and thread.
-bool excludes_processes(LockMode mode);
-
-// True when the mode's shared state must be created before fork to be shared at all.
-bool needs_preload(LockMode mode);
+// serializes_increments: true when no two read-modify-writes of one key can overlap in a
+// pre-fork server of `workers` processes x `threads` threads in this mode. The one rule the server's
+// warnings and the demo's predictions share: one process and one thread is always safe; flock is
+// shared with or without preload; semaphore and mutex only when the master made them before fork;
+// thread never across processes; none never with concurrency.
+bool serializes_increments(LockMode mode, bool preload, int workers, int threads);
 
 // One sentence, for logs, the demo and /locks: what this mode does across fork().
 std::string_view explain(LockMode mode);

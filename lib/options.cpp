@@ -153,13 +153,13 @@ std::vector<std::string> lost_update_warnings(const Options& o)
         out.push_back("--lock-mode none: increments take no lock, concurrent requests overwrite each other's updates");
         break;
     case LockMode::thread:
-        if (o.workers > 1)
+        if (!serializes_increments(o.lock_mode, o.preload, o.workers, o.threads))
             out.push_back(fmt::format("--lock-mode thread with {} workers: each worker has its own copy of the "
                                       "std::mutexes after fork, so workers overwrite each other's updates", o.workers));
         break;
     case LockMode::semaphore:
     case LockMode::mutex:
-        if (!o.preload && o.workers > 1)
+        if (!serializes_increments(o.lock_mode, o.preload, o.workers, o.threads))
             out.push_back(fmt::format("--lock-mode {} without --preload: each of the {} workers creates its own lock "
                                       "table after fork, so workers overwrite each other's updates (add --preload)",
                                       to_string(o.lock_mode), o.workers));

@@ -15,14 +15,18 @@ TEST_CASE("parse_lock_mode: every mode's name round-trips and 'process' means th
     CHECK_FALSE(parse_lock_mode("").has_value());
 }
 
-TEST_CASE("excludes_processes: only the shared modes, and only two of them need preload",
-          "[lock_mode]")
+TEST_CASE("serializes_increments: shared modes need preload, flock does not, thread never spans "
+          "workers", "[lock_mode]")
 {
-    CHECK_FALSE(excludes_processes(LockMode::none));
-    CHECK_FALSE(excludes_processes(LockMode::thread));
-    CHECK(excludes_processes(LockMode::semaphore));
-    CHECK(excludes_processes(LockMode::flock));
-    CHECK(needs_preload(LockMode::mutex));
-    CHECK_FALSE(needs_preload(LockMode::flock));
+    CHECK_FALSE(serializes_increments(LockMode::none, true, 4, 1));
+    CHECK_FALSE(serializes_increments(LockMode::none, false, 1, 4));
+    CHECK(serializes_increments(LockMode::none, false, 1, 1));
+    CHECK_FALSE(serializes_increments(LockMode::thread, true, 4, 1));
+    CHECK(serializes_increments(LockMode::thread, false, 1, 4));
+    CHECK_FALSE(serializes_increments(LockMode::semaphore, false, 4, 1));
+    CHECK(serializes_increments(LockMode::semaphore, true, 4, 1));
+    CHECK_FALSE(serializes_increments(LockMode::mutex, false, 2, 2));
+    CHECK(serializes_increments(LockMode::mutex, true, 2, 2));
+    CHECK(serializes_increments(LockMode::flock, false, 4, 4));
     CHECK(explain(LockMode::thread).find("fork") != std::string_view::npos);
 }
