@@ -20,7 +20,7 @@ struct KeyStats {
 };
 
 struct TableStats {
-    std::size_t capacity = 0;       // slots: keys that can be held or waited on at once
+    std::size_t capacity = 0;       // slots: keys that can be held at once
     std::size_t keys = 0;           // "keys in use": slots bound to a key (idle ones are reused on demand)
     std::size_t keys_high_water = 0; // most keys ever bound at once
     std::size_t active = 0;         // keys held or waited on right now (capacity bounds this one)

@@ -24,6 +24,13 @@ bool shared_memory_for(LockMode mode)
     return mode == LockMode::semaphore || mode == LockMode::mutex || mode == LockMode::flock;
 }
 
+// Whether holding the slot's own lock keeps the slot bound to its key (slot_table.h). none has no
+// lock and flock's lock is a file, so those two count references instead.
+bool pinned_by_lock(LockMode mode)
+{
+    return mode == LockMode::thread || mode == LockMode::mutex || mode == LockMode::semaphore;
+}
+
 void validate(const LockTableOptions& o)
 {
     if (o.capacity == 0 || o.capacity > LockTable::kMaxCapacity)
@@ -85,20 +92,31 @@ std::optional<std::int64_t> deadline_after(std::optional<std::chrono::nanosecond
 
 struct LockTable::Impl {
     LockTableOptions options;
+    bool by_lock;
     MemoryRegion region;
     SlotTable slots;
     std::vector<NamedSemaphore> semaphores; // semaphore mode: one per slot, index = slot id
 
     explicit Impl(const LockTableOptions& o)
-        : options(o),
+        : options(o), by_lock(pinned_by_lock(o.mode)),
           region(TableGeometry::for_capacity(o.capacity).region_bytes(),
                  shared_memory_for(o.mode) ? MemoryRegion::Sharing::shared
                                            : MemoryRegion::Sharing::private_copy),
           slots(region.data(), TableGeometry::for_capacity(o.capacity),
-                shared_memory_for(o.mode) ? MutexKind::shared_robust : MutexKind::private_default)
+                shared_memory_for(o.mode) ? MutexKind::shared_robust : MutexKind::private_default,
+                SlotHooks{[this](Slot& s) { return idle(s); },
+                          [this](const Slot& s) { return busy(s); }})
     {
         if (o.mode == LockMode::semaphore)
             semaphores = make_semaphores(o.capacity);
+    }
+
+    bool idle(Slot& s);
+    bool busy(const Slot& s) const;
+    pid_t owner_of(const Slot& s) const
+    {
+        return options.mode == LockMode::semaphore ? s.word.owner.load(std::memory_order_relaxed)
+                                                   : s.owner_pid.load(std::memory_order_relaxed);
     }
 
     std::uint32_t id_of(const Slot& s) const
@@ -120,6 +138,13 @@ struct LockTable::Impl {
     Taken take_word(Slot& s, std::optional<std::int64_t> deadline);
     Taken take_file(Slot& s, std::optional<std::int64_t> deadline);
     void give_back(Slot& s, int fd) noexcept;
+    void unlock_only(Slot& s, int fd) noexcept;
+    void unpin(Slot& s) noexcept
+    {
+        if (!by_lock)
+            slots.release_ref(s);
+    }
+    Slot* pin(std::string_view key, SlotRef& ref);
     bool release_if_owned(Slot& s, pid_t dead);
     void record(Slot& s, const Taken& t, std::int64_t waited_ns);
     template <typename Wait>
@@ -148,14 +173,47 @@ auto LockTable::Impl::blocking(Slot& s, Taken& t, Wait&& wait)
 }
 
 namespace {
-// A dead holder's lock was taken back: count it, and return its reference to the table.
-void note_recovery(SlotTable& table, Slot& s, pid_t dead)
+void count_recovery(Slot& s, pid_t dead)
 {
     s.recoveries.fetch_add(1, std::memory_order_relaxed);
     s.last_dead_owner.store(dead, std::memory_order_relaxed);
-    table.release_ref(s);
 }
 } // namespace
+
+// idle: the evictor's question (slot_table.h), asked with the slot's generation already odd.
+bool LockTable::Impl::idle(Slot& s)
+{
+    switch (options.mode) {
+    case LockMode::semaphore:
+        // Pairs with the seq_cst CAS that acquires (owner_word_lock.cpp): a Dekker handshake.
+        return s.word.owner.load(std::memory_order_seq_cst) == 0;
+    case LockMode::thread:
+    case LockMode::mutex:
+        // Taking the mutex orders us with every acquisition: a later locker synchronises with our
+        // unlock and so sees the odd generation.
+        switch (try_lock_mutex(&s.mutex)) {
+        case MutexResult::busy:
+        case MutexResult::timed_out: return false;
+        case MutexResult::owner_died:
+            // A dead holder nobody has recovered yet: recover it here, counted on its key.
+            make_consistent(&s.mutex);
+            count_recovery(s, s.owner_pid.exchange(0, std::memory_order_relaxed));
+            [[fallthrough]];
+        case MutexResult::acquired: unlock_mutex(&s.mutex); return true;
+        }
+        return false;
+    case LockMode::none:
+    case LockMode::flock: return s.refs.load(std::memory_order_seq_cst) == 0;
+    }
+    return false;
+}
+
+bool LockTable::Impl::busy(const Slot& s) const
+{
+    if (!by_lock)
+        return s.refs.load(std::memory_order_relaxed) != 0;
+    return owner_of(s) != 0 || s.waiters.load(std::memory_order_relaxed) != 0;
+}
 
 LockTable::Impl::Taken LockTable::Impl::take(Slot& s, std::optional<std::int64_t> deadline)
 {
@@ -187,7 +245,7 @@ LockTable::Impl::Taken LockTable::Impl::take_mutex(Slot& s, std::optional<std::i
         // our callers write atomically (rename), so making it consistent is safe.
         make_consistent(&s.mutex);
         t.recovered_from = s.owner_pid.load(std::memory_order_relaxed);
-        note_recovery(slots, s, t.recovered_from);
+        count_recovery(s, t.recovered_from);
     }
     s.owner_pid.store(current_pid(), std::memory_order_relaxed);
     t.ok = true;
@@ -236,12 +294,19 @@ LockTable::Impl::Taken LockTable::Impl::take_file(Slot& s, std::optional<std::in
     const pid_t previous = s.owner_pid.exchange(current_pid(), std::memory_order_acq_rel);
     if (previous != 0) {
         t.recovered_from = previous;
-        note_recovery(slots, s, previous);
+        count_recovery(s, previous);
+        slots.release_ref(s); // the dead holder's reference
     }
     return t;
 }
 
 void LockTable::Impl::give_back(Slot& s, int fd) noexcept
+{
+    unlock_only(s, fd);
+    unpin(s);
+}
+
+void LockTable::Impl::unlock_only(Slot& s, int fd) noexcept
 {
     switch (options.mode) {
     case LockMode::none: break;
@@ -256,7 +321,6 @@ void LockTable::Impl::give_back(Slot& s, int fd) noexcept
         unlock_and_close(fd);
         break;
     }
-    slots.release_ref(s);
 }
 
 void LockTable::Impl::record(Slot& s, const Taken& t, std::int64_t waited_ns)
@@ -316,7 +380,7 @@ bool LockTable::Impl::release_if_owned(Slot& s, pid_t dead)
     case LockMode::none:
     case LockMode::thread: return false;
     }
-    slots.release_ref(s);
+    unpin(s); // by reference (flock): the dead holder's
     return true;
 }
 
@@ -338,32 +402,52 @@ KeyGuard LockTable::lock_for(std::string_view key, std::chrono::nanoseconds time
     return acquire(key, timeout);
 }
 
+// pin: the key's slot, held in place either by a reference (returned pinned) or, by lock, by the
+// caller taking its lock and then checking `ref` (returned unpinned).
+Slot* LockTable::Impl::pin(std::string_view key, SlotRef& ref)
+{
+    if (!by_lock)
+        return &slots.acquire_ref(key);
+    ref = slots.lookup(key);
+    return ref.slot;
+}
+
 KeyGuard LockTable::acquire(std::string_view key, std::optional<std::chrono::nanoseconds> timeout)
 {
     validate_key(key);
     const auto deadline = deadline_after(timeout);
-    Slot& s = impl_->slots.acquire_ref(key);
-    Impl::Taken t;
-    try {
-        t = impl_->take(s, deadline);
-    } catch (...) {
-        impl_->slots.release_ref(s);
-        throw;
+    for (;;) {
+        SlotRef ref;
+        Slot& s = *impl_->pin(key, ref);
+        Impl::Taken t;
+        try {
+            t = impl_->take(s, deadline);
+        } catch (...) {
+            impl_->unpin(s);
+            throw;
+        }
+        if (impl_->by_lock && !SlotTable::still_bound(ref)) {
+            // The slot went to another key between lookup and lock (we may even have waited on
+            // that key): the looked-up key has a slot of its own now, or none. Look again.
+            if (t.ok)
+                impl_->unlock_only(s, t.fd);
+            continue;
+        }
+        if (!t.ok) {
+            impl_->unpin(s);
+            return {};
+        }
+        impl_->record(s, t, t.waited_ns);
+        KeyGuard g;
+        g.table_ = this;
+        g.slot_ = &s;
+        g.fd_ = t.fd;
+        g.waited_ = std::chrono::nanoseconds(t.waited_ns);
+        g.recovered_from_ = t.recovered_from;
+        if (!g.recovered_from_ && s.pending_recovery.load(std::memory_order_relaxed) != 0)
+            g.recovered_from_ = s.pending_recovery.exchange(0, std::memory_order_relaxed);
+        return g;
     }
-    if (!t.ok) {
-        impl_->slots.release_ref(s);
-        return {};
-    }
-    impl_->record(s, t, t.waited_ns);
-    KeyGuard g;
-    g.table_ = this;
-    g.slot_ = &s;
-    g.fd_ = t.fd;
-    g.waited_ = std::chrono::nanoseconds(t.waited_ns);
-    g.recovered_from_ = t.recovered_from;
-    if (!g.recovered_from_ && s.pending_recovery.load(std::memory_order_relaxed) != 0)
-        g.recovered_from_ = s.pending_recovery.exchange(0, std::memory_order_relaxed);
-    return g;
 }
 
 void LockTable::unlock(KeyGuard& g) noexcept { impl_->give_back(*g.slot_, g.fd_); }
@@ -374,10 +458,7 @@ std::size_t LockTable::release_owned_by(pid_t pid)
         return 0;
     std::vector<Slot*> owned;
     impl_->slots.for_each_bound([&](const Slot& s) {
-        const pid_t owner = impl_->options.mode == LockMode::semaphore
-                                ? s.word.owner.load(std::memory_order_relaxed)
-                                : s.owner_pid.load(std::memory_order_relaxed);
-        if (owner == pid)
+        if (impl_->owner_of(s) == pid)
             owned.push_back(const_cast<Slot*>(&s));
     });
     std::size_t freed = 0;
@@ -396,12 +477,10 @@ TableStats LockTable::stats() const
 std::vector<KeyStats> LockTable::key_stats(std::size_t limit) const
 {
     std::vector<KeyStats> out;
-    const bool word = impl_->options.mode == LockMode::semaphore;
     impl_->slots.for_each_bound([&](const Slot& s) {
         KeyStats k;
         k.key.assign(s.key_view());
-        k.owner_pid = word ? s.word.owner.load(std::memory_order_relaxed)
-                           : s.owner_pid.load(std::memory_order_relaxed);
+        k.owner_pid = impl_->owner_of(s);
         k.waiters = s.waiters.load(std::memory_order_relaxed);
         k.acquisitions = s.acquisitions.load(std::memory_order_relaxed);
         k.contended = s.contended.load(std::memory_order_relaxed);

@@ -28,8 +28,8 @@
 // Common to all modes: not reentrant (locking a key you hold deadlocks, or in flock mode blocks
 // forever); unlock from the thread that locked. Keys are 1..kMaxKeyLength arbitrary bytes,
 // compared exactly: two keys never share a lock because their hashes collide. At most `capacity`
-// keys can be held or waited on at once; idle keys keep their slot (and statistics) until the slot
-// is needed. A full table throws TableFullError, never merges keys.
+// keys can be held at once (none and flock: held or waited on); idle keys keep their slot (and
+// statistics) until the slot is needed. A full table throws TableFullError, never merges keys.
 //
 // Thread safety: every member function may be called from any thread of any process that shares
 // the table, concurrently. The table object must outlive its guards. Destroying the table in the
@@ -63,7 +63,7 @@ public:
     using std::invalid_argument::invalid_argument;
 };
 
-// Every slot is held or waited on: the caller should fail the request (HTTP 503), not retry hot.
+// Every slot the key could use is held: the caller should fail the request (HTTP 503), not retry hot.
 class TableFullError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;

@@ -60,7 +60,7 @@ void add_flags(CLI::App& app, Options& o, RawOptions& raw)
     app.add_option("-p,--pid", raw.pid_file, "write the master's pid to FILE");
     app.add_option("--access-logfile", o.access_log, "access log FILE, or - for stderr");
     app.add_option("--log-level", raw.log_level, "debug|info|warning|error|critical");
-    app.add_option("--lock-slots", o.lock_slots, "keys that can be held or waited on at once")
+    app.add_option("--lock-slots", o.lock_slots, "keys that can be held at once")
         ->check(CLI::Range(std::size_t{1}, LockTable::kMaxCapacity));
 }
 

@@ -19,11 +19,14 @@ inline void cpu_relax() noexcept
 #endif
 }
 
+// seq_cst, not just acquire: the lock table's evictor reads the word after publishing a slot's
+// odd generation, and the acquirer reads the generation after this CAS (a Dekker handshake, see
+// slot_table.h). On x86 it is the same lock cmpxchg either way.
 bool cas_free_to(OwnerWord& w, pid_t self) noexcept
 {
     std::int32_t expected = 0;
     return w.owner.load(std::memory_order_relaxed) == 0 &&
-           w.owner.compare_exchange_strong(expected, self, std::memory_order_acquire,
+           w.owner.compare_exchange_strong(expected, self, std::memory_order_seq_cst,
                                            std::memory_order_relaxed);
 }
 

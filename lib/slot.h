@@ -30,10 +30,15 @@ inline SlotState state_kind(std::uint32_t word) { return static_cast<SlotState>(
 inline std::uint32_t state_partition(std::uint32_t word) { return word & 0xffffff; }
 
 struct alignas(64) Slot {
-    // Bookkeeping, written under the partition lock (refs: incremented under it, decremented
-    // anywhere).
+    // Bookkeeping, written under the partition lock (refs: incremented under it or by the
+    // optimistic hit path, decremented anywhere).
     std::atomic<std::uint32_t> state;
-    std::atomic<std::uint32_t> refs; // guards held plus callers waiting: idle at 0
+    // generation: a per-slot seqlock over the key. Even while the slot is bound to one key; odd
+    // while it is claimed (being evicted, in the pool, being bound). A caller that read generation
+    // g before comparing the key, and reads g again after taking the slot's lock, held the lock of
+    // that key (see slot_table.h).
+    std::atomic<std::uint32_t> generation;
+    std::atomic<std::uint32_t> refs; // by-reference pinning only (none, flock): idle at 0
     std::uint64_t hash;
     std::uint32_t key_len;
     char key[kSlotKeyBytes];

@@ -21,8 +21,7 @@ struct alignas(64) SlotTable::Header {
 
 struct alignas(64) SlotTable::Partition {
     pthread_mutex_t lock;
-    std::atomic<std::uint32_t> seq; // odd while the index is being changed (a seqlock)
-    std::uint32_t bound;            // keys indexed here
+    std::uint32_t bound; // keys indexed here
     std::uint32_t hand; // where the next search for an idle slot starts (a clock hand)
     // Written under `lock` only, so no shared counter is touched on the hot paths.
     std::uint64_t evictions;
@@ -56,9 +55,23 @@ std::uint64_t hash_key(std::string_view key)
         h = (h ^ w) * 0xff51afd7ed558ccdull;
         h ^= h >> 29;
     }
-    if (i < key.size()) {
-        std::uint64_t w = 0;
-        std::memcpy(&w, key.data() + i, key.size() - i);
+    if (const std::size_t rest = key.size() - i; rest != 0) {
+        // The last 1..7 bytes without a variable-length memcpy (a libc call and a store-forwarding
+        // stall that cost more than the rest of the hash). The length is already in h, so
+        // overlapping reads still tell different keys of one length apart.
+        const auto* b = reinterpret_cast<const unsigned char*>(key.data());
+        std::uint64_t w;
+        if (key.size() >= 8) {
+            std::memcpy(&w, b + key.size() - 8, 8);
+            w >>= 8 * (8 - rest);
+        } else if (rest >= 4) {
+            std::uint32_t lo, hi;
+            std::memcpy(&lo, b, 4);
+            std::memcpy(&hi, b + rest - 4, 4);
+            w = std::uint64_t{hi} << 32 | lo;
+        } else {
+            w = std::uint64_t{b[0]} | std::uint64_t{b[rest / 2]} << 8 | std::uint64_t{b[rest - 1]} << 16;
+        }
         h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
     }
     h ^= h >> 33;
@@ -69,28 +82,6 @@ std::uint64_t hash_key(std::string_view key)
 }
 
 std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
-
-// WriteSection: bumps the partition's sequence before and after a change to its index, so an
-// optimistic reader that overlaps any change sees a different number and retries under the lock.
-// Odd means "a change is under way", a shortcut for readers. The evictor opens its section
-// before it reads any slot's refs (see find_optimistic).
-class WriteSection {
-public:
-    // Only the partition lock's holder writes the sequence, so plain stores do; the opening one is
-    // seq_cst (the Dekker pairing with find_optimistic), the closing one only publishes.
-    explicit WriteSection(std::atomic<std::uint32_t>& seq)
-        : seq_(seq), start_(seq.load(std::memory_order_relaxed) + 1)
-    {
-        seq_.store(start_, std::memory_order_seq_cst);
-    }
-    ~WriteSection() { seq_.store(start_ + 1, std::memory_order_release); }
-    WriteSection(const WriteSection&) = delete;
-    WriteSection& operator=(const WriteSection&) = delete;
-
-private:
-    std::atomic<std::uint32_t>& seq_;
-    std::uint32_t start_;
-};
 
 } // namespace
 
@@ -126,7 +117,8 @@ std::size_t TableGeometry::region_bytes() const
     return offsets_of(*this, kHeaderBytes, kPartitionBytes).total;
 }
 
-SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind) : geometry_(g)
+SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind, SlotHooks hooks)
+    : geometry_(g), hooks_(std::move(hooks))
 {
     static_assert(sizeof(Header) <= kHeaderBytes && sizeof(Partition) <= kPartitionBytes);
     const Offsets o = offsets_of(g, kHeaderBytes, kPartitionBytes);
@@ -146,6 +138,7 @@ SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind) : geo
     }
     for (std::uint32_t i = 0; i < g.capacity; ++i) {
         Slot* s = new (&slots_[i]) Slot{};
+        s->generation.store(1, std::memory_order_relaxed); // odd: in the pool
         init_mutex(&s->mutex, kind);
         pool_[i] = g.capacity - 1 - i; // pop hands out slot 0 first
     }
@@ -161,40 +154,69 @@ void SlotTable::lock_partition(std::uint32_t p) const
 {
     Partition& part = partitions_[p];
     if (lock_mutex(&part.lock) == MutexResult::owner_died) {
-        // The dead writer may have left the sequence odd or even; either way it moves on, odd
-        // while we rebuild, so no optimistic reader trusts what it read before or during.
-        const std::uint32_t odd = part.seq.load(std::memory_order_relaxed) | 1;
-        part.seq.store(odd + 2, std::memory_order_seq_cst);
         repair_partition(p);
-        part.seq.store(odd + 3, std::memory_order_release);
         make_consistent(&part.lock);
     }
 }
 
 void SlotTable::unlock_partition(std::uint32_t p) const { unlock_mutex(&partitions_[p].lock); }
 
+namespace {
+std::uint32_t partition_of(std::uint64_t hash, const TableGeometry& g)
+{
+    return static_cast<std::uint32_t>((hash >> 32) & (g.partitions - 1));
+}
+} // namespace
+
+SlotRef SlotTable::lookup(std::string_view key)
+{
+    const std::uint64_t h = hash_key(key);
+    if (SlotRef r = find(partition_of(h, geometry_), key, h); r.slot)
+        return r;
+    return find_or_bind(key, h, false);
+}
+
+bool SlotTable::still_bound(const SlotRef& ref) noexcept
+{
+    // seq_cst: pairs with the evictor's seq_cst store of an odd generation (see claim_if_idle).
+    return ref.slot->generation.load(std::memory_order_seq_cst) == ref.generation;
+}
+
 Slot& SlotTable::acquire_ref(std::string_view key)
 {
     const std::uint64_t h = hash_key(key);
-    const auto p = static_cast<std::uint32_t>((h >> 32) & (geometry_.partitions - 1));
-    std::uint32_t seen = 0;
-    if (Slot* s = find_optimistic(p, key, h, seen))
-        return *s;
+    if (SlotRef r = find(partition_of(h, geometry_), key, h); r.slot) {
+        // Count ourselves, then check the slot was not claimed meanwhile: the evictor makes the
+        // generation odd before it reads refs (both seq_cst), so one of us sees the other.
+        r.slot->refs.fetch_add(1, std::memory_order_seq_cst);
+        if (still_bound(r))
+            return *r.slot;
+        release_ref(*r.slot);
+    }
+    return *find_or_bind(key, h, true).slot;
+}
+
+void SlotTable::release_ref(Slot& s) noexcept { s.refs.fetch_sub(1, std::memory_order_acq_rel); }
+
+// find_or_bind: the miss path, under the partition lock.
+SlotRef SlotTable::find_or_bind(std::string_view key, std::uint64_t h, bool add_reference)
+{
+    const std::uint32_t p = partition_of(h, geometry_);
     for (int attempt = 0; attempt < 2; ++attempt) {
         lock_partition(p);
-        // If the index has not changed since the optimistic probe missed, it still misses.
-        const bool unchanged = attempt == 0 && (seen & 1) == 0 &&
-                               partitions_[p].seq.load(std::memory_order_relaxed) == seen;
-        Slot* s = unchanged ? nullptr : find(p, key, h);
-        if (!s) {
-            WriteSection w(partitions_[p].seq);
-            if ((s = take_slot(p)))
+        SlotRef r = find(p, key, h);
+        if (!r.slot) {
+            if (Slot* s = take_slot(p)) {
                 bind(*s, p, key, h);
+                r = {s, s->generation.load(std::memory_order_relaxed)};
+            }
         }
-        if (s) {
-            add_ref(*s);
+        if (r.slot) {
+            // Relaxed: an evictor reads refs only under this partition's lock.
+            if (add_reference)
+                r.slot->refs.fetch_add(1, std::memory_order_relaxed);
             unlock_partition(p);
-            return *s;
+            return r;
         }
         const bool partition_full = partitions_[p].bound >= geometry_.partition_limit;
         unlock_partition(p);
@@ -204,38 +226,14 @@ Slot& SlotTable::acquire_ref(std::string_view key)
     }
     header_->full_errors.fetch_add(1, std::memory_order_relaxed);
     throw TableFullError(fmt::format(
-        "lock table full: all {} slots (or the {} of key '{}''s partition) are held or waited on",
+        "lock table full: all {} slots (or the {} of key '{}''s partition) are in use",
         geometry_.capacity, geometry_.partition_limit, key));
 }
 
-void SlotTable::add_ref(Slot& s) { s.refs.fetch_add(1, std::memory_order_acq_rel); }
-
-void SlotTable::release_ref(Slot& s) noexcept { s.refs.fetch_sub(1, std::memory_order_acq_rel); }
-
-// The hit path takes no lock: read the partition's sequence, probe, take a reference, and check
-// the sequence again. An evictor makes the sequence odd *before* it reads a slot's refs, and we
-// take our reference *before* re-reading the sequence (both seq_cst), so either it sees our
-// reference and leaves the slot alone, or we see its change and retry under the lock.
-Slot* SlotTable::find_optimistic(std::uint32_t p, std::string_view key, std::uint64_t hash,
-                                 std::uint32_t& before)
-{
-    const Partition& part = partitions_[p];
-    before = part.seq.load(std::memory_order_acquire);
-    if (before & 1)
-        return nullptr;
-    Slot* s = find(p, key, hash);
-    if (!s)
-        return nullptr;
-    s->refs.fetch_add(1, std::memory_order_seq_cst);
-    if (part.seq.load(std::memory_order_seq_cst) == before)
-        return s;
-    release_ref(*s);
-    return nullptr;
-}
-
-// find: also runs without the lock (find_optimistic), so every read is atomic and the probe is
-// bounded even while entries move; a torn key comparison is discarded by the sequence check.
-Slot* SlotTable::find(std::uint32_t p, std::string_view key, std::uint64_t hash) const
+// find: runs without the partition lock on the hit path, so every index read is atomic and the
+// probe is bounded even while entries move. A probe that misses while entries move is retried
+// under the lock; a hit is only as good as its generation, which the caller checks again later.
+SlotRef SlotTable::find(std::uint32_t p, std::string_view key, std::uint64_t hash) const
 {
     const Entry* idx = index(p);
     const std::uint32_t mask = geometry_.index_size - 1;
@@ -244,17 +242,23 @@ Slot* SlotTable::find(std::uint32_t p, std::string_view key, std::uint64_t hash)
     for (std::uint32_t n = 0; n <= mask; ++n, pos = (pos + 1) & mask) {
         const std::uint64_t e = idx[pos].load(std::memory_order_acquire);
         if (e == kEmpty)
-            return nullptr;
+            return {};
         if (entry_hash(e) != tag)
             continue;
         Slot& s = slots_[entry_id(e)];
-        if (s.key_len == key.size() && std::memcmp(s.key, key.data(), key.size()) == 0)
-            return &s;
+        const std::uint32_t g = s.generation.load(std::memory_order_acquire);
+        if (g & 1)
+            continue; // being evicted: a miss, retried under the lock
+        if (s.key_len == key.size() && std::memcmp(s.key, key.data(), key.size()) == 0) {
+            // The key was read under generation g: keep those reads before the caller's re-check.
+            std::atomic_thread_fence(std::memory_order_acquire);
+            return {&s, g};
+        }
     }
-    return nullptr;
+    return {};
 }
 
-// take_slot, evict_idle: under the partition lock, inside a WriteSection.
+// take_slot, evict_idle: under the partition lock.
 Slot* SlotTable::take_slot(std::uint32_t p)
 {
     if (partitions_[p].bound >= geometry_.partition_limit)
@@ -266,7 +270,8 @@ Slot* SlotTable::take_slot(std::uint32_t p)
 
 void SlotTable::bind(Slot& s, std::uint32_t p, std::string_view key, std::uint64_t hash)
 {
-    // The slot is claimed by p and in no index: nobody else can see it while we rewrite it.
+    // The slot is claimed by p (generation odd) and in no index: a reader that still reaches it
+    // through an old index entry skips it, or fails its generation check.
     s.hash = hash;
     s.key_len = static_cast<std::uint32_t>(key.size());
     std::memcpy(s.key, key.data(), key.size());
@@ -275,6 +280,7 @@ void SlotTable::bind(Slot& s, std::uint32_t p, std::string_view key, std::uint64
     s.last_dead_owner.store(0, std::memory_order_relaxed);
     s.pending_recovery.store(0, std::memory_order_relaxed);
     s.state.store(make_state(SlotState::bound, p), std::memory_order_release);
+    s.generation.store(s.generation.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     index_insert(p, hash, static_cast<std::uint32_t>(&s - slots_));
 }
 
@@ -322,7 +328,7 @@ Slot* SlotTable::evict_idle(std::uint32_t p)
         if (e == kEmpty)
             continue;
         Slot& s = slots_[entry_id(e)];
-        if (s.refs.load(std::memory_order_seq_cst) != 0)
+        if (!claim_if_idle(s))
             continue;
         part.hand = (pos + 1) & mask;
         s.state.store(make_state(SlotState::claimed, p), std::memory_order_release);
@@ -334,6 +340,19 @@ Slot* SlotTable::evict_idle(std::uint32_t p)
     return nullptr;
 }
 
+// claim_if_idle: the evictor's half of pinning (slot_table.h). The odd generation goes out before
+// we ask whether the slot is in use, so a caller who takes the slot after our question sees it.
+bool SlotTable::claim_if_idle(Slot& s)
+{
+    const std::uint32_t g = s.generation.load(std::memory_order_relaxed); // even: bound here
+    s.generation.store(g + 1, std::memory_order_seq_cst);
+    if (hooks_.idle(s))
+        return true;
+    // In use: nothing about the slot changed, so a reader who saw g may keep trusting it.
+    s.generation.store(g, std::memory_order_release);
+    return false;
+}
+
 void SlotTable::steal_idle_slot(std::uint32_t except)
 {
     // One partition lock at a time: no lock-order cycles between partitions.
@@ -341,12 +360,9 @@ void SlotTable::steal_idle_slot(std::uint32_t except)
         if (q == except)
             continue;
         lock_partition(q);
-        Slot* s = nullptr;
-        {
-            WriteSection w(partitions_[q].seq);
-            if ((s = evict_idle(q)))
-                pool_push(*s);
-        }
+        Slot* s = evict_idle(q);
+        if (s)
+            pool_push(*s);
         unlock_partition(q);
         if (s)
             return;
@@ -398,8 +414,12 @@ void SlotTable::repair_partition(std::uint32_t p) const
         const std::uint32_t st = s.state.load(std::memory_order_acquire);
         if (state_partition(st) != p)
             continue;
-        if (state_kind(st) == SlotState::bound)
+        if (state_kind(st) == SlotState::bound) {
+            // Killed between claiming it and deciding: a new even generation, same key.
+            if (const std::uint32_t g = s.generation.load(std::memory_order_relaxed); g & 1)
+                s.generation.store(g + 1, std::memory_order_release);
             self->index_insert(p, s.hash, i);
+        }
         else if (state_kind(st) == SlotState::claimed)
             self->pool_push(s); // half-bound or half-evicted: its key was never visible
     }
@@ -440,7 +460,7 @@ TableStats SlotTable::stats() const
                 continue;
             const Slot& s = slots_[entry_id(e)];
             ++t.keys;
-            t.active += s.refs.load(std::memory_order_relaxed) != 0;
+            t.active += hooks_.busy(s);
             t.recoveries += s.recoveries.load(std::memory_order_relaxed);
         }
         unlock_partition(p);

@@ -99,6 +99,66 @@ TEST_CASE("LockTable: 100,000 distinct keys reuse a bounded number of slots", "[
     CHECK(t.key_stats(1).at(0).acquisitions == 3);
 }
 
+namespace {
+
+// Every worker locks random keys of 32 in a table of 8 slots, so almost every acquisition evicts
+// another key's slot, and checks that nobody else is inside the same key meanwhile.
+struct ChurnBoard {
+    std::atomic<int> inside[32];
+    std::atomic<long> overlaps;
+    std::atomic<long> ops;
+};
+
+void churn(LockTable& t, ChurnBoard& board, unsigned seed, int rounds)
+{
+    std::mt19937 rng(seed);
+    for (int i = 0; i < rounds; ++i) {
+        const unsigned k = rng() % 32;
+        KeyGuard g = (i % 4 == 0) ? t.try_lock("churn-" + std::to_string(k))
+                                  : t.lock("churn-" + std::to_string(k));
+        if (!g)
+            continue;
+        if (board.inside[k].fetch_add(1) != 0)
+            board.overlaps.fetch_add(1);
+        for (int spin = 0; spin < 200; ++spin) // stay inside a while, so overlaps would show
+            std::atomic_signal_fence(std::memory_order_seq_cst);
+        board.inside[k].fetch_sub(1);
+        board.ops.fetch_add(1);
+    }
+}
+
+} // namespace
+
+TEST_CASE("LockTable: a key is never held twice while a small table keeps rebinding its slots",
+          "[keys][fork]")
+{
+    const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
+    LockTable t = make(mode, 8);
+    MemoryRegion shared(sizeof(ChurnBoard), MemoryRegion::Sharing::shared);
+    auto& board = *new (shared.data()) ChurnBoard{};
+    constexpr int kWorkers = 3, kRounds = 20000;
+    if (mode == LockMode::thread) { // one process: thread mode only excludes threads
+        std::vector<std::thread> threads;
+        for (int w = 0; w < kWorkers; ++w)
+            threads.emplace_back([&, w] { churn(t, board, 7 + w, kRounds); });
+        for (auto& th : threads)
+            th.join();
+    } else {
+        std::vector<pid_t> kids;
+        for (int w = 0; w < kWorkers; ++w)
+            kids.push_back(fork_child([&, w] {
+                churn(t, board, 7 + w, kRounds);
+                return 0;
+            }));
+        for (pid_t k : kids)
+            REQUIRE(reap(k) == 0);
+    }
+    CHECK(board.overlaps.load() == 0);
+    CHECK(board.ops.load() > kWorkers * kRounds / 2);
+    CHECK(t.stats().evictions > 1000);
+    CHECK(t.stats().active == 0);
+}
+
 TEST_CASE("LockTable: lock_for gives up after its timeout and counts nothing", "[keys]")
 {
     const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
