@@ -54,6 +54,7 @@ std::optional<std::size_t> Scoreboard::claim(std::uint32_t threads)
         s.requests = 0;
         for (auto& hb : s.heartbeat_ns) hb = now;
         s.state = static_cast<std::uint32_t>(WorkerState::booting);
+        region()->totals.loops.fetch_add(threads);
         return i;
     }
     return std::nullopt;
@@ -61,6 +62,7 @@ std::optional<std::size_t> Scoreboard::claim(std::uint32_t threads)
 
 void Scoreboard::release(std::size_t slot) noexcept
 {
+    region()->totals.loops.fetch_sub(region()->slots[slot].threads);
     region()->slots[slot].pid = 0;
     region()->slots[slot].state = static_cast<std::uint32_t>(WorkerState::free);
 }

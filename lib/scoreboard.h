@@ -45,6 +45,10 @@ struct SharedTotals {
     std::atomic<std::uint64_t> lock_wait_ns;
     std::atomic<std::uint64_t> lock_hold_ns;
     std::atomic<std::uint64_t> lock_timeouts;
+    // Accept turns (server/http_adapter.h): connections accepted by any loop, and how many loops
+    // (worker threads) the claimed slots add up to.
+    std::atomic<std::uint64_t> accepts;
+    std::atomic<std::uint32_t> loops;
 };
 
 static_assert(std::is_standard_layout_v<WorkerSlot> && std::is_standard_layout_v<SharedTotals>);
@@ -66,6 +70,7 @@ public:
     explicit Scoreboard(pid_t master_pid);
 
     // Master: a free slot, reset to booting with fresh heartbeats; nullopt when all are taken.
+    // claim() and release() also keep totals().loops, the threads of every claimed slot.
     std::optional<std::size_t> claim(std::uint32_t threads);
     void release(std::size_t slot) noexcept;
 

@@ -7,6 +7,8 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include <fcntl.h>
+
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -14,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "log.h"
+#include "os_error.h"
 
 namespace forklock {
 namespace {
@@ -21,7 +24,7 @@ namespace {
 constexpr timeval kTick{0, 100'000};
 constexpr std::int64_t kDrainLimitNs = 2'000'000'000; // a reply whose client vanished never completes
 constexpr int kIdleTimeoutS = 30;
-constexpr timeval kFirstRequestWait{0, 50'000}; // a client that connects and sends nothing
+constexpr timeval kTurnWait{0, 1'000}; // see "Accept turns" in the header
 
 const char* method_name(evhttp_cmd_type cmd)
 {
@@ -112,7 +115,8 @@ event_base* new_base()
 
 HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
     : index_(index), shared_(shared), base_(new_base(), event_base_free), http_(nullptr, evhttp_free),
-      tick_(nullptr, event_free), reenable_(nullptr, event_free)
+      tick_(nullptr, event_free), reenable_(nullptr, event_free), watch_fd_(::fcntl(listen_fd, F_DUPFD_CLOEXEC, 0)),
+      watch_(nullptr, event_free)
 {
     check(base_.get(), "event_base_new()");
     http_.reset(evhttp_new(base_.get()));
@@ -129,6 +133,9 @@ HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
     listener_ = evhttp_bound_socket_get_listener(bound);
     tick_.reset(event_new(base_.get(), -1, EV_PERSIST, on_tick, this));
     reenable_.reset(evtimer_new(base_.get(), on_reenable, this));
+    if (!watch_fd_) throw os_error(errno, "fcntl({}, F_DUPFD_CLOEXEC)", listen_fd);
+    watch_.reset(event_new(base_.get(), watch_fd_.get(), EV_READ | EV_ET | EV_PERSIST, on_watch, this));
+    check(watch_.get(), "event_new(watch)");
     check(tick_.get(), "event_new(tick)");
     check(reenable_.get(), "event_new(reenable)");
     event_add(tick_.get(), &kTick);
@@ -138,6 +145,7 @@ HttpLoop::~HttpLoop()
 {
     tick_.reset();
     reenable_.reset();
+    watch_.reset();
     http_.reset(); // frees connections and the listener before the base
 }
 
@@ -150,18 +158,38 @@ void HttpLoop::run()
 bufferevent* HttpLoop::on_connection(event_base* base, void* self)
 {
     auto* loop = static_cast<HttpLoop*>(self);
-    evconnlistener_disable(loop->listener_); // see the header
+    evconnlistener_disable(loop->listener_); // see "Accept turns" in the header
     loop->accepting_ = false;
-    event_add(loop->reenable_.get(), &kFirstRequestWait);
+    loop->served_since_accept_ = false;
+    loop->accept_ticket_ = loop->shared_.scoreboard->totals().accepts.fetch_add(1, std::memory_order_relaxed) + 1;
+    event_add(loop->reenable_.get(), &kTurnWait);
+    event_add(loop->watch_.get(), nullptr);
     return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 }
 
-void HttpLoop::on_reenable(int, short, void* self) { static_cast<HttpLoop*>(self)->accept_again(); }
+void HttpLoop::on_watch(int, short, void* self) { static_cast<HttpLoop*>(self)->accept_again(); }
+
+void HttpLoop::on_reenable(int, short, void* self)
+{
+    auto* loop = static_cast<HttpLoop*>(self);
+    loop->served_since_accept_ = true; // a turn nobody took: skip it
+    loop->accept_ticket_ = 0;
+    loop->accept_again();
+}
+
+bool HttpLoop::my_turn() const
+{
+    const SharedTotals& t = shared_.scoreboard->totals();
+    const std::uint32_t loops = t.loops.load(std::memory_order_relaxed);
+    return served_since_accept_ && (loops <= 1 || t.accepts.load(std::memory_order_relaxed) > accept_ticket_);
+}
 
 void HttpLoop::accept_again()
 {
     if (accepting_ || stopping_) return; // keep-alive requests: nothing to do, no syscall
+    if (!my_turn()) return;              // the watch and kTurnWait's timer are still pending
     event_del(reenable_.get());
+    event_del(watch_.get());
     evconnlistener_enable(listener_);
     accepting_ = true;
 }
@@ -172,6 +200,7 @@ void HttpLoop::serve(evhttp_request* req)
 {
     WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
     slot.busy_threads.fetch_add(1, std::memory_order_relaxed);
+    served_since_accept_ = true;
     auto converted = convert(req);
     Response response = std::holds_alternative<Response>(converted)
                             ? std::get<Response>(std::move(converted))
@@ -221,6 +250,8 @@ void HttpLoop::begin_stop()
     stopping_ = true;
     stop_started_ns_ = Scoreboard::now_ns();
     evconnlistener_disable(listener_);
+    event_del(reenable_.get());
+    event_del(watch_.get());
     accepting_ = false;
 }
 

@@ -2,11 +2,16 @@
 // HttpLoop: one thread's event loop: an event_base and an evhttp accepting on the inherited
 // listening socket, turning evhttp requests into Api calls. The only code that touches evhttp.
 //
-// After accepting a connection a loop stops accepting until it has served that connection's
-// first request (or 50 ms passed without one): libevent's listener otherwise accepts until the
-// backlog is empty, and one worker would take a whole burst of connections and serve them one
-// after another, blocked in hold_ms or on a lock, while the other workers sleep: that hides the
-// races the class came to see and queues requests behind a blocked thread.
+// Accept turns. After accepting a connection a loop stops accepting until it has served a request
+// and some other loop (of any worker) has accepted one since: the scoreboard counts accepts. A
+// loop waiting for its turn watches a dup of the listening socket, edge-triggered, so each new
+// connection makes it look at the count again. A turn nobody takes (the other loops blocked in
+// hold_ms or on a lock, a client that connects and sends nothing) is skipped after kTurnWait.
+// With one loop in all there are no turns. Without this,
+// libevent's listener accepts until the backlog is empty, and the one loop that happens to be
+// awake takes a whole burst of connections: wrk's 32 keep-alive connections all went to one of
+// two workers (half the machine idle), and a class would see its requests served one after
+// another by a worker blocked in hold_ms while the others sleep, hiding the races it came to see.
 //
 // Create after fork(), one per thread; run() on that thread only.
 
@@ -17,6 +22,7 @@
 #include <memory>
 
 #include "api.h"
+#include "unique_fd.h"
 #include "scoreboard.h"
 
 struct event_base;
@@ -60,11 +66,13 @@ private:
     static bufferevent* on_connection(event_base* base, void* self);
     static void on_tick(int fd, short what, void* self);
     static void on_reenable(int fd, short what, void* self);
+    static void on_watch(int fd, short what, void* self);
     void serve(evhttp_request* req);
     void send(evhttp_request* req, const Response& response);
     void tick();
     void begin_stop();
     void accept_again();
+    bool my_turn() const;
 
     std::size_t index_;
     WorkerShared& shared_;
@@ -72,8 +80,12 @@ private:
     std::unique_ptr<evhttp, void (*)(evhttp*)> http_;
     std::unique_ptr<event, void (*)(event*)> tick_;
     std::unique_ptr<event, void (*)(event*)> reenable_;
+    UniqueFd watch_fd_; // a dup of the listening socket: its own epoll entry, edge-triggered
+    std::unique_ptr<event, void (*)(event*)> watch_;
     evconnlistener* listener_ = nullptr; // owned by http_
     bool accepting_ = true;
+    bool served_since_accept_ = true;
+    std::uint64_t accept_ticket_ = 0; // totals().accepts just after our last accept
     std::size_t in_flight_ = 0;
     bool stopping_ = false;
     std::int64_t stop_started_ns_ = 0;

@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <poll.h>
+
+#include <map>
 #include <set>
 
 #include "server_process.h"
@@ -37,6 +40,73 @@ TEST_CASE("Server: 16 concurrent requests are answered by several workers", "[se
     for (const auto& r : concurrent_increments(s.server.port, "spread", 16, 100))
         if (r.status == 200) pids.insert(r.json()["pid"].get<int>());
     CHECK(pids.size() >= 3);
+}
+
+namespace {
+
+// What wrk does: opens `conns` keep-alive connections at once from one thread, then keeps one
+// increment in flight on each until each has had `per_conn` answers. Returns, per connection,
+// the pids that served it.
+std::vector<std::vector<int>> keep_alive_burst(std::uint16_t port, std::size_t conns, std::size_t per_conn)
+{
+    struct Conn {
+        int fd;
+        std::string key, in;
+        std::vector<int> pids;
+    };
+    std::vector<Conn> cs;
+    for (std::size_t c = 0; c < conns; ++c) cs.push_back({connect_to(port), "burst" + std::to_string(c), "", {}});
+    auto send_one = [](Conn& c) {
+        const std::string req = "POST /counter/" + c.key + "/increment HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n";
+        return ::send(c.fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+    };
+    for (auto& c : cs) REQUIRE(send_one(c));
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    std::size_t done = 0;
+    while (done < conns && std::chrono::steady_clock::now() < deadline) {
+        std::vector<pollfd> ps;
+        for (auto& c : cs) ps.push_back({c.fd, static_cast<short>(c.pids.size() < per_conn ? POLLIN : 0), 0});
+        if (::poll(ps.data(), ps.size(), 1000) <= 0) continue;
+        for (std::size_t i = 0; i < cs.size(); ++i) {
+            if (!(ps[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            Conn& c = cs[i];
+            char buf[4096];
+            ssize_t got = ::recv(c.fd, buf, sizeof buf, 0);
+            REQUIRE(got > 0);
+            c.in.append(buf, static_cast<std::size_t>(got));
+            auto end = c.in.find("\r\n\r\n");
+            if (end == std::string::npos) continue;
+            auto need = end + 4 + std::stoul(c.in.substr(c.in.find("Content-Length: ") + 16));
+            if (c.in.size() < need) continue;
+            c.pids.push_back(parse_response(c.in.substr(0, need)).json()["pid"].get<int>());
+            c.in.erase(0, need);
+            if (c.pids.size() == per_conn) ++done;
+            else REQUIRE(send_one(c));
+        }
+    }
+    std::vector<std::vector<int>> out;
+    for (auto& c : cs) {
+        ::close(c.fd);
+        out.push_back(c.pids);
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("Server: a burst of keep-alive connections is shared between the workers", "[server][http]")
+{
+    // The worker that happens to be awake must not take every connection of a burst while the
+    // other sleeps (with wrk -c32 it did: half the machine idle).
+    Served s("burst");
+    std::map<int, int> connections_per_pid;
+    for (const auto& pids : keep_alive_burst(s.server.port, 16, 20)) {
+        REQUIRE(pids.size() == 20);
+        CHECK(std::set<int>(pids.begin(), pids.end()).size() == 1); // keep-alive: one worker each
+        ++connections_per_pid[pids.front()];
+    }
+    REQUIRE(connections_per_pid.size() == 2);
+    for (const auto& [pid, n] : connections_per_pid) CHECK(n >= 3);
 }
 
 TEST_CASE("Server: bad keys, parameters, paths and methods get JSON 4xx", "[server][http]")
