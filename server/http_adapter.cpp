@@ -220,11 +220,29 @@ void HttpLoop::send(evhttp_request* req, const Response& response)
     for (const auto& [name, value] : response.headers) evhttp_add_header(headers, name.c_str(), value.c_str());
     if (stopping_) evhttp_add_header(headers, "Connection", "close"); // don't keep a client we'll drop
     evbuffer* body = evbuffer_new();
-    evbuffer_add(body, response.body.data(), response.body.size());
+    // evhttp sends whatever body it is given, HEAD or not; a HEAD response must have none.
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+        evbuffer_add(body, response.body.data(), response.body.size());
     ++in_flight_;
     evhttp_request_set_on_complete_cb(req, on_complete, this);
-    evhttp_send_reply(req, response.status, reason(response.status), body);
+    bufferevent* bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+    evhttp_send_reply(req, response.status, reason(response.status), body); // req may be gone after
     evbuffer_free(body);
+    write_through(bev);
+}
+
+// write_through: evhttp only queues the reply and waits a turn of the loop for the socket to be
+// writable, which costs an epoll_ctl to add EV_WRITE, an epoll_wait, and an epoll_ctl to remove it
+// again, on every response. A socket that just delivered a small request is almost always
+// writable, so write now; if everything went out, run evhttp's own write-done callback (which
+// finishes the request, then disables EV_WRITE in the same turn: the two epoll changes cancel
+// out). Anything left over (a full socket buffer, an error) stays queued for the normal path.
+void HttpLoop::write_through(bufferevent* bev)
+{
+    evbuffer* out = bufferevent_get_output(bev);
+    if (evbuffer_get_length(out) == 0) return;
+    if (evbuffer_write(out, bufferevent_getfd(bev)) < 0 || evbuffer_get_length(out) != 0) return;
+    bufferevent_trigger(bev, EV_WRITE, 0); // may free the request and the connection: last
 }
 
 void HttpLoop::on_complete(evhttp_request*, void* self)

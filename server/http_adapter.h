@@ -69,6 +69,7 @@ private:
     static void on_watch(int fd, short what, void* self);
     void serve(evhttp_request* req);
     void send(evhttp_request* req, const Response& response);
+    static void write_through(bufferevent* bev);
     void tick();
     void begin_stop();
     void accept_again();

@@ -109,6 +109,17 @@ TEST_CASE("Server: a burst of keep-alive connections is shared between the worke
     for (const auto& [pid, n] : connections_per_pid) CHECK(n >= 3);
 }
 
+TEST_CASE("Server: HEAD is answered with the headers of GET and no body", "[server][http]")
+{
+    Served s("head");
+    auto r = s.raw("HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(r.status == 200);
+    CHECK(r.headers["content-type"] == "application/json");
+    CHECK(r.body.empty());
+    CHECK(s.raw("HEAD /counter/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").body.empty());
+    CHECK(request(s.server.port, "GET", "/healthz").json()["status"] == "ok");
+}
+
 TEST_CASE("Server: bad keys, parameters, paths and methods get JSON 4xx", "[server][http]")
 {
     Served s("bad");
