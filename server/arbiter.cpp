@@ -19,6 +19,7 @@ namespace {
 
 constexpr std::chrono::milliseconds kTick{200};
 constexpr std::chrono::milliseconds kStopPoll{50};
+constexpr std::int64_t kAbortGraceNs = 1'000'000'000; // SIGABRT, then SIGKILL this much later
 
 std::string signal_name(int sig)
 {
@@ -168,11 +169,18 @@ void Arbiter::murder_workers()
     if (options_.timeout_s == 0) return;
     auto limit = std::int64_t{options_.timeout_s} * 1'000'000'000;
     auto now = Scoreboard::now_ns();
+    // As gunicorn: SIGABRT first (the worker exits with code 1), SIGKILL if it is still there a
+    // second later (stopped, or stuck where no signal handler runs).
     for (auto& [pid, w] : workers_) {
         if (w.killed || now - scoreboard_->oldest_heartbeat_ns(w.slot) <= limit) continue;
-        log(LogLevel::critical, "WORKER TIMEOUT (pid:{})", pid);
-        w.killed = true;
-        kill_worker(pid, SIGKILL);
+        if (w.aborted_ns == 0) {
+            log(LogLevel::critical, "WORKER TIMEOUT (pid:{})", pid);
+            w.aborted_ns = now;
+            kill_worker(pid, SIGABRT);
+        } else if (now - w.aborted_ns >= kAbortGraceNs) {
+            w.killed = true;
+            kill_worker(pid, SIGKILL);
+        }
     }
 }
 

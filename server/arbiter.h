@@ -43,6 +43,7 @@ private:
         std::int64_t born_ns = 0;
         bool retiring = false; // told to stop: not counted, not respawned
         bool killed = false;   // SIGKILLed for a timeout already
+        std::int64_t aborted_ns = 0; // when it was sent SIGABRT for a timeout (0: not yet)
     };
 
     void start();

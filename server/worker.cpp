@@ -29,6 +29,20 @@ extern "C" void on_usr1(int) { g_reopen = 1; }
 // whatever locks we held after it reaps us.
 extern "C" void on_quick(int) { ::_exit(kWorkerExitOk); }
 
+// SIGABRT from the master means "you missed --timeout" (gunicorn's handle_abort): leave at once,
+// exit code 1, no core file. An abort() of our own (a failed assertion, std::terminate) keeps
+// its default action and its core dump.
+extern "C" void on_abort(int sig, siginfo_t* info, void*)
+{
+    if (info->si_code == SI_USER && info->si_pid == ::getppid()) {
+        static const char kMsg[] = "[forklock worker] aborted by the master: no heartbeat within --timeout\n";
+        (void)!::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+        ::_exit(1);
+    }
+    ::signal(sig, SIG_DFL);
+    ::raise(sig);
+}
+
 class Worker final {
 public:
     explicit Worker(const WorkerSpec& spec);
@@ -109,6 +123,11 @@ void boot_signals(const WorkerSpec& spec)
     set_handler(SIGUSR1, on_usr1);
     set_handler(SIGINT, on_quick);
     set_handler(SIGQUIT, on_quick);
+    struct sigaction abort_action {};
+    abort_action.sa_sigaction = on_abort;
+    abort_action.sa_flags = SA_SIGINFO;
+    sigemptyset(&abort_action.sa_mask);
+    if (::sigaction(SIGABRT, &abort_action, nullptr) != 0) throw os_error(errno, "sigaction(SIGABRT)");
     for (int sig : {SIGHUP, SIGTTIN, SIGTTOU, SIGPIPE}) ::signal(sig, SIG_IGN);
     ::signal(SIGCHLD, SIG_DFL);
     // The master may die without a chance to tell us (kill -9): the kernel sends TERM instead.
