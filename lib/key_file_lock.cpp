@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -87,6 +88,27 @@ bool lock_file_until(int fd, const std::filesystem::path& file, std::optional<st
         return flock_until(fd, file, *deadline);
     blocking_flock(fd, file);
     return true;
+}
+
+bool lock_file_is_linked(int fd, const std::filesystem::path& file)
+{
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        throw os_error(errno, "fstat(\"{}\")", file.string());
+    return st.st_nlink > 0;
+}
+
+void remove_lock_file_if_free(const std::filesystem::path& file) noexcept
+{
+    const int fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            log_os_error(errno, "open(lock file to remove)");
+        return;
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::unlink(file.c_str()) != 0 && errno != ENOENT)
+        log_os_error(errno, "unlink(lock file)");
+    unlock_and_close(fd);
 }
 
 void unlock_and_close(int fd) noexcept

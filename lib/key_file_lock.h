@@ -6,8 +6,11 @@
 // any of them keeps it open the lock outlives its holder. So every acquisition here opens the file
 // anew (O_CLOEXEC) and closes it on release: one description per holder, across processes and
 // threads alike. Holder death: the kernel drops the lock when the dead process's files close.
-// Lock files stay in DIR (unlinking a lock file that others may have open lets two processes lock
-// two different inodes).
+//
+// Removing lock files: unlinking a lock file that others have open would let two processes lock
+// two different inodes, unless both sides follow one protocol: remove_lock_file_if_free() unlinks
+// only while holding the lock, and a locker that got the lock checks lock_file_is_linked(); if its
+// inode was unlinked meanwhile it closes it and starts again on the current file.
 
 #include <cstdint>
 #include <filesystem>
@@ -27,6 +30,11 @@ int open_lock_file(const std::filesystem::path& file);
 // lock_file_until: blocks until locked (true) or the CLOCK_MONOTONIC deadline passes (false).
 // flock has no timeout, so with a deadline it polls with a backoff from 50 us to 5 ms.
 bool lock_file_until(int fd, const std::filesystem::path& file, std::optional<std::int64_t> deadline_ns);
+
+// lock_file_is_linked: after locking, whether `fd` is still the file at its path (st_nlink > 0).
+[[nodiscard]] bool lock_file_is_linked(int fd, const std::filesystem::path& file);
+// remove_lock_file_if_free: unlinks `file` if nobody holds it (never waits). Errors are logged.
+void remove_lock_file_if_free(const std::filesystem::path& file) noexcept;
 
 // unlock_and_close: releases by closing (the description dies with its last fd).
 void unlock_and_close(int fd) noexcept;

@@ -202,8 +202,14 @@ bool LockTable::Impl::idle(Slot& s)
         case MutexResult::acquired: unlock_mutex(&s.mutex); return true;
         }
         return false;
-    case LockMode::none:
-    case LockMode::flock: return s.refs.load(std::memory_order_seq_cst) == 0;
+    case LockMode::none: return s.refs.load(std::memory_order_seq_cst) == 0;
+    case LockMode::flock:
+        if (s.refs.load(std::memory_order_seq_cst) != 0)
+            return false;
+        // The key leaves the table: take its lock file too (if nobody holds it, here or in a
+        // process with its own table), so lock files stay bounded by the capacity.
+        remove_lock_file_if_free(options.lock_dir / lock_file_name(s.key_view()));
+        return true;
     }
     return false;
 }
@@ -274,19 +280,27 @@ LockTable::Impl::Taken LockTable::Impl::take_file(Slot& s, std::optional<std::in
 {
     Taken t;
     const auto file = options.lock_dir / lock_file_name(s.key_view());
-    const int fd = open_lock_file(file);
-    try {
-        t.ok = try_lock_file(fd, file);
-        if (!t.ok && !(deadline && *deadline <= monotonic_ns()))
-            t.ok = blocking(s, t, [&] { return lock_file_until(fd, file, deadline); });
-        t.blocked = t.blocked || !t.ok;
-    } catch (...) {
-        unlock_and_close(fd);
-        throw;
-    }
-    if (!t.ok) {
-        unlock_and_close(fd);
-        return t;
+    int fd = -1;
+    for (;;) {
+        fd = open_lock_file(file);
+        bool current = false;
+        try {
+            t.ok = try_lock_file(fd, file);
+            if (!t.ok && !(deadline && *deadline <= monotonic_ns()))
+                t.ok = blocking(s, t, [&] { return lock_file_until(fd, file, deadline); });
+            t.blocked = t.blocked || !t.ok;
+            current = t.ok && lock_file_is_linked(fd, file);
+        } catch (...) {
+            unlock_and_close(fd);
+            throw;
+        }
+        if (!t.ok) {
+            unlock_and_close(fd);
+            return t;
+        }
+        if (current)
+            break;
+        unlock_and_close(fd); // removed while we waited for it (key_file_lock.h): lock the new one
     }
     t.fd = fd;
     // owner_pid still set means its holder died holding the file lock (the kernel released it)

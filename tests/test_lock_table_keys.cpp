@@ -107,6 +107,7 @@ struct ChurnBoard {
     std::atomic<int> inside[32];
     std::atomic<long> overlaps;
     std::atomic<long> ops;
+    std::atomic<long> evictions;
 };
 
 void churn(LockTable& t, ChurnBoard& board, unsigned seed, int rounds)
@@ -125,6 +126,7 @@ void churn(LockTable& t, ChurnBoard& board, unsigned seed, int rounds)
         board.inside[k].fetch_sub(1);
         board.ops.fetch_add(1);
     }
+    board.evictions.fetch_add(static_cast<long>(t.stats().evictions));
 }
 
 } // namespace
@@ -132,8 +134,18 @@ void churn(LockTable& t, ChurnBoard& board, unsigned seed, int rounds)
 TEST_CASE("LockTable: a key is never held twice while a small table keeps rebinding its slots",
           "[keys][fork]")
 {
+    // flock: each process makes its own table after fork, so evicting a key in one table (which
+    // removes its lock file) races with processes locking that key through theirs.
     const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
-    LockTable t = make(mode, 8);
+    TempDir dir;
+    auto make_here = [&] {
+        LockTableOptions o;
+        o.mode = mode;
+        o.capacity = 8;
+        o.lock_dir = dir.path;
+        return LockTable(o);
+    };
+    LockTable t = make_here();
     MemoryRegion shared(sizeof(ChurnBoard), MemoryRegion::Sharing::shared);
     auto& board = *new (shared.data()) ChurnBoard{};
     constexpr int kWorkers = 3, kRounds = 20000;
@@ -147,7 +159,12 @@ TEST_CASE("LockTable: a key is never held twice while a small table keeps rebind
         std::vector<pid_t> kids;
         for (int w = 0; w < kWorkers; ++w)
             kids.push_back(fork_child([&, w] {
-                churn(t, board, 7 + w, kRounds);
+                if (mode == LockMode::flock) {
+                    LockTable own = make_here();
+                    churn(own, board, 7 + w, kRounds);
+                } else {
+                    churn(t, board, 7 + w, kRounds);
+                }
                 return 0;
             }));
         for (pid_t k : kids)
@@ -155,8 +172,31 @@ TEST_CASE("LockTable: a key is never held twice while a small table keeps rebind
     }
     CHECK(board.overlaps.load() == 0);
     CHECK(board.ops.load() > kWorkers * kRounds / 2);
-    CHECK(t.stats().evictions > 1000);
+    CHECK(board.evictions.load() > 1000);
     CHECK(t.stats().active == 0);
+}
+
+TEST_CASE("LockTable: flock removes the lock files of evicted keys but never a held one",
+          "[keys][fork]")
+{
+    TempDir dir;
+    LockTableOptions o;
+    o.mode = LockMode::flock;
+    o.capacity = 8;
+    o.lock_dir = dir.path;
+    LockTable t(o);
+    KeyGuard held = t.lock("held");
+    for (int i = 0; i < 200; ++i)
+        REQUIRE(t.lock("key-" + std::to_string(i)).owns_lock());
+    const auto files = std::distance(std::filesystem::directory_iterator(dir.path), {});
+    CHECK(files <= 8);
+    CHECK(std::filesystem::exists(dir.path / "held.lock"));
+    // The held key still excludes a process with a table of its own (the file is the meeting point).
+    const pid_t other = fork_child([&] {
+        LockTable own(o);
+        return own.try_lock("held").owns_lock() ? 1 : 0;
+    });
+    CHECK(reap(other) == 0);
 }
 
 TEST_CASE("LockTable: lock_for gives up after its timeout and counts nothing", "[keys]")
