@@ -134,6 +134,7 @@ struct LockTable::Impl {
         std::int64_t waited_ns = 0;
     };
     Taken take(Slot& s, std::optional<std::int64_t> deadline);
+    Taken take_pinned(Slot& s, std::optional<std::int64_t> deadline);
     Taken take_mutex(Slot& s, std::optional<std::int64_t> deadline);
     Taken take_word(Slot& s, std::optional<std::int64_t> deadline);
     Taken take_file(Slot& s, std::optional<std::int64_t> deadline);
@@ -219,6 +220,19 @@ bool LockTable::Impl::busy(const Slot& s) const
     if (!by_lock)
         return s.refs.load(std::memory_order_relaxed) != 0;
     return owner_of(s) != 0 || s.waiters.load(std::memory_order_relaxed) != 0;
+}
+
+// take_pinned: take() for a slot the caller pinned, unpinning it if take() throws. (Returned, not
+// assigned inside the caller's try block: the copy of a just-stored struct stalled store
+// forwarding on every lock.)
+LockTable::Impl::Taken LockTable::Impl::take_pinned(Slot& s, std::optional<std::int64_t> deadline)
+{
+    try {
+        return take(s, deadline);
+    } catch (...) {
+        unpin(s);
+        throw;
+    }
 }
 
 LockTable::Impl::Taken LockTable::Impl::take(Slot& s, std::optional<std::int64_t> deadline)
@@ -433,13 +447,7 @@ KeyGuard LockTable::acquire(std::string_view key, std::optional<std::chrono::nan
     for (;;) {
         SlotRef ref;
         Slot& s = *impl_->pin(key, ref);
-        Impl::Taken t;
-        try {
-            t = impl_->take(s, deadline);
-        } catch (...) {
-            impl_->unpin(s);
-            throw;
-        }
+        const Impl::Taken t = impl_->take_pinned(s, deadline);
         if (impl_->by_lock && !SlotTable::still_bound(ref)) {
             // The slot went to another key between lookup and lock (we may even have waited on
             // that key): the looked-up key has a slot of its own now, or none. Look again.
@@ -452,15 +460,10 @@ KeyGuard LockTable::acquire(std::string_view key, std::optional<std::chrono::nan
             return {};
         }
         impl_->record(s, t, t.waited_ns);
-        KeyGuard g;
-        g.table_ = this;
-        g.slot_ = &s;
-        g.fd_ = t.fd;
-        g.waited_ = std::chrono::nanoseconds(t.waited_ns);
-        g.recovered_from_ = t.recovered_from;
-        if (!g.recovered_from_ && s.pending_recovery.load(std::memory_order_relaxed) != 0)
-            g.recovered_from_ = s.pending_recovery.exchange(0, std::memory_order_relaxed);
-        return g;
+        pid_t recovered_from = t.recovered_from;
+        if (!recovered_from && s.pending_recovery.load(std::memory_order_relaxed) != 0)
+            recovered_from = s.pending_recovery.exchange(0, std::memory_order_relaxed);
+        return KeyGuard(this, &s, t.fd, std::chrono::nanoseconds(t.waited_ns), recovered_from);
     }
 }
 

@@ -94,6 +94,10 @@ public:
 
 private:
     friend class LockTable;
+    KeyGuard(LockTable* table, Slot* slot, int fd, std::chrono::nanoseconds waited, pid_t recovered_from) noexcept
+        : table_(table), slot_(slot), fd_(fd), waited_(waited), recovered_from_(recovered_from)
+    {
+    }
     LockTable* table_ = nullptr;
     Slot* slot_ = nullptr;
     int fd_ = -1; // flock mode: the lock file this guard opened
