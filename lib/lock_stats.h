@@ -10,7 +10,7 @@ namespace forklock {
 struct KeyStats {
     std::string key;
     pid_t owner_pid = 0;            // 0 when free; the pid that holds it (a dead one until recovered)
-    std::uint32_t waiters = 0;      // processes/threads blocked on it right now
+    std::uint32_t waiters = 0;      // processes/threads blocked on it right now (dead ones forgotten by release_owned_by)
     std::uint64_t acquisitions = 0;
     std::uint64_t contended = 0;    // acquisitions that had to wait
     std::uint64_t wait_ns_total = 0;

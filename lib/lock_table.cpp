@@ -14,6 +14,7 @@
 #include "named_semaphore.h"
 #include "owner_word_lock.h"
 #include "slot_table.h"
+#include "wait_registry.h"
 
 namespace forklock {
 
@@ -95,6 +96,7 @@ struct LockTable::Impl {
     bool by_lock;
     MemoryRegion region;
     SlotTable slots;
+    WaitRegistry waits;
     std::vector<NamedSemaphore> semaphores; // semaphore mode: one per slot, index = slot id
 
     explicit Impl(const LockTableOptions& o)
@@ -104,15 +106,16 @@ struct LockTable::Impl {
                                            : MemoryRegion::Sharing::private_copy),
           slots(region.data(), TableGeometry::for_capacity(o.capacity),
                 shared_memory_for(o.mode) ? MutexKind::shared_robust : MutexKind::private_default,
-                SlotHooks{[this](Slot& s) { return idle(s); },
-                          [this](const Slot& s) { return busy(s); }})
+                SlotHooks{[this](Slot& s) { return idle(s); }}),
+          waits(shared_memory_for(o.mode) ? MemoryRegion::Sharing::shared
+                                          : MemoryRegion::Sharing::private_copy)
     {
         if (o.mode == LockMode::semaphore)
             semaphores = make_semaphores(o.capacity);
     }
 
     bool idle(Slot& s);
-    bool busy(const Slot& s) const;
+    bool busy(const Slot& s, std::uint32_t waiters) const;
     pid_t owner_of(const Slot& s) const
     {
         return options.mode == LockMode::semaphore ? s.word.owner.load(std::memory_order_relaxed)
@@ -152,24 +155,24 @@ struct LockTable::Impl {
     auto blocking(Slot& s, Taken& t, Wait&& wait);
 };
 
-// blocking: runs the slow path of an acquisition, counted as a waiter and timed. The fast path
-// (an uncontended try) touches neither the clock nor the shared waiters counter.
+// blocking: runs the slow path of an acquisition, recorded as a waiter and timed. The fast path
+// (an uncontended try) touches neither the clock nor the wait registry.
 template <typename Wait>
 auto LockTable::Impl::blocking(Slot& s, Taken& t, Wait&& wait)
 {
     struct Waiting {
-        Slot& s;
+        WaitRegistry& waits;
         Taken& t;
+        int record;
         std::int64_t start = monotonic_ns();
         ~Waiting()
         {
-            s.waiters.fetch_sub(1, std::memory_order_relaxed);
+            waits.leave(record);
             t.waited_ns = monotonic_ns() - start;
         }
     };
     t.blocked = true;
-    s.waiters.fetch_add(1, std::memory_order_relaxed);
-    Waiting w{s, t};
+    Waiting w{waits, t, waits.enter(current_pid(), id_of(s))};
     return wait();
 }
 
@@ -215,11 +218,11 @@ bool LockTable::Impl::idle(Slot& s)
     return false;
 }
 
-bool LockTable::Impl::busy(const Slot& s) const
+bool LockTable::Impl::busy(const Slot& s, std::uint32_t waiters) const
 {
     if (!by_lock)
         return s.refs.load(std::memory_order_relaxed) != 0;
-    return owner_of(s) != 0 || s.waiters.load(std::memory_order_relaxed) != 0;
+    return owner_of(s) != 0 || waiters != 0;
 }
 
 // take_pinned: take() for a slot the caller pinned, unpinning it if take() throws. (Returned, not
@@ -481,6 +484,7 @@ std::size_t LockTable::release_owned_by(pid_t pid)
     std::size_t freed = 0;
     for (Slot* s : owned)
         freed += impl_->release_if_owned(*s, pid) ? 1 : 0;
+    impl_->waits.forget(pid); // and it waits on nothing any more
     return freed;
 }
 
@@ -488,17 +492,21 @@ TableStats LockTable::stats() const
 {
     TableStats t = impl_->slots.stats();
     t.shared = shared_memory_for(impl_->options.mode);
+    const auto waiters = impl_->waits.count_by_slot(impl_->options.capacity);
+    impl_->slots.for_each_bound(
+        [&](const Slot& s) { t.active += impl_->busy(s, waiters[impl_->id_of(s)]) ? 1 : 0; });
     return t;
 }
 
 std::vector<KeyStats> LockTable::key_stats(std::size_t limit) const
 {
     std::vector<KeyStats> out;
+    const auto waiters = impl_->waits.count_by_slot(impl_->options.capacity);
     impl_->slots.for_each_bound([&](const Slot& s) {
         KeyStats k;
         k.key.assign(s.key_view());
         k.owner_pid = impl_->owner_of(s);
-        k.waiters = s.waiters.load(std::memory_order_relaxed);
+        k.waiters = waiters[impl_->id_of(s)];
         k.acquisitions = s.acquisitions.load(std::memory_order_relaxed);
         k.contended = s.contended.load(std::memory_order_relaxed);
         k.wait_ns_total = s.wait_ns_total.load(std::memory_order_relaxed);

@@ -134,7 +134,8 @@ public:
     // held (semaphore: clears the owner word and wakes a waiter unless recover_dead_owners is
     // false; mutex: takes the EOWNERDEAD mutex, makes it consistent, releases it; flock: clears the
     // bookkeeping, the kernel already dropped the lock). Counts one recovery per key with the dead
-    // pid. Returns how many keys were freed. Calling it for a live pid is invalid: it would steal
+    // pid, and forgets whatever the dead process was waiting on (its waiters leave the statistics).
+    // Returns how many keys were freed. Calling it for a live pid is invalid: it would steal
     // that process's locks.
     std::size_t release_owned_by(pid_t pid);
 

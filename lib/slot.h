@@ -49,8 +49,8 @@ struct alignas(64) Slot {
     std::atomic<std::int32_t> owner_pid;        // holder (thread, mutex, flock); 0 when free
     std::atomic<std::int32_t> pending_recovery; // dead pid a supervisor recovered this key from
 
-    // Statistics: written by the holder (so plain load+store), read by anyone.
-    std::atomic<std::uint32_t> waiters;
+    // Statistics: written by the holder (so plain load+store), read by anyone. (Who waits is kept
+    // apart, in the table's WaitRegistry.)
     std::atomic<std::uint64_t> acquisitions;
     std::atomic<std::uint64_t> contended;
     std::atomic<std::uint64_t> wait_ns_total;

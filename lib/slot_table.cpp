@@ -460,7 +460,6 @@ TableStats SlotTable::stats() const
                 continue;
             const Slot& s = slots_[entry_id(e)];
             ++t.keys;
-            t.active += hooks_.busy(s);
             t.recoveries += s.recoveries.load(std::memory_order_relaxed);
         }
         unlock_partition(p);

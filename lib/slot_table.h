@@ -59,8 +59,6 @@ struct SlotHooks {
     // slot's generation already odd. By lock: true only if the slot's lock was free (taking and
     // releasing it, or an atomic read that pairs with a seq_cst acquiring CAS).
     std::function<bool(Slot&)> idle;
-    // busy: held or waited on right now, for statistics only (a racy read).
-    std::function<bool(const Slot&)> busy;
 };
 
 // A slot as a by-lock caller found it: valid while slot->generation still equals `generation`.
@@ -91,6 +89,7 @@ public:
     // the key cannot change under f). f must not call back into the table.
     void for_each_bound(const std::function<void(const Slot&)>& f) const;
 
+    // stats: everything but `active` and `shared`, which only the table's owner can tell.
     TableStats stats() const;
 
 private:

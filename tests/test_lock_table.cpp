@@ -242,6 +242,24 @@ TEST_CASE("LockTable: a waiter blocked on a dead holder's semaphore key is woken
     CHECK(reap(waiter, 2s) == 0);
 }
 
+TEST_CASE("LockTable: a waiter killed while blocked stops being counted once the supervisor forgets it",
+          "[lock_table][fork][recovery]")
+{
+    const auto mode = GENERATE(LockMode::semaphore, LockMode::mutex, LockMode::flock);
+    TempDir dir;
+    LockTable table(options_for(mode, dir.path));
+    KeyGuard held = table.lock("k");
+    const pid_t waiter = fork_child([&] { return table.lock("k").owns_lock() ? 0 : 1; });
+    REQUIRE(wait_until([&] { return table.key_stats().at(0).waiters == 1; }));
+    kill_and_reap(waiter);
+    CHECK(table.key_stats().at(0).waiters == 1); // nobody told the table yet
+    CHECK(table.release_owned_by(waiter) == 0);  // it held nothing...
+    CHECK(table.key_stats().at(0).waiters == 0); // ...and now waits on nothing
+    CHECK(table.stats().active == 1);            // our own hold
+    held.unlock();
+    CHECK(table.try_lock("k").owns_lock());
+}
+
 TEST_CASE("LockTable: with recovery off a dead holder's semaphore key stays locked",
           "[lock_table][fork][recovery]")
 {
