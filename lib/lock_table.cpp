@@ -25,6 +25,11 @@ bool shared_memory_for(LockMode mode)
     return mode == LockMode::semaphore || mode == LockMode::mutex || mode == LockMode::flock;
 }
 
+MemoryRegion::Sharing sharing_for(LockMode mode)
+{
+    return shared_memory_for(mode) ? MemoryRegion::Sharing::shared : MemoryRegion::Sharing::private_copy;
+}
+
 // Whether holding the slot's own lock keeps the slot bound to its key (slot_table.h). none has no
 // lock and flock's lock is a file, so those two count references instead.
 bool pinned_by_lock(LockMode mode)
@@ -101,14 +106,11 @@ struct LockTable::Impl {
 
     explicit Impl(const LockTableOptions& o)
         : options(o), by_lock(pinned_by_lock(o.mode)),
-          region(TableGeometry::for_capacity(o.capacity).region_bytes(),
-                 shared_memory_for(o.mode) ? MemoryRegion::Sharing::shared
-                                           : MemoryRegion::Sharing::private_copy),
+          region(TableGeometry::for_capacity(o.capacity).region_bytes(), sharing_for(o.mode)),
           slots(region.data(), TableGeometry::for_capacity(o.capacity),
                 shared_memory_for(o.mode) ? MutexKind::shared_robust : MutexKind::private_default,
                 SlotHooks{[this](Slot& s) { return idle(s); }}),
-          waits(shared_memory_for(o.mode) ? MemoryRegion::Sharing::shared
-                                          : MemoryRegion::Sharing::private_copy)
+          waits(sharing_for(o.mode))
     {
         if (o.mode == LockMode::semaphore)
             semaphores = make_semaphores(o.capacity);

@@ -7,11 +7,11 @@
 // loop waiting for its turn watches a dup of the listening socket, edge-triggered, so each new
 // connection makes it look at the count again. A turn nobody takes (the other loops blocked in
 // hold_ms or on a lock, a client that connects and sends nothing) is skipped after kTurnWait.
-// With one loop in all there are no turns. Without this,
-// libevent's listener accepts until the backlog is empty, and the one loop that happens to be
-// awake takes a whole burst of connections: wrk's 32 keep-alive connections all went to one of
-// two workers (half the machine idle), and a class would see its requests served one after
-// another by a worker blocked in hold_ms while the others sleep, hiding the races it came to see.
+// With one loop in all there are no turns. Without them, libevent's listener accepts until the
+// backlog is empty, and the loop that happens to be awake can take a whole burst of connections:
+// wrk's 32 keep-alive connections sometimes all went to one of two workers (half the machine
+// idle), and a class would see its requests served one after another by a worker blocked in
+// hold_ms while the others sleep, hiding the races it came to see.
 //
 // Create after fork(), one per thread; run() on that thread only.
 

@@ -26,13 +26,28 @@ extern "C" void queue_signal(int sig)
 
 } // namespace
 
+namespace {
+void install(int sig, struct sigaction& sa)
+{
+    sa.sa_flags |= SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (::sigaction(sig, &sa, nullptr) != 0) throw os_error(errno, "sigaction({})", sig);
+}
+} // namespace
+
 void set_handler(int sig, void (*handler)(int))
 {
     struct sigaction sa {};
     sa.sa_handler = handler;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    if (::sigaction(sig, &sa, nullptr) != 0) throw os_error(errno, "sigaction({})", sig);
+    install(sig, sa);
+}
+
+void set_handler(int sig, void (*handler)(int, siginfo_t*, void*))
+{
+    struct sigaction sa {};
+    sa.sa_sigaction = handler;
+    sa.sa_flags = SA_SIGINFO;
+    install(sig, sa);
 }
 
 SignalQueue::SignalQueue(std::initializer_list<int> signals)

@@ -2,6 +2,8 @@
 // SignalQueue: the master's signals, as gunicorn's arbiter handles them: the handler only writes
 // the signal number to a self-pipe; the run loop reads them one at a time and dispatches.
 
+#include <signal.h>
+
 #include <chrono>
 #include <initializer_list>
 #include <optional>
@@ -10,8 +12,10 @@
 
 namespace forklock {
 
-// set_handler: sigaction(sig) with SA_RESTART and an empty mask. Throws std::system_error.
+// set_handler: sigaction(sig) with SA_RESTART and an empty mask; the second form also passes the
+// handler a siginfo_t (SA_SIGINFO), to tell who sent the signal. Throws std::system_error.
 void set_handler(int sig, void (*handler)(int));
+void set_handler(int sig, void (*handler)(int, siginfo_t*, void*));
 
 class SignalQueue final {
 public:

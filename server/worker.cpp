@@ -123,11 +123,7 @@ void boot_signals(const WorkerSpec& spec)
     set_handler(SIGUSR1, on_usr1);
     set_handler(SIGINT, on_quick);
     set_handler(SIGQUIT, on_quick);
-    struct sigaction abort_action {};
-    abort_action.sa_sigaction = on_abort;
-    abort_action.sa_flags = SA_SIGINFO;
-    sigemptyset(&abort_action.sa_mask);
-    if (::sigaction(SIGABRT, &abort_action, nullptr) != 0) throw os_error(errno, "sigaction(SIGABRT)");
+    set_handler(SIGABRT, on_abort);
     for (int sig : {SIGHUP, SIGTTIN, SIGTTOU, SIGPIPE}) ::signal(sig, SIG_IGN);
     ::signal(SIGCHLD, SIG_DFL);
     // The master may die without a chance to tell us (kill -9): the kernel sends TERM instead.
