@@ -2,10 +2,10 @@
 //
 //   build/bench/bench_lock_table [seconds-per-figure]
 //
-// Figures: uncontended lock+unlock of one key through the table (ns/op, with a second thread
-// alive so glibc takes its multi-threaded path); two forked processes hammering one key (ops/s
-// summed); and lock+unlock cycling over 1, 1,000 and 100,000 distinct keys (ns/op; capacity 1024,
-// so 100,000 keys means every operation evicts an idle key and binds a new one).
+// Figures: lock+unlock cycling over 1, 1,000 and 100,000 distinct keys (ns/op; 1 key is the
+// uncontended figure, taken with a second thread alive so glibc takes its multi-threaded path;
+// capacity 1024, so 100,000 keys means every operation evicts an idle key and binds a new one);
+// and two forked processes hammering one key (ops/s summed).
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -54,17 +54,31 @@ std::vector<std::string> make_keys(std::size_t n)
 
 constexpr int kRepeats = 5;
 
-// The median of kRepeats runs of f(seconds), after one warm-up run: this VM shares its cores, and
-// one run that lost the CPU for a while should not decide a figure.
+// Runs: the kRepeats results of one figure. This VM shares its cores with other machines, so
+// each figure is printed as its median and its best run: the median says what to expect, the
+// best what the code costs when nothing else interferes (interference only ever adds time, so
+// the best run is the one closest to the code's own cost, as Python's timeit argues).
+struct Runs {
+    std::vector<double> values;
+    double median() const
+    {
+        std::vector<double> v = values;
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+    }
+    double lowest() const { return *std::min_element(values.begin(), values.end()); }
+    double highest() const { return *std::max_element(values.begin(), values.end()); }
+};
+
+// kRepeats runs of f(seconds), after one warm-up run.
 template <typename F>
-double median_of_runs(F&& f)
+Runs repeated_runs(F&& f)
 {
-    std::vector<double> runs;
+    Runs runs;
     (void)f(g_seconds / kRepeats); // warm-up, not counted: a fresh table's first touches fault pages in
     for (int i = 0; i < kRepeats; ++i)
-        runs.push_back(f(g_seconds / kRepeats));
-    std::sort(runs.begin(), runs.end());
-    return runs[kRepeats / 2];
+        runs.values.push_back(f(g_seconds / kRepeats));
+    return runs;
 }
 
 // ns per lock+unlock, cycling through `keys`, for about `seconds`.
@@ -85,9 +99,18 @@ double ns_per_op_once(LockTable& table, const std::vector<std::string>& keys, do
     return std::chrono::duration<double, std::nano>(Clock::now() - start).count() / double(ops);
 }
 
-double ns_per_op(LockTable& table, const std::vector<std::string>& keys)
+// The 1, 1,000 and 100,000-key figures, their runs interleaved so that a slow minute on this
+// machine falls on all three alike and their ratio stays fair.
+std::vector<Runs> ns_per_op_interleaved(LockTable& table, const std::vector<std::vector<std::string>>& key_sets)
 {
-    return median_of_runs([&](double seconds) { return ns_per_op_once(table, keys, seconds); });
+    std::vector<Runs> runs(key_sets.size());
+    const double seconds = g_seconds / kRepeats;
+    for (const auto& keys : key_sets)
+        (void)ns_per_op_once(table, keys, seconds); // warm-up
+    for (int i = 0; i < kRepeats; ++i)
+        for (std::size_t k = 0; k < key_sets.size(); ++k)
+            runs[k].values.push_back(ns_per_op_once(table, key_sets[k], seconds));
+    return runs;
 }
 
 // Two processes lock/unlock one key as fast as they can; total ops/s.
@@ -117,29 +140,33 @@ double contended_ops_per_sec_once(LockTable& table, double seconds)
     return double(counts[0] + counts[1]) / seconds;
 }
 
-double contended_ops_per_sec(LockTable& table)
+Runs contended_ops_per_sec(LockTable& table)
 {
-    return median_of_runs([&](double seconds) { return contended_ops_per_sec_once(table, seconds); });
+    return repeated_runs([&](double seconds) { return contended_ops_per_sec_once(table, seconds); });
 }
 
 void bench_mode(LockMode mode, const std::filesystem::path& dir)
 {
     LockTable table = make_table(mode, dir);
-    const double one = ns_per_op(table, make_keys(1));
-    const double thousand = ns_per_op(table, make_keys(1000));
-    const double many = ns_per_op(table, make_keys(100000));
-    const double contended = contended_ops_per_sec(table);
-    fmt::print("{:<10} {:>12.1f} {:>16.0f} {:>10.1f} {:>10.1f} {:>10.1f} {:>8.2f}x\n", to_string(mode),
-               one, contended, one, thousand, many, many / one);
+    const auto ns = ns_per_op_interleaved(table, {make_keys(1), make_keys(1000), make_keys(100000)});
+    const Runs& one = ns[0];
+    const Runs& many = ns[2];
+    const Runs contended = contended_ops_per_sec(table);
+    auto cell = [](double median, double best) { return fmt::format("{:.1f} ({:.1f})", median, best); };
+    fmt::print("{:<10} {:>16} {:>16} {:>18} {:>13} {:>24}\n", to_string(mode),
+               cell(one.median(), one.lowest()), cell(ns[1].median(), ns[1].lowest()),
+               cell(many.median(), many.lowest()),
+               fmt::format("{:.2f}x ({:.2f}x)", many.median() / one.median(), many.lowest() / one.lowest()),
+               fmt::format("{:.2f}M ({:.2f}M)", contended.median() / 1e6, contended.highest() / 1e6));
 }
 
 // The bare primitives under the table, lock + unlock with nothing around them, so the table's
 // own cost can be read off on this machine (it is a few times slower than the one in
 // ../shared/research/locks.md).
 template <typename Op>
-double ns_per_raw_op(Op&& op)
+Runs ns_per_raw_op(Op&& op)
 {
-    return median_of_runs([&](double seconds) {
+    return repeated_runs([&](double seconds) {
         const auto start = Clock::now();
         const auto stop = start + std::chrono::duration<double>(seconds);
         std::size_t ops = 0;
@@ -160,11 +187,12 @@ void bench_raw_primitives()
     pthread_mutex_t plain;
     init_mutex(&plain, MutexKind::private_default);
     NamedSemaphore sem = NamedSemaphore::create_unlinked(fmt::format("/forklock.{}.bench", ::getpid()), 1);
-    const double m = ns_per_raw_op([&] { lock_mutex(&plain); unlock_mutex(&plain); });
-    const double r = ns_per_raw_op([&] { lock_mutex(robust); unlock_mutex(robust); });
-    const double s = ns_per_raw_op([&] { (void)sem.try_wait(); sem.post(); });
-    fmt::print("raw primitives (ns per lock+unlock): std::mutex {:.1f}, robust pshared mutex {:.1f}, "
-               "sem_trywait+sem_post {:.1f}\n", m, r, s);
+    const Runs m = ns_per_raw_op([&] { lock_mutex(&plain); unlock_mutex(&plain); });
+    const Runs r = ns_per_raw_op([&] { lock_mutex(robust); unlock_mutex(robust); });
+    const Runs s = ns_per_raw_op([&] { (void)sem.try_wait(); sem.post(); });
+    fmt::print("raw primitives, ns per lock+unlock, median (best): std::mutex {:.1f} ({:.1f}), "
+               "robust pshared mutex {:.1f} ({:.1f}), sem_trywait+sem_post {:.1f} ({:.1f})\n",
+               m.median(), m.lowest(), r.median(), r.lowest(), s.median(), s.lowest());
 }
 
 } // namespace
@@ -184,11 +212,11 @@ int main(int argc, char** argv)
         while (!stop)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
     });
-    fmt::print("{} cores, {:.2f} s per figure (median of {} runs); capacity 1024 slots\n",
+    fmt::print("{} cores, {:.2f} s per figure in {} runs, printed as median (best); capacity 1024 slots\n",
                std::thread::hardware_concurrency(), g_seconds, kRepeats);
     bench_raw_primitives();
-    fmt::print("{:<10} {:>12} {:>16} {:>10} {:>10} {:>10} {:>9}\n", "mode", "uncont ns/op",
-               "2-proc ops/s", "1 key", "1k keys", "100k keys", "100k/1");
+    fmt::print("{:<10} {:>16} {:>16} {:>18} {:>13} {:>24}\n", "mode", "ns/op: 1 key", "1k keys",
+               "100k keys", "100k/1", "2 processes, 1 key ops/s");
     for (LockMode m : {LockMode::none, LockMode::thread, LockMode::semaphore, LockMode::mutex,
                        LockMode::flock})
         bench_mode(m, dir);

@@ -32,7 +32,7 @@ MemoryRegion::Sharing sharing_for(LockMode mode)
 
 // Whether holding the slot's own lock keeps the slot bound to its key (slot_table.h). none has no
 // lock and flock's lock is a file, so those two count references instead.
-bool pinned_by_lock(LockMode mode)
+bool lock_pins_slot(LockMode mode)
 {
     return mode == LockMode::thread || mode == LockMode::mutex || mode == LockMode::semaphore;
 }
@@ -96,7 +96,7 @@ std::optional<std::int64_t> deadline_after(std::optional<std::chrono::nanosecond
 
 } // namespace
 
-struct LockTable::Impl {
+struct LockTable::Impl final : SlotLocks {
     LockTableOptions options;
     bool by_lock;
     MemoryRegion region;
@@ -105,18 +105,23 @@ struct LockTable::Impl {
     std::vector<NamedSemaphore> semaphores; // semaphore mode: one per slot, index = slot id
 
     explicit Impl(const LockTableOptions& o)
-        : options(o), by_lock(pinned_by_lock(o.mode)),
+        : options(o), by_lock(lock_pins_slot(o.mode)),
           region(TableGeometry::for_capacity(o.capacity).region_bytes(), sharing_for(o.mode)),
           slots(region.data(), TableGeometry::for_capacity(o.capacity),
                 shared_memory_for(o.mode) ? MutexKind::shared_robust : MutexKind::private_default,
-                SlotHooks{[this](Slot& s) { return idle(s); }}),
+                *this),
           waits(sharing_for(o.mode))
     {
         if (o.mode == LockMode::semaphore)
             semaphores = make_semaphores(o.capacity);
     }
 
-    bool idle(Slot& s);
+    // SlotLocks: the evictor's side of each mode's lock.
+    bool pinned_by_lock() const override { return by_lock; }
+    bool claim(Slot& s) override;
+    void hand_over(Slot& s) override;
+    void unclaim(Slot& s) noexcept override;
+    void clear_dead_claim(Slot& s) override;
     bool busy(const Slot& s, std::uint32_t waiters) const;
     pid_t owner_of(const Slot& s) const
     {
@@ -150,7 +155,7 @@ struct LockTable::Impl {
         if (!by_lock)
             slots.release_ref(s);
     }
-    Slot* pin(std::string_view key, SlotRef& ref);
+    SlotRef pin(std::string_view key);
     bool release_if_owned(Slot& s, pid_t dead);
     void record(Slot& s, const Taken& t, std::int64_t waited_ns);
     template <typename Wait>
@@ -186,26 +191,30 @@ void count_recovery(Slot& s, pid_t dead)
 }
 } // namespace
 
-// idle: the evictor's question (slot_table.h), asked with the slot's generation already odd.
-bool LockTable::Impl::idle(Slot& s)
+// What an evictor's claim leaves in a semaphore-mode owner word until hand_over: never a pid, so
+// neither a holder's unlock nor a supervisor's release_owned_by can take it for theirs.
+constexpr pid_t kClaimedByTable = -1;
+
+// claim: the evictor's question (slot_table.h), under the partition lock.
+bool LockTable::Impl::claim(Slot& s)
 {
     switch (options.mode) {
-    case LockMode::semaphore:
-        // Pairs with the seq_cst CAS that acquires (owner_word_lock.cpp): a Dekker handshake.
-        return s.word.owner.load(std::memory_order_seq_cst) == 0;
+    case LockMode::semaphore: {
+        std::int32_t expected = 0;
+        return s.word.owner.compare_exchange_strong(expected, kClaimedByTable,
+                                                    std::memory_order_acquire, std::memory_order_relaxed);
+    }
     case LockMode::thread:
     case LockMode::mutex:
-        // Taking the mutex orders us with every acquisition: a later locker synchronises with our
-        // unlock and so sees the odd generation.
         switch (try_lock_mutex(&s.mutex)) {
         case MutexResult::busy:
         case MutexResult::timed_out: return false;
         case MutexResult::owner_died:
             // A dead holder nobody has recovered yet: recover it here, counted on its key.
             make_consistent(&s.mutex);
-            count_recovery(s, s.owner_pid.exchange(0, std::memory_order_relaxed));
+            count_recovery(s, s.owner_pid.load(std::memory_order_relaxed));
             [[fallthrough]];
-        case MutexResult::acquired: unlock_mutex(&s.mutex); return true;
+        case MutexResult::acquired: s.owner_pid.store(current_pid(), std::memory_order_relaxed); return true;
         }
         return false;
     case LockMode::none: return s.refs.load(std::memory_order_seq_cst) == 0;
@@ -218,6 +227,45 @@ bool LockTable::Impl::idle(Slot& s)
         return true;
     }
     return false;
+}
+
+void LockTable::Impl::hand_over(Slot& s)
+{
+    // A plain store: while the word says kClaimedByTable every other CAS on it fails.
+    if (options.mode == LockMode::semaphore)
+        s.word.owner.store(current_pid(), std::memory_order_relaxed);
+}
+
+void LockTable::Impl::unclaim(Slot& s) noexcept
+{
+    if (options.mode == LockMode::semaphore) {
+        // Wakes a sleeper that came for the old key, as an unlock would: it finds out it is late.
+        owner_force_unlock(s.word, semaphore_of(s), kClaimedByTable);
+    } else if (options.mode == LockMode::thread || options.mode == LockMode::mutex) {
+        s.owner_pid.store(0, std::memory_order_relaxed);
+        unlock_mutex(&s.mutex);
+    }
+}
+
+void LockTable::Impl::clear_dead_claim(Slot& s)
+{
+    if (options.mode == LockMode::semaphore) {
+        owner_force_unlock(s.word, semaphore_of(s), kClaimedByTable);
+        return;
+    }
+    // mutex: a claimed slot's mutex can only be held by its dead evictor (the kernel says
+    // EOWNERDEAD) or, for a moment, by a late acquirer who will let go. A bound slot's mutex may
+    // be a real holder's: its recovery is the next locker's to count.
+    if (options.mode != LockMode::mutex ||
+        state_kind(s.state.load(std::memory_order_acquire)) != SlotState::claimed)
+        return;
+    const MutexResult r = try_lock_mutex(&s.mutex);
+    if (r == MutexResult::owner_died)
+        make_consistent(&s.mutex);
+    if (r == MutexResult::owner_died || r == MutexResult::acquired) {
+        s.owner_pid.store(0, std::memory_order_relaxed);
+        unlock_mutex(&s.mutex);
+    }
 }
 
 bool LockTable::Impl::busy(const Slot& s, std::uint32_t waiters) const
@@ -436,13 +484,13 @@ KeyGuard LockTable::lock_for(std::string_view key, std::chrono::nanoseconds time
 }
 
 // pin: the key's slot, held in place either by a reference (returned pinned) or, by lock, by the
-// caller taking its lock and then checking `ref` (returned unpinned).
-Slot* LockTable::Impl::pin(std::string_view key, SlotRef& ref)
+// caller taking its lock and then checking the returned generation (returned unpinned, unless
+// ref.held). Returned by value: in registers, not through memory the caller reads back at once.
+SlotRef LockTable::Impl::pin(std::string_view key)
 {
     if (!by_lock)
-        return &slots.acquire_ref(key);
-    ref = slots.lookup(key);
-    return ref.slot;
+        return {&slots.acquire_ref(key)};
+    return slots.lookup(key);
 }
 
 KeyGuard LockTable::acquire(std::string_view key, std::optional<std::chrono::nanoseconds> timeout)
@@ -450,10 +498,11 @@ KeyGuard LockTable::acquire(std::string_view key, std::optional<std::chrono::nan
     validate_key(key);
     const auto deadline = deadline_after(timeout);
     for (;;) {
-        SlotRef ref;
-        Slot& s = *impl_->pin(key, ref);
-        const Impl::Taken t = impl_->take_pinned(s, deadline);
-        if (impl_->by_lock && !SlotTable::still_bound(ref)) {
+        const SlotRef ref = impl_->pin(key);
+        Slot& s = *ref.slot;
+        // ref.held: the slot was bound for us by eviction, its lock handed over already.
+        const Impl::Taken t = ref.held ? Impl::Taken{true} : impl_->take_pinned(s, deadline);
+        if (impl_->by_lock && !ref.held && !SlotTable::still_bound(ref)) {
             // The slot went to another key between lookup and lock (we may even have waited on
             // that key): the looked-up key has a slot of its own now, or none. Look again.
             if (t.ok)

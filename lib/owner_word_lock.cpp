@@ -19,14 +19,13 @@ inline void cpu_relax() noexcept
 #endif
 }
 
-// seq_cst, not just acquire: the lock table's evictor reads the word after publishing a slot's
-// odd generation, and the acquirer reads the generation after this CAS (a Dekker handshake, see
-// slot_table.h). On x86 it is the same lock cmpxchg either way.
+// The load first: a waiter spinning on a held word reads it shared instead of taking the cache
+// line away from the holder with a failing lock cmpxchg.
 bool cas_free_to(OwnerWord& w, pid_t self) noexcept
 {
     std::int32_t expected = 0;
     return w.owner.load(std::memory_order_relaxed) == 0 &&
-           w.owner.compare_exchange_strong(expected, self, std::memory_order_seq_cst,
+           w.owner.compare_exchange_strong(expected, self, std::memory_order_acquire,
                                            std::memory_order_relaxed);
 }
 

@@ -13,17 +13,6 @@ void check(int err, const char* call)
         throw os_error(err, "{}", call);
 }
 
-MutexResult result_of(int err, const char* call)
-{
-    switch (err) {
-    case 0: return MutexResult::acquired;
-    case EOWNERDEAD: return MutexResult::owner_died;
-    case EBUSY: return MutexResult::busy;
-    case ETIMEDOUT: return MutexResult::timed_out;
-    default: throw os_error(err, "{}", call);
-    }
-}
-
 } // namespace
 
 void init_mutex(pthread_mutex_t* m, MutexKind kind)
@@ -41,24 +30,28 @@ void init_mutex(pthread_mutex_t* m, MutexKind kind)
     check(err, "pthread_mutex_init()");
 }
 
-MutexResult lock_mutex(pthread_mutex_t* m, const timespec* deadline)
+namespace detail {
+
+MutexResult mutex_result(int err, const char* call)
 {
-    if (deadline)
-        return result_of(::pthread_mutex_clocklock(m, CLOCK_MONOTONIC, deadline),
-                         "pthread_mutex_clocklock(CLOCK_MONOTONIC)");
-    return result_of(::pthread_mutex_lock(m), "pthread_mutex_lock()");
+    switch (err) {
+    case 0: return MutexResult::acquired;
+    case EOWNERDEAD: return MutexResult::owner_died;
+    case EBUSY: return MutexResult::busy;
+    case ETIMEDOUT: return MutexResult::timed_out;
+    default: throw os_error(err, "{}", call);
+    }
 }
 
-MutexResult try_lock_mutex(pthread_mutex_t* m)
+MutexResult lock_mutex_until(pthread_mutex_t* m, const timespec& deadline)
 {
-    return result_of(::pthread_mutex_trylock(m), "pthread_mutex_trylock()");
+    return mutex_result(::pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &deadline),
+                        "pthread_mutex_clocklock(CLOCK_MONOTONIC)");
 }
 
-void unlock_mutex(pthread_mutex_t* m) noexcept
-{
-    if (const int err = ::pthread_mutex_unlock(m); err != 0)
-        log_os_error(err, "pthread_mutex_unlock()");
-}
+void log_unlock_error(int err) noexcept { log_os_error(err, "pthread_mutex_unlock()"); }
+
+} // namespace detail
 
 void make_consistent(pthread_mutex_t* m)
 {

@@ -20,11 +20,38 @@ enum class MutexResult { acquired, owner_died, busy, timed_out };
 
 void init_mutex(pthread_mutex_t* m, MutexKind kind);
 
+namespace detail {
+// The outcome of a pthread call that did not return 0: EOWNERDEAD, EBUSY, ETIMEDOUT as results,
+// anything else as std::system_error naming `call`.
+MutexResult mutex_result(int err, const char* call);
+MutexResult lock_mutex_until(pthread_mutex_t* m, const timespec& monotonic_deadline);
+void log_unlock_error(int err) noexcept;
+} // namespace detail
+
+// Inline because they are the lock table's hot path: one call into glibc and a test for 0.
+
 // lock_mutex: blocks until acquired (or the CLOCK_MONOTONIC deadline passes, if one is given).
 // Throws std::system_error on EDEADLK, ENOTRECOVERABLE and other errors.
-MutexResult lock_mutex(pthread_mutex_t* m, const timespec* monotonic_deadline = nullptr);
-MutexResult try_lock_mutex(pthread_mutex_t* m);
-void unlock_mutex(pthread_mutex_t* m) noexcept;
+inline MutexResult lock_mutex(pthread_mutex_t* m, const timespec* monotonic_deadline = nullptr)
+{
+    if (monotonic_deadline)
+        return detail::lock_mutex_until(m, *monotonic_deadline);
+    const int err = ::pthread_mutex_lock(m);
+    return err == 0 ? MutexResult::acquired : detail::mutex_result(err, "pthread_mutex_lock()");
+}
+
+inline MutexResult try_lock_mutex(pthread_mutex_t* m)
+{
+    const int err = ::pthread_mutex_trylock(m);
+    return err == 0 ? MutexResult::acquired : detail::mutex_result(err, "pthread_mutex_trylock()");
+}
+
+inline void unlock_mutex(pthread_mutex_t* m) noexcept
+{
+    if (const int err = ::pthread_mutex_unlock(m); err != 0)
+        detail::log_unlock_error(err);
+}
+
 void make_consistent(pthread_mutex_t* m);
 
 // ScopedMutex: the table's own bookkeeping locks (partitions, free pool), as a scoped guard.

@@ -7,6 +7,7 @@
 // word is never destroyed while someone may be blocked on it.
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <pthread.h>
 #include <string_view>
@@ -29,9 +30,11 @@ inline std::uint32_t make_state(SlotState s, std::uint32_t partition)
 inline SlotState state_kind(std::uint32_t word) { return static_cast<SlotState>(word >> 24); }
 inline std::uint32_t state_partition(std::uint32_t word) { return word & 0xffffff; }
 
+// Laid out by use: line 0 holds what every lock and unlock touches (semaphore mode touches nothing
+// else but the key), line 1 the mutex and the rarer statistics, lines 2-3 the key, of which a
+// short key uses only the first.
 struct alignas(64) Slot {
-    // Bookkeeping, written under the partition lock (refs: incremented under it or by the
-    // optimistic hit path, decremented anywhere).
+    // Bookkeeping, written under the partition lock (refs: see slot_table.h).
     std::atomic<std::uint32_t> state;
     // generation: a per-slot seqlock over the key. Even while the slot is bound to one key; odd
     // while it is claimed (being evicted, in the pool, being bound). A caller that read generation
@@ -39,12 +42,10 @@ struct alignas(64) Slot {
     // that key (see slot_table.h).
     std::atomic<std::uint32_t> generation;
     std::atomic<std::uint32_t> refs; // by-reference pinning only (none, flock): idle at 0
-    std::uint64_t hash;
     std::uint32_t key_len;
-    char key[kSlotKeyBytes];
+    std::uint64_t hash;
 
-    // The lock itself: `mutex` in thread and mutex modes, `word` in semaphore mode.
-    pthread_mutex_t mutex;
+    // The lock itself: `word` in semaphore mode, `mutex` (line 1) in thread and mutex modes.
     OwnerWord word;
     std::atomic<std::int32_t> owner_pid;        // holder (thread, mutex, flock); 0 when free
     std::atomic<std::int32_t> pending_recovery; // dead pid a supervisor recovered this key from
@@ -54,14 +55,19 @@ struct alignas(64) Slot {
     std::atomic<std::uint64_t> acquisitions;
     std::atomic<std::uint64_t> contended;
     std::atomic<std::uint64_t> wait_ns_total;
+
+    pthread_mutex_t mutex;
     std::atomic<std::uint64_t> wait_ns_max;
     std::atomic<std::uint64_t> recoveries;
     std::atomic<std::int32_t> last_dead_owner;
+
+    alignas(64) char key[kSlotKeyBytes];
 
     std::string_view key_view() const { return {key, key_len}; }
 };
 
 static_assert(std::is_standard_layout_v<Slot>);
+static_assert(offsetof(Slot, key) == 128 && sizeof(Slot) == 256, "four cache lines, key last");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // Holder-only counter bump: the key's lock orders the writers, so no locked instruction is needed.

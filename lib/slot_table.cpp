@@ -26,6 +26,10 @@ struct alignas(64) SlotTable::Partition {
     // Written under `lock` only, so no shared counter is touched on the hot paths.
     std::uint64_t evictions;
     std::uint64_t retired_recoveries; // recoveries counted on keys since evicted
+    // changes: bumped (under `lock`) after every change to the index, on its own line because the
+    // hit path reads it. A miss that saw no change since before its lockless probe need not probe
+    // again under the lock.
+    alignas(64) std::atomic<std::uint32_t> changes;
 };
 
 namespace {
@@ -117,8 +121,8 @@ std::size_t TableGeometry::region_bytes() const
     return offsets_of(*this, kHeaderBytes, kPartitionBytes).total;
 }
 
-SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind, SlotHooks hooks)
-    : geometry_(g), hooks_(std::move(hooks))
+SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind, SlotLocks& locks)
+    : geometry_(g), locks_(locks)
 {
     static_assert(sizeof(Header) <= kHeaderBytes && sizeof(Partition) <= kPartitionBytes);
     const Offsets o = offsets_of(g, kHeaderBytes, kPartitionBytes);
@@ -145,11 +149,6 @@ SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind, SlotH
     header_->pool_top = g.capacity;
 }
 
-SlotTable::Entry* SlotTable::index(std::uint32_t p) const
-{
-    return indexes_ + std::size_t{p} * geometry_.index_size;
-}
-
 void SlotTable::lock_partition(std::uint32_t p) const
 {
     Partition& part = partitions_[p];
@@ -171,44 +170,62 @@ std::uint32_t partition_of(std::uint64_t hash, const TableGeometry& g)
 SlotRef SlotTable::lookup(std::string_view key)
 {
     const std::uint64_t h = hash_key(key);
-    if (SlotRef r = find(partition_of(h, geometry_), key, h); r.slot)
+    const std::uint32_t p = partition_of(h, geometry_);
+    const std::uint32_t seen = partitions_[p].changes.load(std::memory_order_acquire);
+    bool sure = true;
+    if (SlotRef r = find(p, key, h, sure); r.slot)
         return r;
-    return find_or_bind(key, h, false);
+    return find_or_bind(key, h, false, sure ? std::optional(seen) : std::nullopt);
 }
 
 bool SlotTable::still_bound(const SlotRef& ref) noexcept
 {
-    // seq_cst: pairs with the evictor's seq_cst store of an odd generation (see claim_if_idle).
+    // By reference, seq_cst pairs with the evictor's seq_cst store of an odd generation (see
+    // claim_if_idle). By lock, the slot's lock already orders us after any rebinding.
     return ref.slot->generation.load(std::memory_order_seq_cst) == ref.generation;
 }
 
 Slot& SlotTable::acquire_ref(std::string_view key)
 {
     const std::uint64_t h = hash_key(key);
-    if (SlotRef r = find(partition_of(h, geometry_), key, h); r.slot) {
-        // Count ourselves, then check the slot was not claimed meanwhile: the evictor makes the
-        // generation odd before it reads refs (both seq_cst), so one of us sees the other.
-        r.slot->refs.fetch_add(1, std::memory_order_seq_cst);
-        if (still_bound(r))
-            return *r.slot;
-        release_ref(*r.slot);
-    }
-    return *find_or_bind(key, h, true).slot;
+    const std::uint32_t p = partition_of(h, geometry_);
+    const std::uint32_t seen = partitions_[p].changes.load(std::memory_order_acquire);
+    bool sure = true;
+    SlotRef r = find(p, key, h, sure);
+    if (!r.slot)
+        return *find_or_bind(key, h, true, sure ? std::optional(seen) : std::nullopt).slot;
+    // Count ourselves, then check the slot was not claimed meanwhile: the evictor makes the
+    // generation odd before it reads refs (both seq_cst), so one of us sees the other.
+    r.slot->refs.fetch_add(1, std::memory_order_seq_cst);
+    if (still_bound(r))
+        return *r.slot;
+    release_ref(*r.slot);
+    return *find_or_bind(key, h, true, std::nullopt).slot;
 }
 
 void SlotTable::release_ref(Slot& s) noexcept { s.refs.fetch_sub(1, std::memory_order_acq_rel); }
 
-// find_or_bind: the miss path, under the partition lock.
-SlotRef SlotTable::find_or_bind(std::string_view key, std::uint64_t h, bool add_reference)
+// find_or_bind: the miss path, under the partition lock. `missed_at`: the partition's change count
+// read before a lockless probe that surely missed (it met no key being rebound).
+SlotRef SlotTable::find_or_bind(std::string_view key, std::uint64_t h, bool add_reference,
+                                std::optional<std::uint32_t> missed_at)
 {
     const std::uint32_t p = partition_of(h, geometry_);
+    Partition& part = partitions_[p];
     for (int attempt = 0; attempt < 2; ++attempt) {
         lock_partition(p);
-        SlotRef r = find(p, key, h);
+        SlotRef r;
+        bool sure = true;
+        if (!missed_at || part.changes.load(std::memory_order_relaxed) != *missed_at)
+            r = find(p, key, h, sure);
+        missed_at.reset();
         if (!r.slot) {
-            if (Slot* s = take_slot(p)) {
-                bind(*s, p, key, h);
-                r = {s, s->generation.load(std::memory_order_relaxed)};
+            bool held = false;
+            if (Slot* s = take_slot(p, held)) {
+                if (!held && locks_.pinned_by_lock())
+                    held = locks_.claim(*s); // from the pool: nobody can be after its key yet
+                bind(*s, p, key, h, held);
+                r = {s, s->generation.load(std::memory_order_relaxed), held};
             }
         }
         if (r.slot) {
@@ -218,7 +235,7 @@ SlotRef SlotTable::find_or_bind(std::string_view key, std::uint64_t h, bool add_
             unlock_partition(p);
             return r;
         }
-        const bool partition_full = partitions_[p].bound >= geometry_.partition_limit;
+        const bool partition_full = part.bound >= geometry_.partition_limit;
         unlock_partition(p);
         if (partition_full)
             break;
@@ -233,7 +250,8 @@ SlotRef SlotTable::find_or_bind(std::string_view key, std::uint64_t h, bool add_
 // find: runs without the partition lock on the hit path, so every index read is atomic and the
 // probe is bounded even while entries move. A probe that misses while entries move is retried
 // under the lock; a hit is only as good as its generation, which the caller checks again later.
-SlotRef SlotTable::find(std::uint32_t p, std::string_view key, std::uint64_t hash) const
+// `sure` turns false if the probe skipped a slot being rebound, which might have been the key's.
+SlotRef SlotTable::find(std::uint32_t p, std::string_view key, std::uint64_t hash, bool& sure) const
 {
     const Entry* idx = index(p);
     const std::uint32_t mask = geometry_.index_size - 1;
@@ -247,8 +265,10 @@ SlotRef SlotTable::find(std::uint32_t p, std::string_view key, std::uint64_t has
             continue;
         Slot& s = slots_[entry_id(e)];
         const std::uint32_t g = s.generation.load(std::memory_order_acquire);
-        if (g & 1)
-            continue; // being evicted: a miss, retried under the lock
+        if (g & 1) {
+            sure = false; // being evicted: a miss, retried under the lock
+            continue;
+        }
         if (s.key_len == key.size() && std::memcmp(s.key, key.data(), key.size()) == 0) {
             // The key was read under generation g: keep those reads before the caller's re-check.
             std::atomic_thread_fence(std::memory_order_acquire);
@@ -258,28 +278,41 @@ SlotRef SlotTable::find(std::uint32_t p, std::string_view key, std::uint64_t has
     return {};
 }
 
-// take_slot, evict_idle: under the partition lock.
-Slot* SlotTable::take_slot(std::uint32_t p)
+// take_slot, evict_idle: under the partition lock. `claimed`: the slot came from evict_idle, so
+// by lock its lock is held.
+Slot* SlotTable::take_slot(std::uint32_t p, bool& claimed)
 {
-    if (partitions_[p].bound >= geometry_.partition_limit)
-        return evict_idle(p);
-    if (Slot* s = pool_pop(p))
-        return s;
-    return evict_idle(p);
+    // Once the table has filled, every new key is bound by eviction: don't take the pool lock
+    // just to find it empty. (A racy read: a stale non-zero only costs the lock.)
+    const bool pool_empty =
+        std::atomic_ref<std::uint32_t>(header_->pool_top).load(std::memory_order_relaxed) == 0;
+    if (!pool_empty && partitions_[p].bound < geometry_.partition_limit)
+        if (Slot* s = pool_pop(p))
+            return s;
+    Slot* s = evict_idle(p);
+    claimed = s && locks_.pinned_by_lock();
+    return s;
 }
 
-void SlotTable::bind(Slot& s, std::uint32_t p, std::string_view key, std::uint64_t hash)
+void SlotTable::bind(Slot& s, std::uint32_t p, std::string_view key, std::uint64_t hash, bool held)
 {
     // The slot is claimed by p (generation odd) and in no index: a reader that still reaches it
     // through an old index entry skips it, or fails its generation check.
     s.hash = hash;
     s.key_len = static_cast<std::uint32_t>(key.size());
     std::memcpy(s.key, key.data(), key.size());
-    for (auto* a : {&s.acquisitions, &s.contended, &s.wait_ns_total, &s.wait_ns_max, &s.recoveries})
-        a->store(0, std::memory_order_relaxed);
+    s.acquisitions.store(0, std::memory_order_relaxed);
+    s.contended.store(0, std::memory_order_relaxed);
+    s.wait_ns_total.store(0, std::memory_order_relaxed);
+    s.wait_ns_max.store(0, std::memory_order_relaxed);
+    s.recoveries.store(0, std::memory_order_relaxed);
     s.last_dead_owner.store(0, std::memory_order_relaxed);
     s.pending_recovery.store(0, std::memory_order_relaxed);
     s.state.store(make_state(SlotState::bound, p), std::memory_order_release);
+    // The caller's lock from here: a crash before this leaves a claim for clear_dead_claim, a crash
+    // after it a holder for the supervisor.
+    if (held)
+        locks_.hand_over(s);
     s.generation.store(s.generation.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     index_insert(p, hash, static_cast<std::uint32_t>(&s - slots_));
 }
@@ -292,7 +325,9 @@ void SlotTable::index_insert(std::uint32_t p, std::uint64_t hash, std::uint32_t 
     while (idx[pos].load(std::memory_order_relaxed) != kEmpty)
         pos = (pos + 1) & mask;
     idx[pos].store(make_entry(hash, id), std::memory_order_release);
-    ++partitions_[p].bound;
+    Partition& part = partitions_[p];
+    ++part.bound;
+    part.changes.store(part.changes.load(std::memory_order_relaxed) + 1, std::memory_order_release);
 }
 
 // Backward-shift deletion: linear probing stays tombstone-free, so lookups never slow down with
@@ -314,7 +349,9 @@ void SlotTable::index_erase(std::uint32_t p, std::uint32_t hole)
         }
     }
     idx[hole].store(kEmpty, std::memory_order_release);
-    --partitions_[p].bound;
+    Partition& part = partitions_[p];
+    --part.bound;
+    part.changes.store(part.changes.load(std::memory_order_relaxed) + 1, std::memory_order_release);
 }
 
 Slot* SlotTable::evict_idle(std::uint32_t p)
@@ -340,13 +377,24 @@ Slot* SlotTable::evict_idle(std::uint32_t p)
     return nullptr;
 }
 
-// claim_if_idle: the evictor's half of pinning (slot_table.h). The odd generation goes out before
-// we ask whether the slot is in use, so a caller who takes the slot after our question sees it.
+// claim_if_idle: the evictor's half of pinning (slot_table.h).
 bool SlotTable::claim_if_idle(Slot& s)
 {
     const std::uint32_t g = s.generation.load(std::memory_order_relaxed); // even: bound here
+    if (locks_.pinned_by_lock()) {
+        // The slot's lock, once ours, orders every acquirer before or after us: no fence needed
+        // for them. The release fence keeps the odd generation ahead of the key we are about to
+        // rewrite, for lockless readers in find().
+        if (!locks_.claim(s))
+            return false;
+        s.generation.store(g + 1, std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_release);
+        return true;
+    }
+    // By reference: the odd generation goes out before we read refs, so a caller who counts
+    // itself after our question sees it.
     s.generation.store(g + 1, std::memory_order_seq_cst);
-    if (hooks_.idle(s))
+    if (locks_.claim(s))
         return true;
     // In use: nothing about the slot changed, so a reader who saw g may keep trusting it.
     s.generation.store(g, std::memory_order_release);
@@ -361,8 +409,11 @@ void SlotTable::steal_idle_slot(std::uint32_t except)
             continue;
         lock_partition(q);
         Slot* s = evict_idle(q);
-        if (s)
+        if (s) {
+            if (locks_.pinned_by_lock())
+                locks_.unclaim(*s); // before the push: a crash in between leaves it claimed by q
             pool_push(*s);
+        }
         unlock_partition(q);
         if (s)
             return;
@@ -371,10 +422,6 @@ void SlotTable::steal_idle_slot(std::uint32_t except)
 
 Slot* SlotTable::pool_pop(std::uint32_t p)
 {
-    // Once the table has filled, every new key is bound by eviction: don't take the pool lock
-    // just to find it empty. (A racy read: a stale non-zero only costs the lock.)
-    if (std::atomic_ref<std::uint32_t>(header_->pool_top).load(std::memory_order_relaxed) == 0)
-        return nullptr;
     ScopedMutex guard(&header_->pool_lock, [this] { repair_pool(); });
     if (header_->pool_top == 0)
         return nullptr;
@@ -408,12 +455,13 @@ void SlotTable::repair_partition(std::uint32_t p) const
     Entry* idx = index(p);
     for (std::uint32_t i = 0; i < geometry_.index_size; ++i)
         idx[i].store(kEmpty, std::memory_order_relaxed);
-    partitions_[p].bound = 0;
+    partitions_[p].bound = 0; // (index_insert below counts the changes)
     for (std::uint32_t i = 0; i < geometry_.capacity; ++i) {
         Slot& s = slots_[i];
         const std::uint32_t st = s.state.load(std::memory_order_acquire);
-        if (state_partition(st) != p)
+        if (state_partition(st) != p || state_kind(st) == SlotState::free)
             continue;
+        locks_.clear_dead_claim(s);
         if (state_kind(st) == SlotState::bound) {
             // Killed between claiming it and deciding: a new even generation, same key.
             if (const std::uint32_t g = s.generation.load(std::memory_order_relaxed); g & 1)

@@ -16,25 +16,32 @@
 // slot's `generation` (even: bound; odd: claimed):
 //  - by lock (thread, mutex, semaphore): lookup() returns the slot and the generation it read
 //    before comparing the key; the caller takes the slot's own lock and then checks
-//    still_bound(). The evictor makes the generation odd *before* asking hooks.idle whether the
-//    lock is free, and an acquisition either happens before that question (the evictor sees it
-//    held and leaves the slot alone) or after it (the caller sees the odd or newer generation,
+//    still_bound(). The evictor claims a slot by taking its lock without waiting, and only then
+//    makes the generation odd. So an acquisition either came first (the claim fails and the slot
+//    stays) or comes after the lock is let go again, and then sees the new generation (the caller
 //    unlocks and looks up again). No shared counter is touched on the hit path.
+//    The evictor keeps the lock it claimed (a slot from the free pool is claimed the same way):
+//    the slot, bound to its new key, goes back to the caller who missed with the lock already
+//    held (SlotRef::held). That saves the caller a lock and the evictor an unlock on every miss,
+//    and no one can take the new key between its binding and its first holder.
 //  - by reference (none, flock, whose lock is not in the slot): acquire_ref() counts the caller in
-//    `refs`, release_ref() uncounts it; hooks.idle checks refs == 0. The same generation check
-//    orders the count against the evictor.
+//    `refs`, release_ref() uncounts it. The evictor makes the generation odd *before* it reads
+//    refs (both seq_cst), and the caller counts itself before it checks the generation, so one of
+//    them sees the other.
 // Waiters do not pin a slot in by-lock mode: if their key's slot is rebound while they sleep,
 // they find out when they get the lock, and look up again.
 //
 // Crash safety: the partition and pool locks are robust mutexes in shared tables. A process killed
 // inside one leaves EOWNERDEAD to the next locker, which rebuilds that partition's index (or the
-// pool) from the slots' state words, the only thing written before anything points at a slot.
+// pool) from the slots' state words, the only thing written before anything points at a slot,
+// and asks SlotLocks::clear_dead_claim to free any slot lock the dead evictor had claimed.
 // By reference, a killed *waiter*'s reference stays counted, so that slot is never reused (a leak
 // of one slot, never a merge of two keys); a killed holder's is returned by whoever recovers it.
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string_view>
 
 #include "lock_stats.h"
@@ -53,29 +60,46 @@ struct TableGeometry {
     std::size_t region_bytes() const;
 };
 
-// What the table asks its owner, who knows which lock a slot carries.
-struct SlotHooks {
-    // idle: may this slot be rebound to another key? Called under the partition lock with the
-    // slot's generation already odd. By lock: true only if the slot's lock was free (taking and
-    // releasing it, or an atomic read that pairs with a seq_cst acquiring CAS).
-    std::function<bool(Slot&)> idle;
+// SlotLocks: what the table asks its owner, who knows which lock a slot carries. Every call is
+// made under the lock of the slot's partition (pinning and crash safety: see above).
+class SlotLocks {
+public:
+    // Fixed for the table's lifetime: pinned by the slot's own lock, or by a reference count.
+    virtual bool pinned_by_lock() const = 0;
+    // claim: may this slot be taken for another key? By lock: takes the slot's lock without
+    // waiting and keeps it (true), or finds it held (false). By reference: asked with the
+    // generation already odd; true if no reference is counted.
+    virtual bool claim(Slot& s) = 0;
+    // By lock only. hand_over: the claimed lock becomes the calling thread's own, as if it had
+    // locked the key (called before the slot's new key is published). unclaim: lets it go (a slot
+    // evicted into the free pool).
+    virtual void hand_over(Slot& s) = 0;
+    virtual void unclaim(Slot& s) noexcept = 0;
+    // clear_dead_claim: a process died holding the lock of this slot's partition; if it had
+    // claimed the slot's lock, free it (a lock held by a real holder stays as it is).
+    virtual void clear_dead_claim(Slot& s) = 0;
+
+protected:
+    ~SlotLocks() = default;
 };
 
 // A slot as a by-lock caller found it: valid while slot->generation still equals `generation`.
 struct SlotRef {
     Slot* slot = nullptr;
     std::uint32_t generation = 0;
+    bool held = false; // bound for this caller, its lock already taken (by lock only)
 };
 
 class SlotTable {
 public:
     // Lays the table out in `memory` (zeroed, region_bytes() long) and initialises every lock.
-    SlotTable(void* memory, const TableGeometry& geometry, MutexKind kind, SlotHooks hooks);
+    SlotTable(void* memory, const TableGeometry& geometry, MutexKind kind, SlotLocks& locks);
 
     const TableGeometry& geometry() const { return geometry_; }
     Slot& slot(std::uint32_t id) const { return slots_[id]; }
 
-    // By lock. lookup: the slot bound to `key` (binding one if needed), pinning nothing.
+    // By lock. lookup: the slot bound to `key` (binding one if needed). Pins nothing, unless it
+    // bound the slot for this call: then ref.held, and the caller holds the key's lock.
     SlotRef lookup(std::string_view key);
     // still_bound: after taking ref.slot's lock, whether it is still the lock of the looked-up key.
     static bool still_bound(const SlotRef& ref) noexcept;
@@ -99,12 +123,13 @@ private:
     void lock_partition(std::uint32_t p) const;
     void unlock_partition(std::uint32_t p) const;
     using Entry = std::atomic<std::uint64_t>;
-    SlotRef find(std::uint32_t p, std::string_view key, std::uint64_t hash) const;
-    SlotRef find_or_bind(std::string_view key, std::uint64_t hash, bool add_reference);
-    Slot* take_slot(std::uint32_t p);
+    SlotRef find(std::uint32_t p, std::string_view key, std::uint64_t hash, bool& sure) const;
+    SlotRef find_or_bind(std::string_view key, std::uint64_t hash, bool add_reference,
+                         std::optional<std::uint32_t> missed_at);
+    Slot* take_slot(std::uint32_t p, bool& claimed);
     Slot* evict_idle(std::uint32_t p);
     bool claim_if_idle(Slot& s);
-    void bind(Slot& s, std::uint32_t p, std::string_view key, std::uint64_t hash);
+    void bind(Slot& s, std::uint32_t p, std::string_view key, std::uint64_t hash, bool held);
     void index_insert(std::uint32_t p, std::uint64_t hash, std::uint32_t id);
     void index_erase(std::uint32_t p, std::uint32_t pos);
     void repair_partition(std::uint32_t p) const;
@@ -112,10 +137,10 @@ private:
     void pool_push(Slot& s);
     void repair_pool();
     void steal_idle_slot(std::uint32_t except);
-    Entry* index(std::uint32_t p) const;
+    Entry* index(std::uint32_t p) const { return indexes_ + std::size_t{p} * geometry_.index_size; }
 
     TableGeometry geometry_;
-    SlotHooks hooks_;
+    SlotLocks& locks_;
     Header* header_;
     Partition* partitions_;
     Entry* indexes_;
