@@ -87,11 +87,11 @@ std::vector<NamedSemaphore> make_semaphores(std::size_t n)
     return sems;
 }
 
-std::optional<std::int64_t> deadline_after(std::optional<std::chrono::nanoseconds> timeout)
+std::optional<std::int64_t> deadline_after(std::chrono::nanoseconds timeout)
 {
-    if (!timeout)
+    if (timeout == LockTable::kNoTimeout)
         return std::nullopt;
-    return monotonic_ns() + std::max<std::int64_t>(timeout->count(), 0);
+    return monotonic_ns() + std::max<std::int64_t>(timeout.count(), 0);
 }
 
 } // namespace
@@ -476,7 +476,7 @@ LockTable::~LockTable() = default;
 LockMode LockTable::mode() const noexcept { return impl_->options.mode; }
 const LockTableOptions& LockTable::options() const noexcept { return impl_->options; }
 
-KeyGuard LockTable::lock(std::string_view key) { return acquire(key, std::nullopt); }
+KeyGuard LockTable::lock(std::string_view key) { return acquire(key, kNoTimeout); }
 KeyGuard LockTable::try_lock(std::string_view key) { return acquire(key, std::chrono::nanoseconds(0)); }
 KeyGuard LockTable::lock_for(std::string_view key, std::chrono::nanoseconds timeout)
 {
@@ -493,7 +493,7 @@ SlotRef LockTable::Impl::pin(std::string_view key)
     return slots.lookup(key);
 }
 
-KeyGuard LockTable::acquire(std::string_view key, std::optional<std::chrono::nanoseconds> timeout)
+KeyGuard LockTable::acquire(std::string_view key, std::chrono::nanoseconds timeout)
 {
     validate_key(key);
     const auto deadline = deadline_after(timeout);

@@ -127,7 +127,10 @@ public:
     KeyGuard lock(std::string_view key);
     // try_lock: an empty guard if someone else holds the key. Contention is not an error.
     KeyGuard try_lock(std::string_view key);
-    // lock_for: an empty guard if the key was not acquired within `timeout`.
+    // lock_for: an empty guard if the key was not acquired within `timeout`; kNoTimeout waits
+    // as long as lock(). (A sentinel, not an std::optional, which cost a store-forwarding stall on
+    // every lock.)
+    static constexpr std::chrono::nanoseconds kNoTimeout = std::chrono::nanoseconds::max();
     KeyGuard lock_for(std::string_view key, std::chrono::nanoseconds timeout);
 
     // release_owned_by: for a supervisor that has reaped `pid`. Frees every key the dead process
@@ -148,7 +151,7 @@ public:
 private:
     friend class KeyGuard;
     void unlock(KeyGuard& guard) noexcept;
-    KeyGuard acquire(std::string_view key, std::optional<std::chrono::nanoseconds> timeout);
+    KeyGuard acquire(std::string_view key, std::chrono::nanoseconds timeout);
     std::unique_ptr<Impl> impl_;
 };
 

@@ -35,6 +35,7 @@ struct alignas(64) SlotTable::Partition {
 namespace {
 
 constexpr std::uint64_t kEmpty = 0;
+constexpr std::uint64_t kNotMissed = ~std::uint64_t{0}; // never equal to a 32-bit change count
 constexpr std::size_t kHeaderBytes = 256;    // room for SlotTable::Header
 constexpr std::size_t kPartitionBytes = 128; // one SlotTable::Partition, two cache lines
 
@@ -175,7 +176,7 @@ SlotRef SlotTable::lookup(std::string_view key)
     bool sure = true;
     if (SlotRef r = find(p, key, h, sure); r.slot)
         return r;
-    return find_or_bind(key, h, false, sure ? std::optional(seen) : std::nullopt);
+    return find_or_bind(key, h, false, sure ? seen : kNotMissed);
 }
 
 bool SlotTable::still_bound(const SlotRef& ref) noexcept
@@ -193,22 +194,23 @@ Slot& SlotTable::acquire_ref(std::string_view key)
     bool sure = true;
     SlotRef r = find(p, key, h, sure);
     if (!r.slot)
-        return *find_or_bind(key, h, true, sure ? std::optional(seen) : std::nullopt).slot;
+        return *find_or_bind(key, h, true, sure ? seen : kNotMissed).slot;
     // Count ourselves, then check the slot was not claimed meanwhile: the evictor makes the
     // generation odd before it reads refs (both seq_cst), so one of us sees the other.
     r.slot->refs.fetch_add(1, std::memory_order_seq_cst);
     if (still_bound(r))
         return *r.slot;
     release_ref(*r.slot);
-    return *find_or_bind(key, h, true, std::nullopt).slot;
+    return *find_or_bind(key, h, true, kNotMissed).slot;
 }
 
 void SlotTable::release_ref(Slot& s) noexcept { s.refs.fetch_sub(1, std::memory_order_acq_rel); }
 
 // find_or_bind: the miss path, under the partition lock. `missed_at`: the partition's change count
-// read before a lockless probe that surely missed (it met no key being rebound).
+// read before a lockless probe that surely missed (it met no key being rebound), or kNotMissed.
+// (A plain integer: an std::optional here cost a store-forwarding stall on every miss.)
 SlotRef SlotTable::find_or_bind(std::string_view key, std::uint64_t h, bool add_reference,
-                                std::optional<std::uint32_t> missed_at)
+                                std::uint64_t missed_at)
 {
     const std::uint32_t p = partition_of(h, geometry_);
     Partition& part = partitions_[p];
@@ -216,9 +218,9 @@ SlotRef SlotTable::find_or_bind(std::string_view key, std::uint64_t h, bool add_
         lock_partition(p);
         SlotRef r;
         bool sure = true;
-        if (!missed_at || part.changes.load(std::memory_order_relaxed) != *missed_at)
+        if (part.changes.load(std::memory_order_relaxed) != missed_at)
             r = find(p, key, h, sure);
-        missed_at.reset();
+        missed_at = kNotMissed;
         if (!r.slot) {
             bool held = false;
             if (Slot* s = take_slot(p, held)) {

@@ -41,7 +41,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <string_view>
 
 #include "lock_stats.h"
@@ -125,7 +124,7 @@ private:
     using Entry = std::atomic<std::uint64_t>;
     SlotRef find(std::uint32_t p, std::string_view key, std::uint64_t hash, bool& sure) const;
     SlotRef find_or_bind(std::string_view key, std::uint64_t hash, bool add_reference,
-                         std::optional<std::uint32_t> missed_at);
+                         std::uint64_t missed_at);
     Slot* take_slot(std::uint32_t p, bool& claimed);
     Slot* evict_idle(std::uint32_t p);
     bool claim_if_idle(Slot& s);
