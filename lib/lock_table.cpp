@@ -535,7 +535,11 @@ std::size_t LockTable::release_owned_by(pid_t pid)
     std::size_t freed = 0;
     for (Slot* s : owned)
         freed += impl_->release_if_owned(*s, pid) ? 1 : 0;
-    impl_->waits.forget(pid); // and it waits on nothing any more
+    // And it waits on nothing any more. By reference (flock), each wait also held a reference to
+    // its slot, taken before the record and dropped after it: return those too, or the slot
+    // could never be reused.
+    for (const std::uint32_t slot : impl_->waits.forget(pid))
+        impl_->unpin(impl_->slots.slot(slot));
     return freed;
 }
 

@@ -35,8 +35,9 @@
 // inside one leaves EOWNERDEAD to the next locker, which rebuilds that partition's index (or the
 // pool) from the slots' state words, the only thing written before anything points at a slot,
 // and asks SlotLocks::clear_dead_claim to free any slot lock the dead evictor had claimed.
-// By reference, a killed *waiter*'s reference stays counted, so that slot is never reused (a leak
-// of one slot, never a merge of two keys); a killed holder's is returned by whoever recovers it.
+// By reference, a killed process's references stay counted (so its slots are not reused, never
+// two keys merged) until they are returned: a holder's by whoever recovers its key, a waiter's by
+// LockTable::release_owned_by, which knows from the WaitRegistry what the dead process waited on.
 
 #include <cstddef>
 #include <cstdint>

@@ -50,17 +50,17 @@ void WaitRegistry::leave(int record) noexcept
         static_cast<Record*>(region_.data())[record].store(0, std::memory_order_relaxed);
 }
 
-std::size_t WaitRegistry::forget(pid_t pid) noexcept
+std::vector<std::uint32_t> WaitRegistry::forget(pid_t pid)
 {
     auto* records = static_cast<Record*>(region_.data());
-    std::size_t n = 0;
+    std::vector<std::uint32_t> slots;
     for (std::size_t i = 0; i < kRecords; ++i) {
         std::uint64_t r = records[i].load(std::memory_order_relaxed);
         // The pid is dead, so its records cannot change under us; the CAS only guards a slip.
         if (r != 0 && record_pid(r) == pid && records[i].compare_exchange_strong(r, 0))
-            ++n;
+            slots.push_back(record_slot(r));
     }
-    return n;
+    return slots;
 }
 
 std::vector<std::uint32_t> WaitRegistry::count_by_slot(std::size_t slots) const

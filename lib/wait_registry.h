@@ -31,8 +31,8 @@ public:
     // enter: this pid waits on `slot`; returns the record to leave(), or kNoRecord if all are taken.
     [[nodiscard]] int enter(pid_t pid, std::uint32_t slot) noexcept;
     void leave(int record) noexcept;
-    // forget: clears every record of a dead pid; returns how many there were.
-    std::size_t forget(pid_t pid) noexcept;
+    // forget: clears every record of a dead pid; returns the slot of each, one entry per record.
+    std::vector<std::uint32_t> forget(pid_t pid);
     // count_by_slot: waiters per slot id, for `slots` slots (a snapshot: records come and go).
     std::vector<std::uint32_t> count_by_slot(std::size_t slots) const;
 

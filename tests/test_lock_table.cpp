@@ -257,6 +257,7 @@ TEST_CASE("LockTable: a waiter killed while blocked stops being counted once the
     CHECK(table.key_stats().at(0).waiters == 0); // ...and now waits on nothing
     CHECK(table.stats().active == 1);            // our own hold
     held.unlock();
+    CHECK(table.stats().active == 0); // flock: the dead waiter's slot reference went too
     CHECK(table.try_lock("k").owns_lock());
 }
 
