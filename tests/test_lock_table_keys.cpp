@@ -73,11 +73,11 @@ TEST_CASE("LockTable: a full table throws TableFullError and recovers when a key
     LockTable t = make(mode, 4);
     std::vector<KeyGuard> held;
     for (int i = 0; i < 4; ++i)
-        held.push_back(t.lock("k" + std::to_string(i)));
-    CHECK_THROWS_AS(t.lock("k4"), TableFullError);
+        held.push_back(t.lock("key-" + std::to_string(i)));
+    CHECK_THROWS_AS(t.lock("key-4"), TableFullError);
     CHECK(t.stats().full_errors == 1);
     held.pop_back();
-    CHECK(t.lock("k4").owns_lock());
+    CHECK(t.lock("key-4").owns_lock());
     CHECK(t.stats().keys_high_water == 4);
 }
 
