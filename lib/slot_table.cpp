@@ -123,7 +123,7 @@ std::size_t TableGeometry::region_bytes() const
 }
 
 SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind, SlotLocks& locks)
-    : geometry_(g), locks_(locks)
+    : geometry_(g), locks_(locks), by_lock_(locks.pinned_by_lock())
 {
     static_assert(sizeof(Header) <= kHeaderBytes && sizeof(Partition) <= kPartitionBytes);
     const Offsets o = offsets_of(g, kHeaderBytes, kPartitionBytes);
@@ -224,7 +224,7 @@ SlotRef SlotTable::find_or_bind(std::string_view key, std::uint64_t h, bool add_
         if (!r.slot) {
             bool held = false;
             if (Slot* s = take_slot(p, held)) {
-                if (!held && locks_.pinned_by_lock())
+                if (!held && by_lock_)
                     held = locks_.claim(*s); // from the pool: nobody can be after its key yet
                 bind(*s, p, key, h, held);
                 r = {s, s->generation.load(std::memory_order_relaxed), held};
@@ -292,7 +292,7 @@ Slot* SlotTable::take_slot(std::uint32_t p, bool& claimed)
         if (Slot* s = pool_pop(p))
             return s;
     Slot* s = evict_idle(p);
-    claimed = s && locks_.pinned_by_lock();
+    claimed = s && by_lock_;
     return s;
 }
 
@@ -383,7 +383,7 @@ Slot* SlotTable::evict_idle(std::uint32_t p)
 bool SlotTable::claim_if_idle(Slot& s)
 {
     const std::uint32_t g = s.generation.load(std::memory_order_relaxed); // even: bound here
-    if (locks_.pinned_by_lock()) {
+    if (by_lock_) {
         // The slot's lock, once ours, orders every acquirer before or after us: no fence needed
         // for them. The release fence keeps the odd generation ahead of the key we are about to
         // rewrite, for lockless readers in find().
@@ -412,7 +412,7 @@ void SlotTable::steal_idle_slot(std::uint32_t except)
         lock_partition(q);
         Slot* s = evict_idle(q);
         if (s) {
-            if (locks_.pinned_by_lock())
+            if (by_lock_)
                 locks_.unclaim(*s); // before the push: a crash in between leaves it claimed by q
             pool_push(*s);
         }

@@ -141,6 +141,7 @@ private:
 
     TableGeometry geometry_;
     SlotLocks& locks_;
+    const bool by_lock_; // locks_.pinned_by_lock(), asked once: every miss needs it, some twice
     Header* header_;
     Partition* partitions_;
     Entry* indexes_;
