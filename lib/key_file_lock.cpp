@@ -98,6 +98,27 @@ bool lock_file_is_linked(int fd, const std::filesystem::path& file)
     return st.st_nlink > 0;
 }
 
+int lock_key_file(const std::filesystem::path& file, std::optional<std::int64_t> deadline)
+{
+    for (;;) {
+        const int fd = open_lock_file(file);
+        bool locked = false;
+        bool current = false;
+        try {
+            locked = lock_file_until(fd, file, deadline);
+            current = locked && lock_file_is_linked(fd, file);
+        } catch (...) {
+            unlock_and_close(fd);
+            throw;
+        }
+        if (current)
+            return fd;
+        unlock_and_close(fd);
+        if (!locked)
+            return -1;
+    }
+}
+
 void remove_lock_file_if_free(const std::filesystem::path& file) noexcept
 {
     const int fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);

@@ -147,7 +147,9 @@ struct LockTable::Impl final : SlotLocks {
     Taken take_pinned(Slot& s, std::optional<std::int64_t> deadline);
     Taken take_mutex(Slot& s, std::optional<std::int64_t> deadline);
     Taken take_word(Slot& s, std::optional<std::int64_t> deadline);
+    int lock_file_unpinned(std::string_view key);
     Taken take_file(Slot& s, std::optional<std::int64_t> deadline);
+    Taken own_file(Slot& s, int fd, Taken t);
     void give_back(Slot& s, int fd) noexcept;
     void unlock_only(Slot& s, int fd) noexcept;
     void unpin(Slot& s) noexcept
@@ -156,6 +158,7 @@ struct LockTable::Impl final : SlotLocks {
             slots.release_ref(s);
     }
     SlotRef pin(std::string_view key);
+    SlotRef pin_or_close(std::string_view key, int fd); // pin(), closing `fd` if it throws
     bool release_if_owned(Slot& s, pid_t dead);
     void record(Slot& s, const Taken& t, std::int64_t waited_ns);
     template <typename Wait>
@@ -343,35 +346,32 @@ LockTable::Impl::Taken LockTable::Impl::take_word(Slot& s, std::optional<std::in
     return t;
 }
 
+// flock, and why the order matters: a process killed while it pins a slot and holds no lock
+// leaves a reference nobody can return (slot_table.h), and the file syscalls are where a worker
+// spends its time. So a file lock that is free is taken *before* the slot is pinned
+// (lock_file_unpinned, then own_file: nothing slow between pin and owner), and a wait is recorded
+// as one (take_file: the WaitRegistry returns a dead waiter's reference) from just after the pin
+// until just before the owner is written.
+int LockTable::Impl::lock_file_unpinned(std::string_view key)
+{
+    return lock_key_file(options.lock_dir / lock_file_name(key), std::int64_t{0}); // one try
+}
+
 LockTable::Impl::Taken LockTable::Impl::take_file(Slot& s, std::optional<std::int64_t> deadline)
 {
     Taken t;
     const auto file = options.lock_dir / lock_file_name(s.key_view());
-    int fd = -1;
-    for (;;) {
-        fd = open_lock_file(file);
-        bool current = false;
-        try {
-            t.ok = try_lock_file(fd, file);
-            if (!t.ok && !(deadline && *deadline <= monotonic_ns()))
-                t.ok = blocking(s, t, [&] { return lock_file_until(fd, file, deadline); });
-            t.blocked = t.blocked || !t.ok;
-            current = t.ok && lock_file_is_linked(fd, file);
-        } catch (...) {
-            unlock_and_close(fd);
-            throw;
-        }
-        if (!t.ok) {
-            unlock_and_close(fd);
-            return t;
-        }
-        if (current)
-            break;
-        unlock_and_close(fd); // removed while we waited for it (key_file_lock.h): lock the new one
-    }
+    const int fd = blocking(s, t, [&] { return lock_key_file(file, deadline); });
+    return fd < 0 ? t : own_file(s, fd, t);
+}
+
+// own_file: the file lock `fd` is ours; so is the key. owner_pid still set means its holder died
+// holding the file lock (the kernel released it) and no supervisor has cleaned up yet: the
+// recovery is ours to count.
+LockTable::Impl::Taken LockTable::Impl::own_file(Slot& s, int fd, Taken t)
+{
+    t.ok = true;
     t.fd = fd;
-    // owner_pid still set means its holder died holding the file lock (the kernel released it)
-    // and no supervisor has cleaned up yet: the recovery is ours to count.
     const pid_t previous = s.owner_pid.exchange(current_pid(), std::memory_order_acq_rel);
     if (previous != 0) {
         t.recovered_from = previous;
@@ -383,6 +383,14 @@ LockTable::Impl::Taken LockTable::Impl::take_file(Slot& s, std::optional<std::in
 
 void LockTable::Impl::give_back(Slot& s, int fd) noexcept
 {
+    if (options.mode == LockMode::flock) {
+        // Unpinned while the file is still locked, so no slow step lies between the two (see
+        // take_file). If the slot is evicted meanwhile, its lock file stays: it is locked.
+        s.owner_pid.store(0, std::memory_order_release);
+        unpin(s);
+        unlock_and_close(fd);
+        return;
+    }
     unlock_only(s, fd);
     unpin(s);
 }
@@ -493,15 +501,29 @@ SlotRef LockTable::Impl::pin(std::string_view key)
     return slots.lookup(key);
 }
 
+SlotRef LockTable::Impl::pin_or_close(std::string_view key, int fd)
+{
+    try {
+        return pin(key);
+    } catch (...) {
+        unlock_and_close(fd);
+        throw;
+    }
+}
+
 KeyGuard LockTable::acquire(std::string_view key, std::chrono::nanoseconds timeout)
 {
     validate_key(key);
     const auto deadline = deadline_after(timeout);
     for (;;) {
-        const SlotRef ref = impl_->pin(key);
+        // flock: a free file lock is taken before the slot is pinned (take_file says why).
+        const int early_fd = impl_->options.mode == LockMode::flock ? impl_->lock_file_unpinned(key) : -1;
+        const SlotRef ref = early_fd < 0 ? impl_->pin(key) : impl_->pin_or_close(key, early_fd);
         Slot& s = *ref.slot;
         // ref.held: the slot was bound for us by eviction, its lock handed over already.
-        const Impl::Taken t = ref.held ? Impl::Taken{true} : impl_->take_pinned(s, deadline);
+        const Impl::Taken t = ref.held ? Impl::Taken{true}
+                              : early_fd >= 0 ? impl_->own_file(s, early_fd, {})
+                                              : impl_->take_pinned(s, deadline);
         if (impl_->by_lock && !ref.held && !SlotTable::still_bound(ref)) {
             // The slot went to another key between lookup and lock (we may even have waited on
             // that key): the looked-up key has a slot of its own now, or none. Look again.

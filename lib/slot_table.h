@@ -38,6 +38,11 @@
 // By reference, a killed process's references stay counted (so its slots are not reused, never
 // two keys merged) until they are returned: a holder's by whoever recovers its key, a waiter's by
 // LockTable::release_owned_by, which knows from the WaitRegistry what the dead process waited on.
+// A process killed between counting its reference and recording itself as holder or waiter is
+// neither: its reference stays, and that one slot is never reused (one slot of capacity lost,
+// shown as an `active` key nobody holds). flock keeps that window to a few instructions: the file
+// lock is taken before the pin and let go after the unpin, so no syscall lies inside it. Closing
+// it would need every pin recorded with its pid, and counted, under the partition lock.
 
 #include <cstddef>
 #include <cstdint>
