@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <utility>
 
 #include "monotonic_clock.h"
 #include "os_error.h"
@@ -98,24 +99,23 @@ bool lock_file_is_linked(int fd, const std::filesystem::path& file)
     return st.st_nlink > 0;
 }
 
-int lock_key_file(const std::filesystem::path& file, std::optional<std::int64_t> deadline)
+bool lock_key_file(const std::filesystem::path& file, std::optional<std::int64_t> deadline, int& fd)
 {
     for (;;) {
-        const int fd = open_lock_file(file);
+        if (fd < 0)
+            fd = open_lock_file(file);
         bool locked = false;
         bool current = false;
         try {
             locked = lock_file_until(fd, file, deadline);
             current = locked && lock_file_is_linked(fd, file);
         } catch (...) {
-            unlock_and_close(fd);
+            unlock_and_close(std::exchange(fd, -1));
             throw;
         }
-        if (current)
-            return fd;
-        unlock_and_close(fd);
-        if (!locked)
-            return -1;
+        if (current || !locked)
+            return locked;
+        unlock_and_close(std::exchange(fd, -1)); // removed while we waited: lock the current file
     }
 }
 

@@ -33,10 +33,12 @@ bool lock_file_until(int fd, const std::filesystem::path& file, std::optional<st
 
 // lock_file_is_linked: after locking, whether `fd` is still the file at its path (st_nlink > 0).
 [[nodiscard]] bool lock_file_is_linked(int fd, const std::filesystem::path& file);
-// lock_key_file: opens and locks `file` under that protocol (a file unlinked while we waited is
-// closed and the current one locked instead); the locked fd, or -1 if the lock was not had by the
-// deadline (a deadline already past: one try, no wait).
-int lock_key_file(const std::filesystem::path& file, std::optional<std::int64_t> deadline_ns);
+// lock_key_file: locks `file` under that protocol (a file unlinked while we waited is closed and
+// the current one locked instead). `fd`: an open descriptor of `file` to start with, or -1 to open
+// one; on return, the descriptor, locked if true, still open if false (the lock was not had by
+// the deadline; a deadline already past means one try, no wait). If it throws, nothing is open.
+bool lock_key_file(const std::filesystem::path& file, std::optional<std::int64_t> deadline_ns,
+                   int& fd);
 // remove_lock_file_if_free: unlinks `file` if nobody holds it (never waits). Errors are logged.
 void remove_lock_file_if_free(const std::filesystem::path& file) noexcept;
 

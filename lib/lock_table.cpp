@@ -143,12 +143,17 @@ struct LockTable::Impl final : SlotLocks {
         int fd = -1;
         std::int64_t waited_ns = 0;
     };
-    Taken take(Slot& s, std::optional<std::int64_t> deadline);
-    Taken take_pinned(Slot& s, std::optional<std::int64_t> deadline);
+    // take, take_pinned: `fd` (flock only): the key's lock file, opened by try_file_unpinned.
+    Taken take(Slot& s, std::optional<std::int64_t> deadline, int fd);
+    Taken take_pinned(Slot& s, std::optional<std::int64_t> deadline, int fd);
     Taken take_mutex(Slot& s, std::optional<std::int64_t> deadline);
     Taken take_word(Slot& s, std::optional<std::int64_t> deadline);
-    int lock_file_unpinned(std::string_view key);
-    Taken take_file(Slot& s, std::optional<std::int64_t> deadline);
+    struct FileTry {
+        int fd = -1; // open: locked, or for take_file to wait on
+        bool locked = false;
+    };
+    FileTry try_file_unpinned(std::string_view key);
+    Taken take_file(Slot& s, std::optional<std::int64_t> deadline, int fd);
     Taken own_file(Slot& s, int fd, Taken t);
     void give_back(Slot& s, int fd) noexcept;
     void unlock_only(Slot& s, int fd) noexcept;
@@ -281,24 +286,25 @@ bool LockTable::Impl::busy(const Slot& s, std::uint32_t waiters) const
 // take_pinned: take() for a slot the caller pinned, unpinning it if take() throws. (Returned, not
 // assigned inside the caller's try block: the copy of a just-stored struct stalled store
 // forwarding on every lock.)
-LockTable::Impl::Taken LockTable::Impl::take_pinned(Slot& s, std::optional<std::int64_t> deadline)
+LockTable::Impl::Taken LockTable::Impl::take_pinned(Slot& s, std::optional<std::int64_t> deadline,
+                                                    int fd)
 {
     try {
-        return take(s, deadline);
+        return take(s, deadline, fd);
     } catch (...) {
         unpin(s);
         throw;
     }
 }
 
-LockTable::Impl::Taken LockTable::Impl::take(Slot& s, std::optional<std::int64_t> deadline)
+LockTable::Impl::Taken LockTable::Impl::take(Slot& s, std::optional<std::int64_t> deadline, int fd)
 {
     switch (options.mode) {
     case LockMode::none: return {true, false, 0, -1};
     case LockMode::thread:
     case LockMode::mutex: return take_mutex(s, deadline);
     case LockMode::semaphore: return take_word(s, deadline);
-    case LockMode::flock: return take_file(s, deadline);
+    case LockMode::flock: return take_file(s, deadline, fd);
     }
     return {};
 }
@@ -349,20 +355,24 @@ LockTable::Impl::Taken LockTable::Impl::take_word(Slot& s, std::optional<std::in
 // flock, and why the order matters: a process killed while it pins a slot and holds no lock
 // leaves a reference nobody can return (slot_table.h), and the file syscalls are where a worker
 // spends its time. So a file lock that is free is taken *before* the slot is pinned
-// (lock_file_unpinned, then own_file: nothing slow between pin and owner), and a wait is recorded
+// (try_file_unpinned, then own_file: nothing slow between pin and owner), and a wait is recorded
 // as one (take_file: the WaitRegistry returns a dead waiter's reference) from just after the pin
 // until just before the owner is written.
-int LockTable::Impl::lock_file_unpinned(std::string_view key)
+LockTable::Impl::FileTry LockTable::Impl::try_file_unpinned(std::string_view key)
 {
-    return lock_key_file(options.lock_dir / lock_file_name(key), std::int64_t{0}); // one try
+    FileTry f;
+    f.locked = lock_key_file(options.lock_dir / lock_file_name(key), std::int64_t{0}, f.fd); // one try
+    return f; // not locked: take_file waits on f.fd
 }
 
-LockTable::Impl::Taken LockTable::Impl::take_file(Slot& s, std::optional<std::int64_t> deadline)
+LockTable::Impl::Taken LockTable::Impl::take_file(Slot& s, std::optional<std::int64_t> deadline, int fd)
 {
     Taken t;
     const auto file = options.lock_dir / lock_file_name(s.key_view());
-    const int fd = blocking(s, t, [&] { return lock_key_file(file, deadline); });
-    return fd < 0 ? t : own_file(s, fd, t);
+    if (blocking(s, t, [&] { return lock_key_file(file, deadline, fd); }))
+        return own_file(s, fd, t);
+    unlock_and_close(fd);
+    return t;
 }
 
 // own_file: the file lock `fd` is ours; so is the key. owner_pid still set means its holder died
@@ -517,13 +527,15 @@ KeyGuard LockTable::acquire(std::string_view key, std::chrono::nanoseconds timeo
     const auto deadline = deadline_after(timeout);
     for (;;) {
         // flock: a free file lock is taken before the slot is pinned (take_file says why).
-        const int early_fd = impl_->options.mode == LockMode::flock ? impl_->lock_file_unpinned(key) : -1;
-        const SlotRef ref = early_fd < 0 ? impl_->pin(key) : impl_->pin_or_close(key, early_fd);
+        const Impl::FileTry file = impl_->options.mode == LockMode::flock
+                                       ? impl_->try_file_unpinned(key)
+                                       : Impl::FileTry{};
+        const SlotRef ref = file.fd < 0 ? impl_->pin(key) : impl_->pin_or_close(key, file.fd);
         Slot& s = *ref.slot;
         // ref.held: the slot was bound for us by eviction, its lock handed over already.
         const Impl::Taken t = ref.held ? Impl::Taken{true}
-                              : early_fd >= 0 ? impl_->own_file(s, early_fd, {})
-                                              : impl_->take_pinned(s, deadline);
+                              : file.locked ? impl_->own_file(s, file.fd, {})
+                                            : impl_->take_pinned(s, deadline, file.fd);
         if (impl_->by_lock && !ref.held && !SlotTable::still_bound(ref)) {
             // The slot went to another key between lookup and lock (we may even have waited on
             // that key): the looked-up key has a slot of its own now, or none. Look again.

@@ -4,9 +4,11 @@
 #include <catch2/catch.hpp>
 
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "fork_helpers.h"
 #include "key_file_lock.h"
@@ -52,4 +54,32 @@ TEST_CASE("flock: lock_file_until gives up at its deadline", "[key_file_lock]")
     ::close(a);
     CHECK(lock_file_until(b, file, monotonic_ns() + 20'000'000));
     ::close(b);
+}
+
+TEST_CASE("flock: lock_key_file moves on to the current file when the one it waited on is removed",
+          "[key_file_lock]")
+{
+    TempDir dir;
+    const auto file = dir.path / "k.lock";
+    const int holder = open_lock_file(file);
+    REQUIRE(try_lock_file(holder, file));
+    int fd = open_lock_file(file); // opened before the removal, as a waiter would have
+
+    // One try on a held file: not locked, and the descriptor stays open to wait on.
+    CHECK_FALSE(lock_key_file(file, std::int64_t{0}, fd));
+    REQUIRE(fd >= 0);
+
+    bool locked = false;
+    std::thread waiter([&] { locked = lock_key_file(file, monotonic_ns() + 5'000'000'000, fd); });
+    REQUIRE(::unlink(file.c_str()) == 0); // the remover's step, taken while holding the lock
+    ::close(holder);
+    waiter.join();
+
+    REQUIRE(locked);
+    struct stat by_fd {}, by_path {};
+    REQUIRE(::fstat(fd, &by_fd) == 0);
+    REQUIRE(::stat(file.c_str(), &by_path) == 0);
+    CHECK(by_fd.st_ino == by_path.st_ino); // the file at the path now, not the removed one
+    CHECK(by_fd.st_nlink == 1);
+    ::close(fd);
 }
