@@ -30,6 +30,25 @@ LockTable make(LockMode mode, std::size_t capacity)
     return LockTable(o);
 }
 
+// kill_churning_processes: `rounds` times, a child locks 500 keys in turn through `t` (so nearly
+// every lock evicts and binds), and is SIGKILLed at a random instant, reaped and cleaned up after
+// as a supervisor would.
+void kill_churning_processes(LockTable& t, int rounds, unsigned seed)
+{
+    std::mt19937 rng(seed);
+    for (int round = 0; round < rounds; ++round) {
+        const std::uint64_t evictions = t.stats().evictions;
+        const pid_t churn = fork_child([&]() -> int {
+            for (unsigned i = 0;; ++i)
+                (void)t.lock("churn-" + std::to_string(i % 500));
+        });
+        REQUIRE(wait_until([&] { return t.stats().evictions > evictions; })); // it is churning
+        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
+        kill_and_reap(churn);
+        t.release_owned_by(churn);
+    }
+}
+
 } // namespace
 
 TEST_CASE("LockTable: empty and over-long keys are rejected with InvalidKeyError", "[keys]")
@@ -244,17 +263,7 @@ TEST_CASE("LockTable: processes killed at random instants inside the table leave
     const auto mode = GENERATE(LockMode::semaphore, LockMode::mutex);
     INFO("mode " << to_string(mode));
     LockTable t = make(mode, 64);
-    std::mt19937 rng(42);
-    for (int round = 0; round < 15; ++round) {
-        const pid_t churn = fork_child([&]() -> int {
-            for (unsigned i = 0;; ++i)
-                (void)t.lock("churn-" + std::to_string(i % 500));
-        });
-        REQUIRE(wait_until([&] { return t.stats().evictions > 0; }));
-        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
-        kill_and_reap(churn);
-        t.release_owned_by(churn);
-    }
+    kill_churning_processes(t, 15, 42);
     // Every slot still works: holding as many keys as the table has slots needs all of them, so a
     // slot whose lock a killed evictor had claimed (and nobody cleared) would show up here. And no
     // two keys were merged.
@@ -276,17 +285,7 @@ TEST_CASE("LockTable flock: processes killed at random instants leave at most on
     // churning process used to leave most of the slots pinned, and now leaves none (at most one,
     // if a kill ever lands inside those instructions).
     LockTable t = make(LockMode::flock, 64);
-    std::mt19937 rng(7);
-    for (int round = 0; round < 30; ++round) {
-        const pid_t churn = fork_child([&]() -> int {
-            for (unsigned i = 0;; ++i)
-                (void)t.lock("churn-" + std::to_string(i % 500));
-        });
-        REQUIRE(wait_until([&] { return t.stats().evictions > 0; }));
-        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
-        kill_and_reap(churn);
-        t.release_owned_by(churn);
-    }
+    kill_churning_processes(t, 30, 7);
     CHECK(t.stats().active <= 1);
     std::vector<KeyGuard> held;
     for (int i = 0; i < 63; ++i) {
