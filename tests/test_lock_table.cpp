@@ -133,9 +133,11 @@ TEST_CASE("LockTable: thread mode lets two processes hold the same key at once a
           "[lock_table][fork]")
 {
     // Same for semaphore and mutex tables made after fork: each process has its own.
-    const auto [mode, after_fork] = GENERATE(std::pair{LockMode::thread, false},
-                                             std::pair{LockMode::semaphore, true},
-                                             std::pair{LockMode::mutex, true});
+    const auto row = GENERATE(std::pair{LockMode::thread, false}, std::pair{LockMode::semaphore, true},
+                              std::pair{LockMode::mutex, true});
+    // Named copies, not a structured binding: the lambdas below capture them (clang 14 cannot).
+    const LockMode mode = row.first;
+    const bool after_fork = row.second;
     INFO("mode " << to_string(mode) << (after_fork ? " made after fork" : " made before fork"));
     TempDir dir;
     SharedBlock sh;
