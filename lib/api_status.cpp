@@ -68,7 +68,7 @@ Response Api::workers() const
     Json list = Json::array();
     for (const auto& w : ctx_.scoreboard->snapshot())
         list.push_back(Json{{"pid", w.pid}, {"age_s", w.age_s}, {"requests", w.requests},
-                            {"state", to_string(w.state)}});
+                            {"state", to_string(w.state)}, {"in_flight", w.in_flight}});
     auto& totals = ctx_.scoreboard->totals();
     Json body{{"master_pid", totals.master_pid.load()}, {"workers", std::move(list)},
               {"restarts", totals.restarts.load()}};

@@ -89,9 +89,10 @@ std::vector<WorkerSnapshot> Scoreboard::snapshot() const
         auto state = static_cast<WorkerState>(s.state.load());
         pid_t pid = s.pid.load();
         if (state == WorkerState::free || pid == 0) continue;
-        if (state == WorkerState::idle && s.busy_threads.load() > 0) state = WorkerState::busy;
+        const std::uint32_t in_flight = s.busy_threads.load();
+        if (state == WorkerState::idle && in_flight > 0) state = WorkerState::busy;
         out.push_back({i, pid, state, static_cast<double>(now - s.born_ns.load()) / 1e9,
-                       s.requests.load(), oldest_heartbeat_ns(i)});
+                       s.requests.load(), oldest_heartbeat_ns(i), in_flight});
     }
     return out;
 }

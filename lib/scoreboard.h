@@ -62,6 +62,7 @@ struct WorkerSnapshot {
     double age_s = 0;
     std::uint64_t requests = 0;
     std::int64_t oldest_heartbeat_ns = 0;
+    std::uint32_t in_flight = 0; // requests its threads are serving right now
 };
 
 class Scoreboard final {

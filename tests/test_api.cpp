@@ -151,7 +151,14 @@ TEST_CASE("Api: /locks, /workers, /metrics, /healthz and / describe the server",
     CHECK(workers["master_pid"] == ::getpid());
     CHECK(workers["workers"][0]["pid"] == 4242);
     CHECK(workers["workers"][0]["state"] == "booting");
+    CHECK(workers["workers"][0]["in_flight"] == 0);
     CHECK(workers["restarts"] == 0);
+    // An idle worker whose threads serve two requests is busy, with both in flight.
+    f.scoreboard.slot(slot).state = static_cast<std::uint32_t>(WorkerState::idle);
+    f.scoreboard.slot(slot).busy_threads = 2;
+    workers = f.body(f.call("GET", "/workers"));
+    CHECK(workers["workers"][0]["state"] == "busy");
+    CHECK(workers["workers"][0]["in_flight"] == 2);
     auto metrics = f.call("GET", "/metrics");
     CHECK(metrics.content_type.starts_with("text/plain"));
     CHECK(metrics.body.find("forklock_increments_total 1\n") != std::string::npos);

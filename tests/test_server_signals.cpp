@@ -20,14 +20,15 @@ bool all_gone(const std::set<int>& pids)
     return std::all_of(pids.begin(), pids.end(), gone);
 }
 
-// Waits until some worker is busy serving a request.
+// Waits until some worker is busy serving a request. Counted in requests, not busy workers: the
+// /workers request itself may be served by another thread of the worker serving the slow one.
 bool some_worker_busy(const ServerProcess& server)
 {
     return eventually([&] {
-        int busy = 0;
+        int in_flight = 0;
         auto workers = request(server.port, "GET", "/workers").json(); // named: the loop must not outlive it
-        for (const auto& w : workers["workers"]) busy += w["state"] == "busy";
-        return busy >= 2; // the /workers request itself is one
+        for (const auto& w : workers["workers"]) in_flight += w["in_flight"].get<int>();
+        return in_flight >= 2; // the /workers request itself is one
     });
 }
 
