@@ -94,6 +94,30 @@ std::optional<std::int64_t> deadline_after(std::chrono::nanoseconds timeout)
     return monotonic_ns() + std::max<std::int64_t>(timeout.count(), 0);
 }
 
+// A waiter pins nothing by lock (slot_table.h): while it sleeps, its slot may be evicted and given
+// to another key, whose holder it would then be waiting for (until a lock_for gave up on a key
+// that was free). So waiters sleep in slices and check between them that the slot is still their
+// key's; if it is not, acquire() looks the key up again.
+constexpr std::int64_t kMovedCheckNs = 20'000'000; // 20 ms
+
+struct Slice {
+    std::int64_t until;
+    bool last; // `until` is the caller's own deadline
+};
+
+Slice next_slice(std::optional<std::int64_t> deadline)
+{
+    const std::int64_t end = monotonic_ns() + kMovedCheckNs;
+    if (deadline && *deadline <= end)
+        return {*deadline, true};
+    return {end, false};
+}
+
+bool moved(const Slot& s, std::uint32_t generation)
+{
+    return s.generation.load(std::memory_order_acquire) != generation;
+}
+
 } // namespace
 
 struct LockTable::Impl final : SlotLocks {
@@ -143,11 +167,13 @@ struct LockTable::Impl final : SlotLocks {
         int fd = -1;
         std::int64_t waited_ns = 0;
     };
-    // take, take_pinned: `fd` (flock only): the key's lock file, opened by try_file_unpinned.
-    Taken take(Slot& s, std::optional<std::int64_t> deadline, int fd);
-    Taken take_pinned(Slot& s, std::optional<std::int64_t> deadline, int fd);
-    Taken take_mutex(Slot& s, std::optional<std::int64_t> deadline);
-    Taken take_word(Slot& s, std::optional<std::int64_t> deadline);
+    // take, take_pinned: `generation` (by lock): the slot's when the key was looked up, so a
+    // waiter can tell its slot went to another key. `fd` (flock only): the key's lock file,
+    // opened by try_file_unpinned.
+    Taken take(Slot& s, std::uint32_t generation, std::optional<std::int64_t> deadline, int fd);
+    Taken take_pinned(Slot& s, std::uint32_t generation, std::optional<std::int64_t> deadline, int fd);
+    Taken take_mutex(Slot& s, std::uint32_t generation, std::optional<std::int64_t> deadline);
+    Taken take_word(Slot& s, std::uint32_t generation, std::optional<std::int64_t> deadline);
     struct FileTry {
         int fd = -1; // open: locked, or for take_file to wait on
         bool locked = false;
@@ -286,30 +312,32 @@ bool LockTable::Impl::busy(const Slot& s, std::uint32_t waiters) const
 // take_pinned: take() for a slot the caller pinned, unpinning it if take() throws. (Returned, not
 // assigned inside the caller's try block: the copy of a just-stored struct stalled store
 // forwarding on every lock.)
-LockTable::Impl::Taken LockTable::Impl::take_pinned(Slot& s, std::optional<std::int64_t> deadline,
-                                                    int fd)
+LockTable::Impl::Taken LockTable::Impl::take_pinned(Slot& s, std::uint32_t generation,
+                                                    std::optional<std::int64_t> deadline, int fd)
 {
     try {
-        return take(s, deadline, fd);
+        return take(s, generation, deadline, fd);
     } catch (...) {
         unpin(s);
         throw;
     }
 }
 
-LockTable::Impl::Taken LockTable::Impl::take(Slot& s, std::optional<std::int64_t> deadline, int fd)
+LockTable::Impl::Taken LockTable::Impl::take(Slot& s, std::uint32_t generation,
+                                             std::optional<std::int64_t> deadline, int fd)
 {
     switch (options.mode) {
     case LockMode::none: return {true, false, 0, -1};
     case LockMode::thread:
-    case LockMode::mutex: return take_mutex(s, deadline);
-    case LockMode::semaphore: return take_word(s, deadline);
+    case LockMode::mutex: return take_mutex(s, generation, deadline);
+    case LockMode::semaphore: return take_word(s, generation, deadline);
     case LockMode::flock: return take_file(s, deadline, fd);
     }
     return {};
 }
 
-LockTable::Impl::Taken LockTable::Impl::take_mutex(Slot& s, std::optional<std::int64_t> deadline)
+LockTable::Impl::Taken LockTable::Impl::take_mutex(Slot& s, std::uint32_t generation,
+                                                   std::optional<std::int64_t> deadline)
 {
     Taken t;
     MutexResult r = try_lock_mutex(&s.mutex);
@@ -317,8 +345,15 @@ LockTable::Impl::Taken LockTable::Impl::take_mutex(Slot& s, std::optional<std::i
         t.blocked = true;
         if (deadline && *deadline <= monotonic_ns())
             return t;
-        const timespec ts = to_timespec(deadline.value_or(0));
-        r = blocking(s, t, [&] { return lock_mutex(&s.mutex, deadline ? &ts : nullptr); });
+        r = blocking(s, t, [&] {
+            for (;;) {
+                const Slice slice = next_slice(deadline);
+                const timespec ts = to_timespec(slice.until);
+                const MutexResult got = lock_mutex(&s.mutex, &ts);
+                if (got != MutexResult::timed_out || slice.last || moved(s, generation))
+                    return got;
+            }
+        });
     }
     if (r == MutexResult::timed_out || r == MutexResult::busy)
         return t;
@@ -334,7 +369,8 @@ LockTable::Impl::Taken LockTable::Impl::take_mutex(Slot& s, std::optional<std::i
     return t;
 }
 
-LockTable::Impl::Taken LockTable::Impl::take_word(Slot& s, std::optional<std::int64_t> deadline)
+LockTable::Impl::Taken LockTable::Impl::take_word(Slot& s, std::uint32_t generation,
+                                                  std::optional<std::int64_t> deadline)
 {
     Taken t;
     const pid_t self = current_pid();
@@ -346,8 +382,14 @@ LockTable::Impl::Taken LockTable::Impl::take_word(Slot& s, std::optional<std::in
     t.ok = owner_try_lock(s.word, self);
     if (!t.ok)
         t.ok = blocking(s, t, [&] {
-            bool blocked = false;
-            return owner_lock(s.word, semaphore_of(s), self, deadline, blocked);
+            for (;;) {
+                const Slice slice = next_slice(deadline);
+                bool blocked = false;
+                if (owner_lock(s.word, semaphore_of(s), self, slice.until, blocked))
+                    return true;
+                if (slice.last || moved(s, generation))
+                    return false;
+            }
         });
     return t;
 }
@@ -535,7 +577,7 @@ KeyGuard LockTable::acquire(std::string_view key, std::chrono::nanoseconds timeo
         // ref.held: the slot was bound for us by eviction, its lock handed over already.
         const Impl::Taken t = ref.held ? Impl::Taken{true}
                               : file.locked ? impl_->own_file(s, file.fd, {})
-                                            : impl_->take_pinned(s, deadline, file.fd);
+                                            : impl_->take_pinned(s, ref.generation, deadline, file.fd);
         if (impl_->by_lock && !ref.held && !SlotTable::still_bound(ref)) {
             // The slot went to another key between lookup and lock (we may even have waited on
             // that key): the looked-up key has a slot of its own now, or none. Look again.

@@ -29,7 +29,8 @@
 //    refs (both seq_cst), and the caller counts itself before it checks the generation, so one of
 //    them sees the other.
 // Waiters do not pin a slot in by-lock mode: if their key's slot is rebound while they sleep,
-// they find out when they get the lock, and look up again.
+// they find out within one slice of their sleep (LockTable's waiters sleep in 20 ms slices and
+// compare the generation between them), or when they get the lock, and look up again.
 //
 // Crash safety: the partition and pool locks are robust mutexes in shared tables. A process killed
 // inside one leaves EOWNERDEAD to the next locker, which rebuilds that partition's index (or the

@@ -257,6 +257,36 @@ TEST_CASE("LockTable: a waiting thread gets the key when the holder unlocks, and
     CHECK(k.wait_ns_max > 0);
 }
 
+// A waiter pins nothing in these modes, so while it waits its key's slot can be evicted (once the
+// holder lets go) and given to another key. It must then look its key up again, not wait for the
+// new key's holder.
+TEST_CASE("LockTable: a waiter whose slot is given to another key does not wait for that key's holder",
+          "[keys]")
+{
+    const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex);
+    CAPTURE(to_string(mode));
+    LockTable t = make(mode, 2);
+    KeyGuard a = t.lock("A");
+    KeyGuard c = t.lock("C"); // both slots held: the next new key can only take A's
+    std::atomic<bool> got{false};
+    std::thread waiter([&] {
+        KeyGuard h = t.lock_for("A", 3s);
+        got = h.owns_lock();
+    });
+    REQUIRE(wait_until([&] { return t.key_stats().at(0).waiters + t.key_stats().at(1).waiters == 1; }));
+    a.unlock();
+    KeyGuard b;
+    try {
+        b = t.lock("B"); // almost always first, before the waiter wakes: it takes A's slot
+    } catch (const TableFullError&) {
+        // The waiter was first and holds A in its slot, C is held: nothing to evict.
+    }
+    c.unlock(); // a slot for A to come back to
+    CHECK(wait_until([&] { return got.load(); }, 2s)); // long before lock_for's 3 s
+    waiter.join();
+    CHECK(got.load());
+}
+
 TEST_CASE("LockTable: processes killed at random instants inside the table leave every slot usable",
           "[keys][fork][recovery]")
 {
