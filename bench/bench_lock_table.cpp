@@ -45,8 +45,8 @@ LockTable make_table(LockMode mode, const std::filesystem::path& dir, std::size_
     return LockTable(o);
 }
 
-// n keys of 13 bytes, "PREF:00000000" on: a prefix per figure, so figures whose tables share a
-// flock lock directory share no lock file either.
+// n keys of 13 bytes: PREFIX:00000000, PREFIX:00000001, ... (a 4-byte prefix per figure, so
+// figures whose tables share a flock lock directory share no lock file either).
 std::vector<std::string> make_keys(std::size_t n, std::string_view prefix = "user")
 {
     std::vector<std::string> keys;
