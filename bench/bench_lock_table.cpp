@@ -22,10 +22,10 @@
 
 #include <fmt/format.h>
 
-#include "lock_table.h"
-#include "memory_region.h"
-#include "named_semaphore.h"
-#include "pthread_mutex.h"
+#include "locks/lock_table.h"
+#include "os/memory_region.h"
+#include "os/named_semaphore.h"
+#include "locks/primitives/pthread_mutex.h"
 
 using namespace forklock;
 using Clock = std::chrono::steady_clock;

@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 
 #include "interrupt.h"
-#include "os_error.h"
+#include "os/os_error.h"
 #include "server_api.h"
 #include "server_process.h"
 

@@ -14,8 +14,8 @@
 #include <fmt/format.h>
 
 #include "interrupt.h"
-#include "os_error.h"
-#include "unique_fd.h"
+#include "os/os_error.h"
+#include "os/unique_fd.h"
 
 namespace forklock::demo {
 namespace {

@@ -17,8 +17,8 @@
 
 #include "http_client.h"
 #include "interrupt.h"
-#include "os_error.h"
-#include "unique_fd.h"
+#include "os/os_error.h"
+#include "os/unique_fd.h"
 
 namespace forklock::demo {
 namespace {

@@ -11,7 +11,7 @@
 
 #include <sys/types.h>
 
-#include "lock_mode.h"
+#include "locks/lock_mode.h"
 #include "temp_dir.h"
 
 namespace forklock::demo {

@@ -5,7 +5,7 @@
 #include <string>
 #include <system_error>
 
-#include "os_error.h"
+#include "os/os_error.h"
 
 namespace forklock::demo {
 

@@ -10,8 +10,8 @@
 #include <random>
 #include <vector>
 
-#include "log.h"
-#include "os_error.h"
+#include "app/log.h"
+#include "os/os_error.h"
 #include "worker.h"
 
 namespace forklock {

@@ -13,11 +13,11 @@
 #include <optional>
 #include <string>
 
-#include "counter_store.h"
+#include "app/counter_store.h"
 #include "listener.h"
-#include "lock_table.h"
-#include "options.h"
-#include "scoreboard.h"
+#include "locks/lock_table.h"
+#include "app/options.h"
+#include "app/scoreboard.h"
 #include "signal_queue.h"
 
 namespace forklock {

@@ -15,8 +15,8 @@
 
 #include <fmt/format.h>
 
-#include "log.h"
-#include "os_error.h"
+#include "app/log.h"
+#include "os/os_error.h"
 
 namespace forklock {
 namespace {

@@ -21,9 +21,9 @@
 #include <functional>
 #include <memory>
 
-#include "api.h"
-#include "unique_fd.h"
-#include "scoreboard.h"
+#include "app/api.h"
+#include "os/unique_fd.h"
+#include "app/scoreboard.h"
 
 struct event_base;
 struct evhttp;

@@ -9,7 +9,7 @@
 #include <memory>
 #include <system_error>
 
-#include "os_error.h"
+#include "os/os_error.h"
 
 namespace forklock {
 namespace {

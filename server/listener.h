@@ -3,8 +3,8 @@
 // the inherited fd, so there is no SO_REUSEPORT: the kernel hands each connection to one of the
 // accept() calls racing for it.
 
-#include "options.h"
-#include "unique_fd.h"
+#include "app/options.h"
+#include "os/unique_fd.h"
 
 namespace forklock {
 

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "arbiter.h"
-#include "log.h"
-#include "options.h"
+#include "app/log.h"
+#include "app/options.h"
 
 int main(int argc, char** argv)
 {

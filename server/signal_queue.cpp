@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <vector>
 
-#include "os_error.h"
+#include "os/os_error.h"
 
 namespace forklock {
 namespace {

@@ -8,7 +8,7 @@
 #include <initializer_list>
 #include <optional>
 
-#include "unique_fd.h"
+#include "os/unique_fd.h"
 
 namespace forklock {
 

@@ -9,11 +9,11 @@
 #include <thread>
 #include <vector>
 
-#include "api.h"
-#include "counter_store.h"
+#include "app/api.h"
+#include "app/counter_store.h"
 #include "http_adapter.h"
-#include "log.h"
-#include "os_error.h"
+#include "app/log.h"
+#include "os/os_error.h"
 #include "signal_queue.h"
 
 namespace forklock {

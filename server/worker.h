@@ -9,9 +9,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "lock_table.h"
-#include "options.h"
-#include "scoreboard.h"
+#include "locks/lock_table.h"
+#include "app/options.h"
+#include "app/scoreboard.h"
 
 namespace forklock {
 

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api.h"
+#include "app/api.h"
 #include "server_process.h"
 
 using namespace forklock;

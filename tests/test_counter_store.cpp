@@ -6,7 +6,7 @@
 #include <fstream>
 #include <string>
 
-#include "counter_store.h"
+#include "app/counter_store.h"
 #include "server_process.h"
 
 using namespace forklock;

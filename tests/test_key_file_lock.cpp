@@ -11,8 +11,8 @@
 #include <thread>
 
 #include "fork_helpers.h"
-#include "key_file_lock.h"
-#include "monotonic_clock.h"
+#include "locks/primitives/key_file_lock.h"
+#include "os/monotonic_clock.h"
 
 using namespace forklock;
 using namespace forklock::test;

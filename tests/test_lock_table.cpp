@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "fork_helpers.h"
-#include "lock_table.h"
-#include "memory_region.h"
+#include "locks/lock_table.h"
+#include "os/memory_region.h"
 
 using namespace forklock;
 using namespace forklock::test;

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "fork_helpers.h"
-#include "key_file_lock.h"
-#include "lock_table.h"
-#include "memory_region.h"
+#include "locks/primitives/key_file_lock.h"
+#include "locks/lock_table.h"
+#include "os/memory_region.h"
 
 using namespace forklock;
 using namespace forklock::test;

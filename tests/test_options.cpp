@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "options.h"
+#include "app/options.h"
 
 using namespace forklock;
 

@@ -8,10 +8,10 @@
 #include <fmt/format.h>
 
 #include "fork_helpers.h"
-#include "memory_region.h"
-#include "monotonic_clock.h"
-#include "named_semaphore.h"
-#include "owner_word_lock.h"
+#include "os/memory_region.h"
+#include "os/monotonic_clock.h"
+#include "os/named_semaphore.h"
+#include "locks/primitives/owner_word_lock.h"
 
 using namespace forklock;
 using namespace forklock::test;

@@ -3,7 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "scoreboard.h"
+#include "app/scoreboard.h"
 
 using namespace forklock;
 

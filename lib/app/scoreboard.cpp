@@ -1,4 +1,4 @@
-#include "scoreboard.h"
+#include "app/scoreboard.h"
 
 #include <chrono>
 #include <new>

@@ -1,4 +1,4 @@
-#include "current_pid.h"
+#include "os/current_pid.h"
 
 #include <atomic>
 #include <pthread.h>

@@ -1,8 +1,8 @@
-#include "pthread_mutex.h"
+#include "locks/primitives/pthread_mutex.h"
 
 #include <cerrno>
 
-#include "os_error.h"
+#include "os/os_error.h"
 
 namespace forklock {
 namespace {

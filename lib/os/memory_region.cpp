@@ -1,4 +1,4 @@
-#include "memory_region.h"
+#include "os/memory_region.h"
 
 #include <sys/mman.h>
 
@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "os_error.h"
+#include "os/os_error.h"
 
 namespace forklock {
 

@@ -1,4 +1,4 @@
-#include "options.h"
+#include "app/options.h"
 
 #include <charconv>
 #include <sstream>
@@ -6,8 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "lock_table.h"
-#include "scoreboard.h"
+#include "locks/lock_table.h"
+#include "app/scoreboard.h"
 
 namespace forklock {
 namespace {

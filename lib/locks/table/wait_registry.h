@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "memory_region.h"
+#include "os/memory_region.h"
 
 namespace forklock {
 

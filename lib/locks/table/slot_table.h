@@ -50,9 +50,9 @@
 #include <functional>
 #include <string_view>
 
-#include "lock_stats.h"
-#include "pthread_mutex.h"
-#include "slot.h"
+#include "locks/lock_stats.h"
+#include "locks/primitives/pthread_mutex.h"
+#include "locks/table/slot.h"
 
 namespace forklock {
 

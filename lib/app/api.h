@@ -18,9 +18,9 @@
 #include <utility>
 #include <vector>
 
-#include "counter_store.h"
-#include "lock_table.h"
-#include "scoreboard.h"
+#include "app/counter_store.h"
+#include "locks/lock_table.h"
+#include "app/scoreboard.h"
 
 namespace forklock {
 

@@ -45,8 +45,9 @@
 #include <string_view>
 #include <vector>
 
-#include "lock_mode.h"
-#include "lock_stats.h"
+#include "locks/lock_errors.h"
+#include "locks/lock_mode.h"
+#include "locks/lock_stats.h"
 
 namespace forklock {
 
@@ -55,18 +56,6 @@ struct LockTableOptions {
     std::size_t capacity = 1024;       // 1..kMaxCapacity
     bool recover_dead_owners = true;   // semaphore: false = release_owned_by() leaves keys locked
     std::filesystem::path lock_dir;    // flock: directory for KEY.lock files (must exist)
-};
-
-// The key is empty or longer than LockTable::kMaxKeyLength.
-class InvalidKeyError : public std::invalid_argument {
-public:
-    using std::invalid_argument::invalid_argument;
-};
-
-// Every slot the key could use is held: the caller should fail the request (HTTP 503), not retry hot.
-class TableFullError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
 };
 
 class LockTable;

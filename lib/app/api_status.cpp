@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "api.h"
+#include "app/api.h"
 
 namespace forklock {
 namespace {

@@ -1,4 +1,4 @@
-#include "os_error.h"
+#include "os/os_error.h"
 
 #include <cstdio>
 #include <cstring>

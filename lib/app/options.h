@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "lock_mode.h"
-#include "log.h"
+#include "locks/lock_mode.h"
+#include "app/log.h"
 
 namespace forklock {
 

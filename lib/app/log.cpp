@@ -1,4 +1,4 @@
-#include "log.h"
+#include "app/log.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <ctime>
 
-#include "os_error.h"
+#include "os/os_error.h"
 
 namespace forklock {
 namespace {

@@ -1,4 +1,4 @@
-#include "lock_mode.h"
+#include "locks/lock_mode.h"
 
 namespace forklock {
 

@@ -1,4 +1,4 @@
-#include "api.h"
+#include "app/api.h"
 
 #include <charconv>
 #include <chrono>

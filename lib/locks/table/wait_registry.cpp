@@ -1,4 +1,4 @@
-#include "wait_registry.h"
+#include "locks/table/wait_registry.h"
 
 #include <atomic>
 #include <functional>

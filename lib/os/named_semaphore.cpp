@@ -1,10 +1,10 @@
-#include "named_semaphore.h"
+#include "os/named_semaphore.h"
 
 #include <fcntl.h>
 
 #include <utility>
 
-#include "os_error.h"
+#include "os/os_error.h"
 
 namespace forklock {
 

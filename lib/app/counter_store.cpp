@@ -1,4 +1,4 @@
-#include "counter_store.h"
+#include "app/counter_store.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -13,7 +13,7 @@
 
 #include <fmt/format.h>
 
-#include "os_error.h"
+#include "os/os_error.h"
 
 namespace forklock {
 namespace {

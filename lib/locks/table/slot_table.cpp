@@ -1,4 +1,4 @@
-#include "slot_table.h"
+#include "locks/table/slot_table.h"
 
 #include <algorithm>
 #include <bit>
@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "lock_table.h"
+#include "locks/lock_errors.h"
 
 namespace forklock {
 

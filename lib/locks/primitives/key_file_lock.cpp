@@ -1,4 +1,4 @@
-#include "key_file_lock.h"
+#include "locks/primitives/key_file_lock.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -9,8 +9,8 @@
 #include <thread>
 #include <utility>
 
-#include "monotonic_clock.h"
-#include "os_error.h"
+#include "os/monotonic_clock.h"
+#include "os/os_error.h"
 
 namespace forklock {
 namespace {

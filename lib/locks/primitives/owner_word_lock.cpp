@@ -1,10 +1,10 @@
-#include "owner_word_lock.h"
+#include "locks/primitives/owner_word_lock.h"
 
 #include <algorithm>
 
-#include "monotonic_clock.h"
-#include "named_semaphore.h"
-#include "os_error.h"
+#include "os/monotonic_clock.h"
+#include "os/named_semaphore.h"
+#include "os/os_error.h"
 
 namespace forklock {
 namespace {

@@ -24,7 +24,7 @@
 #include <string>
 #include <string_view>
 
-#include "unique_fd.h"
+#include "os/unique_fd.h"
 
 namespace forklock {
 

@@ -1,4 +1,4 @@
-#include "lock_table.h"
+#include "locks/lock_table.h"
 
 #include <algorithm>
 #include <atomic>
@@ -7,14 +7,14 @@
 #include <signal.h>
 #include <utility>
 
-#include "current_pid.h"
-#include "key_file_lock.h"
-#include "memory_region.h"
-#include "monotonic_clock.h"
-#include "named_semaphore.h"
-#include "owner_word_lock.h"
-#include "slot_table.h"
-#include "wait_registry.h"
+#include "os/current_pid.h"
+#include "locks/primitives/key_file_lock.h"
+#include "os/memory_region.h"
+#include "os/monotonic_clock.h"
+#include "os/named_semaphore.h"
+#include "locks/primitives/owner_word_lock.h"
+#include "locks/table/slot_table.h"
+#include "locks/table/wait_registry.h"
 
 namespace forklock {
 

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <type_traits>
 
-#include "owner_word_lock.h"
+#include "locks/primitives/owner_word_lock.h"
 
 namespace forklock {
 

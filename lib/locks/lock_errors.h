@@ -1,0 +1,24 @@
+#pragma once
+// The lock library's own errors. OS failures are std::system_error (os/os_error.h); these two are
+// the ones a caller is expected to handle.
+
+#include <stdexcept>
+
+namespace forklock {
+
+// InvalidKeyError: the key is empty or longer than LockTable::kMaxKeyLength. The caller's fault:
+// answer 400, do not retry.
+class InvalidKeyError : public std::invalid_argument {
+public:
+    using std::invalid_argument::invalid_argument;
+};
+
+// TableFullError: every slot the key could use is held or waited on. It can come before
+// `capacity` keys are held, because a key may only use slots of its own partition and the free
+// pool. The caller should fail the request (HTTP 503), not retry hot.
+class TableFullError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+} // namespace forklock
