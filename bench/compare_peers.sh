@@ -4,11 +4,12 @@
 #   2. POST /counter/k/increment on forklock -w 4 --preload (default mode)
 #      vs  gunicorn -w 4 --preload with multiprocessing.Lock (../shared/peers/counter_app.py)
 # Needs: wrk, ab (apache2-utils), nginx-light, gunicorn (Debian packages), a built build/.
-# usage: bench/compare_peers.sh [seconds per wrk run] [increments]
+# usage: [FORKLOCK=path/to/forklock] bench/compare_peers.sh [seconds per wrk run] [increments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-5}; N=${2:-5000}
 PEERS=${PEERS:-../shared/peers}
+FORKLOCK=${FORKLOCK:-build/server/forklock} # another build to compare, e.g. one from before a change
 [ -f "$PEERS/counter_app.py" ] || { echo "no $PEERS/counter_app.py (set PEERS=)"; exit 2; }
 for tool in wrk ab nginx gunicorn curl; do
     command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install wrk apache2-utils nginx-light gunicorn curl"; exit 2; }
@@ -23,7 +24,7 @@ rps_ab() { ab -q -n "$N" -c 16 $2 "$1" 2>/dev/null | awk '/Requests per second/ 
 
 start_forklock() { # port, then flags
     local port=$1; shift
-    build/server/forklock -b "127.0.0.1:$port" --data-dir "$tmp/fl-$port" --log-level warning "$@" 2>"$tmp/fl-$port.log" &
+    "$FORKLOCK" -b "127.0.0.1:$port" --data-dir "$tmp/fl-$port" --log-level warning "$@" 2>"$tmp/fl-$port.log" &
     pids+=($!); wait_up "http://127.0.0.1:$port/healthz"
 }
 start_gunicorn() { # port, lock, then flags
