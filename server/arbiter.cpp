@@ -65,15 +65,13 @@ int Arbiter::run()
         return kExitStartError;
     }
     spawn_workers();
-    while (!exit_code_) {
+    while (!stop_request_) {
         if (auto sig = signals_.wait(kTick)) dispatch(*sig);
-        if (exit_code_) break;
+        if (stop_request_) break;
         murder_workers();
         manage_workers();
     }
-    stop(graceful_);
-    log(LogLevel::info, "Shutting down: Master");
-    return *exit_code_;
+    return halt(*stop_request_);
 }
 
 void Arbiter::start()
@@ -142,26 +140,42 @@ void Arbiter::reap_workers()
         if (workers_.count(pid)) worker_exited(pid, status);
 }
 
+// worker_exited: a worker reaped with its wait status. Every way a worker leaves ends in
+// forget_worker(), which frees what it held.
 void Arbiter::worker_exited(pid_t pid, int status)
 {
-    Worker w = workers_.at(pid);
-    workers_.erase(pid);
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
-        log(LogLevel::error, "Worker (pid:{}) was sent {}!{}", pid,
-            signal_name(sig), sig == SIGKILL && !w.killed ? " Perhaps out of memory?" : "");
+        log(LogLevel::error, "Worker (pid:{}) was sent {}!{}", pid, signal_name(sig),
+            sig == SIGKILL && !workers_.at(pid).killed ? " Perhaps out of memory?" : "");
     } else if (WEXITSTATUS(status) == kWorkerBootError) {
-        halt(kExitBootError, "Worker failed to boot.");
+        // As gunicorn's HaltServer: respawning a worker that can't boot would loop forever.
+        request_stop({kExitBootError, true, "Worker failed to boot."});
     } else if (WEXITSTATUS(status) != 0) {
         log(LogLevel::error, "Worker (pid:{}) exited with code {}", pid, WEXITSTATUS(status));
     }
+    forget_worker(pid);
+}
+
+// worker_lost: waitpid() failed for a worker (ECHILD: someone else reaped it). It is gone all the
+// same, and what it held must still be freed.
+void Arbiter::worker_lost(pid_t pid, int wait_errno)
+{
+    log(LogLevel::error, "waitpid({}) failed: {}", pid, std::strerror(wait_errno));
+    forget_worker(pid);
+}
+
+void Arbiter::forget_worker(pid_t pid)
+{
+    Worker w = workers_.at(pid);
+    workers_.erase(pid);
     if (table_) {
         if (auto n = table_->release_owned_by(pid))
             log(LogLevel::warning, "Released {} lock(s) held by dead worker (pid:{})", n, pid);
     }
     store_->remove_temp_files(pid);
     scoreboard_->release(w.slot);
-    if (!w.retiring && !stopping_ && !exit_code_) scoreboard_->totals().restarts.fetch_add(1);
+    if (!w.retiring && !stopping_ && !stop_request_) scoreboard_->totals().restarts.fetch_add(1);
 }
 
 void Arbiter::murder_workers()
@@ -226,18 +240,28 @@ void Arbiter::stop(bool graceful)
     }
     kill_workers(SIGKILL);
     while (!workers_.empty()) {
+        const pid_t pid = workers_.begin()->first;
         int status = 0;
-        pid_t pid = ::waitpid(workers_.begin()->first, &status, 0);
-        if (pid > 0) worker_exited(pid, status);
-        else if (errno != EINTR) workers_.erase(workers_.begin());
+        if (::waitpid(pid, &status, 0) == pid) worker_exited(pid, status);
+        else if (errno != EINTR) worker_lost(pid, errno);
     }
 }
 
-void Arbiter::halt(int code, const std::string& reason)
+// request_stop: the callers run inside reap_workers() or dispatch(), maybe inside stop() itself,
+// so the stop is only recorded here; run() leaves its loop and halt()s.
+void Arbiter::request_stop(StopRequest request)
 {
-    log(LogLevel::error, "{}", reason);
-    exit_code_ = code;
-    graceful_ = true;
+    if (!stop_request_) stop_request_ = std::move(request);
+}
+
+// halt: as gunicorn's: stop the workers (freeing what they held), and return the exit code for
+// run() to return.
+int Arbiter::halt(const StopRequest& request)
+{
+    if (!request.reason.empty()) log(LogLevel::error, "{}", request.reason);
+    stop(request.graceful);
+    log(LogLevel::info, "Shutting down: Master");
+    return request.exit_code;
 }
 
 void Arbiter::dispatch(int sig)
@@ -272,25 +296,13 @@ void Arbiter::handle_hup()
 }
 
 // TERM: graceful stop: workers finish their in-flight requests within --graceful-timeout.
-void Arbiter::handle_term()
-{
-    exit_code_ = 0;
-    graceful_ = true;
-}
+void Arbiter::handle_term() { request_stop({0, true, ""}); }
 
 // INT: quick stop.
-void Arbiter::handle_int()
-{
-    exit_code_ = 0;
-    graceful_ = false;
-}
+void Arbiter::handle_int() { request_stop({0, false, ""}); }
 
 // QUIT: quick stop, as INT.
-void Arbiter::handle_quit()
-{
-    exit_code_ = 0;
-    graceful_ = false;
-}
+void Arbiter::handle_quit() { request_stop({0, false, ""}); }
 
 // TTIN: one worker more.
 void Arbiter::handle_ttin()
