@@ -26,6 +26,13 @@ constexpr std::int64_t kDrainLimitNs = 2'000'000'000; // a reply whose client va
 constexpr int kIdleTimeoutS = 30;
 constexpr timeval kTurnWait{0, 1'000}; // see "Accept turns" in the header
 
+// Every method evhttp parses reaches the Api, which answers those it doesn't serve with a JSON
+// 405 and an Allow header; a method left out of evhttp's allowed set would get evhttp's own 501
+// with an HTML body, which no client of a JSON API expects.
+constexpr ev_uint16_t kEveryMethod = EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                     EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH;
+
 const char* method_name(evhttp_cmd_type cmd)
 {
     switch (cmd) {
@@ -125,7 +132,7 @@ HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
     evhttp_set_max_body_size(http_.get(), kHardMaxBodyBytes);
     evhttp_set_timeout(http_.get(), kIdleTimeoutS);
     evhttp_set_default_content_type(http_.get(), nullptr);
-    evhttp_set_allowed_methods(http_.get(), 0x1ff); // every method reaches us: 405 in JSON, not 501
+    evhttp_set_allowed_methods(http_.get(), kEveryMethod);
     evhttp_set_gencb(http_.get(), on_request, this);
     evhttp_set_bevcb(http_.get(), on_connection, this);
     evhttp_bound_socket* bound = evhttp_accept_socket_with_handle(http_.get(), listen_fd);
