@@ -123,7 +123,8 @@ event_base* new_base()
 HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
     : index_(index), shared_(shared), base_(new_base(), event_base_free), http_(nullptr, evhttp_free),
       tick_(nullptr, event_free), reenable_(nullptr, event_free), watch_fd_(::fcntl(listen_fd, F_DUPFD_CLOEXEC, 0)),
-      watch_(nullptr, event_free)
+      watch_(nullptr, event_free),
+      turn_(shared.scoreboard->totals().accepts, shared.scoreboard->totals().loops)
 {
     check(base_.get(), "event_base_new()");
     http_.reset(evhttp_new(base_.get()));
@@ -167,8 +168,7 @@ bufferevent* HttpLoop::on_connection(event_base* base, void* self)
     auto* loop = static_cast<HttpLoop*>(self);
     evconnlistener_disable(loop->listener_); // see "Accept turns" in the header
     loop->accepting_ = false;
-    loop->served_since_accept_ = false;
-    loop->accept_ticket_ = loop->shared_.scoreboard->totals().accepts.fetch_add(1, std::memory_order_relaxed) + 1;
+    loop->turn_.accepted();
     event_add(loop->reenable_.get(), &kTurnWait);
     event_add(loop->watch_.get(), nullptr);
     return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -179,22 +179,14 @@ void HttpLoop::on_watch(int, short, void* self) { static_cast<HttpLoop*>(self)->
 void HttpLoop::on_reenable(int, short, void* self)
 {
     auto* loop = static_cast<HttpLoop*>(self);
-    loop->served_since_accept_ = true; // a turn nobody took: skip it
-    loop->accept_ticket_ = 0;
+    loop->turn_.skip(); // a turn nobody took
     loop->accept_again();
-}
-
-bool HttpLoop::my_turn() const
-{
-    const SharedTotals& t = shared_.scoreboard->totals();
-    const std::uint32_t loops = t.loops.load(std::memory_order_relaxed);
-    return served_since_accept_ && (loops <= 1 || t.accepts.load(std::memory_order_relaxed) > accept_ticket_);
 }
 
 void HttpLoop::accept_again()
 {
     if (accepting_ || stopping_) return; // keep-alive requests: nothing to do, no syscall
-    if (!my_turn()) return;              // the watch and kTurnWait's timer are still pending
+    if (!turn_.my_turn()) return;              // the watch and kTurnWait's timer are still pending
     event_del(reenable_.get());
     event_del(watch_.get());
     evconnlistener_enable(listener_);
@@ -207,7 +199,7 @@ void HttpLoop::serve(evhttp_request* req)
 {
     WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
     slot.busy_threads.fetch_add(1, std::memory_order_relaxed);
-    served_since_accept_ = true;
+    turn_.served();
     auto converted = convert(req);
     Response response = std::holds_alternative<Response>(converted)
                             ? std::get<Response>(std::move(converted))
