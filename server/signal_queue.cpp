@@ -70,8 +70,11 @@ SignalQueue::~SignalQueue()
 std::optional<int> SignalQueue::wait(std::chrono::milliseconds timeout)
 {
     pollfd p{read_.get(), POLLIN, 0};
-    int rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
-    if (rc <= 0) return std::nullopt;
+    const int timeout_ms = static_cast<int>(timeout.count());
+    // A handler that runs on this thread interrupts the poll (EINTR, SA_RESTART or not), having
+    // just written its entry: read it now rather than report nothing.
+    if (::poll(&p, 1, timeout_ms) < 0 && errno != EINTR)
+        throw os_error(errno, "poll(signal pipe {}, {} ms)", read_.get(), timeout_ms);
     unsigned char byte = 0;
     if (::read(read_.get(), &byte, 1) != 1) return std::nullopt;
     return static_cast<int>(byte);
