@@ -20,7 +20,8 @@ namespace forklock {
 class AcceptTurn final {
 public:
     // Both counters must outlive this object.
-    AcceptTurn(std::atomic<std::uint64_t>& accepts, const std::atomic<std::uint32_t>& loops) noexcept;
+    AcceptTurn(std::atomic<std::uint64_t>& accepts,
+               const std::atomic<std::uint32_t>& loops) noexcept;
 
     // accepted: this loop took a connection; its next turn comes after served() and another
     // loop's accepted().

@@ -30,7 +30,8 @@ std::string signal_name(int sig)
 std::string lower_name(int sig)
 {
     std::string name = ::sigabbrev_np(sig) ? ::sigabbrev_np(sig) : "?";
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     return name;
 }
 
@@ -78,16 +79,20 @@ void Arbiter::start()
 {
     log(LogLevel::info, "Starting forklock 0.1.0");
     CounterStore::create_directory(options_.data_dir);
-    if (options_.lock_mode == LockMode::flock) CounterStore::create_directory(lock_dir_for(options_.data_dir));
+    if (options_.lock_mode == LockMode::flock)
+        CounterStore::create_directory(lock_dir_for(options_.data_dir));
     store_ = std::make_unique<CounterStore>(options_.data_dir);
-    if (auto n = store_->remove_temp_files()) log(LogLevel::info, "Removed {} stale temporary file(s) from {}", n, options_.data_dir.string());
+    if (auto n = store_->remove_temp_files())
+        log(LogLevel::info, "Removed {} stale temporary file(s) from {}", n,
+            options_.data_dir.string());
     listener_.emplace(options_.bind);
     if (!options_.pid_file.empty()) {
         write_pid_file(options_.pid_file, pid_);
         pid_file_written_ = true;
     }
     log(LogLevel::info, "Listening at: {} ({})", bind_url(listener_->address()), pid_);
-    log(LogLevel::info, "Lock mode: {}: {}", to_string(options_.lock_mode), explain(options_.lock_mode));
+    log(LogLevel::info, "Lock mode: {}: {}", to_string(options_.lock_mode),
+        explain(options_.lock_mode));
     warn_lost_updates();
     scoreboard_ = std::make_unique<Scoreboard>(pid_);
     if (options_.preload) table_ = std::make_unique<LockTable>(lock_table_options(options_));
@@ -97,7 +102,8 @@ void Arbiter::warn_lost_updates()
 {
     Options now = options_;
     now.workers = num_workers_;
-    for (const auto& why : lost_update_warnings(now)) log(LogLevel::warning, "This configuration loses updates: {}", why);
+    for (const auto& why : lost_update_warnings(now))
+        log(LogLevel::warning, "This configuration loses updates: {}", why);
 }
 
 void Arbiter::spawn_workers()
@@ -108,11 +114,13 @@ void Arbiter::spawn_workers()
 void Arbiter::spawn_worker()
 {
     auto slot = scoreboard_->claim(static_cast<std::uint32_t>(options_.threads));
-    if (!slot) return log(LogLevel::error, "No free scoreboard slot: at most {} workers", kMaxWorkers);
+    if (!slot)
+        return log(LogLevel::error, "No free scoreboard slot: at most {} workers", kMaxWorkers);
     std::uint64_t max_requests = options_.max_requests;
     if (max_requests > 0 && options_.max_requests_jitter > 0) {
         static std::mt19937_64 rng{std::random_device{}()};
-        max_requests += std::uniform_int_distribution<std::uint64_t>(0, options_.max_requests_jitter)(rng);
+        max_requests +=
+            std::uniform_int_distribution<std::uint64_t>(0, options_.max_requests_jitter)(rng);
     }
     // Signals stay blocked across fork() until the child has its own handlers: a TERM sent to a
     // brand-new worker must not run the master's handler (and land in the master's queue).
@@ -121,7 +129,8 @@ void Arbiter::spawn_worker()
     ::pthread_sigmask(SIG_BLOCK, &all, &before);
     pid_t pid = ::fork();
     if (pid == 0)
-        run_worker(WorkerSpec{&options_, listener_->fd(), scoreboard_.get(), *slot, pid_, table_.get(), &signals_, max_requests});
+        run_worker(WorkerSpec{&options_, listener_->fd(), scoreboard_.get(), *slot, pid_,
+                              table_.get(), &signals_, max_requests});
     const int fork_errno = errno;
     ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     if (pid < 0) {
@@ -200,7 +209,8 @@ void Arbiter::murder_workers()
 
 void Arbiter::manage_workers()
 {
-    auto active = static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](auto& w) { return !w.second.retiring; }));
+    auto active = static_cast<int>(std::count_if(workers_.begin(), workers_.end(),
+                                                 [](auto& w) { return !w.second.retiring; }));
     for (int i = active; i < num_workers_; ++i) spawn_worker();
     if (active > num_workers_) retire_oldest(static_cast<std::size_t>(active - num_workers_));
 }
@@ -219,7 +229,9 @@ void Arbiter::retire_oldest(std::size_t count)
 
 void Arbiter::kill_worker(pid_t pid, int sig)
 {
-    if (::kill(pid, sig) != 0 && errno != ESRCH) log(LogLevel::error, "kill({}, {}) failed: {}", pid, signal_name(sig), std::strerror(errno));
+    if (::kill(pid, sig) != 0 && errno != ESRCH)
+        log(LogLevel::error, "kill({}, {}) failed: {}", pid, signal_name(sig),
+            std::strerror(errno));
 }
 
 void Arbiter::kill_workers(int sig)
@@ -232,7 +244,8 @@ void Arbiter::stop(bool graceful)
     stopping_ = true;
     listener_.reset();
     kill_workers(graceful ? SIGTERM : SIGQUIT);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(options_.graceful_timeout_s);
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(options_.graceful_timeout_s);
     while (!workers_.empty() && std::chrono::steady_clock::now() < deadline) {
         auto sig = signals_.wait(kStopPoll);
         if (sig == SIGINT || sig == SIGQUIT) kill_workers(SIGQUIT);
@@ -242,8 +255,10 @@ void Arbiter::stop(bool graceful)
     while (!workers_.empty()) {
         const pid_t pid = workers_.begin()->first;
         int status = 0;
-        if (::waitpid(pid, &status, 0) == pid) worker_exited(pid, status);
-        else if (errno != EINTR) worker_lost(pid, errno);
+        if (::waitpid(pid, &status, 0) == pid)
+            worker_exited(pid, status);
+        else if (errno != EINTR)
+            worker_lost(pid, errno);
     }
 }
 

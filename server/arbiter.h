@@ -14,10 +14,10 @@
 #include <string>
 
 #include "app/counter_store.h"
-#include "listener.h"
-#include "locks/lock_table.h"
 #include "app/options.h"
 #include "app/scoreboard.h"
+#include "listener.h"
+#include "locks/lock_table.h"
 #include "signal_queue.h"
 
 namespace forklock {
@@ -41,8 +41,8 @@ private:
     struct Worker {
         std::size_t slot = 0;
         std::int64_t born_ns = 0;
-        bool retiring = false; // told to stop: not counted, not respawned
-        bool killed = false;   // SIGKILLed for a timeout already
+        bool retiring = false;       // told to stop: not counted, not respawned
+        bool killed = false;         // SIGKILLed for a timeout already
         std::int64_t aborted_ns = 0; // when it was sent SIGABRT for a timeout (0: not yet)
     };
 

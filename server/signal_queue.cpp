@@ -20,7 +20,8 @@ extern "C" void queue_signal(int sig)
 {
     int saved = errno;
     unsigned char byte = static_cast<unsigned char>(sig);
-    [[maybe_unused]] ssize_t n = ::write(g_write_fd, &byte, 1); // full pipe: the signal is already queued
+    // A full pipe drops this entry (see the header): there is nothing a handler could do.
+    [[maybe_unused]] ssize_t n = ::write(g_write_fd, &byte, 1);
     errno = saved;
 }
 
@@ -53,7 +54,8 @@ void set_handler(int sig, void (*handler)(int, siginfo_t*, void*))
 SignalQueue::SignalQueue(std::initializer_list<int> signals)
 {
     int fds[2];
-    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw os_error(errno, "pipe2(O_CLOEXEC|O_NONBLOCK)");
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+        throw os_error(errno, "pipe2(O_CLOEXEC|O_NONBLOCK)");
     read_.reset(fds[0]);
     write_.reset(fds[1]);
     g_write_fd = fds[1];
