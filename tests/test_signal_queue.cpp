@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <chrono>
 #include <fstream>
+#include <iterator>
+#include <optional>
 #include <string>
 
 #include "fork_helpers.h"
@@ -28,11 +30,13 @@ char process_state(pid_t pid)
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
     std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const auto end_of_name = stat.rfind(')'); // the name may hold spaces and parentheses
-    return end_of_name == std::string::npos || end_of_name + 2 >= stat.size() ? '?'
-                                                                              : stat[end_of_name + 2];
+    if (end_of_name == std::string::npos || end_of_name + 2 >= stat.size()) return '?';
+    return stat[end_of_name + 2];
 }
 
-void (*disposition(int sig))(int)
+using Handler = void (*)(int);
+
+Handler disposition(int sig)
 {
     struct sigaction sa {};
     ::sigaction(sig, nullptr, &sa);
