@@ -30,7 +30,8 @@ std::string signal_name(int sig)
 std::string lower_name(int sig)
 {
     std::string name = ::sigabbrev_np(sig) ? ::sigabbrev_np(sig) : "?";
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     return name;
 }
 
@@ -65,31 +66,33 @@ int Arbiter::run()
         return kExitStartError;
     }
     spawn_workers();
-    while (!exit_code_) {
+    while (!stop_request_) {
         if (auto sig = signals_.wait(kTick)) dispatch(*sig);
-        if (exit_code_) break;
+        if (stop_request_) break;
         murder_workers();
         manage_workers();
     }
-    stop(graceful_);
-    log(LogLevel::info, "Shutting down: Master");
-    return *exit_code_;
+    return halt(*stop_request_);
 }
 
 void Arbiter::start()
 {
     log(LogLevel::info, "Starting forklock 0.1.0");
     CounterStore::create_directory(options_.data_dir);
-    if (options_.lock_mode == LockMode::flock) CounterStore::create_directory(lock_dir_for(options_.data_dir));
+    if (options_.lock_mode == LockMode::flock)
+        CounterStore::create_directory(lock_dir_for(options_.data_dir));
     store_ = std::make_unique<CounterStore>(options_.data_dir);
-    if (auto n = store_->remove_temp_files()) log(LogLevel::info, "Removed {} stale temporary file(s) from {}", n, options_.data_dir.string());
+    if (auto n = store_->remove_temp_files())
+        log(LogLevel::info, "Removed {} stale temporary file(s) from {}", n,
+            options_.data_dir.string());
     listener_.emplace(options_.bind);
     if (!options_.pid_file.empty()) {
         write_pid_file(options_.pid_file, pid_);
         pid_file_written_ = true;
     }
     log(LogLevel::info, "Listening at: {} ({})", bind_url(listener_->address()), pid_);
-    log(LogLevel::info, "Lock mode: {}: {}", to_string(options_.lock_mode), explain(options_.lock_mode));
+    log(LogLevel::info, "Lock mode: {}: {}", to_string(options_.lock_mode),
+        explain(options_.lock_mode));
     warn_lost_updates();
     scoreboard_ = std::make_unique<Scoreboard>(pid_);
     if (options_.preload) table_ = std::make_unique<LockTable>(lock_table_options(options_));
@@ -99,7 +102,8 @@ void Arbiter::warn_lost_updates()
 {
     Options now = options_;
     now.workers = num_workers_;
-    for (const auto& why : lost_update_warnings(now)) log(LogLevel::warning, "This configuration loses updates: {}", why);
+    for (const auto& why : lost_update_warnings(now))
+        log(LogLevel::warning, "This configuration loses updates: {}", why);
 }
 
 void Arbiter::spawn_workers()
@@ -110,11 +114,13 @@ void Arbiter::spawn_workers()
 void Arbiter::spawn_worker()
 {
     auto slot = scoreboard_->claim(static_cast<std::uint32_t>(options_.threads));
-    if (!slot) return log(LogLevel::error, "No free scoreboard slot: at most {} workers", kMaxWorkers);
+    if (!slot)
+        return log(LogLevel::error, "No free scoreboard slot: at most {} workers", kMaxWorkers);
     std::uint64_t max_requests = options_.max_requests;
     if (max_requests > 0 && options_.max_requests_jitter > 0) {
         static std::mt19937_64 rng{std::random_device{}()};
-        max_requests += std::uniform_int_distribution<std::uint64_t>(0, options_.max_requests_jitter)(rng);
+        max_requests +=
+            std::uniform_int_distribution<std::uint64_t>(0, options_.max_requests_jitter)(rng);
     }
     // Signals stay blocked across fork() until the child has its own handlers: a TERM sent to a
     // brand-new worker must not run the master's handler (and land in the master's queue).
@@ -123,7 +129,8 @@ void Arbiter::spawn_worker()
     ::pthread_sigmask(SIG_BLOCK, &all, &before);
     pid_t pid = ::fork();
     if (pid == 0)
-        run_worker(WorkerSpec{&options_, listener_->fd(), scoreboard_.get(), *slot, pid_, table_.get(), &signals_, max_requests});
+        run_worker(WorkerSpec{&options_, listener_->fd(), scoreboard_.get(), *slot, pid_,
+                              table_.get(), &signals_, max_requests});
     const int fork_errno = errno;
     ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     if (pid < 0) {
@@ -142,26 +149,42 @@ void Arbiter::reap_workers()
         if (workers_.count(pid)) worker_exited(pid, status);
 }
 
+// worker_exited: a worker reaped with its wait status. Every way a worker leaves ends in
+// forget_worker(), which frees what it held.
 void Arbiter::worker_exited(pid_t pid, int status)
 {
-    Worker w = workers_.at(pid);
-    workers_.erase(pid);
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
-        log(LogLevel::error, "Worker (pid:{}) was sent {}!{}", pid,
-            signal_name(sig), sig == SIGKILL && !w.killed ? " Perhaps out of memory?" : "");
+        log(LogLevel::error, "Worker (pid:{}) was sent {}!{}", pid, signal_name(sig),
+            sig == SIGKILL && !workers_.at(pid).killed ? " Perhaps out of memory?" : "");
     } else if (WEXITSTATUS(status) == kWorkerBootError) {
-        halt(kExitBootError, "Worker failed to boot.");
+        // As gunicorn's HaltServer: respawning a worker that can't boot would loop forever.
+        request_stop({kExitBootError, true, "Worker failed to boot."});
     } else if (WEXITSTATUS(status) != 0) {
         log(LogLevel::error, "Worker (pid:{}) exited with code {}", pid, WEXITSTATUS(status));
     }
+    forget_worker(pid);
+}
+
+// worker_lost: waitpid() failed for a worker (ECHILD: someone else reaped it). It is gone all the
+// same, and what it held must still be freed.
+void Arbiter::worker_lost(pid_t pid, int wait_errno)
+{
+    log(LogLevel::error, "waitpid({}) failed: {}", pid, std::strerror(wait_errno));
+    forget_worker(pid);
+}
+
+void Arbiter::forget_worker(pid_t pid)
+{
+    Worker w = workers_.at(pid);
+    workers_.erase(pid);
     if (table_) {
         if (auto n = table_->release_owned_by(pid))
             log(LogLevel::warning, "Released {} lock(s) held by dead worker (pid:{})", n, pid);
     }
     store_->remove_temp_files(pid);
     scoreboard_->release(w.slot);
-    if (!w.retiring && !stopping_ && !exit_code_) scoreboard_->totals().restarts.fetch_add(1);
+    if (!w.retiring && !stopping_ && !stop_request_) scoreboard_->totals().restarts.fetch_add(1);
 }
 
 void Arbiter::murder_workers()
@@ -186,7 +209,8 @@ void Arbiter::murder_workers()
 
 void Arbiter::manage_workers()
 {
-    auto active = static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](auto& w) { return !w.second.retiring; }));
+    auto active = static_cast<int>(std::count_if(workers_.begin(), workers_.end(),
+                                                 [](auto& w) { return !w.second.retiring; }));
     for (int i = active; i < num_workers_; ++i) spawn_worker();
     if (active > num_workers_) retire_oldest(static_cast<std::size_t>(active - num_workers_));
 }
@@ -205,7 +229,9 @@ void Arbiter::retire_oldest(std::size_t count)
 
 void Arbiter::kill_worker(pid_t pid, int sig)
 {
-    if (::kill(pid, sig) != 0 && errno != ESRCH) log(LogLevel::error, "kill({}, {}) failed: {}", pid, signal_name(sig), std::strerror(errno));
+    if (::kill(pid, sig) != 0 && errno != ESRCH)
+        log(LogLevel::error, "kill({}, {}) failed: {}", pid, signal_name(sig),
+            std::strerror(errno));
 }
 
 void Arbiter::kill_workers(int sig)
@@ -218,7 +244,8 @@ void Arbiter::stop(bool graceful)
     stopping_ = true;
     listener_.reset();
     kill_workers(graceful ? SIGTERM : SIGQUIT);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(options_.graceful_timeout_s);
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(options_.graceful_timeout_s);
     while (!workers_.empty() && std::chrono::steady_clock::now() < deadline) {
         auto sig = signals_.wait(kStopPoll);
         if (sig == SIGINT || sig == SIGQUIT) kill_workers(SIGQUIT);
@@ -226,18 +253,30 @@ void Arbiter::stop(bool graceful)
     }
     kill_workers(SIGKILL);
     while (!workers_.empty()) {
+        const pid_t pid = workers_.begin()->first;
         int status = 0;
-        pid_t pid = ::waitpid(workers_.begin()->first, &status, 0);
-        if (pid > 0) worker_exited(pid, status);
-        else if (errno != EINTR) workers_.erase(workers_.begin());
+        if (::waitpid(pid, &status, 0) == pid)
+            worker_exited(pid, status);
+        else if (errno != EINTR)
+            worker_lost(pid, errno);
     }
 }
 
-void Arbiter::halt(int code, const std::string& reason)
+// request_stop: the callers run inside reap_workers() or dispatch(), maybe inside stop() itself,
+// so the stop is only recorded here; run() leaves its loop and halt()s.
+void Arbiter::request_stop(StopRequest request)
 {
-    log(LogLevel::error, "{}", reason);
-    exit_code_ = code;
-    graceful_ = true;
+    if (!stop_request_) stop_request_ = std::move(request);
+}
+
+// halt: as gunicorn's: stop the workers (freeing what they held), and return the exit code for
+// run() to return.
+int Arbiter::halt(const StopRequest& request)
+{
+    if (!request.reason.empty()) log(LogLevel::error, "{}", request.reason);
+    stop(request.graceful);
+    log(LogLevel::info, "Shutting down: Master");
+    return request.exit_code;
 }
 
 void Arbiter::dispatch(int sig)
@@ -272,25 +311,13 @@ void Arbiter::handle_hup()
 }
 
 // TERM: graceful stop: workers finish their in-flight requests within --graceful-timeout.
-void Arbiter::handle_term()
-{
-    exit_code_ = 0;
-    graceful_ = true;
-}
+void Arbiter::handle_term() { request_stop({0, true, ""}); }
 
 // INT: quick stop.
-void Arbiter::handle_int()
-{
-    exit_code_ = 0;
-    graceful_ = false;
-}
+void Arbiter::handle_int() { request_stop({0, false, ""}); }
 
 // QUIT: quick stop, as INT.
-void Arbiter::handle_quit()
-{
-    exit_code_ = 0;
-    graceful_ = false;
-}
+void Arbiter::handle_quit() { request_stop({0, false, ""}); }
 
 // TTIN: one worker more.
 void Arbiter::handle_ttin()

@@ -14,10 +14,10 @@
 #include <string>
 
 #include "app/counter_store.h"
-#include "listener.h"
-#include "locks/lock_table.h"
 #include "app/options.h"
 #include "app/scoreboard.h"
+#include "listener.h"
+#include "locks/lock_table.h"
 #include "signal_queue.h"
 
 namespace forklock {
@@ -41,9 +41,17 @@ private:
     struct Worker {
         std::size_t slot = 0;
         std::int64_t born_ns = 0;
-        bool retiring = false; // told to stop: not counted, not respawned
-        bool killed = false;   // SIGKILLed for a timeout already
+        bool retiring = false;       // told to stop: not counted, not respawned
+        bool killed = false;         // SIGKILLed for a timeout already
         std::int64_t aborted_ns = 0; // when it was sent SIGABRT for a timeout (0: not yet)
+    };
+
+    // Why and how the master stops: set by a signal handler or a worker that can't boot, acted
+    // on by run(); the first request wins.
+    struct StopRequest {
+        int exit_code = 0;
+        bool graceful = true;
+        std::string reason; // logged by halt(); empty for a stop by signal
     };
 
     void start();
@@ -51,13 +59,16 @@ private:
     void spawn_worker();
     void reap_workers();
     void worker_exited(pid_t pid, int status);
+    void worker_lost(pid_t pid, int wait_errno);
+    void forget_worker(pid_t pid);
     void murder_workers();
     void manage_workers();
     void retire_oldest(std::size_t count);
     void kill_worker(pid_t pid, int sig);
     void kill_workers(int sig);
+    void request_stop(StopRequest request);
     void stop(bool graceful);
-    void halt(int code, const std::string& reason);
+    int halt(const StopRequest& request);
     void warn_lost_updates();
 
     void dispatch(int sig);
@@ -79,8 +90,7 @@ private:
     std::unique_ptr<LockTable> table_; // with --preload only
     std::unique_ptr<CounterStore> store_;
     std::map<pid_t, Worker> workers_;
-    std::optional<int> exit_code_;
-    bool graceful_ = true;
+    std::optional<StopRequest> stop_request_;
     bool stopping_ = false;
     bool pid_file_written_ = false;
 };

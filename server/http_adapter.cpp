@@ -22,9 +22,17 @@ namespace forklock {
 namespace {
 
 constexpr timeval kTick{0, 100'000};
-constexpr std::int64_t kDrainLimitNs = 2'000'000'000; // a reply whose client vanished never completes
+// How long a stopping loop waits for its replies: one whose client vanished never completes.
+constexpr std::int64_t kDrainLimitNs = 2'000'000'000;
 constexpr int kIdleTimeoutS = 30;
 constexpr timeval kTurnWait{0, 1'000}; // see "Accept turns" in the header
+
+// Every method evhttp parses reaches the Api, which answers those it doesn't serve with a JSON
+// 405 and an Allow header; a method left out of evhttp's allowed set would get evhttp's own 501
+// with an HTML body, which no client of a JSON API expects.
+constexpr ev_uint16_t kEveryMethod = EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                     EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH;
 
 const char* method_name(evhttp_cmd_type cmd)
 {
@@ -62,7 +70,8 @@ std::size_t header_bytes(evkeyvalq* headers)
 {
     std::size_t total = 0;
     for (evkeyval* h = headers->tqh_first; h != nullptr; h = h->next.tqe_next)
-        total += std::char_traits<char>::length(h->key) + std::char_traits<char>::length(h->value) + 4;
+        total +=
+            std::char_traits<char>::length(h->key) + std::char_traits<char>::length(h->value) + 4;
     return total;
 }
 
@@ -71,15 +80,19 @@ std::variant<Request, Response> convert(evhttp_request* req)
 {
     const char* uri = evhttp_request_get_uri(req);
     if (std::char_traits<char>::length(uri) > HttpLoop::kMaxHeaderBytes)
-        return json_error(414, fmt::format("the request target is longer than {} bytes", HttpLoop::kMaxHeaderBytes));
+        return json_error(414, fmt::format("the request target is longer than {} bytes",
+                                           HttpLoop::kMaxHeaderBytes));
     if (header_bytes(evhttp_request_get_input_headers(req)) > HttpLoop::kMaxHeaderBytes)
-        return json_error(431, fmt::format("the request headers are larger than {} bytes", HttpLoop::kMaxHeaderBytes));
+        return json_error(431, fmt::format("the request headers are larger than {} bytes",
+                                           HttpLoop::kMaxHeaderBytes));
     if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > HttpLoop::kMaxBodyBytes)
-        return json_error(413, fmt::format("the request body is larger than {} bytes", HttpLoop::kMaxBodyBytes));
+        return json_error(
+            413, fmt::format("the request body is larger than {} bytes", HttpLoop::kMaxBodyBytes));
     const evhttp_uri* parsed = evhttp_request_get_evhttp_uri(req);
     const char* path = parsed ? evhttp_uri_get_path(parsed) : nullptr;
     const char* query = parsed ? evhttp_uri_get_query(parsed) : nullptr;
-    if (path == nullptr || *path != '/') return json_error(400, "the request target must be a path starting with '/'");
+    if (path == nullptr || *path != '/')
+        return json_error(400, "the request target must be a path starting with '/'");
     return Request{method_name(evhttp_request_get_command(req)), path, query ? query : ""};
 }
 
@@ -89,9 +102,14 @@ void access_log(evhttp_request* req, const Response& response)
     ev_uint16_t port = 0;
     evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
     auto* in = evhttp_request_get_input_headers(req);
-    auto header = [in](const char* name) { const char* v = evhttp_find_header(in, name); return v ? v : ""; };
-    std::string line = fmt::format("{} {} HTTP/1.1", method_name(evhttp_request_get_command(req)), evhttp_request_get_uri(req));
-    log_access({host ? host : "-", line, response.status, response.body.size(), header("Referer"), header("User-Agent")});
+    auto header = [in](const char* name) {
+        const char* v = evhttp_find_header(in, name);
+        return v ? v : "";
+    };
+    std::string line = fmt::format("{} {} HTTP/1.1", method_name(evhttp_request_get_command(req)),
+                                   evhttp_request_get_uri(req));
+    log_access({host ? host : "-", line, response.status, response.body.size(), header("Referer"),
+                header("User-Agent")});
 }
 
 template <typename T>
@@ -104,7 +122,8 @@ void check(T* made, const char* what)
 // for every response into one epoll_ctl per turn (libevent's changelist).
 event_base* new_base()
 {
-    std::unique_ptr<event_config, void (*)(event_config*)> config(event_config_new(), event_config_free);
+    std::unique_ptr<event_config, void (*)(event_config*)> config(event_config_new(),
+                                                                  event_config_free);
     check(config.get(), "event_config_new()");
     event_config_set_flag(config.get(), EVENT_BASE_FLAG_NOLOCK);
     event_config_set_flag(config.get(), EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
@@ -114,9 +133,10 @@ event_base* new_base()
 } // namespace
 
 HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
-    : index_(index), shared_(shared), base_(new_base(), event_base_free), http_(nullptr, evhttp_free),
-      tick_(nullptr, event_free), reenable_(nullptr, event_free), watch_fd_(::fcntl(listen_fd, F_DUPFD_CLOEXEC, 0)),
-      watch_(nullptr, event_free)
+    : index_(index), shared_(shared), base_(new_base(), event_base_free),
+      http_(nullptr, evhttp_free), tick_(nullptr, event_free), reenable_(nullptr, event_free),
+      watch_fd_(::fcntl(listen_fd, F_DUPFD_CLOEXEC, 0)), watch_(nullptr, event_free),
+      turn_(shared.scoreboard->totals().accepts, shared.scoreboard->totals().loops)
 {
     check(base_.get(), "event_base_new()");
     http_.reset(evhttp_new(base_.get()));
@@ -125,7 +145,7 @@ HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
     evhttp_set_max_body_size(http_.get(), kHardMaxBodyBytes);
     evhttp_set_timeout(http_.get(), kIdleTimeoutS);
     evhttp_set_default_content_type(http_.get(), nullptr);
-    evhttp_set_allowed_methods(http_.get(), 0x1ff); // every method reaches us: 405 in JSON, not 501
+    evhttp_set_allowed_methods(http_.get(), kEveryMethod);
     evhttp_set_gencb(http_.get(), on_request, this);
     evhttp_set_bevcb(http_.get(), on_connection, this);
     evhttp_bound_socket* bound = evhttp_accept_socket_with_handle(http_.get(), listen_fd);
@@ -134,7 +154,8 @@ HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
     tick_.reset(event_new(base_.get(), -1, EV_PERSIST, on_tick, this));
     reenable_.reset(evtimer_new(base_.get(), on_reenable, this));
     if (!watch_fd_) throw os_error(errno, "fcntl({}, F_DUPFD_CLOEXEC)", listen_fd);
-    watch_.reset(event_new(base_.get(), watch_fd_.get(), EV_READ | EV_ET | EV_PERSIST, on_watch, this));
+    watch_.reset(
+        event_new(base_.get(), watch_fd_.get(), EV_READ | EV_ET | EV_PERSIST, on_watch, this));
     check(watch_.get(), "event_new(watch)");
     check(tick_.get(), "event_new(tick)");
     check(reenable_.get(), "event_new(reenable)");
@@ -160,8 +181,7 @@ bufferevent* HttpLoop::on_connection(event_base* base, void* self)
     auto* loop = static_cast<HttpLoop*>(self);
     evconnlistener_disable(loop->listener_); // see "Accept turns" in the header
     loop->accepting_ = false;
-    loop->served_since_accept_ = false;
-    loop->accept_ticket_ = loop->shared_.scoreboard->totals().accepts.fetch_add(1, std::memory_order_relaxed) + 1;
+    loop->turn_.accepted();
     event_add(loop->reenable_.get(), &kTurnWait);
     event_add(loop->watch_.get(), nullptr);
     return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -172,35 +192,30 @@ void HttpLoop::on_watch(int, short, void* self) { static_cast<HttpLoop*>(self)->
 void HttpLoop::on_reenable(int, short, void* self)
 {
     auto* loop = static_cast<HttpLoop*>(self);
-    loop->served_since_accept_ = true; // a turn nobody took: skip it
-    loop->accept_ticket_ = 0;
+    loop->turn_.skip(); // a turn nobody took
     loop->accept_again();
-}
-
-bool HttpLoop::my_turn() const
-{
-    const SharedTotals& t = shared_.scoreboard->totals();
-    const std::uint32_t loops = t.loops.load(std::memory_order_relaxed);
-    return served_since_accept_ && (loops <= 1 || t.accepts.load(std::memory_order_relaxed) > accept_ticket_);
 }
 
 void HttpLoop::accept_again()
 {
     if (accepting_ || stopping_) return; // keep-alive requests: nothing to do, no syscall
-    if (!my_turn()) return;              // the watch and kTurnWait's timer are still pending
+    if (!turn_.my_turn()) return;        // the watch and kTurnWait's timer are still pending
     event_del(reenable_.get());
     event_del(watch_.get());
     evconnlistener_enable(listener_);
     accepting_ = true;
 }
 
-void HttpLoop::on_request(evhttp_request* req, void* self) { static_cast<HttpLoop*>(self)->serve(req); }
+void HttpLoop::on_request(evhttp_request* req, void* self)
+{
+    static_cast<HttpLoop*>(self)->serve(req);
+}
 
 void HttpLoop::serve(evhttp_request* req)
 {
     WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
     slot.busy_threads.fetch_add(1, std::memory_order_relaxed);
-    served_since_accept_ = true;
+    turn_.served();
     auto converted = convert(req);
     Response response = std::holds_alternative<Response>(converted)
                             ? std::get<Response>(std::move(converted))
@@ -217,8 +232,10 @@ void HttpLoop::send(evhttp_request* req, const Response& response)
 {
     auto* headers = evhttp_request_get_output_headers(req);
     evhttp_add_header(headers, "Content-Type", response.content_type.c_str());
-    for (const auto& [name, value] : response.headers) evhttp_add_header(headers, name.c_str(), value.c_str());
-    if (stopping_) evhttp_add_header(headers, "Connection", "close"); // don't keep a client we'll drop
+    for (const auto& [name, value] : response.headers)
+        evhttp_add_header(headers, name.c_str(), value.c_str());
+    // Don't keep a client we'll drop.
+    if (stopping_) evhttp_add_header(headers, "Connection", "close");
     evbuffer* body = evbuffer_new();
     // evhttp sends whatever body it is given, HEAD or not; a HEAD response must have none.
     if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
@@ -257,10 +274,12 @@ void HttpLoop::on_tick(int, short, void* self) { static_cast<HttpLoop*>(self)->t
 void HttpLoop::tick()
 {
     auto now = Scoreboard::now_ns();
-    shared_.scoreboard->slot(shared_.slot).heartbeat_ns[index_].store(now, std::memory_order_relaxed);
+    WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
+    slot.heartbeat_ns[index_].store(now, std::memory_order_relaxed);
     if (index_ == 0 && shared_.housekeeping) shared_.housekeeping();
     if (!stopping_ && shared_.should_stop()) begin_stop();
-    if (stopping_ && (in_flight_ == 0 || now - stop_started_ns_ > kDrainLimitNs)) event_base_loopbreak(base_.get());
+    if (stopping_ && (in_flight_ == 0 || now - stop_started_ns_ > kDrainLimitNs))
+        event_base_loopbreak(base_.get());
 }
 
 void HttpLoop::begin_stop()

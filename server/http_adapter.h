@@ -3,15 +3,15 @@
 // listening socket, turning evhttp requests into Api calls. The only code that touches evhttp.
 //
 // Accept turns. After accepting a connection a loop stops accepting until it has served a request
-// and some other loop (of any worker) has accepted one since: the scoreboard counts accepts. A
-// loop waiting for its turn watches a dup of the listening socket, edge-triggered, so each new
-// connection makes it look at the count again. A turn nobody takes (the other loops blocked in
-// hold_ms or on a lock, a client that connects and sends nothing) is skipped after kTurnWait.
-// With one loop in all there are no turns. Without them, libevent's listener accepts until the
-// backlog is empty, and the loop that happens to be awake can take a whole burst of connections:
-// wrk's 32 keep-alive connections sometimes all went to one of two workers (half the machine
-// idle), and a class would see its requests served one after another by a worker blocked in
-// hold_ms while the others sleep, hiding the races it came to see.
+// and some other loop (of any worker) has accepted one since (AcceptTurn, on the scoreboard's
+// accept count). A loop waiting for its turn watches a dup of the listening socket,
+// edge-triggered, so each new connection makes it look at the count again. A turn nobody takes (the
+// other loops blocked in hold_ms or on a lock, a client that connects and sends nothing) is skipped
+// after kTurnWait. With one loop in all there are no turns. Without them, libevent's listener
+// accepts until the backlog is empty, and the loop that happens to be awake can take a whole burst
+// of connections: wrk's 32 keep-alive connections sometimes all went to one of two workers (half
+// the machine idle), and a class would see its requests served one after another by a worker
+// blocked in hold_ms while the others sleep, hiding the races it came to see.
 //
 // Create after fork(), one per thread; run() on that thread only.
 
@@ -21,9 +21,10 @@
 #include <functional>
 #include <memory>
 
+#include "accept_turn.h"
 #include "app/api.h"
-#include "os/unique_fd.h"
 #include "app/scoreboard.h"
+#include "os/unique_fd.h"
 
 struct event_base;
 struct evhttp;
@@ -39,16 +40,16 @@ struct WorkerShared {
     const Api* api = nullptr;
     Scoreboard* scoreboard = nullptr;
     std::size_t slot = 0;
-    std::function<bool()> should_stop; // polled by every loop's tick
+    std::function<bool()> should_stop;  // polled by every loop's tick
     std::function<void()> housekeeping; // called by loop 0's tick
     std::atomic<std::uint64_t> requests{0};
 };
 
 class HttpLoop final {
 public:
-    static constexpr std::size_t kMaxHeaderBytes = 8 * 1024;       // JSON 431 above this
-    static constexpr std::size_t kMaxBodyBytes = 64 * 1024;        // JSON 413 above this
-    static constexpr long kHardMaxHeaderBytes = 64 * 1024;         // evhttp's own 4xx above this
+    static constexpr std::size_t kMaxHeaderBytes = 8 * 1024; // JSON 431 above this
+    static constexpr std::size_t kMaxBodyBytes = 64 * 1024;  // JSON 413 above this
+    static constexpr long kHardMaxHeaderBytes = 64 * 1024;   // evhttp's own 4xx above this
     static constexpr long kHardMaxBodyBytes = 1024 * 1024;
 
     // Throws std::runtime_error if libevent can't set the loop up.
@@ -73,7 +74,6 @@ private:
     void tick();
     void begin_stop();
     void accept_again();
-    bool my_turn() const;
 
     std::size_t index_;
     WorkerShared& shared_;
@@ -85,8 +85,7 @@ private:
     std::unique_ptr<event, void (*)(event*)> watch_;
     evconnlistener* listener_ = nullptr; // owned by http_
     bool accepting_ = true;
-    bool served_since_accept_ = true;
-    std::uint64_t accept_ticket_ = 0; // totals().accepts just after our last accept
+    AcceptTurn turn_;
     std::size_t in_flight_ = 0;
     bool stopping_ = false;
     std::int64_t stop_started_ns_ = 0;

@@ -26,14 +26,16 @@ std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> resolve(const BindAddress& 
     auto port = std::to_string(a.port);
     int rc = ::getaddrinfo(a.host.c_str(), port.c_str(), &hints, &list);
     if (rc != 0)
-        throw std::system_error(EINVAL, std::generic_category(),
-                                fmt::format("getaddrinfo({}, {}) failed: {}", a.host, port, ::gai_strerror(rc)));
+        throw std::system_error(
+            EINVAL, std::generic_category(),
+            fmt::format("getaddrinfo({}, {}) failed: {}", a.host, port, ::gai_strerror(rc)));
     return {list, &::freeaddrinfo};
 }
 
 UniqueFd bind_one(const addrinfo& ai)
 {
-    UniqueFd fd(::socket(ai.ai_family, ai.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai.ai_protocol));
+    UniqueFd fd(
+        ::socket(ai.ai_family, ai.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai.ai_protocol));
     if (!fd) throw os_error(errno, "socket({}, SOCK_STREAM)", ai.ai_family);
     int on = 1;
     if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0)
@@ -47,7 +49,8 @@ BindAddress bound_address(int fd)
 {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) throw os_error(errno, "getsockname({})", fd);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+        throw os_error(errno, "getsockname({})", fd);
     char host[INET6_ADDRSTRLEN] = {};
     BindAddress out;
     if (ss.ss_family == AF_INET6) {
@@ -68,14 +71,16 @@ BindAddress bound_address(int fd)
 Listener::Listener(const BindAddress& address)
 {
     auto list = resolve(address);
-    std::system_error last(EADDRNOTAVAIL, std::generic_category(), "bind(" + address.host + ") failed");
+    std::system_error last(EADDRNOTAVAIL, std::generic_category(),
+                           "bind(" + address.host + ") failed");
     for (addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
         try {
             fd_ = bind_one(*ai);
             bound_ = bound_address(fd_.get());
             return;
         } catch (const std::system_error& e) {
-            last = std::system_error(e.code(), fmt::format("{} on {}", e.what(), bind_url(address)));
+            last =
+                std::system_error(e.code(), fmt::format("{} on {}", e.what(), bind_url(address)));
         }
     }
     throw last;

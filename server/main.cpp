@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "arbiter.h"
 #include "app/log.h"
 #include "app/options.h"
+#include "arbiter.h"
 
 int main(int argc, char** argv)
 {

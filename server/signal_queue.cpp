@@ -20,7 +20,8 @@ extern "C" void queue_signal(int sig)
 {
     int saved = errno;
     unsigned char byte = static_cast<unsigned char>(sig);
-    [[maybe_unused]] ssize_t n = ::write(g_write_fd, &byte, 1); // full pipe: the signal is already queued
+    // A full pipe drops this entry (see the header): there is nothing a handler could do.
+    [[maybe_unused]] ssize_t n = ::write(g_write_fd, &byte, 1);
     errno = saved;
 }
 
@@ -53,7 +54,8 @@ void set_handler(int sig, void (*handler)(int, siginfo_t*, void*))
 SignalQueue::SignalQueue(std::initializer_list<int> signals)
 {
     int fds[2];
-    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) throw os_error(errno, "pipe2(O_CLOEXEC|O_NONBLOCK)");
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+        throw os_error(errno, "pipe2(O_CLOEXEC|O_NONBLOCK)");
     read_.reset(fds[0]);
     write_.reset(fds[1]);
     g_write_fd = fds[1];
@@ -70,8 +72,11 @@ SignalQueue::~SignalQueue()
 std::optional<int> SignalQueue::wait(std::chrono::milliseconds timeout)
 {
     pollfd p{read_.get(), POLLIN, 0};
-    int rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
-    if (rc <= 0) return std::nullopt;
+    const int timeout_ms = static_cast<int>(timeout.count());
+    // A handler that runs on this thread interrupts the poll (EINTR, SA_RESTART or not), having
+    // just written its entry: read it now rather than report nothing.
+    if (::poll(&p, 1, timeout_ms) < 0 && errno != EINTR)
+        throw os_error(errno, "poll(signal pipe {}, {} ms)", read_.get(), timeout_ms);
     unsigned char byte = 0;
     if (::read(read_.get(), &byte, 1) != 1) return std::nullopt;
     return static_cast<int>(byte);

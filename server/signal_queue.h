@@ -1,6 +1,12 @@
 #pragma once
 // SignalQueue: the master's signals, as gunicorn's arbiter handles them: the handler only writes
-// the signal number to a self-pipe; the run loop reads them one at a time and dispatches.
+// the signal number to a self-pipe (and keeps errno); the run loop reads them one at a time and
+// dispatches.
+//
+// Order and coalescing: every delivery of a signal is one entry, reported in the order the
+// handlers ran; the queue merges nothing, but the kernel delivers a signal that arrives again
+// while it is still pending only once. A full pipe (64 KiB of entries by default) drops the
+// newer ones. Per process, not per thread: the handler may run on any thread, wait() on one.
 
 #include <signal.h>
 
@@ -25,7 +31,9 @@ public:
     SignalQueue(const SignalQueue&) = delete;
     SignalQueue& operator=(const SignalQueue&) = delete;
 
-    // The next queued signal, waiting up to `timeout` for one.
+    // The next queued signal, waiting up to `timeout` for one; nullopt if none came, or if
+    // poll() was interrupted by a signal this queue doesn't handle. Throws std::system_error if
+    // poll() fails otherwise.
     std::optional<int> wait(std::chrono::milliseconds timeout);
 
     // In a forked child: restore default dispositions and drop the pipe, so the child's signals

@@ -11,8 +11,8 @@
 
 #include "app/api.h"
 #include "app/counter_store.h"
-#include "http_adapter.h"
 #include "app/log.h"
+#include "http_adapter.h"
 #include "os/os_error.h"
 #include "signal_queue.h"
 
@@ -35,7 +35,8 @@ extern "C" void on_quick(int) { ::_exit(kWorkerExitOk); }
 extern "C" void on_abort(int sig, siginfo_t* info, void*)
 {
     if (info->si_code == SI_USER && info->si_pid == ::getppid()) {
-        static const char kMsg[] = "[forklock worker] aborted by the master: no heartbeat within --timeout\n";
+        static const char kMsg[] =
+            "[forklock worker] aborted by the master: no heartbeat within --timeout\n";
         (void)!::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
         ::_exit(1);
     }
@@ -64,7 +65,8 @@ private:
 };
 
 Worker::Worker(const WorkerSpec& spec)
-    : spec_(spec), store_(spec.options->data_dir), api_(ApiContext{&table(), &store_, spec.scoreboard, ::getpid()})
+    : spec_(spec), store_(spec.options->data_dir),
+      api_(ApiContext{&table(), &store_, spec.scoreboard, ::getpid()})
 {
     store_.check_writable();
     shared_.api = &api_;
@@ -73,7 +75,8 @@ Worker::Worker(const WorkerSpec& spec)
     shared_.should_stop = [this] { return should_stop(); };
     shared_.housekeeping = [this] { housekeeping(); };
     for (int t = 0; t < spec_.options->threads; ++t)
-        loops_.push_back(std::make_unique<HttpLoop>(spec_.listen_fd, static_cast<std::size_t>(t), shared_));
+        loops_.push_back(
+            std::make_unique<HttpLoop>(spec_.listen_fd, static_cast<std::size_t>(t), shared_));
 }
 
 // Called from the member initialiser list: the table must exist before api_ is built.
@@ -89,7 +92,8 @@ void Worker::run()
     slot().pid = ::getpid();
     slot().state = static_cast<std::uint32_t>(WorkerState::idle);
     std::vector<std::thread> threads;
-    for (std::size_t t = 1; t < loops_.size(); ++t) threads.emplace_back([this, t] { loops_[t]->run(); });
+    for (std::size_t t = 1; t < loops_.size(); ++t)
+        threads.emplace_back([this, t] { loops_[t]->run(); });
     loops_[0]->run();
     for (auto& t : threads) t.join();
     loops_.clear();
@@ -98,12 +102,15 @@ void Worker::run()
 bool Worker::should_stop()
 {
     bool parent_gone = ::getppid() != spec_.master_pid;
-    bool recycle = spec_.max_requests > 0 && shared_.requests.load(std::memory_order_relaxed) >= spec_.max_requests;
+    bool recycle = spec_.max_requests > 0 &&
+                   shared_.requests.load(std::memory_order_relaxed) >= spec_.max_requests;
     if (!(g_term || parent_gone || recycle)) return false;
     if (!stop_logged_.exchange(true)) {
         slot().state = static_cast<std::uint32_t>(WorkerState::stopping);
-        if (parent_gone) log(LogLevel::info, "Parent changed, shutting down: {}", ::getpid());
-        else if (recycle) log(LogLevel::info, "Autorestarting worker after current request.");
+        if (parent_gone)
+            log(LogLevel::info, "Parent changed, shutting down: {}", ::getpid());
+        else if (recycle)
+            log(LogLevel::info, "Autorestarting worker after current request.");
     }
     return true;
 }
@@ -127,7 +134,8 @@ void boot_signals(const WorkerSpec& spec)
     for (int sig : {SIGHUP, SIGTTIN, SIGTTOU, SIGPIPE}) ::signal(sig, SIG_IGN);
     ::signal(SIGCHLD, SIG_DFL);
     // The master may die without a chance to tell us (kill -9): the kernel sends TERM instead.
-    if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) throw os_error(errno, "prctl(PR_SET_PDEATHSIG, SIGTERM)");
+    if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+        throw os_error(errno, "prctl(PR_SET_PDEATHSIG, SIGTERM)");
     // The master died before prctl() could arm that: nobody would ever send it.
     if (::getppid() != spec.master_pid) ::_exit(0);
     // The master blocked every signal around fork(); our handlers are in place now.
@@ -138,7 +146,10 @@ void boot_signals(const WorkerSpec& spec)
 
 } // namespace
 
-std::filesystem::path lock_dir_for(const std::filesystem::path& data_dir) { return data_dir / ".locks"; }
+std::filesystem::path lock_dir_for(const std::filesystem::path& data_dir)
+{
+    return data_dir / ".locks";
+}
 
 LockTableOptions lock_table_options(const Options& o)
 {

@@ -9,9 +9,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "locks/lock_table.h"
 #include "app/options.h"
 #include "app/scoreboard.h"
+#include "locks/lock_table.h"
 
 namespace forklock {
 

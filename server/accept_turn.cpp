@@ -1,0 +1,33 @@
+#include "accept_turn.h"
+
+namespace forklock {
+
+AcceptTurn::AcceptTurn(std::atomic<std::uint64_t>& accepts,
+                       const std::atomic<std::uint32_t>& loops) noexcept
+    : accepts_(accepts), loops_(loops)
+{
+}
+
+void AcceptTurn::accepted() noexcept
+{
+    served_since_accept_ = false;
+    wait_for_another_ = true;
+    ticket_ = accepts_.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+void AcceptTurn::served() noexcept { served_since_accept_ = true; }
+
+void AcceptTurn::skip() noexcept
+{
+    served_since_accept_ = true;
+    wait_for_another_ = false;
+}
+
+bool AcceptTurn::my_turn() const noexcept
+{
+    if (!served_since_accept_) return false;
+    if (!wait_for_another_ || loops_.load(std::memory_order_relaxed) <= 1) return true;
+    return accepts_.load(std::memory_order_relaxed) > ticket_;
+}
+
+} // namespace forklock

@@ -1,0 +1,45 @@
+#pragma once
+// AcceptTurn: whether one event loop may accept the next connection, so that the loops of every
+// worker take turns (see "Accept turns" in http_adapter.h for why). Pure counters, no sockets:
+// after accepting, a loop waits until it has served a request and some other loop has accepted
+// since. Every loop of every worker shares two counters, in the scoreboard's shared memory:
+// `accepts`, connections accepted by any loop, and `loops`, how many loops there are in all
+// (with one loop there are no turns).
+//
+// Shared across processes through those counters; each AcceptTurn belongs to one loop and is
+// used by that loop's thread only. The counters are read relaxed: a stale read delays or
+// advances one turn, never loses a connection (the caller's timer skips a turn nobody takes).
+// A loop that dies leaves nothing to undo: the counts only grow, and Scoreboard::release()
+// takes its loops out of `loops`.
+
+#include <atomic>
+#include <cstdint>
+
+namespace forklock {
+
+class AcceptTurn final {
+public:
+    // Both counters must outlive this object.
+    AcceptTurn(std::atomic<std::uint64_t>& accepts,
+               const std::atomic<std::uint32_t>& loops) noexcept;
+
+    // accepted: this loop took a connection; its next turn comes after served() and another
+    // loop's accepted().
+    void accepted() noexcept;
+    // served: this loop served a request (of any connection).
+    void served() noexcept;
+    // skip: the turn went untaken for too long (the other loops are blocked, or a client
+    // connected and sent nothing): this loop may accept again at once.
+    void skip() noexcept;
+    // my_turn: whether this loop may accept now. True before its first accepted().
+    [[nodiscard]] bool my_turn() const noexcept;
+
+private:
+    std::atomic<std::uint64_t>& accepts_;
+    const std::atomic<std::uint32_t>& loops_;
+    bool served_since_accept_ = true;
+    bool wait_for_another_ = false; // false before the first accept and after a skip()
+    std::uint64_t ticket_ = 0; // accepts_ just after our last accept: a higher count is another's
+};
+
+} // namespace forklock
