@@ -281,12 +281,18 @@ TEST_CASE("LockTable: a waiter whose slot is given to another key does not wait 
     // each time, until it is.
     bool exercised = false;
     int tries = 0;
-    for (; tries < 20 && !exercised; ++tries) {
+    for (; tries < 50 && !exercised; ++tries) {
         LockTable t = make(mode, 2, dir);
         KeyGuard a = t.lock("A");
         KeyGuard c = t.lock("C"); // both slots held: the next new key can only take A's
-        std::atomic<bool> got{false};
-        std::jthread waiter([&] { got = t.lock_for("A", 3s).owns_lock(); }); // joined on the way out
+        std::atomic<bool> got{false}, done{false};
+        std::jthread waiter([&] { // joined on the way out
+            // Holds A until told: while it does, B cannot take A's slot, so a B bound means the
+            // waiter was still waiting then.
+            KeyGuard h = t.lock_for("A", 3s);
+            got = h.owns_lock();
+            (void)wait_until([&] { return done.load(); }, 5s);
+        });
         REQUIRE(wait_until([&] { return t.key_stats().at(0).waiters + t.key_stats().at(1).waiters == 1; }));
         a.unlock();
         KeyGuard b;
@@ -298,6 +304,7 @@ TEST_CASE("LockTable: a waiter whose slot is given to another key does not wait 
         }
         c.unlock(); // a slot for A to come back to
         const bool in_time = wait_until([&] { return got.load(); }, 2s); // long before lock_for's 3 s
+        done = true;
         waiter.join();
         if (exercised)
             CHECK(in_time);
