@@ -65,13 +65,6 @@ inline int reap(pid_t pid, std::chrono::milliseconds timeout = std::chrono::seco
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-inline void kill_and_reap(pid_t pid)
-{
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-}
-
 // forked_pids: every child this process forked through Child, alive or reaped (for the /dev/shm
 // count: what a child made is the test's too).
 inline std::set<pid_t>& forked_pids()
