@@ -2,8 +2,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -267,6 +272,54 @@ TEST_CASE("LockTable: a waiting thread gets the key when the holder unlocks, and
     CHECK(k.wait_ns_max > 0);
 }
 
+namespace {
+
+// asleep: whether thread `tid` of this process is blocked in the kernel (state S), as a waiter is
+// once it sleeps on its lock rather than on its way to it.
+bool asleep(pid_t tid)
+{
+    std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const auto paren = line.rfind(')');
+    return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S';
+}
+
+// OneCpu: pins the calling thread, and the threads it starts, to the CPU it runs on, and restores
+// its CPU mask at the end of the scope. With the other thread at SCHED_IDLE (idle_priority),
+// whatever the pinned thread does between two sleeps happens before the other thread runs.
+class OneCpu {
+public:
+    OneCpu()
+    {
+        saved_ = ::pthread_getaffinity_np(::pthread_self(), sizeof old_, &old_) == 0;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(::sched_getcpu(), &one);
+        pinned_ = saved_ && ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one) == 0;
+    }
+    ~OneCpu()
+    {
+        if (pinned_)
+            (void)::pthread_setaffinity_np(::pthread_self(), sizeof old_, &old_);
+    }
+    OneCpu(const OneCpu&) = delete;
+    OneCpu& operator=(const OneCpu&) = delete;
+
+private:
+    cpu_set_t old_{};
+    bool saved_ = false;
+    bool pinned_ = false;
+};
+
+void idle_priority()
+{
+    const sched_param none{};
+    (void)::pthread_setschedparam(::pthread_self(), SCHED_IDLE, &none);
+}
+
+} // namespace
+
 // A waiter pins nothing in these modes, so while it waits its key's slot can be evicted (once the
 // holder lets go) and given to another key. It must then look its key up again, not wait for the
 // new key's holder.
@@ -276,9 +329,11 @@ TEST_CASE("LockTable: a waiter whose slot is given to another key does not wait 
     const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex);
     CAPTURE(to_string(mode));
     TempDir dir;
-    // Whether B takes A's slot before the waiter wakes is a race (B almost always wins). When the
-    // waiter wins, B finds the table full and the case is not exercised: try again, a fresh table
-    // each time, until it is.
+    // B must take A's slot between A's unlock and the waiter's wakeup: the waiter runs at idle
+    // priority on our CPU, so it wakes only once we sleep. Should it win anyway (a CPU that could
+    // not be pinned), B finds the table full and the case is not exercised: try again, a fresh
+    // table each time, until it is.
+    const OneCpu pinned;
     bool exercised = false;
     int tries = 0;
     for (; tries < 50 && !exercised; ++tries) {
@@ -286,14 +341,19 @@ TEST_CASE("LockTable: a waiter whose slot is given to another key does not wait 
         KeyGuard a = t.lock("A");
         KeyGuard c = t.lock("C"); // both slots held: the next new key can only take A's
         std::atomic<bool> got{false}, done{false};
+        std::atomic<pid_t> tid{0};
         std::jthread waiter([&] { // joined on the way out
+            idle_priority();
+            tid = ::gettid();
             // Holds A until told: while it does, B cannot take A's slot, so a B bound means the
             // waiter was still waiting then.
             KeyGuard h = t.lock_for("A", 3s);
             got = h.owns_lock();
             (void)wait_until([&] { return done.load(); }, 5s);
         });
-        REQUIRE(wait_until([&] { return t.key_stats().at(0).waiters + t.key_stats().at(1).waiters == 1; }));
+        REQUIRE(wait_until([&] {
+            return t.key_stats().at(0).waiters + t.key_stats().at(1).waiters == 1 && asleep(tid);
+        }));
         a.unlock();
         KeyGuard b;
         try {
