@@ -24,8 +24,8 @@ TEST_CASE("flock: an fd inherited from the parent lets parent and child both hol
     const auto file = dir.path / "k.lock";
     const int inherited = open_lock_file(file);
     REQUIRE(try_lock_file(inherited, file));
-    const pid_t child = fork_child([&] { return try_lock_file(inherited, file) ? 0 : 1; });
-    CHECK(reap(child) == 0); // the child "acquired" what the parent holds
+    Child child([&] { return try_lock_file(inherited, file) ? 0 : 1; });
+    CHECK(child.wait() == 0); // the child "acquired" what the parent holds
     ::close(inherited);
 }
 
@@ -35,11 +35,11 @@ TEST_CASE("flock: descriptors each process opens itself exclude each other", "[k
     const auto file = dir.path / "k.lock";
     const int mine = open_lock_file(file);
     REQUIRE(try_lock_file(mine, file));
-    const pid_t child = fork_child([&] {
+    Child child([&] {
         const int own = open_lock_file(file);
         return try_lock_file(own, file) ? 1 : 0;
     });
-    CHECK(reap(child) == 0);
+    CHECK(child.wait() == 0);
     ::close(mine);
 }
 
@@ -70,7 +70,8 @@ TEST_CASE("flock: lock_key_file moves on to the current file when the one it wai
     REQUIRE(fd >= 0);
 
     bool locked = false;
-    std::thread waiter([&] { locked = lock_key_file(file, monotonic_ns() + 5'000'000'000, fd); });
+    // A jthread: a failed REQUIRE below joins it on the way out instead of std::terminate.
+    std::jthread waiter([&] { locked = lock_key_file(file, monotonic_ns() + 5'000'000'000, fd); });
     REQUIRE(::unlink(file.c_str()) == 0); // the remover's step, taken while holding the lock
     ::close(holder);
     waiter.join();

@@ -71,25 +71,25 @@ int increment_many(LockTable& table, Shared& sh, int n)
 
 void run_processes(LockTable& table, Shared& sh, int processes, int per_process)
 {
-    std::vector<pid_t> kids;
+    std::vector<Child> kids;
     for (int p = 0; p < processes; ++p)
-        kids.push_back(fork_child([&] { return increment_many(table, sh, per_process); }));
-    for (pid_t k : kids)
-        REQUIRE(reap(k) == 0);
+        kids.emplace_back([&] { return increment_many(table, sh, per_process); });
+    for (Child& k : kids)
+        REQUIRE(k.wait() == 0);
 }
 
 // Holds `key` in a child until killed; returns once the parent sees it held.
-pid_t child_holding(LockTable& table, Shared& sh, const char* key)
+Child child_holding(LockTable& table, Shared& sh, const char* key)
 {
     sh.ready = 0;
-    const pid_t pid = fork_child([&]() -> int {
+    Child child([&]() -> int {
         KeyGuard g = table.lock(key);
         sh.ready = 1;
         for (;;)
             ::pause();
     });
     REQUIRE(wait_until([&] { return sh.ready.load() == 1; }));
-    return pid;
+    return child;
 }
 
 } // namespace
@@ -117,14 +117,14 @@ TEST_CASE("LockTable: flock excludes processes that each made their own table af
 {
     TempDir dir;
     SharedBlock sh;
-    std::vector<pid_t> kids;
+    std::vector<Child> kids;
     for (int p = 0; p < 3; ++p)
-        kids.push_back(fork_child([&] {
+        kids.emplace_back([&] {
             LockTable own(options_for(LockMode::flock, dir.path));
             return increment_many(own, *sh, 1000);
-        }));
-    for (pid_t k : kids)
-        REQUIRE(reap(k) == 0);
+        });
+    for (Child& k : kids)
+        REQUIRE(k.wait() == 0);
     CHECK(sh->counter.load() == 3000);
     CHECK(sh->max_inside.load() == 1);
 }
@@ -144,9 +144,9 @@ TEST_CASE("LockTable: thread mode lets two processes hold the same key at once a
     std::unique_ptr<LockTable> inherited;
     if (!after_fork)
         inherited = std::make_unique<LockTable>(options_for(mode, dir.path));
-    std::vector<pid_t> kids;
+    std::vector<Child> kids;
     for (int p = 0; p < 2; ++p)
-        kids.push_back(fork_child([&] {
+        kids.emplace_back([&] {
             std::unique_ptr<LockTable> own;
             LockTable& t = after_fork ? *(own = std::make_unique<LockTable>(options_for(mode, dir.path)))
                                       : *inherited;
@@ -159,9 +159,9 @@ TEST_CASE("LockTable: thread mode lets two processes hold the same key at once a
                 return 1;
             sh->counter.store(v + 1);
             return 0;
-        }));
-    for (pid_t k : kids)
-        CHECK(reap(k) == 0);
+        });
+    for (Child& k : kids)
+        CHECK(k.wait() == 0);
     CHECK(sh->counter.load() == 1); // two increments, one lost
 }
 
@@ -170,11 +170,11 @@ TEST_CASE("LockTable: thread mode loses nothing between threads of one process",
     TempDir dir;
     SharedBlock sh;
     LockTable table(options_for(LockMode::thread, dir.path));
-    std::vector<std::thread> threads;
-    for (int t = 0; t < 4; ++t)
-        threads.emplace_back([&] { increment_many(table, *sh, 20000); });
-    for (auto& t : threads)
-        t.join();
+    {
+        std::vector<std::jthread> threads; // joined on the way out, a failed assertion included
+        for (int t = 0; t < 4; ++t)
+            threads.emplace_back([&] { increment_many(table, *sh, 20000); });
+    }
     CHECK(sh->counter.load() == 80000);
     CHECK(sh->max_inside.load() == 1);
 }
@@ -197,19 +197,19 @@ TEST_CASE("LockTable: a key held by a SIGKILLed process is usable again within 1
     TempDir dir;
     SharedBlock sh;
     LockTable table(options_for(mode, dir.path));
-    const pid_t holder = child_holding(table, *sh, "k");
+    Child holder = child_holding(table, *sh, "k");
     CHECK_FALSE(table.try_lock("k").owns_lock());
-    kill_and_reap(holder);
+    holder.kill();
     // The supervisor's part (the server's master does this after waitpid).
-    const std::size_t freed = table.release_owned_by(holder);
+    const std::size_t freed = table.release_owned_by(holder.pid());
     CHECK(freed == 1);
     KeyGuard g = table.lock_for("k", 1s);
     REQUIRE(g.owns_lock());
-    CHECK(g.recovered_from() == holder);
+    CHECK(g.recovered_from() == holder.pid());
     const auto keys = table.key_stats();
     REQUIRE(keys.size() == 1);
     CHECK(keys[0].recoveries == 1);
-    CHECK(keys[0].last_dead_owner == holder);
+    CHECK(keys[0].last_dead_owner == holder.pid());
     CHECK(table.stats().recoveries == 1);
 }
 
@@ -221,11 +221,11 @@ TEST_CASE("LockTable: mutex and flock recover a dead holder's key without any su
     TempDir dir;
     SharedBlock sh;
     LockTable table(options_for(mode, dir.path));
-    const pid_t holder = child_holding(table, *sh, "k");
-    kill_and_reap(holder);
+    Child holder = child_holding(table, *sh, "k");
+    holder.kill();
     KeyGuard g = table.lock_for("k", 1s);
     REQUIRE(g.owns_lock());
-    CHECK(g.recovered_from() == holder);
+    CHECK(g.recovered_from() == holder.pid());
     g.unlock();
     CHECK(table.stats().active == 0); // the dead holder's reference was returned
 }
@@ -236,12 +236,12 @@ TEST_CASE("LockTable: a waiter blocked on a dead holder's semaphore key is woken
     TempDir dir;
     SharedBlock sh;
     LockTable table(options_for(LockMode::semaphore, dir.path));
-    const pid_t holder = child_holding(table, *sh, "k");
-    const pid_t waiter = fork_child([&] { return table.lock_for("k", 10s).owns_lock() ? 0 : 1; });
+    Child holder = child_holding(table, *sh, "k");
+    Child waiter([&] { return table.lock_for("k", 10s).owns_lock() ? 0 : 1; });
     REQUIRE(wait_until([&] { return table.key_stats().at(0).waiters == 1; }));
-    kill_and_reap(holder);
-    CHECK(table.release_owned_by(holder) == 1);
-    CHECK(reap(waiter, 2s) == 0);
+    holder.kill();
+    CHECK(table.release_owned_by(holder.pid()) == 1);
+    CHECK(waiter.wait(2s) == 0);
 }
 
 TEST_CASE("LockTable: a waiter killed while blocked stops being counted once the supervisor forgets it",
@@ -251,11 +251,11 @@ TEST_CASE("LockTable: a waiter killed while blocked stops being counted once the
     TempDir dir;
     LockTable table(options_for(mode, dir.path));
     KeyGuard held = table.lock("k");
-    const pid_t waiter = fork_child([&] { return table.lock("k").owns_lock() ? 0 : 1; });
+    Child waiter([&] { return table.lock("k").owns_lock() ? 0 : 1; });
     REQUIRE(wait_until([&] { return table.key_stats().at(0).waiters == 1; }));
-    kill_and_reap(waiter);
+    waiter.kill();
     CHECK(table.key_stats().at(0).waiters == 1); // nobody told the table yet
-    CHECK(table.release_owned_by(waiter) == 0);  // it held nothing...
+    CHECK(table.release_owned_by(waiter.pid()) == 0);  // it held nothing...
     CHECK(table.key_stats().at(0).waiters == 0); // ...and now waits on nothing
     CHECK(table.stats().active == 1);            // our own hold
     held.unlock();
@@ -271,11 +271,11 @@ TEST_CASE("LockTable: with recovery off a dead holder's semaphore key stays lock
     auto o = options_for(LockMode::semaphore, dir.path);
     o.recover_dead_owners = false;
     LockTable table(o);
-    const pid_t holder = child_holding(table, *sh, "k");
-    kill_and_reap(holder);
-    CHECK(table.release_owned_by(holder) == 0);
+    Child holder = child_holding(table, *sh, "k");
+    holder.kill();
+    CHECK(table.release_owned_by(holder.pid()) == 0);
     CHECK_FALSE(table.lock_for("k", 300ms).owns_lock());
-    CHECK(table.key_stats().at(0).owner_pid == holder); // the dead pid, forever
+    CHECK(table.key_stats().at(0).owner_pid == holder.pid()); // the dead pid, forever
 }
 
 TEST_CASE("LockTable: release_owned_by leaves keys of other processes alone", "[lock_table][fork]")
@@ -283,8 +283,8 @@ TEST_CASE("LockTable: release_owned_by leaves keys of other processes alone", "[
     TempDir dir;
     SharedBlock sh;
     LockTable table(options_for(LockMode::semaphore, dir.path));
-    const pid_t holder = child_holding(table, *sh, "k");
-    CHECK(table.release_owned_by(holder + 100000) == 0);
+    Child holder = child_holding(table, *sh, "k");
+    CHECK(table.release_owned_by(holder.pid() + 100000) == 0);
     CHECK_FALSE(table.try_lock("k").owns_lock());
-    kill_and_reap(holder);
+    holder.kill();
 }

@@ -2,10 +2,16 @@
 
 #include <catch2/catch.hpp>
 
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fork_helpers.h"
@@ -19,14 +25,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::filesystem::path kLockDir = "/tmp";
-
-LockTable make(LockMode mode, std::size_t capacity)
+// make: a table whose flock files (if any) go to `dir`, the test's own.
+LockTable make(LockMode mode, std::size_t capacity, const TempDir& dir)
 {
     LockTableOptions o;
     o.mode = mode;
     o.capacity = capacity;
-    o.lock_dir = kLockDir;
+    o.lock_dir = dir.path;
     return LockTable(o);
 }
 
@@ -38,14 +43,15 @@ void kill_churning_processes(LockTable& t, int rounds, unsigned seed)
     std::mt19937 rng(seed);
     for (int round = 0; round < rounds; ++round) {
         const std::uint64_t evictions = t.stats().evictions;
-        const pid_t churn = fork_child([&]() -> int {
+        Child churn([&]() -> int {
             for (unsigned i = 0;; ++i)
                 (void)t.lock("churn-" + std::to_string(i % 500));
         });
         REQUIRE(wait_until([&] { return t.stats().evictions > evictions; })); // it is churning
+        // A random instant, not a wait for a condition: where the kill lands is the point.
         std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
-        kill_and_reap(churn);
-        t.release_owned_by(churn);
+        churn.kill();
+        t.release_owned_by(churn.pid());
     }
 }
 
@@ -53,7 +59,8 @@ void kill_churning_processes(LockTable& t, int rounds, unsigned seed)
 
 TEST_CASE("LockTable: empty and over-long keys are rejected with InvalidKeyError", "[keys]")
 {
-    LockTable t = make(LockMode::mutex, 16);
+    TempDir dir;
+    LockTable t = make(LockMode::mutex, 16, dir);
     CHECK_THROWS_AS(t.lock(""), InvalidKeyError);
     CHECK_THROWS_AS(t.lock(std::string(LockTable::kMaxKeyLength + 1, 'k')), InvalidKeyError);
     CHECK(t.lock(std::string(LockTable::kMaxKeyLength, 'k')).owns_lock());
@@ -75,7 +82,8 @@ TEST_CASE("LockTable: bad options are rejected before anything is made", "[keys]
 TEST_CASE("LockTable: distinct keys never share a lock", "[keys]")
 {
     const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
-    LockTable t = make(mode, 256);
+    TempDir dir;
+    LockTable t = make(mode, 256, dir);
     std::vector<KeyGuard> held;
     for (int i = 0; i < 200; ++i)
         held.push_back(t.try_lock("key-" + std::to_string(i)));
@@ -89,7 +97,8 @@ TEST_CASE("LockTable: a full table throws TableFullError and recovers when a key
           "[keys]")
 {
     const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex);
-    LockTable t = make(mode, 4);
+    TempDir dir;
+    LockTable t = make(mode, 4, dir);
     std::vector<KeyGuard> held;
     for (int i = 0; i < 4; ++i)
         held.push_back(t.lock("key-" + std::to_string(i)));
@@ -102,7 +111,8 @@ TEST_CASE("LockTable: a full table throws TableFullError and recovers when a key
 
 TEST_CASE("LockTable: 100,000 distinct keys reuse a bounded number of slots", "[keys]")
 {
-    LockTable t = make(LockMode::mutex, 1024);
+    TempDir dir;
+    LockTable t = make(LockMode::mutex, 1024, dir);
     for (int i = 0; i < 100000; ++i) {
         KeyGuard g = t.lock("user:" + std::to_string(i));
         REQUIRE(g.owns_lock());
@@ -169,15 +179,13 @@ TEST_CASE("LockTable: a key is never held twice while a small table keeps rebind
     auto& board = *new (shared.data()) ChurnBoard{};
     constexpr int kWorkers = 3, kRounds = 20000;
     if (mode == LockMode::thread) { // one process: thread mode only excludes threads
-        std::vector<std::thread> threads;
+        std::vector<std::jthread> threads; // joined at the end of the block
         for (int w = 0; w < kWorkers; ++w)
             threads.emplace_back([&, w] { churn(t, board, 7 + w, kRounds); });
-        for (auto& th : threads)
-            th.join();
     } else {
-        std::vector<pid_t> kids;
+        std::vector<Child> kids;
         for (int w = 0; w < kWorkers; ++w)
-            kids.push_back(fork_child([&, w] {
+            kids.emplace_back([&, w] {
                 if (mode == LockMode::flock) {
                     LockTable own = make_here();
                     churn(own, board, 7 + w, kRounds);
@@ -185,9 +193,9 @@ TEST_CASE("LockTable: a key is never held twice while a small table keeps rebind
                     churn(t, board, 7 + w, kRounds);
                 }
                 return 0;
-            }));
-        for (pid_t k : kids)
-            REQUIRE(reap(k) == 0);
+            });
+        for (Child& k : kids)
+            REQUIRE(k.wait() == 0);
     }
     CHECK(board.overlaps.load() == 0);
     CHECK(board.ops.load() > kWorkers * kRounds / 2);
@@ -211,25 +219,29 @@ TEST_CASE("LockTable: flock removes the lock files of evicted keys but never a h
     CHECK(files <= 8);
     CHECK(std::filesystem::exists(dir.path / "held.lock"));
     // The held key still excludes a process with a table of its own (the file is the meeting point).
-    const pid_t other = fork_child([&] {
+    Child other([&] {
         LockTable own(o);
         return own.try_lock("held").owns_lock() ? 1 : 0;
     });
-    CHECK(reap(other) == 0);
+    CHECK(other.wait() == 0);
 }
 
 TEST_CASE("LockTable: lock_for gives up after its timeout and counts nothing", "[keys]")
 {
     const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
-    LockTable t = make(mode, 16);
+    TempDir dir;
+    LockTable t = make(mode, 16, dir);
     KeyGuard g = t.lock("k");
-    std::thread other([&] {
+    // Assertions stay on the main thread (Catch2 v2): the thread only records what it saw.
+    bool got = true;
+    std::chrono::steady_clock::duration took{};
+    std::jthread([&] {
         const auto start = std::chrono::steady_clock::now();
-        KeyGuard h = t.lock_for("k", 50ms);
-        CHECK_FALSE(h.owns_lock());
-        CHECK(std::chrono::steady_clock::now() - start >= 50ms);
-    });
-    other.join();
+        got = t.lock_for("k", 50ms).owns_lock();
+        took = std::chrono::steady_clock::now() - start;
+    }).join();
+    CHECK_FALSE(got);
+    CHECK(took >= 50ms);
     CHECK(t.key_stats().at(0).acquisitions == 1);
     CHECK(t.stats().active == 1);
 }
@@ -238,24 +250,75 @@ TEST_CASE("LockTable: a waiting thread gets the key when the holder unlocks, and
           "[keys]")
 {
     const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
-    LockTable t = make(mode, 16);
+    TempDir dir;
+    LockTable t = make(mode, 16, dir);
     KeyGuard g = t.lock("k");
     std::atomic<bool> got{false};
-    std::thread other([&] {
-        KeyGuard h = t.lock("k");
-        got = true;
-        CHECK(h.waited() > 0ns);
+    std::chrono::nanoseconds waited{};
+    std::jthread other([&] { // bounded, so that a failed REQUIRE below joins it in time
+        KeyGuard h = t.lock_for("k", 10s);
+        waited = h.waited();
+        got = h.owns_lock();
     });
     REQUIRE(wait_until([&] { return t.key_stats().at(0).waiters == 1; }));
     CHECK_FALSE(got.load());
     g.unlock();
     other.join();
     CHECK(got.load());
+    CHECK(waited > 0ns);
     const KeyStats k = t.key_stats().at(0);
     CHECK(k.acquisitions == 2);
     CHECK(k.contended == 1);
     CHECK(k.wait_ns_max > 0);
 }
+
+namespace {
+
+// asleep: whether thread `tid` of this process is blocked in the kernel (state S), as a waiter is
+// once it sleeps on its lock rather than on its way to it.
+bool asleep(pid_t tid)
+{
+    std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const auto paren = line.rfind(')');
+    return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S';
+}
+
+// OneCpu: pins the calling thread, and the threads it starts, to the CPU it runs on, and restores
+// its CPU mask at the end of the scope. With the other thread at SCHED_IDLE (idle_priority),
+// whatever the pinned thread does between two sleeps happens before the other thread runs.
+class OneCpu {
+public:
+    OneCpu()
+    {
+        saved_ = ::pthread_getaffinity_np(::pthread_self(), sizeof old_, &old_) == 0;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(::sched_getcpu(), &one);
+        pinned_ = saved_ && ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one) == 0;
+    }
+    ~OneCpu()
+    {
+        if (pinned_)
+            (void)::pthread_setaffinity_np(::pthread_self(), sizeof old_, &old_);
+    }
+    OneCpu(const OneCpu&) = delete;
+    OneCpu& operator=(const OneCpu&) = delete;
+
+private:
+    cpu_set_t old_{};
+    bool saved_ = false;
+    bool pinned_ = false;
+};
+
+void idle_priority()
+{
+    const sched_param none{};
+    (void)::pthread_setschedparam(::pthread_self(), SCHED_IDLE, &none);
+}
+
+} // namespace
 
 // A waiter pins nothing in these modes, so while it waits its key's slot can be evicted (once the
 // holder lets go) and given to another key. It must then look its key up again, not wait for the
@@ -265,26 +328,50 @@ TEST_CASE("LockTable: a waiter whose slot is given to another key does not wait 
 {
     const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex);
     CAPTURE(to_string(mode));
-    LockTable t = make(mode, 2);
-    KeyGuard a = t.lock("A");
-    KeyGuard c = t.lock("C"); // both slots held: the next new key can only take A's
-    std::atomic<bool> got{false};
-    std::thread waiter([&] {
-        KeyGuard h = t.lock_for("A", 3s);
-        got = h.owns_lock();
-    });
-    CHECK(wait_until([&] { return t.key_stats().at(0).waiters + t.key_stats().at(1).waiters == 1; }));
-    a.unlock();
-    KeyGuard b;
-    try {
-        b = t.lock("B"); // almost always first, before the waiter wakes: it takes A's slot
-    } catch (const TableFullError&) {
-        // The waiter was first and holds A in its slot, C is held: nothing to evict.
+    TempDir dir;
+    // B must take A's slot between A's unlock and the waiter's wakeup: the waiter runs at idle
+    // priority on our CPU, so it wakes only once we sleep. Should it win anyway (a CPU that could
+    // not be pinned), B finds the table full and the case is not exercised: try again, a fresh
+    // table each time, until it is.
+    const OneCpu pinned;
+    bool exercised = false;
+    int tries = 0;
+    for (; tries < 50 && !exercised; ++tries) {
+        LockTable t = make(mode, 2, dir);
+        KeyGuard a = t.lock("A");
+        KeyGuard c = t.lock("C"); // both slots held: the next new key can only take A's
+        std::atomic<bool> got{false}, done{false};
+        std::atomic<pid_t> tid{0};
+        std::jthread waiter([&] { // joined on the way out
+            idle_priority();
+            tid = ::gettid();
+            // Holds A until told: while it does, B cannot take A's slot, so a B bound means the
+            // waiter was still waiting then.
+            KeyGuard h = t.lock_for("A", 3s);
+            got = h.owns_lock();
+            (void)wait_until([&] { return done.load(); }, 5s);
+        });
+        REQUIRE(wait_until([&] {
+            return t.key_stats().at(0).waiters + t.key_stats().at(1).waiters == 1 && asleep(tid);
+        }));
+        a.unlock();
+        KeyGuard b;
+        try {
+            b = t.lock("B"); // takes A's slot: C is held and the waiter pins nothing
+            exercised = true;
+        } catch (const TableFullError&) {
+            // The waiter was first and holds A in its slot, C is held: nothing to evict.
+        }
+        c.unlock(); // a slot for A to come back to
+        const bool in_time = wait_until([&] { return got.load(); }, 2s); // long before lock_for's 3 s
+        done = true;
+        waiter.join();
+        if (exercised)
+            CHECK(in_time);
+        CHECK(got.load());
     }
-    c.unlock(); // a slot for A to come back to
-    CHECK(wait_until([&] { return got.load(); }, 2s)); // long before lock_for's 3 s
-    waiter.join();
-    CHECK(got.load());
+    INFO("tries: " << tries);
+    CHECK(exercised);
 }
 
 TEST_CASE("LockTable: processes killed at random instants inside the table leave every slot usable",
@@ -292,7 +379,8 @@ TEST_CASE("LockTable: processes killed at random instants inside the table leave
 {
     const auto mode = GENERATE(LockMode::semaphore, LockMode::mutex);
     INFO("mode " << to_string(mode));
-    LockTable t = make(mode, 64);
+    TempDir dir;
+    LockTable t = make(mode, 64, dir);
     kill_churning_processes(t, 15, 42);
     // Every slot still works: holding as many keys as the table has slots needs all of them, so a
     // slot whose lock a killed evictor had claimed (and nobody cleared) would show up here. And no
@@ -314,7 +402,8 @@ TEST_CASE("LockTable flock: processes killed at random instants leave at most on
     // instructions, not the file syscalls where the process spends its time: killed 30 times, a
     // churning process used to leave most of the slots pinned, and now leaves none (at most one,
     // if a kill ever lands inside those instructions).
-    LockTable t = make(LockMode::flock, 64);
+    TempDir dir;
+    LockTable t = make(LockMode::flock, 64, dir);
     kill_churning_processes(t, 30, 7);
     CHECK(t.stats().active <= 1);
     std::vector<KeyGuard> held;

@@ -71,28 +71,3 @@ TEST_CASE("OwnerWordLock: a timed lock gives up at its deadline", "[owner_word]"
     CHECK(blocked);
     CHECK(monotonic_ns() - start >= 30'000'000);
 }
-
-TEST_CASE("NamedSemaphore: create_unlinked leaves no name in /dev/shm", "[named_semaphore]")
-{
-    const int before = forklock_shm_entries();
-    {
-        NamedSemaphore s = NamedSemaphore::create_unlinked(fmt::format("/forklock.{}.x", ::getpid()));
-        CHECK(forklock_shm_entries() == before);
-        s.post();
-        CHECK(s.try_wait());
-        CHECK_FALSE(s.try_wait());
-    }
-    CHECK(forklock_shm_entries() == before);
-}
-
-TEST_CASE("NamedSemaphore: sem_open errors name the call, its arguments and errno",
-          "[named_semaphore]")
-{
-    try {
-        (void)NamedSemaphore::create_unlinked("/bad/name");
-        FAIL("sem_open accepted a name with a slash");
-    } catch (const std::system_error& e) {
-        CHECK(std::string(e.what()).find("sem_open(\"/bad/name\", O_CREAT|O_EXCL, 0600, 0) failed") !=
-              std::string::npos);
-    }
-}
