@@ -69,6 +69,15 @@ TEST_CASE("analyze_trace: three readers of one value lost two updates", "[trace_
     CHECK(a.examples[0].text.find("-> 2 updates lost") != std::string::npos);
 }
 
+TEST_CASE("analyze_trace: two reads of one value far apart (a reset between) lost nothing", "[trace_analysis]")
+{
+    auto a = analyze_trace({section(0, 1, 0, 1.0, 2.0), section(1, 2, 0, 5.0, 6.0), section(2, 3, 0, 5.5, 7.0)}, "k");
+    CHECK(a.increments == 3);
+    CHECK(a.lost == 1); // only the two that raced, from 5.0 ms
+    REQUIRE(a.examples.size() == 1);
+    CHECK(a.examples[0].seqs == std::vector<std::uint64_t>{1, 2});
+}
+
 TEST_CASE("analyze_trace: threads of one process are told apart by tid", "[trace_analysis]")
 {
     auto a = analyze_trace({section(0, 9, 0, 1.0, 3.0, 10), section(1, 9, 0, 2.0, 4.0, 11)}, "k");

@@ -58,6 +58,25 @@ TraceExample tell(std::vector<const TraceRecord*> group)
     return ex;
 }
 
+// Records that read one value, split into runs that raced: each one read before an earlier one of
+// its run wrote. Two that read the same value far apart in time (a DELETE reset it in between)
+// did not lose anything.
+std::vector<std::vector<const TraceRecord*>> racing(std::vector<const TraceRecord*> same_read)
+{
+    std::sort(same_read.begin(), same_read.end(), [](auto* x, auto* y) { return x->acquired_ns < y->acquired_ns; });
+    std::vector<std::vector<const TraceRecord*>> runs;
+    std::int64_t run_end = 0;
+    for (auto* r : same_read) {
+        if (runs.empty() || r->acquired_ns >= run_end) {
+            runs.emplace_back();
+            run_end = r->unlock_ns;
+        }
+        runs.back().push_back(r);
+        run_end = std::max(run_end, r->unlock_ns);
+    }
+    return runs;
+}
+
 } // namespace
 
 std::uint64_t count_overlaps(std::vector<TraceRecord> held)
@@ -85,11 +104,12 @@ TraceAnalysis analyze_trace(const std::vector<TraceRecord>& records, std::string
         by_read[r.read].push_back(&r);
     }
     std::vector<std::vector<const TraceRecord*>> groups;
-    for (auto& [value, group] : by_read) {
-        if (group.size() < 2) continue;
-        a.lost += group.size() - 1;
-        groups.push_back(group);
-    }
+    for (auto& [value, same_read] : by_read)
+        for (auto& group : racing(std::move(same_read))) {
+            if (group.size() < 2) continue;
+            a.lost += group.size() - 1;
+            groups.push_back(std::move(group));
+        }
     auto first_read = [](auto& g) { return (*std::min_element(g.begin(), g.end(), [](auto* x, auto* y) { return x->acquired_ns < y->acquired_ns; }))->acquired_ns; };
     std::sort(groups.begin(), groups.end(), [&](auto& x, auto& y) { return first_read(x) < first_read(y); });
     for (std::size_t i = 0; i < groups.size() && i < max_examples; ++i) a.examples.push_back(tell(groups[i]));

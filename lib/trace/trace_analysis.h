@@ -7,9 +7,11 @@
 // the lock returned, before unlock was called), so a correct lock never shows an overlap; one
 // overlap is counted per such pair.
 //
-// Lost updates: written records that read the same value all wrote the same value, so a group of
-// k of them counted once: k - 1 updates lost. This is exact when every stale write is one of such
-// a group; a stale write that rolls a newer value back is not counted (a lower bound then).
+// Lost updates: written records that read the same value while racing (each read before an
+// earlier one of the group wrote) all wrote the same value, so a group of k of them counted once:
+// k - 1 updates lost. Records that read one value at different times (a reset in between) are
+// not a group. Exact when every stale write belongs to such a group; a stale write that rolls a
+// newer value back is not counted (a lower bound then).
 
 #include <cstdint>
 #include <string>
