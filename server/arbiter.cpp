@@ -96,6 +96,8 @@ void Arbiter::start()
     warn_lost_updates();
     scoreboard_ = std::make_unique<Scoreboard>(pid_);
     if (options_.preload) table_ = std::make_unique<LockTable>(lock_table_options(options_));
+    metrics_ = std::make_unique<LockMetrics>();
+    if (options_.trace) trace_ = std::make_unique<TraceRing>(options_.trace_size);
 }
 
 void Arbiter::warn_lost_updates()
@@ -130,7 +132,7 @@ void Arbiter::spawn_worker()
     pid_t pid = ::fork();
     if (pid == 0)
         run_worker(WorkerSpec{&options_, listener_->fd(), scoreboard_.get(), *slot, pid_,
-                              table_.get(), &signals_, max_requests});
+                              table_.get(), &signals_, max_requests, trace_.get(), metrics_.get()});
     const int fork_errno = errno;
     ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     if (pid < 0) {

@@ -1,6 +1,7 @@
 #pragma once
 // Arbiter: the master process, after gunicorn's arbiter.py. Binds before fork, creates the
-// shared state (the scoreboard always; the lock table with --preload), keeps N workers alive and
+// shared state (the scoreboard, lock metrics and trace always; the lock table with --preload),
+// keeps N workers alive and
 // turns signals into actions:
 //   TERM graceful stop, INT/QUIT quick stop, HUP new workers replace the old ones,
 //   TTIN/TTOU one worker more/less, USR1 reopen the access log, CHLD reap (and respawn).
@@ -19,6 +20,8 @@
 #include "listener.h"
 #include "locks/lock_table.h"
 #include "signal_queue.h"
+#include "trace/histogram.h"
+#include "trace/trace_ring.h"
 
 namespace forklock {
 
@@ -89,6 +92,8 @@ private:
     std::unique_ptr<Scoreboard> scoreboard_;
     std::unique_ptr<LockTable> table_; // with --preload only
     std::unique_ptr<CounterStore> store_;
+    std::unique_ptr<LockMetrics> metrics_; // always, before fork: one scrape sees every worker
+    std::unique_ptr<TraceRing> trace_;     // before fork whatever the lock mode; null with --no-trace
     std::map<pid_t, Worker> workers_;
     std::optional<StopRequest> stop_request_;
     bool stopping_ = false;

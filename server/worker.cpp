@@ -66,7 +66,7 @@ private:
 
 Worker::Worker(const WorkerSpec& spec)
     : spec_(spec), store_(spec.options->data_dir),
-      api_(ApiContext{&table(), &store_, spec.scoreboard, ::getpid()})
+      api_(ApiContext{&table(), &store_, spec.scoreboard, ::getpid(), spec.trace, spec.metrics})
 {
     store_.check_writable();
     shared_.api = &api_;

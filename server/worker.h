@@ -12,6 +12,8 @@
 #include "app/options.h"
 #include "app/scoreboard.h"
 #include "locks/lock_table.h"
+#include "trace/histogram.h"
+#include "trace/trace_ring.h"
 
 namespace forklock {
 
@@ -31,6 +33,8 @@ struct WorkerSpec {
     LockTable* preloaded_table = nullptr; // the master's, with --preload; else the worker makes one
     SignalQueue* master_signals = nullptr; // detached in the child
     std::uint64_t max_requests = 0;        // jitter already added; 0 = never recycle
+    TraceRing* trace = nullptr;            // the master's, shared; null with --no-trace
+    LockMetrics* metrics = nullptr;        // the master's, shared
 };
 
 [[noreturn]] void run_worker(const WorkerSpec& spec);

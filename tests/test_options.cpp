@@ -111,3 +111,25 @@ TEST_CASE("lost_update_warnings: exactly the configurations that lose updates wa
     CHECK_FALSE(warns(LockMode::mutex, 1, false));
     CHECK_FALSE(warns(LockMode::flock, 4, false));
 }
+
+TEST_CASE("parse_options: the trace is on by default, 65536 records; --no-trace and --trace-size", "[options]")
+{
+    auto d = parse({});
+    REQUIRE(d.options);
+    CHECK(d.options->trace);
+    CHECK(d.options->trace_size == 65536);
+    auto r = parse({"--no-trace", "--trace-size", "1024"});
+    REQUIRE(r.options);
+    CHECK_FALSE(r.options->trace);
+    CHECK(r.options->trace_size == 1024);
+}
+
+TEST_CASE("parse_options: --trace-size must be a power of two within the ring's bounds", "[options]")
+{
+    for (const char* bad : {"1000", "8", "0", "-16", "33554432", "x"}) {
+        auto r = parse({"--trace-size", bad});
+        INFO(bad);
+        CHECK_FALSE(r.options);
+        CHECK(r.exit_code == 2);
+    }
+}

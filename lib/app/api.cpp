@@ -4,14 +4,18 @@
 #include <chrono>
 #include <thread>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "os/current_pid.h"
+#include "os/monotonic_clock.h"
 
 namespace forklock {
 namespace {
 
 using Json = nlohmann::ordered_json;
-using Clock = std::chrono::steady_clock;
 
 Response json_response(int status, const Json& body)
 {
@@ -23,6 +27,44 @@ Response method_not_allowed(std::string_view method, std::string allow)
     Response r = json_error(405, fmt::format("method {} is not allowed here; use {}", method, allow));
     r.headers.emplace_back("Allow", std::move(allow));
     return r;
+}
+
+// gettid() once per thread (and again in a forked child, whose pid differs).
+pid_t current_tid() noexcept
+{
+    thread_local pid_t pid = 0, tid = 0;
+    if (pid != current_pid()) {
+        pid = current_pid();
+        tid = static_cast<pid_t>(::gettid());
+    }
+    return tid;
+}
+
+// The increment under the held key: read, hold, write, release, with the trace's times. The
+// metrics see the thread inside from acquired to unlock. On an exception, releases the key,
+// calls on_failure() (the record still knows what it read) and rethrows.
+template <typename OnFailure>
+void read_modify_write(const CounterStore& store, LockMetrics* metrics, KeyGuard& guard, std::string_view key,
+                       int hold_ms, TraceRecord& r, OnFailure on_failure)
+{
+    if (metrics) metrics->enter(key);
+    auto release = [&] {
+        r.unlock_ns = monotonic_ns();
+        if (metrics) metrics->leave(key);
+        guard.unlock();
+        r.released_ns = monotonic_ns();
+    };
+    try {
+        r.read = store.read(key);
+        if (hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
+        store.write(key, r.read + 1);
+        r.wrote = r.read + 1;
+    } catch (...) {
+        release();
+        on_failure();
+        throw;
+    }
+    release();
 }
 
 bool is_get(const std::string& method) { return method == "GET" || method == "HEAD"; }
@@ -83,6 +125,10 @@ Response Api::route(const Request& r) const
         if (rest.substr(slash) == "/increment") return counter(r, rest.substr(0, slash), true);
         return json_error(404, fmt::format("no such path: {}", r.path));
     }
+    if (path == "/trace" || path == "/analysis") {
+        if (!is_get(r.method)) return method_not_allowed(r.method, "GET, HEAD");
+        return path == "/trace" ? trace(r) : analysis(r);
+    }
     using Handler = Response (Api::*)() const;
     static const std::pair<std::string_view, Handler> kPages[] = {
         {"/", &Api::index},         {"/healthz", nullptr},      {"/locks", &Api::locks},
@@ -111,25 +157,51 @@ Response Api::increment(std::string_view key, const std::string& query) const
 {
     int hold_ms = query_int(query, "hold_ms", 0, kMaxHoldMs).value_or(0);
     auto timeout_ms = query_int(query, "timeout_ms", 1, kMaxTimeoutMs);
-    KeyGuard guard = timeout_ms ? ctx_.table->lock_for(key, std::chrono::milliseconds(*timeout_ms))
-                                : ctx_.table->lock(key);
-    if (!guard) return timed_out(key, *timeout_ms);
-    auto held_from = Clock::now();
-    std::uint64_t value = ctx_.store->read(key) + 1;
-    if (hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
-    ctx_.store->write(key, value);
-    auto held = Clock::now() - held_from;
-    guard.unlock();
+    TraceRecord r;
+    r.requested_ns = monotonic_ns();
+    KeyGuard guard;
+    try {
+        guard = timeout_ms ? ctx_.table->lock_for(key, std::chrono::milliseconds(*timeout_ms)) : ctx_.table->lock(key);
+    } catch (...) {
+        record(r, key, TraceOutcome::failed);
+        throw;
+    }
+    if (!guard) {
+        r.released_ns = monotonic_ns();
+        record(r, key, TraceOutcome::timed_out);
+        return timed_out(key, *timeout_ms);
+    }
+    r.acquired_ns = monotonic_ns();
+    r.recovered_from = guard.recovered_from();
+    read_modify_write(*ctx_.store, ctx_.metrics, guard, key, hold_ms, r, [&] { record(r, key, TraceOutcome::failed); });
+    record(r, key, TraceOutcome::written);
+    auto held = std::chrono::nanoseconds(r.unlock_ns - r.acquired_ns);
     if (ctx_.scoreboard) {
         auto& t = ctx_.scoreboard->totals();
         t.increments.fetch_add(1, std::memory_order_relaxed);
         t.lock_wait_ns.fetch_add(static_cast<std::uint64_t>(guard.waited().count()), std::memory_order_relaxed);
-        t.lock_hold_ns.fetch_add(static_cast<std::uint64_t>(std::chrono::nanoseconds(held).count()), std::memory_order_relaxed);
+        t.lock_hold_ns.fetch_add(static_cast<std::uint64_t>(held.count()), std::memory_order_relaxed);
     }
-    return json_response(200, Json{{"key", key}, {"value", value}, {"pid", ctx_.pid},
+    return json_response(200, Json{{"key", key}, {"value", r.wrote}, {"pid", ctx_.pid},
                                    {"lock_mode", to_string(ctx_.table->mode())},
                                    {"waited_ms", ms(guard.waited())}, {"held_ms", ms(held)},
                                    {"recovered_from", guard.recovered_from()}});
+}
+
+// The trace record and the lock-time histograms of one increment, whatever its outcome.
+void Api::record(TraceRecord& r, std::string_view key, TraceOutcome outcome) const noexcept
+{
+    if (ctx_.metrics) {
+        if (r.held() || outcome == TraceOutcome::timed_out)
+            ctx_.metrics->wait().observe((r.held() ? r.acquired_ns : r.released_ns) - r.requested_ns);
+        if (r.held()) ctx_.metrics->hold().observe(r.released_ns - r.acquired_ns);
+    }
+    if (!ctx_.trace) return;
+    r.outcome = outcome;
+    r.pid = current_pid();
+    r.tid = current_tid();
+    r.set_key(key);
+    ctx_.trace->record(r);
 }
 
 Response Api::timed_out(std::string_view key, int timeout_ms) const
@@ -160,7 +232,8 @@ Response Api::index() const
         "POST /counter/{key}/increment?hold_ms=N&timeout_ms=M  add one under the key's lock",
         "GET /counter/{key}  read a counter", "DELETE /counter/{key}  reset a counter to 0",
         "GET /locks  the lock table", "GET /workers  the workers", "GET /metrics  Prometheus text",
-        "GET /healthz  liveness"});
+        "GET /trace?key=K&since=SEQ&limit=N&format=chrome  the critical sections traced",
+        "GET /analysis?key=K  overlaps and lost updates of a key, explained", "GET /healthz  liveness"});
     return json_response(200, Json{{"name", "forklock"}, {"lock_mode", to_string(ctx_.table->mode())},
                                    {"explain", explain(ctx_.table->mode())}, {"pid", ctx_.pid},
                                    {"endpoints", endpoints}});

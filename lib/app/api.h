@@ -5,6 +5,7 @@
 //   POST   /counter/{key}/increment?hold_ms=N&timeout_ms=M
 //   GET    /counter/{key}        DELETE /counter/{key}
 //   GET    /locks   /workers   /metrics   /healthz   /
+//   GET    /trace?key=K&since=SEQ&limit=N&format=chrome   /analysis?key=K
 //
 // Thread safety: handle() is const and may run on many threads at once; it blocks while it
 // waits for a key's lock and while it holds it (hold_ms). It never throws: every failure is a
@@ -21,6 +22,8 @@
 #include "app/counter_store.h"
 #include "locks/lock_table.h"
 #include "app/scoreboard.h"
+#include "trace/histogram.h"
+#include "trace/trace_ring.h"
 
 namespace forklock {
 
@@ -45,6 +48,8 @@ struct ApiContext {
     const CounterStore* store = nullptr;
     Scoreboard* scoreboard = nullptr; // optional: /workers and totals need it
     pid_t pid = 0;                    // the worker answering
+    TraceRing* trace = nullptr;       // optional: null with --no-trace (/trace, /analysis answer 404)
+    LockMetrics* metrics = nullptr;   // optional: the /metrics histograms and overlaps
 };
 
 Response json_error(int status, const std::string& message);
@@ -58,12 +63,16 @@ private:
     Response route(const Request& request) const;
     Response counter(const Request& request, std::string_view key, bool increment) const;
     Response increment(std::string_view key, const std::string& query) const;
+    void record(TraceRecord& r, std::string_view key, TraceOutcome outcome) const noexcept;
     Response read(std::string_view key) const;
     Response reset(std::string_view key) const;
     Response index() const;
     Response locks() const;
     Response workers() const;
     Response metrics() const;
+    void lock_metrics(std::string& out) const;
+    Response trace(const Request& request) const;
+    Response analysis(const Request& request) const;
     Response timed_out(std::string_view key, int timeout_ms) const;
     ApiContext ctx_;
 };

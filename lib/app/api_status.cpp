@@ -41,6 +41,16 @@ void metric(std::string& out, std::string_view name, std::string_view type, std:
     fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
+// A Prometheus histogram: cumulative _bucket{le}, then _sum and _count.
+void histogram(std::string& out, std::string_view name, std::string_view help, const HistogramSnapshot& h)
+{
+    auto add = std::back_inserter(out);
+    metric(out, name, "histogram", help);
+    for (std::size_t i = 0; i < kHistogramBoundsNs.size(); ++i)
+        fmt::format_to(add, "{}_bucket{{le=\"{}\"}} {}\n", name, static_cast<double>(kHistogramBoundsNs[i]) / 1e9, h.cumulative[i]);
+    fmt::format_to(add, "{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {:.9f}\n{}_count {}\n", name, h.count, name, h.sum_seconds, name, h.count);
+}
+
 } // namespace
 
 Response Api::locks() const
@@ -109,7 +119,20 @@ Response Api::metrics() const
     metric(out, "forklock_lock_acquisitions_total", "counter", "Acquisitions per key (top 50).");
     for (const auto& k : ctx_.table->key_stats(50))
         fmt::format_to(add, "forklock_lock_acquisitions_total{{key=\"{}\"}} {}\n", label(k.key), k.acquisitions);
+    lock_metrics(out);
     return {200, "text/plain; version=0.0.4", std::move(out), {}};
+}
+
+// Shared by every worker (made by the master before fork): one scrape sees all of them.
+void Api::lock_metrics(std::string& out) const
+{
+    if (ctx_.metrics == nullptr) return;
+    histogram(out, "forklock_lock_wait_seconds", "Time increments waited for their key's lock (timeouts included).",
+              ctx_.metrics->wait().snapshot());
+    histogram(out, "forklock_lock_hold_seconds", "Time increments held their key's lock.", ctx_.metrics->hold().snapshot());
+    metric(out, "forklock_lock_overlaps_total", "counter",
+           "Acquisitions that found another holder of the same key inside its section (a per-key holders count in shared memory).");
+    fmt::format_to(std::back_inserter(out), "forklock_lock_overlaps_total {}\n", ctx_.metrics->overlaps());
 }
 
 } // namespace forklock

@@ -1,5 +1,6 @@
 #include "app/options.h"
 
+#include <bit>
 #include <charconv>
 #include <sstream>
 
@@ -8,6 +9,7 @@
 
 #include "locks/lock_table.h"
 #include "app/scoreboard.h"
+#include "trace/trace_ring.h"
 
 namespace forklock {
 namespace {
@@ -38,6 +40,7 @@ struct RawOptions {
     std::string lock_mode = "process";
     std::string log_level = "info";
     bool no_lock_recovery = false;
+    bool no_trace = false;
     std::string pid_file;
     std::string data_dir = "forklock-data";
 };
@@ -62,6 +65,9 @@ void add_flags(CLI::App& app, Options& o, RawOptions& raw)
     app.add_option("--log-level", raw.log_level, "debug|info|warning|error|critical");
     app.add_option("--lock-slots", o.lock_slots, "keys that can be held at once")
         ->check(CLI::Range(std::size_t{1}, LockTable::kMaxCapacity));
+    app.add_flag("--no-trace", raw.no_trace, "record no trace of critical sections (/trace, /analysis off)");
+    app.add_option("--trace-size", o.trace_size, "critical sections the trace keeps, a power of two")
+        ->check(CLI::Range(TraceRing::kMinCapacity, TraceRing::kMaxCapacity));
 }
 
 // Values CLI11 can't check alone. Returns the error message, or "" when all is well.
@@ -80,6 +86,8 @@ std::string finish(Options& o, const RawOptions& raw)
     o.data_dir = raw.data_dir;
     o.pid_file = raw.pid_file;
     o.lock_recovery = !raw.no_lock_recovery;
+    o.trace = !raw.no_trace;
+    if (!std::has_single_bit(o.trace_size)) return fmt::format("--trace-size: {} is not a power of two", o.trace_size);
     if (o.lock_mode == LockMode::semaphore && o.lock_slots > LockTable::kMaxSemaphoreCapacity)
         return fmt::format("--lock-slots: at most {} in semaphore mode (one mapping per semaphore)",
                            LockTable::kMaxSemaphoreCapacity);

@@ -34,6 +34,8 @@ struct Options {
     std::string access_log;      // "" = none, "-" = stderr
     LogLevel log_level = LogLevel::info;
     std::size_t lock_slots = 1024;
+    bool trace = true;                // --no-trace: no trace ring, /trace and /analysis answer 404
+    std::size_t trace_size = 65536;   // records the trace keeps: a power of two (TraceRing's bounds)
 };
 
 // Either options to run with, or an exit code and the text to print (help, version or an error).

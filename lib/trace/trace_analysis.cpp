@@ -1,0 +1,120 @@
+#include "trace/trace_analysis.h"
+
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+namespace forklock {
+namespace {
+
+constexpr std::size_t kTextColumn = 36; // where the "<-" and "->" notes start
+
+struct Event {
+    std::int64_t ns;
+    const TraceRecord* record;
+    bool is_write;
+};
+
+bool same_thread(const TraceRecord& a, const TraceRecord& b) { return a.pid == b.pid && a.tid == b.tid; }
+
+std::string who(const TraceRecord& r, const std::vector<const TraceRecord*>& group)
+{
+    bool pid_shared = std::count_if(group.begin(), group.end(), [&](auto* g) { return g->pid == r.pid; }) > 1;
+    return pid_shared ? fmt::format("pid {} tid {}", r.pid, r.tid) : fmt::format("pid {}", r.pid);
+}
+
+std::string line(std::string text, std::string_view note)
+{
+    if (!note.empty()) text += std::string(text.size() < kTextColumn ? kTextColumn - text.size() : 1, ' ') + std::string(note);
+    return text + "\n";
+}
+
+// One group of records that read the same value, told as its reads and writes in time order.
+TraceExample tell(std::vector<const TraceRecord*> group)
+{
+    std::vector<Event> events;
+    for (auto* r : group) {
+        events.push_back({r->acquired_ns, r, false});
+        events.push_back({r->unlock_ns, r, true});
+    }
+    std::stable_sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.ns < b.ns; });
+    TraceExample ex;
+    const std::int64_t t0 = events.front().ns;
+    int inside = 0;
+    std::size_t writes = 0;
+    for (const Event& e : events) {
+        double at = static_cast<double>(e.ns - t0) / 1e6;
+        std::string note;
+        if (!e.is_write && inside++ > 0) note = "<- both inside the \"locked\" section at once";
+        if (e.is_write) --inside;
+        if (e.is_write && ++writes == group.size())
+            note = group.size() == 2 ? "-> one update lost" : fmt::format("-> {} updates lost", group.size() - 1);
+        ex.text += line(fmt::format("{} {} {} at {:.3f} ms", who(*e.record, group), e.is_write ? "wrote" : "read",
+                                    e.is_write ? e.record->wrote : e.record->read, at), note);
+    }
+    for (auto* r : group) ex.seqs.push_back(r->seq);
+    std::sort(ex.seqs.begin(), ex.seqs.end());
+    return ex;
+}
+
+// Records that read one value, split into runs that raced: each one read before an earlier one of
+// its run wrote. Two that read the same value far apart in time (a DELETE reset it in between)
+// did not lose anything.
+std::vector<std::vector<const TraceRecord*>> racing(std::vector<const TraceRecord*> same_read)
+{
+    std::sort(same_read.begin(), same_read.end(), [](auto* x, auto* y) { return x->acquired_ns < y->acquired_ns; });
+    std::vector<std::vector<const TraceRecord*>> runs;
+    std::int64_t run_end = 0;
+    for (auto* r : same_read) {
+        if (runs.empty() || r->acquired_ns >= run_end) {
+            runs.emplace_back();
+            run_end = r->unlock_ns;
+        }
+        runs.back().push_back(r);
+        run_end = std::max(run_end, r->unlock_ns);
+    }
+    return runs;
+}
+
+} // namespace
+
+std::uint64_t count_overlaps(std::vector<TraceRecord> held)
+{
+    std::erase_if(held, [](const TraceRecord& r) { return !r.held() || r.unlock_ns == 0; });
+    std::sort(held.begin(), held.end(), [](auto& a, auto& b) { return a.acquired_ns < b.acquired_ns; });
+    std::uint64_t overlaps = 0;
+    for (std::size_t i = 0; i < held.size(); ++i)
+        for (std::size_t j = i + 1; j < held.size() && held[j].acquired_ns < held[i].unlock_ns; ++j)
+            overlaps += !same_thread(held[i], held[j]);
+    return overlaps;
+}
+
+TraceAnalysis analyze_trace(const std::vector<TraceRecord>& records, std::string_view key, std::size_t max_examples)
+{
+    TraceAnalysis a;
+    a.key = std::string(key);
+    std::vector<TraceRecord> mine;
+    std::map<std::uint64_t, std::vector<const TraceRecord*>> by_read;
+    for (const auto& r : records)
+        if (r.key_view() == key) mine.push_back(r);
+    for (const auto& r : mine) {
+        if (r.outcome != TraceOutcome::written) continue;
+        ++a.increments;
+        by_read[r.read].push_back(&r);
+    }
+    std::vector<std::vector<const TraceRecord*>> groups;
+    for (auto& [value, same_read] : by_read)
+        for (auto& group : racing(std::move(same_read))) {
+            if (group.size() < 2) continue;
+            a.lost += group.size() - 1;
+            groups.push_back(std::move(group));
+        }
+    auto first_read = [](auto& g) { return (*std::min_element(g.begin(), g.end(), [](auto* x, auto* y) { return x->acquired_ns < y->acquired_ns; }))->acquired_ns; };
+    std::sort(groups.begin(), groups.end(), [&](auto& x, auto& y) { return first_read(x) < first_read(y); });
+    for (std::size_t i = 0; i < groups.size() && i < max_examples; ++i) a.examples.push_back(tell(groups[i]));
+    a.overlaps = count_overlaps(std::move(mine));
+    return a;
+}
+
+} // namespace forklock

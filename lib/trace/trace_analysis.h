@@ -1,0 +1,47 @@
+#pragma once
+// The race made visible: from trace records, the overlaps and lost updates of one key. Pure
+// functions over copies of records: no shared memory, no clock, unit-testable by hand.
+//
+// Overlap: two sections of the key, held by different threads (pid, tid), inside [acquired_ns,
+// unlock_ns] at the same time. That interval lies within the true critical section (taken after
+// the lock returned, before unlock was called), so a correct lock never shows an overlap; one
+// overlap is counted per such pair.
+//
+// Lost updates: written records that read the same value while racing (each read before an
+// earlier one of the group wrote) all wrote the same value, so a group of k of them counted once:
+// k - 1 updates lost. Records that read one value at different times (a reset in between) are
+// not a group. Exact when every stale write belongs to such a group; a stale write that rolls a
+// newer value back is not counted (a lower bound then).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "trace/trace_record.h"
+
+namespace forklock {
+
+struct TraceExample {
+    std::string text;                // one line per read or write, times in ms from its first read
+    std::vector<std::uint64_t> seqs; // the records it tells about
+};
+
+struct TraceAnalysis {
+    std::string key;
+    std::uint64_t increments = 0; // written records of the key
+    std::uint64_t overlaps = 0;
+    std::uint64_t lost = 0;
+    std::vector<TraceExample> examples; // the first groups that lost updates, oldest first
+};
+
+inline constexpr std::size_t kDefaultExamples = 3;
+
+// analyze_trace: the records of `key` among `records` (any order; other keys are ignored).
+TraceAnalysis analyze_trace(const std::vector<TraceRecord>& records, std::string_view key,
+                            std::size_t max_examples = kDefaultExamples);
+
+// count_overlaps: pairs of records (of any key) from different threads holding at once.
+std::uint64_t count_overlaps(std::vector<TraceRecord> held);
+
+} // namespace forklock

@@ -1,0 +1,126 @@
+// analyze_trace on hand-made records: overlaps, lost updates, the example text.
+
+#include <catch2/catch.hpp>
+
+#include "trace/trace_analysis.h"
+
+using namespace forklock;
+
+namespace {
+
+constexpr std::int64_t kMs = 1'000'000;
+
+// A written increment by `pid` of "k" that read `read` at `from_ms` and wrote at `to_ms`.
+TraceRecord section(std::uint64_t seq, int pid, std::uint64_t read, double from_ms, double to_ms, int tid = 0)
+{
+    TraceRecord r;
+    r.seq = seq;
+    r.pid = pid;
+    r.tid = tid ? tid : pid;
+    r.read = read;
+    r.wrote = read + 1;
+    r.requested_ns = static_cast<std::int64_t>(from_ms * kMs) - 1000;
+    r.acquired_ns = static_cast<std::int64_t>(from_ms * kMs);
+    r.unlock_ns = static_cast<std::int64_t>(to_ms * kMs);
+    r.released_ns = r.unlock_ns + 500;
+    r.set_key("k");
+    return r;
+}
+
+} // namespace
+
+TEST_CASE("analyze_trace: two holders from different processes at once overlap and lose one update", "[trace_analysis]")
+{
+    auto a = analyze_trace({section(0, 4101, 41, 12.301, 15.340), section(1, 4102, 41, 12.305, 15.352)}, "k");
+    CHECK(a.key == "k");
+    CHECK(a.increments == 2);
+    CHECK(a.overlaps == 1);
+    CHECK(a.lost == 1);
+    REQUIRE(a.examples.size() == 1);
+    CHECK(a.examples[0].seqs == std::vector<std::uint64_t>{0, 1});
+    CHECK(a.examples[0].text ==
+          "pid 4101 read 41 at 0.000 ms\n"
+          "pid 4102 read 41 at 0.004 ms        <- both inside the \"locked\" section at once\n"
+          "pid 4101 wrote 42 at 3.039 ms\n"
+          "pid 4102 wrote 42 at 3.051 ms       -> one update lost\n");
+}
+
+TEST_CASE("analyze_trace: sections one after the other neither overlap nor lose", "[trace_analysis]")
+{
+    // The second acquires after the first called unlock, though before its released_ns.
+    auto second = section(1, 2, 1, 2.0, 3.0);
+    auto a = analyze_trace({section(0, 1, 0, 1.0, 2.0), second}, "k");
+    CHECK(a.increments == 2);
+    CHECK(a.overlaps == 0);
+    CHECK(a.lost == 0);
+    CHECK(a.examples.empty());
+}
+
+TEST_CASE("analyze_trace: three readers of one value lost two updates", "[trace_analysis]")
+{
+    auto a = analyze_trace({section(0, 1, 5, 1.0, 4.0), section(1, 2, 5, 1.5, 4.5), section(2, 3, 5, 2.0, 5.0),
+                            section(3, 1, 6, 5.1, 6.0)},
+                           "k");
+    CHECK(a.increments == 4);
+    CHECK(a.lost == 2);
+    CHECK(a.overlaps == 3);
+    REQUIRE(a.examples.size() == 1);
+    CHECK(a.examples[0].seqs == std::vector<std::uint64_t>{0, 1, 2});
+    CHECK(a.examples[0].text.find("-> 2 updates lost") != std::string::npos);
+}
+
+TEST_CASE("analyze_trace: two reads of one value far apart (a reset between) lost nothing", "[trace_analysis]")
+{
+    auto a = analyze_trace({section(0, 1, 0, 1.0, 2.0), section(1, 2, 0, 5.0, 6.0), section(2, 3, 0, 5.5, 7.0)}, "k");
+    CHECK(a.increments == 3);
+    CHECK(a.lost == 1); // only the two that raced, from 5.0 ms
+    REQUIRE(a.examples.size() == 1);
+    CHECK(a.examples[0].seqs == std::vector<std::uint64_t>{1, 2});
+}
+
+TEST_CASE("analyze_trace: threads of one process are told apart by tid", "[trace_analysis]")
+{
+    auto a = analyze_trace({section(0, 9, 0, 1.0, 3.0, 10), section(1, 9, 0, 2.0, 4.0, 11)}, "k");
+    CHECK(a.overlaps == 1);
+    CHECK(a.lost == 1);
+    REQUIRE(a.examples.size() == 1);
+    CHECK(a.examples[0].text.find("pid 9 tid 11 read 0") != std::string::npos);
+}
+
+TEST_CASE("analyze_trace: one thread's own sections never overlap", "[trace_analysis]")
+{
+    CHECK(count_overlaps({section(0, 9, 0, 1.0, 3.0), section(1, 9, 1, 2.0, 4.0)}) == 0);
+}
+
+TEST_CASE("analyze_trace: other keys, timeouts and failures are not increments", "[trace_analysis]")
+{
+    auto other = section(0, 1, 0, 1.0, 2.0);
+    other.set_key("other");
+    TraceRecord timed_out;
+    timed_out.seq = 1;
+    timed_out.pid = 2;
+    timed_out.outcome = TraceOutcome::timed_out;
+    timed_out.set_key("k");
+    auto failed = section(2, 3, 0, 1.0, 2.0);
+    failed.outcome = TraceOutcome::failed;
+    auto a = analyze_trace({other, timed_out, failed, section(3, 4, 0, 1.5, 2.5)}, "k");
+    CHECK(a.increments == 1);
+    CHECK(a.lost == 0);
+    CHECK(a.overlaps == 1); // the failed section still held the key while pid 4 did
+    CHECK(analyze_trace({}, "k").increments == 0);
+}
+
+TEST_CASE("analyze_trace: examples are the first groups in time, at most max_examples", "[trace_analysis]")
+{
+    std::vector<TraceRecord> records;
+    for (std::uint64_t v = 0; v < 5; ++v) {
+        double t = 10.0 * static_cast<double>(4 - v); // later values happened earlier
+        records.push_back(section(2 * v, 1, v, t, t + 2));
+        records.push_back(section(2 * v + 1, 2, v, t + 1, t + 3));
+    }
+    auto a = analyze_trace(records, "k", 2);
+    CHECK(a.lost == 5);
+    REQUIRE(a.examples.size() == 2);
+    CHECK(a.examples[0].seqs == std::vector<std::uint64_t>{8, 9});
+    CHECK(a.examples[1].seqs == std::vector<std::uint64_t>{6, 7});
+}
