@@ -27,21 +27,25 @@ struct Fixture {
 TEST_CASE("OwnerWordLock: the word holds the holder's pid from the very acquisition", "[owner_word]")
 {
     Fixture f;
-    REQUIRE(owner_try_lock(f.word, 4242));
+    OwnerWordLock first(f.word, f.sem, 4242);
+    OwnerWordLock second(f.word, f.sem, 4343);
+    REQUIRE(first.try_lock());
     CHECK(f.word.owner.load() == 4242);
-    CHECK_FALSE(owner_try_lock(f.word, 4343));
-    owner_unlock(f.word, f.sem, 4242);
+    CHECK_FALSE(second.try_lock());
+    first.unlock();
     CHECK(f.word.owner.load() == 0);
 }
 
 TEST_CASE("OwnerWordLock: unlock by a pid that does not hold it changes nothing", "[owner_word]")
 {
     Fixture f;
-    REQUIRE(owner_try_lock(f.word, 10));
-    owner_unlock(f.word, f.sem, 11);
+    OwnerWordLock holder(f.word, f.sem, 10);
+    OwnerWordLock other(f.word, f.sem, 11);
+    REQUIRE(holder.try_lock());
+    other.unlock();
     CHECK(f.word.owner.load() == 10);
-    CHECK_FALSE(owner_force_unlock(f.word, f.sem, 11));
-    CHECK(owner_force_unlock(f.word, f.sem, 10));
+    CHECK_FALSE(other.force_unlock(11));
+    CHECK(other.force_unlock(10));
     CHECK(f.word.owner.load() == 0);
 }
 
@@ -49,14 +53,16 @@ TEST_CASE("OwnerWordLock: a sleeping waiter in another process is woken by unloc
           "[owner_word][fork]")
 {
     Fixture f;
-    REQUIRE(owner_try_lock(f.word, ::getpid()));
+    OwnerWordLock parent(f.word, f.sem, ::getpid());
+    REQUIRE(parent.try_lock());
     const pid_t waiter = fork_child([&] {
-        bool blocked = false;
-        const bool got = owner_lock(f.word, f.sem, ::getpid(), monotonic_ns() + 10'000'000'000, blocked);
+        OwnerWordLock child(f.word, f.sem, ::getpid());
+        const bool blocked = !child.try_lock();
+        const bool got = blocked && child.try_lock_until(monotonic_ns() + 10'000'000'000);
         return got && blocked ? 0 : 1;
     });
     REQUIRE(wait_until([&] { return f.word.wait.load() >= 1; })); // asleep on the semaphore
-    owner_unlock(f.word, f.sem, ::getpid());
+    parent.unlock();
     CHECK(reap(waiter, std::chrono::seconds(2)) == 0);
     CHECK(f.word.owner.load() == waiter); // it exited holding: the word still names it
 }
@@ -64,10 +70,12 @@ TEST_CASE("OwnerWordLock: a sleeping waiter in another process is woken by unloc
 TEST_CASE("OwnerWordLock: a timed lock gives up at its deadline", "[owner_word]")
 {
     Fixture f;
-    REQUIRE(owner_try_lock(f.word, 1));
-    bool blocked = false;
+    OwnerWordLock holder(f.word, f.sem, 1);
+    OwnerWordLock waiter(f.word, f.sem, 2);
+    REQUIRE(holder.try_lock());
     const std::int64_t start = monotonic_ns();
-    CHECK_FALSE(owner_lock(f.word, f.sem, 2, start + 30'000'000, blocked));
+    const bool blocked = !waiter.try_lock();
+    CHECK_FALSE(waiter.try_lock_until(start + 30'000'000));
     CHECK(blocked);
     CHECK(monotonic_ns() - start >= 30'000'000);
 }
