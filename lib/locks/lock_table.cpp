@@ -39,6 +39,7 @@ KeyGuard LockTable::lock_for(std::string_view key, std::chrono::nanoseconds time
 void LockTable::unlock(KeyGuard& g) noexcept { impl_->unlock(*g.slot_, g.fd_); }
 
 std::size_t LockTable::release_owned_by(pid_t pid) { return impl_->release_owned_by(pid); }
+pid_t LockTable::owner(std::string_view key) const { return impl_->owner(key); }
 TableStats LockTable::stats() const { return impl_->stats(); }
 std::vector<KeyStats> LockTable::key_stats(std::size_t limit) const { return impl_->key_stats(limit); }
 

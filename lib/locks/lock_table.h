@@ -131,6 +131,10 @@ public:
     // freed. Invalid for a live pid: it would steal that process's locks. none, thread: 0.
     std::size_t release_owned_by(pid_t pid);
 
+    // owner: the pid holding `key` (a dead one until recovered), or 0 if it is free, has no slot,
+    // or is not a valid key. Binds no slot and takes one partition lock; a snapshot.
+    pid_t owner(std::string_view key) const;
+
     TableStats stats() const;
     // Bound keys, most acquired first. `limit` 0 means all.
     std::vector<KeyStats> key_stats(std::size_t limit = 0) const;

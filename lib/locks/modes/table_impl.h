@@ -28,6 +28,7 @@ struct LockTable::Impl {
     virtual std::size_t release_owned_by(pid_t pid) = 0;
     virtual TableStats stats() const = 0;
     virtual std::vector<KeyStats> key_stats(std::size_t limit) const = 0;
+    virtual pid_t owner(std::string_view key) const = 0;
 
     const LockTableOptions options;
 };
@@ -64,6 +65,7 @@ public:
     std::size_t release_owned_by(pid_t pid) override;
     TableStats stats() const override;
     std::vector<KeyStats> key_stats(std::size_t limit) const override;
+    pid_t owner(std::string_view key) const override;
 
 private:
     static constexpr bool kByLock = Mode::kPinnedByLock;
@@ -231,6 +233,16 @@ std::vector<KeyStats> TableImpl<Mode>::key_stats(std::size_t limit) const
     if (limit && out.size() > limit)
         out.resize(limit);
     return out;
+}
+
+template <typename Mode>
+pid_t TableImpl<Mode>::owner(std::string_view key) const
+{
+    if (key.empty() || key.size() > LockTable::kMaxKeyLength)
+        return 0;
+    pid_t pid = 0;
+    slots_.visit_bound(key, [&](const Slot& s) { pid = mode_.owner(s); });
+    return pid;
 }
 
 } // namespace forklock
