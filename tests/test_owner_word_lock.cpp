@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -78,6 +79,38 @@ TEST_CASE("OwnerWordLock: a timed lock gives up at its deadline", "[owner_word]"
     CHECK_FALSE(waiter.try_lock_until(start + 30'000'000));
     CHECK(blocked);
     CHECK(monotonic_ns() - start >= 30'000'000);
+}
+
+TEST_CASE("OwnerWordLock: std::unique_lock locks and unlocks through the handle", "[owner_word]")
+{
+    Fixture f;
+    OwnerWordLock handle(f.word, f.sem, 77);
+    {
+        std::unique_lock<OwnerWordLock> held(handle);
+        CHECK(f.word.owner.load() == 77);
+        held.unlock();
+        CHECK(f.word.owner.load() == 0);
+        CHECK(held.try_lock());
+        CHECK(handle.owner() == 77);
+    }
+    CHECK(f.word.owner.load() == 0);
+}
+
+TEST_CASE("OwnerWordLock: lock rechecks the word when its wake-up never comes",
+          "[owner_word][fork]")
+{
+    Fixture f;
+    OwnerWordLock dead(f.word, f.sem, 1);
+    REQUIRE(dead.try_lock());
+    const pid_t waiter = fork_child([&] {
+        OwnerWordLock child(f.word, f.sem, ::getpid());
+        child.lock();
+        return 0;
+    });
+    REQUIRE(wait_until([&] { return f.word.wait.load() >= 1; })); // asleep on the semaphore
+    // Freed as if the waker died between clearing the word and posting: nobody posts.
+    f.word.owner.store(0);
+    CHECK(reap(waiter, std::chrono::seconds(2)) == 0);
 }
 
 TEST_CASE("NamedSemaphore: create_unlinked leaves no name in /dev/shm", "[named_semaphore]")

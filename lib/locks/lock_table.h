@@ -22,9 +22,10 @@
 // Common to all modes:
 //  - Not reentrant: locking a key this thread holds deadlocks (flock: blocks for ever).
 //  - A KeyGuard belongs to the thread that took it: unlock it there, before the table is
-//    destroyed. It must not cross fork(): the child's copy is not a holder (thread, semaphore,
-//    mutex: unlocking it there breaks the parent's lock; flock: the inherited fd keeps the
-//    parent's lock alive while the child lives).
+//    destroyed. It must not cross fork(): the child's copy is not a holder (semaphore: its
+//    unlock does nothing, the word names the parent; mutex: unlocking a mutex another process
+//    holds is undefined; flock: the inherited fd keeps the parent's lock alive while the child
+//    lives; thread: it unlocks the child's own copy of the table).
 //  - Keys are 1..kMaxKeyLength arbitrary bytes, compared exactly (never merged by hash).
 //  - Capacity: at most `capacity` keys held (none and flock: held or waited on) at once; idle keys
 //    keep their slot and statistics until the slot is needed. TableFullError can come before
