@@ -22,38 +22,38 @@ TEST_CASE("flock: an fd inherited from the parent lets parent and child both hol
 {
     TempDir dir;
     const auto file = dir.path / "k.lock";
-    const int inherited = open_lock_file(file);
+    UniqueFd inherited = open_lock_file(file);
     REQUIRE(try_lock_file(inherited, file));
     Child child([&] { return try_lock_file(inherited, file) ? 0 : 1; });
     CHECK(child.wait() == 0); // the child "acquired" what the parent holds
-    ::close(inherited);
+    inherited.reset();
 }
 
 TEST_CASE("flock: descriptors each process opens itself exclude each other", "[key_file_lock][fork]")
 {
     TempDir dir;
     const auto file = dir.path / "k.lock";
-    const int mine = open_lock_file(file);
+    UniqueFd mine = open_lock_file(file);
     REQUIRE(try_lock_file(mine, file));
     Child child([&] {
-        const int own = open_lock_file(file);
+        const UniqueFd own = open_lock_file(file);
         return try_lock_file(own, file) ? 1 : 0;
     });
     CHECK(child.wait() == 0);
-    ::close(mine);
+    mine.reset();
 }
 
 TEST_CASE("flock: lock_file_until gives up at its deadline", "[key_file_lock]")
 {
     TempDir dir;
     const auto file = dir.path / "k.lock";
-    const int a = open_lock_file(file);
-    const int b = open_lock_file(file);
+    UniqueFd a = open_lock_file(file);
+    UniqueFd b = open_lock_file(file);
     REQUIRE(try_lock_file(a, file));
     CHECK_FALSE(lock_file_until(b, file, monotonic_ns() + 20'000'000));
-    ::close(a);
+    a.reset();
     CHECK(lock_file_until(b, file, monotonic_ns() + 20'000'000));
-    ::close(b);
+    b.reset();
 }
 
 TEST_CASE("flock: lock_key_file moves on to the current file when the one it waited on is removed",
@@ -61,26 +61,32 @@ TEST_CASE("flock: lock_key_file moves on to the current file when the one it wai
 {
     TempDir dir;
     const auto file = dir.path / "k.lock";
-    const int holder = open_lock_file(file);
+    UniqueFd holder = open_lock_file(file);
     REQUIRE(try_lock_file(holder, file));
-    int fd = open_lock_file(file); // opened before the removal, as a waiter would have
+    UniqueFd opened = open_lock_file(file); // opened before the removal, as a waiter would have
 
     // One try on a held file: not locked, and the descriptor stays open to wait on.
-    CHECK_FALSE(lock_key_file(file, std::int64_t{0}, fd));
-    REQUIRE(fd >= 0);
+    KeyFile tried = lock_key_file(file, std::int64_t{0}, std::move(opened));
+    CHECK_FALSE(tried.locked);
+    REQUIRE(tried.fd.get() >= 0);
 
     bool locked = false;
+    UniqueFd fd;
     // A jthread: a failed REQUIRE below joins it on the way out instead of std::terminate.
-    std::jthread waiter([&] { locked = lock_key_file(file, monotonic_ns() + 5'000'000'000, fd); });
+    std::jthread waiter([&] {
+        KeyFile waited = lock_key_file(file, monotonic_ns() + 5'000'000'000, std::move(tried.fd));
+        locked = waited.locked;
+        fd = std::move(waited.fd);
+    });
     REQUIRE(::unlink(file.c_str()) == 0); // the remover's step, taken while holding the lock
-    ::close(holder);
+    holder.reset();
     waiter.join();
 
     REQUIRE(locked);
     struct stat by_fd {}, by_path {};
-    REQUIRE(::fstat(fd, &by_fd) == 0);
+    REQUIRE(::fstat(fd.get(), &by_fd) == 0);
     REQUIRE(::stat(file.c_str(), &by_path) == 0);
     CHECK(by_fd.st_ino == by_path.st_ino); // the file at the path now, not the removed one
     CHECK(by_fd.st_nlink == 1);
-    ::close(fd);
+    fd.reset();
 }

@@ -288,3 +288,32 @@ TEST_CASE("LockTable: release_owned_by leaves keys of other processes alone", "[
     CHECK_FALSE(table.try_lock("k").owns_lock());
     holder.kill();
 }
+
+TEST_CASE("LockTable: owner names the process holding one key and 0 for a free one",
+          "[lock_table][fork][owner]")
+{
+    const auto mode = GENERATE(LockMode::semaphore, LockMode::mutex, LockMode::flock);
+    INFO("mode " << to_string(mode));
+    TempDir dir;
+    SharedBlock sh;
+    LockTable table(options_for(mode, dir.path));
+    { KeyGuard idle = table.lock("idle"); }
+    const pid_t holder = child_holding(table, *sh, "held");
+    CHECK(table.owner("held") == holder);
+    CHECK(table.owner("idle") == 0);
+    kill_and_reap(holder);
+    CHECK(table.owner("held") == holder); // dead, until someone recovers the key
+    CHECK(table.release_owned_by(holder) == 1);
+    CHECK(table.owner("held") == 0);
+}
+
+TEST_CASE("LockTable: owner of a key that has no slot binds none", "[lock_table][owner]")
+{
+    TempDir dir;
+    LockTable table(options_for(LockMode::mutex, dir.path));
+    KeyGuard g = table.lock("held");
+    CHECK(table.owner("held") == ::getpid());
+    CHECK(table.owner("never-locked") == 0);
+    CHECK(table.owner("") == 0);
+    CHECK(table.stats().keys == 1);
+}

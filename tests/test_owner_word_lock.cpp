@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -27,21 +28,25 @@ struct Fixture {
 TEST_CASE("OwnerWordLock: the word holds the holder's pid from the very acquisition", "[owner_word]")
 {
     Fixture f;
-    REQUIRE(owner_try_lock(f.word, 4242));
+    OwnerWordLock first(f.word, f.sem, 4242);
+    OwnerWordLock second(f.word, f.sem, 4343);
+    REQUIRE(first.try_lock());
     CHECK(f.word.owner.load() == 4242);
-    CHECK_FALSE(owner_try_lock(f.word, 4343));
-    owner_unlock(f.word, f.sem, 4242);
+    CHECK_FALSE(second.try_lock());
+    first.unlock();
     CHECK(f.word.owner.load() == 0);
 }
 
 TEST_CASE("OwnerWordLock: unlock by a pid that does not hold it changes nothing", "[owner_word]")
 {
     Fixture f;
-    REQUIRE(owner_try_lock(f.word, 10));
-    owner_unlock(f.word, f.sem, 11);
+    OwnerWordLock holder(f.word, f.sem, 10);
+    OwnerWordLock other(f.word, f.sem, 11);
+    REQUIRE(holder.try_lock());
+    other.unlock();
     CHECK(f.word.owner.load() == 10);
-    CHECK_FALSE(owner_force_unlock(f.word, f.sem, 11));
-    CHECK(owner_force_unlock(f.word, f.sem, 10));
+    CHECK_FALSE(other.force_unlock(11));
+    CHECK(other.force_unlock(10));
     CHECK(f.word.owner.load() == 0);
 }
 
@@ -49,25 +54,62 @@ TEST_CASE("OwnerWordLock: a sleeping waiter in another process is woken by unloc
           "[owner_word][fork]")
 {
     Fixture f;
-    REQUIRE(owner_try_lock(f.word, ::getpid()));
-    const pid_t waiter = fork_child([&] {
-        bool blocked = false;
-        const bool got = owner_lock(f.word, f.sem, ::getpid(), monotonic_ns() + 10'000'000'000, blocked);
+    OwnerWordLock parent(f.word, f.sem, ::getpid());
+    REQUIRE(parent.try_lock());
+    Child waiter([&] {
+        OwnerWordLock child(f.word, f.sem, ::getpid());
+        const bool blocked = !child.try_lock();
+        const bool got = blocked && child.try_lock_until(monotonic_ns() + 10'000'000'000);
         return got && blocked ? 0 : 1;
     });
     REQUIRE(wait_until([&] { return f.word.wait.load() >= 1; })); // asleep on the semaphore
-    owner_unlock(f.word, f.sem, ::getpid());
-    CHECK(reap(waiter, std::chrono::seconds(2)) == 0);
-    CHECK(f.word.owner.load() == waiter); // it exited holding: the word still names it
+    parent.unlock();
+    CHECK(waiter.wait(std::chrono::seconds(2)) == 0);
+    CHECK(f.word.owner.load() == waiter.pid()); // it exited holding: the word still names it
 }
 
 TEST_CASE("OwnerWordLock: a timed lock gives up at its deadline", "[owner_word]")
 {
     Fixture f;
-    REQUIRE(owner_try_lock(f.word, 1));
-    bool blocked = false;
+    OwnerWordLock holder(f.word, f.sem, 1);
+    OwnerWordLock waiter(f.word, f.sem, 2);
+    REQUIRE(holder.try_lock());
     const std::int64_t start = monotonic_ns();
-    CHECK_FALSE(owner_lock(f.word, f.sem, 2, start + 30'000'000, blocked));
+    const bool blocked = !waiter.try_lock();
+    CHECK_FALSE(waiter.try_lock_until(start + 30'000'000));
     CHECK(blocked);
     CHECK(monotonic_ns() - start >= 30'000'000);
 }
+
+TEST_CASE("OwnerWordLock: std::unique_lock locks and unlocks through the handle", "[owner_word]")
+{
+    Fixture f;
+    OwnerWordLock handle(f.word, f.sem, 77);
+    {
+        std::unique_lock<OwnerWordLock> held(handle);
+        CHECK(f.word.owner.load() == 77);
+        held.unlock();
+        CHECK(f.word.owner.load() == 0);
+        CHECK(held.try_lock());
+        CHECK(handle.owner() == 77);
+    }
+    CHECK(f.word.owner.load() == 0);
+}
+
+TEST_CASE("OwnerWordLock: lock rechecks the word when its wake-up never comes",
+          "[owner_word][fork]")
+{
+    Fixture f;
+    OwnerWordLock dead(f.word, f.sem, 1);
+    REQUIRE(dead.try_lock());
+    Child waiter([&] {
+        OwnerWordLock child(f.word, f.sem, ::getpid());
+        child.lock();
+        return 0;
+    });
+    REQUIRE(wait_until([&] { return f.word.wait.load() >= 1; })); // asleep on the semaphore
+    // Freed as if the waker died between clearing the word and posting: nobody posts.
+    f.word.owner.store(0);
+    CHECK(waiter.wait(std::chrono::seconds(2)) == 0);
+}
+

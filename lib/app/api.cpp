@@ -207,9 +207,7 @@ void Api::record(TraceRecord& r, std::string_view key, TraceOutcome outcome) con
 Response Api::timed_out(std::string_view key, int timeout_ms) const
 {
     if (ctx_.scoreboard) ctx_.scoreboard->totals().lock_timeouts.fetch_add(1, std::memory_order_relaxed);
-    pid_t owner = 0;
-    for (const auto& k : ctx_.table->key_stats())
-        if (k.key == key) owner = k.owner_pid;
+    const pid_t owner = ctx_.table->owner(key);
     return json_response(503, Json{{"error", fmt::format("timed out after {} ms waiting for the lock on '{}'", timeout_ms, key)},
                                    {"owner_pid", owner}});
 }

@@ -1,68 +1,69 @@
 #pragma once
 // LockTable: the cross-process "lock dictionary". One lock per key, made on first use, in one of
-// five modes (lock_mode.h).
+// five modes (lock_mode.h). Each mode is one class in lib/locks/modes/.
 //
-// Contract, per mode:
-//  - none: lock() never blocks and excludes nobody. For the demonstration only.
-//  - thread: FAILS ACROSS PROCESSES. The table and its std::mutexes live in private memory;
-//    fork() copies them, so two workers both "hold" the same key at once. Correct between the
-//    threads of one process.
-//  - semaphore: shared across processes and threads when the table is created before fork() and
-//    inherited (each process that creates its own table shares nothing). The lock word holds the
-//    owner's pid, set by the same compare-and-swap that acquires (nginx's ngx_shmtx); waiters
-//    sleep on one named POSIX semaphore per slot, made with sem_open(O_CREAT|O_EXCL, 0600) by the
-//    creator and unlinked at once, so nothing stays in /dev/shm even after kill -9. Holder death:
-//    nothing happens by itself; a supervisor that reaped the pid calls release_owned_by(pid).
-//    With recover_dead_owners = false that call does nothing and the key stays locked forever,
-//    as a multiprocessing.Lock does under gunicorn.
-//  - mutex: shared across processes and threads when created before fork(). Robust
-//    PTHREAD_PROCESS_SHARED mutexes (no priority inheritance). Holder death: the next locker gets
-//    EOWNERDEAD from the kernel, makes the mutex consistent and counts a recovery; a supervisor
-//    may also call release_owned_by(pid) to free it before anyone asks.
-//  - flock: shared across processes and threads with or without preload: each lock() opens
-//    lock_dir/KEY.lock itself (O_CLOEXEC, a fresh open file description) and flock()s it, so no fd
-//    inherited from a master can carry or leak a lock. Holder death: the kernel drops the lock
-//    when the dead process's files close. Statistics are shared only if the table was made before
-//    fork.
+// Contract per mode (shared across processes / threads, holder death):
+//  - none: FAILS EVERYWHERE: lock() never blocks and excludes nobody. For the demonstration only.
+//  - thread: FAILS ACROSS PROCESSES. Private memory: fork() copies the table, so two workers both
+//    "hold" one key. Correct between the threads of one process.
+//  - semaphore: shared across processes and threads if the table is made before fork() and
+//    inherited (a process that makes its own table shares nothing). The lock word holds the
+//    owner's pid (nginx's ngx_shmtx); waiters sleep on one named POSIX semaphore per slot, which
+//    the creator unlinks at once, so nothing stays in /dev/shm, kill -9 included. Holder death:
+//    the key stays locked until a supervisor that reaped the pid calls release_owned_by(pid); with
+//    recover_dead_owners = false, for ever (as a multiprocessing.Lock under gunicorn).
+//  - mutex: shared across processes and threads if made before fork(). Robust process-shared
+//    pthread mutexes. Holder death: the next locker recovers the key by itself (EOWNERDEAD) and
+//    counts it; a supervisor may free it first with release_owned_by(pid).
+//  - flock: shared across processes and threads with or without preload: every lock() opens
+//    lock_dir/KEY.lock itself and flock()s it. Holder death: the kernel drops the lock. Lock files
+//    are removed when their key's slot is reused. Statistics are shared only if made before fork.
 //
-// Common to all modes: not reentrant (locking a key you hold deadlocks, or in flock mode blocks
-// forever); unlock from the thread that locked. Keys are 1..kMaxKeyLength arbitrary bytes,
-// compared exactly: two keys never share a lock because their hashes collide. At most `capacity`
-// keys can be held at once (none and flock: held or waited on); idle keys keep their slot (and
-// statistics) until the slot is needed. A full table throws TableFullError, never merges keys.
-//
-// Thread safety: every member function may be called from any thread of any process that shares
-// the table, concurrently. The table object must outlive its guards. Destroying the table in the
-// process that created it unlinks nothing (names were unlinked at creation) and unmaps memory;
-// children that inherited it simply exit.
+// Common to all modes:
+//  - Not reentrant: locking a key this thread holds deadlocks (flock: blocks for ever).
+//  - A KeyGuard belongs to the thread that took it: unlock it there, before the table is
+//    destroyed. It must not cross fork(): the child's copy is not a holder (semaphore: its
+//    unlock does nothing, the word names the parent; mutex: unlocking a mutex another process
+//    holds is undefined; flock: the inherited fd keeps the parent's lock alive while the child
+//    lives; thread: it unlocks the child's own copy of the table).
+//  - Keys are 1..kMaxKeyLength arbitrary bytes, compared exactly (never merged by hash).
+//  - Capacity: at most `capacity` keys held (none and flock: held or waited on) at once; idle keys
+//    keep their slot and statistics until the slot is needed. TableFullError can come before
+//    `capacity` keys are held: a key may only use its partition's share and the free pool, and
+//    its partition can fill first. A full table never merges keys.
+//  - Every member function may be called concurrently from any thread of any process sharing the
+//    table. Destroying the table unmaps this process's view and unlinks nothing (nothing named is
+//    left to unlink).
 
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <memory>
-#include <optional>
-#include <stdexcept>
 #include <string_view>
+#include <sys/types.h>
 #include <vector>
 
 #include "locks/lock_errors.h"
 #include "locks/lock_mode.h"
 #include "locks/lock_stats.h"
+#include "os/unique_fd.h"
 
 namespace forklock {
 
 struct LockTableOptions {
     LockMode mode = kProcessMode;
-    std::size_t capacity = 1024;       // 1..kMaxCapacity
+    std::size_t capacity = 1024;       // 1..kMaxCapacity (semaphore: ..kMaxSemaphoreCapacity)
     bool recover_dead_owners = true;   // semaphore: false = release_owned_by() leaves keys locked
     std::filesystem::path lock_dir;    // flock: directory for KEY.lock files (must exist)
 };
 
 class LockTable;
 struct Slot;
+template <typename Mode>
+class TableImpl;
 
-// KeyGuard: a held key. Move-only; unlocks in its destructor. Must be released by the thread that
-// took it, before the LockTable is destroyed.
+// KeyGuard: a held key, or an empty guard (try_lock, lock_for that gave up). Move-only; unlocks in
+// its destructor. See "Common to all modes" above for who may unlock it.
 class [[nodiscard]] KeyGuard {
 public:
     KeyGuard() = default;
@@ -83,13 +84,16 @@ public:
 
 private:
     friend class LockTable;
-    KeyGuard(LockTable* table, Slot* slot, int fd, std::chrono::nanoseconds waited, pid_t recovered_from) noexcept
-        : table_(table), slot_(slot), fd_(fd), waited_(waited), recovered_from_(recovered_from)
+    template <typename Mode>
+    friend class TableImpl;
+    KeyGuard(LockTable* table, Slot* slot, UniqueFd fd, std::chrono::nanoseconds waited,
+             pid_t recovered_from) noexcept
+        : table_(table), slot_(slot), fd_(std::move(fd)), waited_(waited), recovered_from_(recovered_from)
     {
     }
     LockTable* table_ = nullptr;
     Slot* slot_ = nullptr;
-    int fd_ = -1; // flock mode: the lock file this guard opened
+    UniqueFd fd_; // flock mode: the lock file this guard opened and holds
     std::chrono::nanoseconds waited_{0};
     pid_t recovered_from_ = 0;
 };
@@ -101,9 +105,9 @@ public:
     // Named semaphores map a page each; past this vm.max_map_count gets near.
     static constexpr std::size_t kMaxSemaphoreCapacity = 16384;
 
-    // Creates the table in this process: shared memory (and semaphores) for semaphore, mutex and
-    // flock statistics, private memory for none and thread. Throws std::system_error (with the
-    // call, its arguments and errno) or std::invalid_argument for bad options.
+    // Makes the table in this process: shared memory for semaphore, mutex and flock, private
+    // memory for none and thread. Throws std::invalid_argument for bad options, std::system_error
+    // (the call, its arguments, errno) when the OS refuses memory or semaphores.
     explicit LockTable(const LockTableOptions& options);
     ~LockTable();
     LockTable(const LockTable&) = delete;
@@ -116,20 +120,21 @@ public:
     KeyGuard lock(std::string_view key);
     // try_lock: an empty guard if someone else holds the key. Contention is not an error.
     KeyGuard try_lock(std::string_view key);
-    // lock_for: an empty guard if the key was not acquired within `timeout`; kNoTimeout waits
-    // as long as lock(). (A sentinel, not an std::optional, which cost a store-forwarding stall on
-    // every lock.)
+    // lock_for: an empty guard if the key was not held within `timeout`; kNoTimeout waits as long
+    // as lock().
     static constexpr std::chrono::nanoseconds kNoTimeout = std::chrono::nanoseconds::max();
     KeyGuard lock_for(std::string_view key, std::chrono::nanoseconds timeout);
 
     // release_owned_by: for a supervisor that has reaped `pid`. Frees every key the dead process
-    // held (semaphore: clears the owner word and wakes a waiter unless recover_dead_owners is
-    // false; mutex: takes the EOWNERDEAD mutex, makes it consistent, releases it; flock: clears the
-    // bookkeeping, the kernel already dropped the lock). Counts one recovery per key with the dead
-    // pid, and forgets whatever the dead process was waiting on (its waiters leave the statistics).
-    // Returns how many keys were freed. Calling it for a live pid is invalid: it would steal
-    // that process's locks.
+    // held (semaphore: unless recover_dead_owners is false; mutex: makes the mutex consistent;
+    // flock: the kernel already dropped the lock, this clears the bookkeeping), counts one
+    // recovery per key, and forgets what the dead process waited on. Returns how many keys were
+    // freed. Invalid for a live pid: it would steal that process's locks. none, thread: 0.
     std::size_t release_owned_by(pid_t pid);
+
+    // owner: the pid holding `key` (a dead one until recovered), or 0 if it is free, has no slot,
+    // or is not a valid key. Binds no slot and takes one partition lock; a snapshot.
+    pid_t owner(std::string_view key) const;
 
     TableStats stats() const;
     // Bound keys, most acquired first. `limit` 0 means all.
@@ -140,7 +145,6 @@ public:
 private:
     friend class KeyGuard;
     void unlock(KeyGuard& guard) noexcept;
-    KeyGuard acquire(std::string_view key, std::chrono::nanoseconds timeout);
     std::unique_ptr<Impl> impl_;
 };
 

@@ -23,21 +23,21 @@ bool safe_char(unsigned char c)
 
 } // namespace
 
-int open_lock_file(const std::filesystem::path& file)
+UniqueFd open_lock_file(const std::filesystem::path& file)
 {
     for (;;) {
-        const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd >= 0)
+        UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+        if (fd)
             return fd;
         if (errno != EINTR)
             throw os_error(errno, "open(\"{}\", O_RDWR|O_CREAT|O_CLOEXEC, 0600)", file.string());
     }
 }
 
-bool try_lock_file(int fd, const std::filesystem::path& file)
+bool try_lock_file(const UniqueFd& fd, const std::filesystem::path& file)
 {
     for (;;) {
-        if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
+        if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0)
             return true;
         if (errno == EWOULDBLOCK)
             return false;
@@ -48,14 +48,14 @@ bool try_lock_file(int fd, const std::filesystem::path& file)
 
 namespace {
 
-void blocking_flock(int fd, const std::filesystem::path& file)
+void blocking_flock(const UniqueFd& fd, const std::filesystem::path& file)
 {
-    while (::flock(fd, LOCK_EX) != 0)
+    while (::flock(fd.get(), LOCK_EX) != 0)
         if (errno != EINTR)
             throw os_error(errno, "flock(\"{}\", LOCK_EX)", file.string());
 }
 
-bool flock_until(int fd, const std::filesystem::path& file, std::int64_t deadline)
+bool flock_until(const UniqueFd& fd, const std::filesystem::path& file, std::int64_t deadline)
 {
     std::int64_t pause = 50'000;
     while (!try_lock_file(fd, file)) {
@@ -83,7 +83,7 @@ std::string lock_file_name(std::string_view key)
     return name + ".lock";
 }
 
-bool lock_file_until(int fd, const std::filesystem::path& file, std::optional<std::int64_t> deadline)
+bool lock_file_until(const UniqueFd& fd, const std::filesystem::path& file, std::optional<std::int64_t> deadline)
 {
     if (deadline)
         return flock_until(fd, file, *deadline);
@@ -91,50 +91,44 @@ bool lock_file_until(int fd, const std::filesystem::path& file, std::optional<st
     return true;
 }
 
-bool lock_file_is_linked(int fd, const std::filesystem::path& file)
+bool lock_file_is_linked(const UniqueFd& fd, const std::filesystem::path& file)
 {
     struct stat st {};
-    if (::fstat(fd, &st) != 0)
+    if (::fstat(fd.get(), &st) != 0)
         throw os_error(errno, "fstat(\"{}\")", file.string());
     return st.st_nlink > 0;
 }
 
-bool lock_key_file(const std::filesystem::path& file, std::optional<std::int64_t> deadline, int& fd)
+KeyFile lock_key_file(const std::filesystem::path& file, std::optional<std::int64_t> deadline,
+                      UniqueFd fd)
 {
     for (;;) {
-        if (fd < 0)
+        if (!fd)
             fd = open_lock_file(file);
-        bool locked = false;
-        bool current = false;
-        try {
-            locked = lock_file_until(fd, file, deadline);
-            current = locked && lock_file_is_linked(fd, file);
-        } catch (...) {
-            unlock_and_close(std::exchange(fd, -1));
-            throw;
-        }
-        if (current || !locked)
-            return locked;
-        unlock_and_close(std::exchange(fd, -1)); // removed while we waited: lock the current file
+        // A throw closes fd (it is ours), so nothing is left open.
+        const bool locked = lock_file_until(fd, file, deadline);
+        if (!locked || lock_file_is_linked(fd, file))
+            return {std::move(fd), locked};
+        unlock_and_close(std::move(fd)); // removed while we waited: lock the current file
     }
 }
 
 void remove_lock_file_if_free(const std::filesystem::path& file) noexcept
 {
-    const int fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd fd(::open(file.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd) {
         if (errno != ENOENT)
             log_os_error(errno, "open(lock file to remove)");
         return;
     }
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::unlink(file.c_str()) != 0 && errno != ENOENT)
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0 && ::unlink(file.c_str()) != 0 && errno != ENOENT)
         log_os_error(errno, "unlink(lock file)");
-    unlock_and_close(fd);
+    unlock_and_close(std::move(fd));
 }
 
-void unlock_and_close(int fd) noexcept
+void unlock_and_close(UniqueFd fd) noexcept
 {
-    if (::close(fd) != 0)
+    if (fd && ::close(fd.release()) != 0)
         log_os_error(errno, "close(lock file)");
 }
 

@@ -492,6 +492,24 @@ void SlotTable::for_each_bound(const std::function<void(const Slot&)>& f) const
     }
 }
 
+bool SlotTable::visit_bound(std::string_view key, const std::function<void(const Slot&)>& f) const
+{
+    const std::uint64_t h = hash_key(key);
+    const std::uint32_t p = partition_of(h, geometry_);
+    lock_partition(p);
+    bool sure = true;
+    const SlotRef r = find(p, key, h, sure); // under the lock nothing is being rebound
+    try {
+        if (r.slot)
+            f(*r.slot);
+    } catch (...) {
+        unlock_partition(p);
+        throw;
+    }
+    unlock_partition(p);
+    return r.slot != nullptr;
+}
+
 TableStats SlotTable::stats() const
 {
     TableStats t;

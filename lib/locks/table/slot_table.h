@@ -1,49 +1,40 @@
 #pragma once
 // SlotTable: the key -> Slot dictionary inside one memory region, shared or private.
 //
-// Layout: a header, P partitions (each its own lock and its own open-addressing index of slot
-// numbers), a free pool, and `capacity` slots. A key's hash picks its partition, so unrelated keys
-// rarely meet on one lock; keys are compared byte for byte after the hash.
+// Layout: a header, P partitions (each with its own lock and open-addressing index), a free pool
+// and `capacity` slots. A key's hash picks its partition; keys are compared byte for byte.
+// Shared across processes: yes, when the region is MAP_SHARED and inherited; across threads: yes.
+// Every member may be called concurrently; the hit path (a key already bound) takes no lock.
 //
-// A slot stays bound to its key while idle, so its statistics survive between uses; when a new
-// key needs a slot and the pool is empty, an idle slot is taken back: first in the key's own
-// partition, else in another. A partition holds at most partition_limit keys (about twice its
-// share of the capacity). When every slot the key could use is in use, lookup() and acquire_ref()
-// throw TableFullError.
+// Capacity: a slot stays bound to its key while idle (its statistics survive); a new key takes a
+// slot from the pool, else evicts an idle slot of its own partition, else of another. A partition
+// holds at most partition_limit keys (about twice its share), so lookup() and acquire_ref() can
+// throw TableFullError while fewer than `capacity` keys are in use.
 //
-// Pinning: what stops a slot from being rebound to another key while a caller uses it. The hit
-// path takes no table lock, so this is a protocol between the caller and the evictor around the
-// slot's `generation` (even: bound; odd: claimed):
-//  - by lock (thread, mutex, semaphore): lookup() returns the slot and the generation it read
-//    before comparing the key; the caller takes the slot's own lock and then checks
-//    still_bound(). The evictor claims a slot by taking its lock without waiting, and only then
-//    makes the generation odd. So an acquisition either came first (the claim fails and the slot
-//    stays) or comes after the lock is let go again, and then sees the new generation (the caller
-//    unlocks and looks up again). No shared counter is touched on the hit path.
-//    The evictor keeps the lock it claimed (a slot from the free pool is claimed the same way):
-//    the slot, bound to its new key, goes back to the caller who missed with the lock already
-//    held (SlotRef::held). That saves the caller a lock and the evictor an unlock on every miss,
-//    and no one can take the new key between its binding and its first holder.
-//  - by reference (none, flock, whose lock is not in the slot): acquire_ref() counts the caller in
-//    `refs`, release_ref() uncounts it. The evictor makes the generation odd *before* it reads
-//    refs (both seq_cst), and the caller counts itself before it checks the generation, so one of
-//    them sees the other.
-// Waiters do not pin a slot in by-lock mode: if their key's slot is rebound while they sleep,
-// they find out within one slice of their sleep (LockTable's waiters sleep in 20 ms slices and
-// compare the generation between them), or when they get the lock, and look up again.
+// Pinning: what keeps a slot bound to its key while a caller uses it. Fixed per table by
+// SlotLocks::pinned_by_lock(); the slot's `generation` is even while bound, odd while claimed.
+//  - By lock: lookup() returns the slot and the generation read before the key compare, and pins
+//    nothing. The caller takes the slot's own lock, then asks still_bound(); if false it unlocks
+//    and looks up again. The evictor claims a slot by taking its lock without waiting
+//    (SlotLocks::claim) before it makes the generation odd, so either the caller's lock came
+//    first (the claim fails) or the caller sees the new generation. A slot bound by this lookup
+//    comes back with its lock already handed to the caller (SlotRef::held).
+//    Waiters pin nothing: a waiter must recheck still_bound() (or the generation) between
+//    bounded sleeps, or it may wait on another key's holder.
+//  - By reference: acquire_ref() counts the caller in `refs`, release_ref() uncounts it; the
+//    evictor takes only a slot with no reference.
 //
-// Crash safety: the partition and pool locks are robust mutexes in shared tables. A process killed
-// inside one leaves EOWNERDEAD to the next locker, which rebuilds that partition's index (or the
-// pool) from the slots' state words, the only thing written before anything points at a slot,
-// and asks SlotLocks::clear_dead_claim to free any slot lock the dead evictor had claimed.
-// By reference, a killed process's references stay counted (so its slots are not reused, never
-// two keys merged) until they are returned: a holder's by whoever recovers its key, a waiter's by
-// LockTable::release_owned_by, which knows from the WaitRegistry what the dead process waited on.
-// A process killed between counting its reference and recording itself as holder or waiter is
-// neither: its reference stays, and that one slot is never reused (one slot of capacity lost,
-// shown as an `active` key nobody holds). flock keeps that window to a few instructions: the file
-// lock is taken before the pin and let go after the unpin, so no syscall lies inside it. Closing
-// it would need every pin recorded with its pid, and counted, under the partition lock.
+// Owner death: partition and pool locks are robust mutexes in shared tables. The next locker
+// after a process killed inside one rebuilds that partition's index (or the pool) from the slots'
+// state words and asks SlotLocks::clear_dead_claim to free a slot lock the dead evictor had
+// claimed. By reference, a dead process's references stay counted (its slots are not reused,
+// keys never merged) until returned: a holder's by whoever recovers its key, a waiter's by the
+// caller that knows what it waited on (LockTable::release_owned_by). A process killed between
+// acquire_ref() and recording itself as holder or waiter leaves a reference nobody returns: that
+// slot is never reused (one slot of capacity lost, an `active` key nobody holds).
+//
+// Invalid: keys longer than kSlotKeyBytes; release_ref() without a matching acquire_ref();
+// calling back into the table from a for_each_bound()/visit_bound() callback.
 
 #include <cstddef>
 #include <cstdint>
@@ -118,6 +109,9 @@ public:
     // for_each_bound: calls f(const Slot&) for every bound slot, holding its partition's lock (so
     // the key cannot change under f). f must not call back into the table.
     void for_each_bound(const std::function<void(const Slot&)>& f) const;
+    // visit_bound: calls f(const Slot&) for the slot bound to `key`, if any, holding that one
+    // partition's lock; binds nothing. True if a slot was bound. f must not call back into the table.
+    bool visit_bound(std::string_view key, const std::function<void(const Slot&)>& f) const;
 
     // stats: everything but `active` and `shared`, which only the table's owner can tell.
     TableStats stats() const;
@@ -147,7 +141,7 @@ private:
 
     TableGeometry geometry_;
     SlotLocks& locks_;
-    const bool by_lock_; // locks_.pinned_by_lock(), asked once: every miss needs it, some twice
+    const bool by_lock_; // locks_.pinned_by_lock(), fixed for the table's lifetime
     Header* header_;
     Partition* partitions_;
     Entry* indexes_;

@@ -1,0 +1,98 @@
+#pragma once
+// PthreadMode: what the thread and mutex modes share: the slot's own pthread mutex is the key's
+// lock (and pins the slot), its holder's pid in Slot::owner_pid. Kind and Sharing make the
+// difference: a default mutex in private memory (thread) or a robust process-shared one in shared
+// memory (mutex). Holder death is the derived class's: clear_dead_claim, release_dead.
+
+#include "locks/modes/mode.h"
+#include "locks/primitives/pthread_mutex.h"
+
+namespace forklock {
+
+template <MutexKind Kind, MemoryRegion::Sharing Sharing>
+class PthreadMode : public ModeBase, public SlotLocks {
+public:
+    static constexpr bool kPinnedByLock = true;
+    static constexpr bool kExcludes = true;
+    static constexpr MemoryRegion::Sharing kSharing = Sharing;
+    static constexpr MutexKind kMutexKind = Kind;
+    using Handle = NoHandle;
+    using Early = NoEarly;
+
+    using ModeBase::ModeBase;
+    static void validate(const LockTableOptions&) {}
+
+    bool pinned_by_lock() const final { return kPinnedByLock; }
+    // claim: the evictor's question (slot_table.h), under the partition lock.
+    bool claim(Slot& s) final
+    {
+        switch (try_lock_mutex(&s.mutex)) {
+        case MutexResult::busy:
+        case MutexResult::timed_out: return false;
+        case MutexResult::owner_died:
+            // A dead holder nobody has recovered yet: recover it here, counted on its key.
+            make_consistent(&s.mutex);
+            count_recovery(s, s.owner_pid.load(std::memory_order_relaxed));
+            [[fallthrough]];
+        case MutexResult::acquired: s.owner_pid.store(current_pid(), std::memory_order_relaxed); return true;
+        }
+        return false;
+    }
+    void hand_over(Slot&) final {} // owner_pid says current_pid() since the claim
+    void unclaim(Slot& s) noexcept final { unlock(s, {}); }
+
+    NoEarly before_pin(std::string_view) noexcept { return {}; }
+    Taken<Handle> take(Slot& s, std::uint32_t generation, Deadline deadline, NoEarly&&);
+    void unlock(Slot& s, Handle&&) noexcept
+    {
+        s.owner_pid.store(0, std::memory_order_relaxed);
+        unlock_mutex(&s.mutex);
+    }
+    void release(Slot& s, Handle&& h) noexcept { unlock(s, std::move(h)); }
+    void unpin(Slot&) noexcept {}
+    pid_t owner(const Slot& s) const noexcept { return s.owner_pid.load(std::memory_order_relaxed); }
+
+private:
+    MutexResult wait(Slot& s, std::uint32_t generation, Deadline deadline);
+};
+
+template <MutexKind Kind, MemoryRegion::Sharing Sharing>
+Taken<NoHandle> PthreadMode<Kind, Sharing>::take(Slot& s, std::uint32_t generation, Deadline deadline,
+                                                 NoEarly&&)
+{
+    Taken<Handle> t;
+    MutexResult r = try_lock_mutex(&s.mutex);
+    if (r == MutexResult::busy) {
+        t.blocked = true;
+        if (expired(deadline))
+            return t;
+        r = blocking(s, t, [&] { return wait(s, generation, deadline); });
+    }
+    if (r == MutexResult::timed_out || r == MutexResult::busy)
+        return t;
+    if (r == MutexResult::owner_died) {
+        // The kernel handed us a dead holder's mutex: what it guarded may be half-written, but
+        // our callers write atomically (rename), so making it consistent is safe.
+        make_consistent(&s.mutex);
+        t.recovered_from = s.owner_pid.load(std::memory_order_relaxed);
+        count_recovery(s, t.recovered_from);
+    }
+    s.owner_pid.store(current_pid(), std::memory_order_relaxed);
+    t.ok = true;
+    return t;
+}
+
+// wait: sleeps on the mutex in slices, giving up when the slot moved to another key.
+template <MutexKind Kind, MemoryRegion::Sharing Sharing>
+MutexResult PthreadMode<Kind, Sharing>::wait(Slot& s, std::uint32_t generation, Deadline deadline)
+{
+    for (;;) {
+        const Slice slice = next_slice(deadline);
+        const timespec ts = to_timespec(slice.until);
+        const MutexResult got = lock_mutex(&s.mutex, &ts);
+        if (got != MutexResult::timed_out || slice.last || moved(s, generation))
+            return got;
+    }
+}
+
+} // namespace forklock
