@@ -41,11 +41,11 @@ TEST_CASE("LockMetrics: counts from forked children are seen by the parent", "[h
 {
     LockMetrics m;
     CHECK_FALSE(m.enter("held-by-parent"));
-    pid_t child = forklock::test::fork_child([&] {
+    forklock::test::Child child([&] {
         m.hold().observe(5'000);
         return m.enter("held-by-parent") ? 0 : 1; // the parent is inside: an overlap
     });
-    CHECK(forklock::test::reap(child) == 0);
+    CHECK(child.wait() == 0);
     CHECK(m.hold().snapshot().count == 1);
     CHECK(m.overlaps() == 1);
 }

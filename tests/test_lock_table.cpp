@@ -298,12 +298,12 @@ TEST_CASE("LockTable: owner names the process holding one key and 0 for a free o
     SharedBlock sh;
     LockTable table(options_for(mode, dir.path));
     { KeyGuard idle = table.lock("idle"); }
-    const pid_t holder = child_holding(table, *sh, "held");
-    CHECK(table.owner("held") == holder);
+    Child holder = child_holding(table, *sh, "held");
+    CHECK(table.owner("held") == holder.pid());
     CHECK(table.owner("idle") == 0);
-    kill_and_reap(holder);
-    CHECK(table.owner("held") == holder); // dead, until someone recovers the key
-    CHECK(table.release_owned_by(holder) == 1);
+    holder.kill();
+    CHECK(table.owner("held") == holder.pid()); // dead, until someone recovers the key
+    CHECK(table.release_owned_by(holder.pid()) == 1);
     CHECK(table.owner("held") == 0);
 }
 

@@ -18,8 +18,7 @@
 
 using namespace forklock;
 using namespace std::chrono_literals;
-using forklock::test::fork_child;
-using forklock::test::reap;
+using forklock::test::Child;
 using forklock::test::wait_until;
 
 namespace {
@@ -82,15 +81,14 @@ TEST_CASE("SignalQueue: a signal from another process wakes a wait blocked in po
     const pid_t parent = ::getpid();
     // The child signals once the parent sleeps (in poll, the only place it can), so the
     // handler interrupts the poll itself rather than filling the pipe before it.
-    const pid_t child = fork_child([parent] {
+    Child child([parent] {
         if (!wait_until([parent] { return process_state(parent) == 'S'; }, 10s)) return 1;
         return ::kill(parent, SIGUSR2) == 0 ? 0 : 2;
     });
-    REQUIRE(child > 0);
     const auto start = std::chrono::steady_clock::now();
     const auto sig = queue.wait(20s);
     const auto waited = std::chrono::steady_clock::now() - start;
-    CHECK(reap(child) == 0);
+    CHECK(child.wait() == 0);
     CHECK(sig == SIGUSR2);
     CHECK(waited < 15s);
 }
@@ -124,12 +122,11 @@ TEST_CASE("SignalQueue: destroying the queue puts back the default actions", "[s
 TEST_CASE("SignalQueue: after detach_in_child a child's signals are its own", "[signal_queue]")
 {
     SignalQueue queue({SIGUSR1});
-    const pid_t child = fork_child([&queue] {
+    Child child([&queue] {
         queue.detach_in_child();
         ::raise(SIGUSR1); // the default action: the child dies of it
         return 0;
     });
-    REQUIRE(child > 0);
-    CHECK(reap(child) == 128 + SIGUSR1);
+    CHECK(child.wait() == 128 + SIGUSR1);
     CHECK(queue.wait(0ms) == std::nullopt); // nothing reached the parent's pipe
 }
