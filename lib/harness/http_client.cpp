@@ -164,9 +164,11 @@ void HttpClient::send(Connection connection, const HttpRequest& request, Done do
     if (outgoing == nullptr) throw std::bad_alloc();
     evhttp_request_set_error_cb(outgoing, Pending::on_error);
     evkeyvalq* headers = evhttp_request_get_output_headers(outgoing);
-    const bool v6 = to.host.find(':') != std::string::npos;
-    const std::string host = v6 ? fmt::format("[{}]:{}", to.host, to.port) : fmt::format("{}:{}", to.host, to.port);
-    evhttp_add_header(headers, "Host", host.c_str());
+    if (!has_header(request, "Host")) {
+        const bool v6 = to.host.find(':') != std::string::npos;
+        const std::string host = (v6 ? "[" + to.host + "]" : to.host) + ":" + std::to_string(to.port);
+        evhttp_add_header(headers, "Host", host.c_str());
+    }
     for (const auto& [name, value] : request.headers) evhttp_add_header(headers, name.c_str(), value.c_str());
     if (!has_header(request, "Content-Length") && (!request.body.empty() || method == EVHTTP_REQ_PATCH))
         evhttp_add_header(headers, "Content-Length", std::to_string(request.body.size()).c_str());

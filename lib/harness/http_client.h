@@ -44,7 +44,7 @@ struct Endpoint {
 struct HttpRequest {
     std::string method = "GET"; // GET HEAD POST PUT DELETE OPTIONS PATCH; others are invalid
     std::string target = "/";
-    std::vector<std::pair<std::string, std::string>> headers; // sent as given, after Host
+    std::vector<std::pair<std::string, std::string>> headers; // sent as given; Host is added
     std::string body;
 };
 
