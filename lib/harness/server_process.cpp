@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -75,12 +75,22 @@ int decode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + 
 
 std::optional<Endpoint> parse_listening_line(std::string_view log)
 {
-    static const std::regex line(R"(Listening at: http://(\[([^\]]+)\]|([^:/ ]+)):(\d+) \()");
-    std::match_results<std::string_view::const_iterator> match;
-    if (!std::regex_search(log.begin(), log.end(), match, line)) return std::nullopt;
-    const unsigned long port = std::stoul(match[4].str());
-    if (port == 0 || port > 65535) return std::nullopt;
-    return Endpoint{match[2].matched ? match[2].str() : match[3].str(), static_cast<std::uint16_t>(port)};
+    constexpr std::string_view marker = "Listening at: http://";
+    const auto at = log.find(marker);
+    if (at == std::string_view::npos) return std::nullopt;
+    std::string_view rest = log.substr(at + marker.size());
+    const bool bracketed = rest.starts_with('['); // [::1]:PORT
+    const auto host_end = rest.find(bracketed ? "]:" : ":");
+    if (host_end == std::string_view::npos) return std::nullopt;
+    Endpoint endpoint{std::string(rest.substr(bracketed ? 1 : 0, host_end - (bracketed ? 1 : 0))), 0};
+    rest.remove_prefix(host_end + (bracketed ? 2 : 1));
+    unsigned port = 0;
+    const auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), port);
+    // The space after the port: a line still being written could end inside the number.
+    if (error != std::errc() || port == 0 || port > 65535 || end == rest.data() + rest.size() || *end != ' ')
+        return std::nullopt;
+    endpoint.port = static_cast<std::uint16_t>(port);
+    return endpoint;
 }
 
 ServerProcess::ServerProcess(ServerSpec spec)
