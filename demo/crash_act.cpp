@@ -10,7 +10,7 @@
 #include "interrupt.h"
 #include "os/os_error.h"
 #include "server_api.h"
-#include "server_process.h"
+#include "demo_server.h"
 
 namespace forklock::demo {
 namespace {
@@ -115,7 +115,7 @@ void wait_for_replacement(const ServerApi& api, CrashRow& row, const WorkersSnap
 void crash(const std::filesystem::path& server, CrashRow& row, Progress& progress,
            const std::string& label)
 {
-    ServerProcess process(server, row.config);
+    harness::ServerProcess process = start_server(server, row.config);
     const ServerApi api(process.port(), 1s);
     row.committed = commit(api, kCommitsAround);
     // The victim: its reply never comes (its worker dies), so its increment is not committed.

@@ -72,7 +72,7 @@ int main(int argc, char** argv)
         return 2;
     }
     install_interrupt_handlers();
-    // Workers whose master died re-parent to us, so ServerProcess can reap them.
+    // Workers whose master died re-parent to us, so harness::ServerProcess can reap them.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     try {
         return run(options);

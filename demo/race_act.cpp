@@ -15,7 +15,7 @@ RaceRow measure(const std::filesystem::path& server, const ServerConfig& config,
 {
     RaceRow row{config, {}, 0, {}, {}, 0};
     progress.show(fmt::format("{} starting the server", label));
-    ServerProcess process(server, config);
+    harness::ServerProcess process = start_server(server, config);
     const LoadPlan plan{process.port(), kKey, sizes.requests, sizes.concurrency, sizes.hold_ms};
     row.load = fire_increments(plan, [&](int done) {
         progress.show(fmt::format("{} {}/{} increments", label, done, sizes.requests));

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "interrupt.h"
+
 namespace forklock::demo {
 namespace {
 
@@ -20,7 +22,7 @@ IncrementReply ServerApi::increment(const std::string& key, int hold_ms, int tim
 {
     std::string target = fmt::format("/counter/{}/increment?hold_ms={}", key, hold_ms);
     if (timeout_ms >= 0) target += fmt::format("&timeout_ms={}", timeout_ms);
-    const HttpResponse response = http_request(port_, "POST", target, http_timeout);
+    const harness::HttpResponse response = request("POST", target, http_timeout);
     const nlohmann::json body = response.json();
     IncrementReply reply;
     reply.status = response.status;
@@ -62,9 +64,17 @@ WorkersSnapshot ServerApi::workers() const
     return snapshot;
 }
 
+harness::HttpResponse ServerApi::request(const std::string& method, const std::string& target,
+                                         Clock::duration timeout) const
+{
+    harness::HttpResponse response = harness::http_request(server_, method, target, timeout, throw_if_interrupted);
+    if (response.status == 0) throw HttpError(fmt::format("{} {}: {}", method, target, response.error));
+    return response;
+}
+
 nlohmann::json ServerApi::get_json(const std::string& target) const
 {
-    const HttpResponse response = http_request(port_, "GET", target, query_timeout_);
+    const harness::HttpResponse response = request("GET", target, query_timeout_);
     if (!response.ok())
         throw HttpError(fmt::format("GET {}: HTTP {}: {}", target, response.status, response.body));
     nlohmann::json body = response.json();

@@ -1,5 +1,7 @@
 #pragma once
-// Typed calls to the server's HTTP API (the contract in issue 3): each is one request.
+// Typed calls to the server's HTTP API (the contract in issue 3): each is one request, on its own
+// connection (harness::http_request), that gives up on Ctrl-C (throws Interrupted). A request
+// that gets no response throws harness::HttpError.
 
 #include <cstdint>
 #include <optional>
@@ -8,9 +10,14 @@
 
 #include <sys/types.h>
 
-#include "http_client.h"
+#include <nlohmann/json.hpp>
+
+#include "harness/http_client.h"
 
 namespace forklock::demo {
+
+using harness::Clock;
+using harness::HttpError;
 
 struct IncrementReply {
     int status = 0;           // 200, 503 (timeout_ms elapsed), or whatever the server said
@@ -32,8 +39,8 @@ public:
     // query_timeout bounds each GET: a worker thread blocked in a long hold may have accepted
     // (batched) the connection too, so callers that poll should use a short one and retry.
     explicit ServerApi(std::uint16_t port,
-                       Clock::duration query_timeout = std::chrono::seconds(5)) noexcept
-        : port_(port), query_timeout_(query_timeout)
+                       Clock::duration query_timeout = std::chrono::seconds(5))
+        : server_{"127.0.0.1", port}, query_timeout_(query_timeout)
     {
     }
 
@@ -46,9 +53,11 @@ public:
     [[nodiscard]] WorkersSnapshot workers() const;
 
 private:
+    [[nodiscard]] harness::HttpResponse request(const std::string& method, const std::string& target,
+                                                Clock::duration timeout) const;
     [[nodiscard]] nlohmann::json get_json(const std::string& target) const;
 
-    std::uint16_t port_;
+    harness::Endpoint server_;
     Clock::duration query_timeout_;
 };
 

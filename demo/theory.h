@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "server_process.h"
+#include "demo_server.h"
 
 namespace forklock::demo {
 

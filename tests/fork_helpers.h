@@ -20,6 +20,9 @@
 #include <thread>
 #include <utility>
 
+#include "harness/temp_dir.h"
+#include "harness/wait.h"
+
 namespace forklock::test {
 
 // fork_child: runs f() in a child that exits with f's return value (or 99 if it threw). The child
@@ -38,18 +41,7 @@ inline pid_t fork_child(const std::function<int()>& f)
     return pid;
 }
 
-// wait_until: polls pred every millisecond until it holds (true) or `timeout` passes (false).
-inline bool wait_until(const std::function<bool()>& pred,
-                       std::chrono::milliseconds timeout = std::chrono::seconds(10))
-{
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() >= deadline)
-            return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return true;
-}
+using harness::wait_until;
 
 // reap: waits for `pid` with a deadline; kills it if it overstays. Returns the exit code, or
 // 128 + signal, or -1 if it had to be killed.
@@ -153,17 +145,12 @@ private:
     bool running_ = false; // forked and not yet reaped
 };
 
-// TempDir: a fresh directory under /tmp, removed with everything in it.
+// The lock tests' spelling of harness::TempDir (`TempDir dir; dir.path / "k.lock"`).
 struct TempDir {
-    std::filesystem::path path;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/forklock-test-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
+    harness::TempDir dir;
+    const std::filesystem::path& path = dir.path();
+    TempDir() = default;
+    TempDir(TempDir&&) = delete;
 };
 
 // Semaphore names this project made (sem.forklock.*) still in /dev/shm.

@@ -9,7 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "app/api.h"
-#include "server_process.h"
+#include "harness/temp_dir.h"
+#include "harness/wait.h"
 
 using namespace forklock;
 using nlohmann::json;
@@ -17,9 +18,9 @@ using nlohmann::json;
 namespace {
 
 struct Fixture {
-    test::TempDir dir{"api"};
+    harness::TempDir dir{"api"};
     LockTable table{LockTableOptions{LockMode::thread, 8, true, {}}};
-    CounterStore store{dir};
+    CounterStore store{dir.path()};
     Scoreboard scoreboard{::getpid()};
     Api api{ApiContext{&table, &store, &scoreboard, ::getpid()}};
 
@@ -106,8 +107,9 @@ TEST_CASE("Api: unknown paths are 404, wrong methods 405 with Allow", "[api]")
 TEST_CASE("Api: timeout_ms gives 503 with the owner's pid when the key stays held", "[api]")
 {
     Fixture f;
-    std::thread holder([&] { f.call("POST", "/counter/k/increment", "hold_ms=400"); });
-    REQUIRE(test::eventually([&] { return f.table.key_stats().size() == 1 && f.table.key_stats()[0].owner_pid != 0; }));
+    // A jthread: a failed REQUIRE unwinds through it, which joins (a std::thread would terminate).
+    std::jthread holder([&] { f.call("POST", "/counter/k/increment", "hold_ms=400"); });
+    REQUIRE(harness::wait_until([&] { return f.table.key_stats().size() == 1 && f.table.key_stats()[0].owner_pid != 0; }));
     auto r = f.call("POST", "/counter/k/increment", "timeout_ms=20");
     holder.join();
     CHECK(r.status == 503);
@@ -119,12 +121,12 @@ TEST_CASE("Api: timeout_ms gives 503 with the owner's pid when the key stays hel
 
 TEST_CASE("Api: a full lock table is a 503, not a crash", "[api]")
 {
-    auto dir = test::temp_dir("api-full");
+    const harness::TempDir dir("api-full");
     LockTable table{LockTableOptions{LockMode::thread, 1, true, {}}};
-    CounterStore store{dir};
+    CounterStore store{dir.path()};
     Api api{ApiContext{&table, &store, nullptr, ::getpid()}};
-    std::thread holder([&] { api.handle({"POST", "/counter/a/increment", "hold_ms=300"}); });
-    REQUIRE(test::eventually([&] { return table.stats().active == 1; }));
+    std::jthread holder([&] { api.handle({"POST", "/counter/a/increment", "hold_ms=300"}); });
+    REQUIRE(harness::wait_until([&] { return table.stats().active == 1; }));
     auto r = api.handle({"POST", "/counter/b/increment", ""});
     holder.join();
     CHECK(r.status == 503);

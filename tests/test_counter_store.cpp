@@ -5,9 +5,10 @@
 
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "app/counter_store.h"
-#include "server_process.h"
+#include "harness/temp_dir.h"
 
 using namespace forklock;
 
@@ -40,7 +41,8 @@ TEST_CASE("key_error: accepts 1..128 characters of A-Za-z0-9._- not starting wit
 
 TEST_CASE("CounterStore: a key never written reads 0, a written one reads back", "[counter_store]")
 {
-    auto dir = test::temp_dir("store");
+    const harness::TempDir temp("store");
+    const auto& dir = temp.path();
     CounterStore store(dir);
     CHECK(store.read("fresh") == 0);
     store.write("k", 42);
@@ -54,7 +56,8 @@ TEST_CASE("CounterStore: a key never written reads 0, a written one reads back",
 
 TEST_CASE("CounterStore: writes leave no temporary file behind", "[counter_store]")
 {
-    auto dir = test::temp_dir("store-tmp");
+    const harness::TempDir temp("store-tmp");
+    const auto& dir = temp.path();
     CounterStore store(dir);
     for (int i = 0; i < 10; ++i) store.write("k", static_cast<std::uint64_t>(i));
     std::size_t files = 0;
@@ -64,7 +67,8 @@ TEST_CASE("CounterStore: writes leave no temporary file behind", "[counter_store
 
 TEST_CASE("CounterStore: a corrupt counter file is an error, not a silent 0", "[counter_store]")
 {
-    auto dir = test::temp_dir("store-corrupt");
+    const harness::TempDir temp("store-corrupt");
+    const auto& dir = temp.path();
     std::ofstream(dir / "bad") << "12x\n";
     std::ofstream(dir / "empty");
     CounterStore store(dir);
@@ -74,7 +78,8 @@ TEST_CASE("CounterStore: a corrupt counter file is an error, not a silent 0", "[
 
 TEST_CASE("CounterStore: a symlink planted in the data directory is not followed", "[counter_store]")
 {
-    auto dir = test::temp_dir("store-link");
+    const harness::TempDir temp("store-link");
+    const auto& dir = temp.path();
     std::filesystem::create_symlink("/etc/hostname", dir / "link");
     CounterStore store(dir);
     CHECK_THROWS_AS(store.read("link"), std::system_error);
@@ -93,7 +98,8 @@ TEST_CASE("temp_file_owner: parses the pid out of .KEY.PID.TID.tmp names only", 
 
 TEST_CASE("CounterStore: remove_temp_files removes stale temporaries, all or one pid's", "[counter_store]")
 {
-    auto dir = test::temp_dir("store-stale");
+    const harness::TempDir temp("store-stale");
+    const auto& dir = temp.path();
     for (const char* name : {".k.100.100.tmp", ".k.200.201.tmp", ".j.100.101.tmp"}) std::ofstream(dir / name) << "1";
     std::ofstream(dir / "k") << "5\n";
     CounterStore store(dir);
@@ -105,7 +111,8 @@ TEST_CASE("CounterStore: remove_temp_files removes stale temporaries, all or one
 
 TEST_CASE("CounterStore: a writer SIGKILLed at random instants never leaves a torn or empty file", "[counter_store]")
 {
-    auto dir = test::temp_dir("store-kill");
+    const harness::TempDir temp("store-kill");
+    const auto& dir = temp.path();
     CounterStore(dir).write("k", 1);
     for (int round = 0; round < 30; ++round) {
         pid_t child = ::fork();

@@ -19,9 +19,11 @@
 #include <nlohmann/json.hpp>
 
 #include "fork_helpers.h"
+#include "harness/temp_dir.h"
+#include "harness/wait.h"
 
+using forklock::harness::wait_until;
 using forklock::test::reap;
-using forklock::test::wait_until;
 
 namespace {
 
@@ -36,18 +38,9 @@ std::string env_or_fail(const char* name)
 
 // A private TMPDIR for one demo run: its servers' directories land there, so the test can see
 // whether any of them (or their processes) outlive the demo.
-class ScratchDir final {
-public:
-    ScratchDir() : path_(fs::temp_directory_path() / ("test_demo." + std::to_string(::getpid())))
-    {
-        fs::remove_all(path_);
-        fs::create_directory(path_);
-    }
-    ~ScratchDir() { fs::remove_all(path_); }
-    [[nodiscard]] const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
+struct ScratchDir {
+    forklock::harness::TempDir dir{"test_demo"};
+    [[nodiscard]] const fs::path& path() const { return dir.path(); }
 };
 
 struct Demo {

@@ -1,9 +1,8 @@
 // The demo's pure pieces, without a server: the theory (what each row must show), the verdict
-// logic, the table layout, the JSON report and HTTP response parsing.
+// logic, the table layout and the JSON report.
 
 #include <catch2/catch.hpp>
 
-#include "../demo/http_client.h" // not tests/http_client.h, the server tests' client
 #include "report.h"
 #include "table.h"
 #include "theory.h"
@@ -192,30 +191,4 @@ TEST_CASE("report: JSON carries verdicts and the overall result", "[demo_report]
     CHECK(json["race"][0]["verdict"] == "safe");
     CHECK(json["race"][0]["lost"] == 0);
     CHECK(json["race"][0]["preload"] == true);
-}
-
-TEST_CASE("parse_http_response: Content-Length, chunked and read-to-EOF bodies", "[demo_http]")
-{
-    const auto sized = parse_http_response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", false);
-    REQUIRE(sized);
-    CHECK(sized->status == 200);
-    CHECK(sized->body == "{}");
-    CHECK_FALSE(parse_http_response("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n{}", false));
-    const auto chunked = parse_http_response(
-        "HTTP/1.1 503 X\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", false);
-    REQUIRE(chunked);
-    CHECK(chunked->status == 503);
-    CHECK(chunked->body == "abcde");
-    const auto to_eof = parse_http_response("HTTP/1.0 404 Not Found\r\n\r\nnope", true);
-    REQUIRE(to_eof);
-    CHECK(to_eof->body == "nope");
-}
-
-TEST_CASE("parse_http_response: truncated or foreign replies throw at EOF", "[demo_http]")
-{
-    CHECK_THROWS_AS(parse_http_response("", true), HttpError);
-    CHECK_THROWS_AS(parse_http_response("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}", true),
-                    HttpError);
-    CHECK_THROWS_AS(parse_http_response("SSH-2.0-OpenSSH\r\n\r\n", true), HttpError);
-    CHECK(parse_http_response("HTTP/1.1 200 OK\r\n\r\n{\"a\":1}", true)->json()["a"] == 1);
 }

@@ -3,42 +3,80 @@
 
 #include <catch2/catch.hpp>
 
-#include <poll.h>
+#include <sys/wait.h>
 
+#include <cstdio>
+#include <functional>
 #include <map>
+#include <regex>
 #include <set>
 
-#include "server_process.h"
+#include "harness/http_client.h"
+#include "harness/raw_exchange.h"
+#include "harness/server_process.h"
 
-using namespace test;
+using namespace forklock::harness;
+using namespace std::chrono_literals;
 
 namespace {
 
 struct Served {
-    TempDir dir;
     ServerProcess server;
-    explicit Served(const std::string& tag, std::vector<std::string> args = {"-w", "2"}, int workers = 2)
-        : dir(tag), server(std::move(args), dir, workers)
-    {
-    }
-    HttpResponse raw(const std::string& bytes) { return parse_response(exchange_raw(server.port, bytes, 5s)); }
+    explicit Served(std::vector<std::string> args = {"-w", "2"}, int workers = 2) : server(std::move(args), workers) {}
+    HttpResponse get(std::string target) { return http_request(server.endpoint(), "GET", std::move(target)); }
+    HttpResponse send(HttpRequest request) { return http_request(server.endpoint(), request, 10s); }
 };
 
 void check_json_error(HttpResponse r, int status)
 {
+    INFO(r.status << " " << r.error << " " << r.body);
     CHECK(r.status == status);
     CHECK(r.headers["content-type"] == "application/json");
     CHECK(r.json().contains("error"));
+}
+
+// A refusal, as raw bytes: nothing, or a 4xx/5xx status line.
+bool refused(const std::string& raw)
+{
+    static const std::regex status_line(R"(^HTTP/1\.[01] [45][0-9][0-9] )");
+    return raw.empty() || std::regex_search(raw, status_line);
+}
+
+struct Exit {
+    int code = -1;
+    std::string out; // stdout and stderr
+};
+
+// Runs $FORKLOCK_BIN with `args` to completion (killed after `timeout`).
+Exit run_to_exit(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 5s)
+{
+    std::string cmd = "timeout -s KILL " + std::to_string(timeout.count() / 1000 + 1) + " " + std::getenv("FORKLOCK_BIN");
+    for (const auto& a : args) cmd += " '" + a + "'";
+    cmd += " 2>&1";
+    Exit e;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr) return e;
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, p)) e.out += buf;
+    int status = ::pclose(p);
+    e.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return e;
+}
+
+int pid_of(const HttpResponse& r)
+{
+    const auto body = r.json();
+    return body.is_object() ? body.value("pid", 0) : 0;
 }
 
 } // namespace
 
 TEST_CASE("Server: 16 concurrent requests are answered by several workers", "[server][http]")
 {
-    Served s("spread", {"-w", "4"}, 4);
+    Served s({"-w", "4"}, 4);
     std::set<int> pids;
-    for (const auto& r : concurrent_increments(s.server.port, "spread", 16, 100))
-        if (r.status == 200) pids.insert(r.json()["pid"].get<int>());
+    for (const auto& r : concurrent_requests(s.server.endpoint(), {"POST", "/counter/spread/increment?hold_ms=100", {}, {}}, 16, 30s))
+        if (r.status == 200) pids.insert(pid_of(r));
     CHECK(pids.size() >= 3);
 }
 
@@ -46,50 +84,24 @@ namespace {
 
 // What wrk does: opens `conns` keep-alive connections at once from one thread, then keeps one
 // increment in flight on each until each has had `per_conn` answers. Returns, per connection,
-// the pids that served it.
-std::vector<std::vector<int>> keep_alive_burst(std::uint16_t port, std::size_t conns, std::size_t per_conn)
+// the pids that served it (0 for a failed request).
+std::vector<std::vector<int>> keep_alive_burst(const Endpoint& server, std::size_t conns, std::size_t per_conn)
 {
-    struct Conn {
-        int fd;
-        std::string key, in;
-        std::vector<int> pids;
-    };
-    std::vector<Conn> cs;
-    for (std::size_t c = 0; c < conns; ++c) cs.push_back({connect_to(port), "burst" + std::to_string(c), "", {}});
-    auto send_one = [](Conn& c) {
-        const std::string req = "POST /counter/" + c.key + "/increment HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n";
-        return ::send(c.fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
-    };
-    for (auto& c : cs) REQUIRE(send_one(c));
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    HttpClient client;
+    std::vector<std::vector<int>> pids(conns);
     std::size_t done = 0;
-    while (done < conns && std::chrono::steady_clock::now() < deadline) {
-        std::vector<pollfd> ps;
-        for (auto& c : cs) ps.push_back({c.fd, static_cast<short>(c.pids.size() < per_conn ? POLLIN : 0), 0});
-        if (::poll(ps.data(), ps.size(), 1000) <= 0) continue;
-        for (std::size_t i = 0; i < cs.size(); ++i) {
-            if (!(ps[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            Conn& c = cs[i];
-            char buf[4096];
-            ssize_t got = ::recv(c.fd, buf, sizeof buf, 0);
-            REQUIRE(got > 0);
-            c.in.append(buf, static_cast<std::size_t>(got));
-            auto end = c.in.find("\r\n\r\n");
-            if (end == std::string::npos) continue;
-            auto need = end + 4 + std::stoul(c.in.substr(c.in.find("Content-Length: ") + 16));
-            if (c.in.size() < need) continue;
-            c.pids.push_back(parse_response(c.in.substr(0, need)).json()["pid"].get<int>());
-            c.in.erase(0, need);
-            if (c.pids.size() == per_conn) ++done;
-            else REQUIRE(send_one(c));
-        }
-    }
-    std::vector<std::vector<int>> out;
-    for (auto& c : cs) {
-        ::close(c.fd);
-        out.push_back(c.pids);
-    }
-    return out;
+    std::function<void(std::size_t, HttpClient::Connection)> send_next = [&](std::size_t c, HttpClient::Connection conn) {
+        client.send(conn, {"POST", "/counter/burst" + std::to_string(c) + "/increment", {}, {}}, [&, c, conn](HttpResponse r) {
+            pids[c].push_back(pid_of(r));
+            if (pids[c].size() < per_conn) send_next(c, conn);
+            else ++done;
+        });
+    };
+    std::vector<HttpClient::Connection> connections;
+    for (std::size_t c = 0; c < conns; ++c) connections.push_back(client.connect(server, 20s));
+    for (std::size_t c = 0; c < conns; ++c) send_next(c, connections[c]);
+    (void)client.run_until([&] { return done == conns; }, Clock::now() + 20s);
+    return pids;
 }
 
 } // namespace
@@ -98,9 +110,9 @@ TEST_CASE("Server: a burst of keep-alive connections is shared between the worke
 {
     // The worker that happens to be awake must not take every connection of a burst while the
     // other sleeps (with wrk -c32 it did: half the machine idle).
-    Served s("burst");
+    Served s;
     std::map<int, int> connections_per_pid;
-    for (const auto& pids : keep_alive_burst(s.server.port, 16, 20)) {
+    for (const auto& pids : keep_alive_burst(s.server.endpoint(), 16, 20)) {
         REQUIRE(pids.size() == 20);
         CHECK(std::set<int>(pids.begin(), pids.end()).size() == 1); // keep-alive: one worker each
         ++connections_per_pid[pids.front()];
@@ -111,59 +123,55 @@ TEST_CASE("Server: a burst of keep-alive connections is shared between the worke
 
 TEST_CASE("Server: HEAD is answered with the headers of GET and no body", "[server][http]")
 {
-    Served s("head");
-    auto r = s.raw("HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    Served s;
+    auto r = s.send({"HEAD", "/healthz", {}, {}});
     CHECK(r.status == 200);
     CHECK(r.headers["content-type"] == "application/json");
     CHECK(r.body.empty());
-    CHECK(s.raw("HEAD /counter/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").body.empty());
-    CHECK(request(s.server.port, "GET", "/healthz").json()["status"] == "ok");
+    CHECK(s.send({"HEAD", "/counter/k", {}, {}}).body.empty());
+    CHECK(s.get("/healthz").json()["status"] == "ok");
 }
 
 TEST_CASE("Server: bad keys, parameters, paths and methods get JSON 4xx", "[server][http]")
 {
-    Served s("bad");
-    auto port = s.server.port;
-    check_json_error(request(port, "POST", "/counter/.hidden/increment"), 400);
-    check_json_error(request(port, "POST", "/counter/%2e%2e/increment"), 400);
-    check_json_error(request(port, "GET", "/counter/..%2F..%2Fetc%2Fpasswd"), 400);
-    check_json_error(request(port, "GET", "/counter/" + std::string(129, 'k')), 400);
-    check_json_error(request(port, "POST", "/counter/k/increment?hold_ms=60001"), 400);
-    check_json_error(request(port, "POST", "/counter/k/increment?timeout_ms=abc"), 400);
-    check_json_error(request(port, "GET", "/counter/../../etc/passwd"), 404);
-    check_json_error(request(port, "GET", "/nope"), 404);
-    auto r = request(port, "GET", "/counter/k/increment");
+    Served s;
+    auto call = [&](std::string method, std::string target) { return s.send({std::move(method), std::move(target), {}, {}}); };
+    check_json_error(call("POST", "/counter/.hidden/increment"), 400);
+    check_json_error(call("POST", "/counter/%2e%2e/increment"), 400);
+    check_json_error(call("GET", "/counter/..%2F..%2Fetc%2Fpasswd"), 400);
+    check_json_error(call("GET", "/counter/" + std::string(129, 'k')), 400);
+    check_json_error(call("POST", "/counter/k/increment?hold_ms=60001"), 400);
+    check_json_error(call("POST", "/counter/k/increment?timeout_ms=abc"), 400);
+    check_json_error(call("GET", "/counter/../../etc/passwd"), 404);
+    check_json_error(call("GET", "/nope"), 404);
+    auto r = call("GET", "/counter/k/increment");
     check_json_error(r, 405);
     CHECK(r.headers["allow"] == "POST");
-    check_json_error(request(port, "PATCH", "/counter/k"), 405);
-    check_json_error(request(port, "OPTIONS", "/healthz"), 405);
-    CHECK(request(port, "GET", "/healthz").status == 200);
+    check_json_error(call("PATCH", "/counter/k"), 405);
+    check_json_error(call("OPTIONS", "/healthz"), 405);
+    CHECK(s.get("/healthz").status == 200);
 }
 
 TEST_CASE("Server: oversized headers, targets and bodies get 4xx and the server keeps serving", "[server][http]")
 {
-    Served s("big");
+    Served s;
     auto workers = s.server.worker_pids();
-    std::string big_header = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(10000, 'a') + "\r\nConnection: close\r\n\r\n";
-    check_json_error(s.raw(big_header), 431);
-    std::string long_target = "GET /counter/" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    check_json_error(s.raw(long_target), 414);
-    std::string body = "POST /counter/k/increment HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 70000\r\n\r\n" + std::string(70000, 'b');
-    check_json_error(s.raw(body), 413);
-    // Past evhttp's own limits, libevent answers before any handler runs (not in JSON).
-    std::string huge_header = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Huge: " + std::string(100000, 'a') + "\r\n\r\n";
-    auto r = s.raw(huge_header);
+    check_json_error(s.send({"GET", "/healthz", {{"X-Big", std::string(10000, 'a')}}, {}}), 431);
+    check_json_error(s.send({"GET", "/counter/" + std::string(9000, 'a'), {}, {}}), 414);
+    check_json_error(s.send({"POST", "/counter/k/increment", {}, std::string(70000, 'b')}), 413);
+    // Past evhttp's own limits, libevent answers before any handler runs (not in JSON), or closes.
+    auto r = s.send({"GET", "/healthz", {{"X-Huge", std::string(100000, 'a')}}, {}});
     CHECK((r.status == 0 || (r.status >= 400 && r.status < 500)));
-    std::string huge_body = "POST /counter/k/increment HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n";
-    r = s.raw(huge_body);
+    // A body announced but never sent: refused on the header alone.
+    r = s.send({"POST", "/counter/k/increment", {{"Content-Length", "5000000"}}, {}});
     CHECK(r.status == 413);
-    CHECK(request(s.server.port, "GET", "/healthz").status == 200);
+    CHECK(s.get("/healthz").status == 200);
     CHECK(s.server.worker_pids() == workers);
 }
 
 TEST_CASE("Server: garbage on the socket is refused without hurting the server", "[server][http]")
 {
-    Served s("garbage");
+    Served s;
     auto workers = s.server.worker_pids();
     for (std::string junk : {std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11), std::string("HELLO\r\n\r\n"),
                              std::string("GET\r\n\r\n"), std::string("BREW /pot HTTP/1.1\r\n\r\n"),
@@ -171,15 +179,14 @@ TEST_CASE("Server: garbage on the socket is refused without hurting the server",
                              std::string(3000, '\0')}) {
         // Junk without a line end leaves evhttp waiting for more: don't wait for its idle timeout.
         bool has_line = junk.find("\r\n\r\n") != std::string::npos;
-        auto r = parse_response(exchange_raw(s.server.port, junk, has_line ? 5000ms : 300ms));
-        INFO(junk.substr(0, std::min(junk.find_first_of(std::string("\r\0", 2)), std::size_t{12})) << " -> " << r.status);
-        CHECK((r.status == 0 || (r.status >= 400 && r.status < 600)));
+        const std::string reply = raw_exchange(s.server.endpoint(), junk, has_line ? 5000ms : 300ms);
+        INFO(junk.substr(0, std::min(junk.find_first_of(std::string("\r\0", 2)), std::size_t{12})) << " -> " << reply.substr(0, 40));
+        CHECK(refused(reply));
     }
     // A client that connects and says nothing must not stop the others.
-    int idle = connect_to(s.server.port);
-    CHECK(request(s.server.port, "GET", "/healthz").status == 200);
-    ::close(idle);
-    CHECK(request(s.server.port, "POST", "/counter/k/increment").json()["value"] == 1);
+    const auto idle = connect_raw(s.server.endpoint());
+    CHECK(s.get("/healthz").status == 200);
+    CHECK(s.send({"POST", "/counter/k/increment", {}, {}}).json()["value"] == 1);
     CHECK(s.server.worker_pids() == workers);
 }
 
@@ -202,9 +209,9 @@ TEST_CASE("Server: invalid command lines exit 2 before listening", "[server][htt
 
 TEST_CASE("Server: binds IPv6 loopback when asked", "[server][http]")
 {
-    auto dir = temp_dir("v6");
     try {
-        ServerProcess server({"-b", "[::1]:0"}, dir, 1);
+        ServerProcess server({"-b", "[::1]:0"}, 1);
+        CHECK(server.endpoint().host == "::1");
         CHECK(server.log().find("Listening at: http://[::1]:") != std::string::npos);
     } catch (const std::runtime_error& e) {
         // Hosts without IPv6 fail to bind: that must be a clear error, not a crash.

@@ -1,0 +1,45 @@
+#include "demo_server.h"
+
+#include <csignal>
+
+#include "interrupt.h"
+
+namespace forklock::demo {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int kGracefulTimeout = 5; // seconds, passed to the server
+
+} // namespace
+
+std::vector<std::string> server_args(const ServerConfig& config)
+{
+    std::vector<std::string> args{"-w", std::to_string(config.workers), "--threads",
+                                  std::to_string(config.threads)};
+    if (config.preload) args.emplace_back("--preload");
+    args.insert(args.end(), {"--lock-mode", std::string(to_string(config.mode))});
+    if (!config.lock_recovery) args.emplace_back("--no-lock-recovery");
+    // -t 60: the crash act holds a key for 10 s; the hung-worker killer must not interfere.
+    args.insert(args.end(), {"-t", "60", "--graceful-timeout", std::to_string(kGracefulTimeout),
+                             "--log-level", "info"});
+    return args;
+}
+
+harness::ServerProcess start_server(const std::filesystem::path& binary, const ServerConfig& config)
+{
+    harness::ServerSpec spec;
+    spec.binary = binary;
+    spec.args = server_args(config);
+    spec.workers = config.workers;
+    spec.start_timeout = 15s;
+    spec.stop_timeout = std::chrono::seconds(kGracefulTimeout + 3);
+    spec.dir_prefix = "forklock-demo";
+    spec.hooks.poll = throw_if_interrupted;
+    spec.hooks.stop_signal = [] { return interrupted() ? SIGINT : SIGTERM; };
+    spec.hooks.spawned = register_server_group;
+    spec.hooks.reaped = unregister_server_group;
+    return harness::ServerProcess(std::move(spec));
+}
+
+} // namespace forklock::demo

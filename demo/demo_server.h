@@ -1,0 +1,31 @@
+#pragma once
+// The server of one demo scenario: its configuration, the command line that gives it, and a
+// harness::ServerProcess wired to the demo's Ctrl-C (interrupt.h): every wait gives up on the
+// first Ctrl-C, the server then gets INT (quick, as gunicorn) instead of TERM, and its process
+// group is registered for the second Ctrl-C's SIGKILL.
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "harness/server_process.h"
+#include "locks/lock_mode.h"
+
+namespace forklock::demo {
+
+struct ServerConfig {
+    LockMode mode = LockMode::none;
+    bool preload = false;
+    int workers = 1;
+    int threads = 1;
+    bool lock_recovery = true;
+};
+
+// The server's flags for a config (the harness adds -b and --data-dir), pure so it can be tested.
+std::vector<std::string> server_args(const ServerConfig& config);
+
+// Starts `binary` with the config's flags and returns once all its workers have booted. Throws
+// std::runtime_error (with the log's tail) when it does not come up, Interrupted on Ctrl-C.
+harness::ServerProcess start_server(const std::filesystem::path& binary, const ServerConfig& config);
+
+} // namespace forklock::demo
