@@ -5,17 +5,26 @@
 
 #include <set>
 
-#include "server_process.h"
+#include "harness/http_client.h"
+#include "harness/server_process.h"
 
-using namespace test;
+using namespace forklock::harness;
+using namespace std::chrono_literals;
 
 namespace {
 
 constexpr int kRequests = 8;
 
-std::uint64_t counter(std::uint16_t port, const std::string& key)
+std::uint64_t counter(const ServerProcess& server, const std::string& key)
 {
-    return request(port, "GET", "/counter/" + key).json()["value"].get<std::uint64_t>();
+    return http_request(server.endpoint(), "GET", "/counter/" + key).json()["value"].get<std::uint64_t>();
+}
+
+// kRequests increments of "k" at once, each holding the lock for hold_ms.
+std::vector<HttpResponse> increments(const ServerProcess& server, int hold_ms)
+{
+    const HttpRequest increment{"POST", "/counter/k/increment?hold_ms=" + std::to_string(hold_ms), {}, {}};
+    return concurrent_requests(server.endpoint(), increment, kRequests, 30s);
 }
 
 std::set<int> answering_pids(const std::vector<HttpResponse>& responses)
@@ -27,9 +36,9 @@ std::set<int> answering_pids(const std::vector<HttpResponse>& responses)
 }
 
 // The value of an unlabelled metric line "NAME VALUE" in /metrics, or -1.
-double metric_value(std::uint16_t port, const std::string& name)
+double metric_value(const ServerProcess& server, const std::string& name)
 {
-    auto body = request(port, "GET", "/metrics").body;
+    auto body = http_request(server.endpoint(), "GET", "/metrics").body;
     auto at = body.find("\n" + name + " ");
     return at == std::string::npos ? -1 : std::stod(body.substr(at + name.size() + 2));
 }
@@ -38,12 +47,11 @@ double metric_value(std::uint16_t port, const std::string& name)
 
 TEST_CASE("Server trace: thread mode with 4 workers shows overlaps and explains every lost update", "[server][trace]")
 {
-    auto dir = temp_dir("trace-thread");
-    ServerProcess server({"-w", "4", "--lock-mode", "thread"}, dir, 4);
-    auto responses = concurrent_increments(server.port, "k", kRequests, 150);
+    ServerProcess server({"-w", "4", "--lock-mode", "thread"}, 4);
+    auto responses = increments(server, 150);
     REQUIRE(answering_pids(responses).size() >= 2);
-    std::uint64_t final_value = counter(server.port, "k");
-    auto a = request(server.port, "GET", "/analysis?key=k");
+    std::uint64_t final_value = counter(server, "k");
+    auto a = http_request(server.endpoint(), "GET", "/analysis?key=k");
     REQUIRE(a.status == 200);
     auto body = a.json();
     INFO(a.body);
@@ -52,30 +60,28 @@ TEST_CASE("Server trace: thread mode with 4 workers shows overlaps and explains 
     CHECK(body["lost"].get<std::uint64_t>() == kRequests - final_value);
     REQUIRE_FALSE(body["examples"].empty());
     CHECK(body["examples"][0]["text"].get<std::string>().find("update") != std::string::npos);
-    CHECK(metric_value(server.port, "forklock_lock_overlaps_total") > 0);
-    CHECK(metric_value(server.port, "forklock_lock_hold_seconds_count") == kRequests);
+    CHECK(metric_value(server, "forklock_lock_overlaps_total") > 0);
+    CHECK(metric_value(server, "forklock_lock_hold_seconds_count") == kRequests);
 }
 
 TEST_CASE("Server trace: mutex with --preload shows no overlap and no lost update", "[server][trace]")
 {
-    auto dir = temp_dir("trace-mutex");
-    ServerProcess server({"-w", "4", "--preload", "--lock-mode", "mutex"}, dir, 4);
-    concurrent_increments(server.port, "k", kRequests, 40);
-    CHECK(counter(server.port, "k") == kRequests);
-    auto body = request(server.port, "GET", "/analysis?key=k").json();
+    ServerProcess server({"-w", "4", "--preload", "--lock-mode", "mutex"}, 4);
+    increments(server, 40);
+    CHECK(counter(server, "k") == kRequests);
+    auto body = http_request(server.endpoint(), "GET", "/analysis?key=k").json();
     CHECK(body["increments"] == kRequests);
     CHECK(body["overlaps"] == 0);
     CHECK(body["lost"] == 0);
     CHECK(body["examples"].empty());
-    CHECK(metric_value(server.port, "forklock_lock_overlaps_total") == 0);
+    CHECK(metric_value(server, "forklock_lock_overlaps_total") == 0);
 }
 
 TEST_CASE("Server trace: the Chrome export parses and has one track per worker that answered", "[server][trace]")
 {
-    auto dir = temp_dir("trace-chrome");
-    ServerProcess server({"-w", "4", "--lock-mode", "thread"}, dir, 4);
-    auto pids = answering_pids(concurrent_increments(server.port, "k", kRequests, 100));
-    auto r = request(server.port, "GET", "/trace?format=chrome");
+    ServerProcess server({"-w", "4", "--lock-mode", "thread"}, 4);
+    auto pids = answering_pids(increments(server, 100));
+    auto r = http_request(server.endpoint(), "GET", "/trace?format=chrome");
     REQUIRE(r.status == 200);
     auto trace = nlohmann::json::parse(r.body);
     std::set<int> hold_pids, named_pids;
@@ -95,51 +101,48 @@ TEST_CASE("Server trace: the Chrome export parses and has one track per worker t
 
 TEST_CASE("Server trace: /trace pages with since and next, and counts what the ring dropped", "[server][trace]")
 {
-    auto dir = temp_dir("trace-page");
-    ServerProcess server({"--trace-size", "16"}, dir, 1);
-    for (int i = 0; i < 20; ++i) REQUIRE(request(server.port, "POST", "/counter/p/increment").status == 200);
-    auto all = request(server.port, "GET", "/trace?key=p").json();
+    ServerProcess server({"--trace-size", "16"}, 1);
+    for (int i = 0; i < 20; ++i) REQUIRE(http_request(server.endpoint(), "POST", "/counter/p/increment").status == 200);
+    auto all = http_request(server.endpoint(), "GET", "/trace?key=p").json();
     CHECK(all["dropped"] == 4);
     CHECK(all["records"].size() == 16);
     CHECK(all["next"] == 20);
     CHECK(all["records"][0]["seq"] == 4);
     CHECK(all["records"][15]["wrote"] == 20);
     CHECK(all["records"][15]["outcome"] == "written");
-    auto page = request(server.port, "GET", "/trace?since=10&limit=3").json();
+    auto page = http_request(server.endpoint(), "GET", "/trace?since=10&limit=3").json();
     CHECK(page["records"].size() == 3);
     CHECK(page["next"] == 13);
     CHECK(page["dropped"] == 0);
-    auto none = request(server.port, "GET", "/trace?key=never-traced");
+    auto none = http_request(server.endpoint(), "GET", "/trace?key=never-traced");
     CHECK(none.status == 200);
     CHECK(none.json()["records"].empty());
-    CHECK(request(server.port, "GET", "/analysis?key=never-traced").json()["increments"] == 0);
+    CHECK(http_request(server.endpoint(), "GET", "/analysis?key=never-traced").json()["increments"] == 0);
 }
 
 TEST_CASE("Server trace: bad parameters get a JSON 400", "[server][trace]")
 {
-    auto dir = temp_dir("trace-bad");
-    ServerProcess server({"--trace-size", "1024"}, dir, 1);
+    ServerProcess server({"--trace-size", "1024"}, 1);
     for (const char* target : {"/trace?limit=0", "/trace?limit=1025", "/trace?since=-1", "/trace?since=abc",
                                "/trace?bogus=1", "/trace?key=.hidden", "/trace?format=xml", "/trace?limit=1&limit=2",
                                "/analysis", "/analysis?key=", "/analysis?key=k&since=0"}) {
-        auto r = request(server.port, "GET", target);
+        auto r = http_request(server.endpoint(), "GET", target);
         INFO(target << " -> " << r.body);
         CHECK(r.status == 400);
         CHECK(r.json().contains("error"));
     }
-    CHECK(request(server.port, "GET", "/trace?limit=1024").status == 200);
-    CHECK(request(server.port, "POST", "/trace").status == 405);
+    CHECK(http_request(server.endpoint(), "GET", "/trace?limit=1024").status == 200);
+    CHECK(http_request(server.endpoint(), "POST", "/trace").status == 405);
 }
 
 TEST_CASE("Server trace: with --no-trace the endpoints say so, the histograms stay", "[server][trace]")
 {
-    auto dir = temp_dir("trace-off");
-    ServerProcess server({"--no-trace"}, dir, 1);
-    REQUIRE(request(server.port, "POST", "/counter/k/increment").status == 200);
+    ServerProcess server({"--no-trace"}, 1);
+    REQUIRE(http_request(server.endpoint(), "POST", "/counter/k/increment").status == 200);
     for (const char* target : {"/trace", "/analysis?key=k"}) {
-        auto r = request(server.port, "GET", target);
+        auto r = http_request(server.endpoint(), "GET", target);
         CHECK(r.status == 404);
         CHECK(r.json()["error"] == "tracing is off (--no-trace)");
     }
-    CHECK(metric_value(server.port, "forklock_lock_wait_seconds_count") == 1);
+    CHECK(metric_value(server, "forklock_lock_wait_seconds_count") == 1);
 }
