@@ -10,6 +10,7 @@
 
 #include "accept_turn.h"
 #include "app/scoreboard.h"
+#include "harness/child.h"
 
 using namespace forklock;
 
@@ -119,14 +120,10 @@ TEST_CASE("AcceptTurn: an accept in another process gives this process its turn"
     mine.accepted();
     mine.served();
     REQUIRE_FALSE(mine.my_turn());
-    const pid_t child = ::fork();
-    if (child == 0) {
+    forklock::harness::Child child([&] {
         AcceptTurn theirs(board.totals().accepts, board.totals().loops);
-        ::_exit(theirs.my_turn() ? (theirs.accepted(), 0) : 1);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);
+        return theirs.my_turn() ? (theirs.accepted(), 0) : 1;
+    });
+    REQUIRE(child.wait() == 0);
     CHECK(mine.my_turn());
 }

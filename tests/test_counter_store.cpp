@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "app/counter_store.h"
+#include "harness/child.h"
 #include "harness/temp_dir.h"
 
 using namespace forklock;
@@ -115,14 +116,14 @@ TEST_CASE("CounterStore: a writer SIGKILLed at random instants never leaves a to
     const auto& dir = temp.path();
     CounterStore(dir).write("k", 1);
     for (int round = 0; round < 30; ++round) {
-        pid_t child = ::fork();
-        if (child == 0) {
+        harness::Child writer([&] {
             CounterStore store(dir);
             for (std::uint64_t v = 2;; ++v) store.write("k", v);
-        }
+            return 0;
+        });
+        // A fixed pause on purpose: it picks the instant of the kill, it waits for nothing.
         std::this_thread::sleep_for(std::chrono::microseconds(200 + 97 * round));
-        ::kill(child, SIGKILL);
-        ::waitpid(child, nullptr, 0);
+        writer.kill();
         CounterStore store(dir);
         REQUIRE_NOTHROW(store.read("k"));
         CHECK(store.read("k") >= 1);

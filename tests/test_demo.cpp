@@ -18,12 +18,11 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "fork_helpers.h"
+#include "harness/child.h"
 #include "harness/temp_dir.h"
 #include "harness/wait.h"
 
 using forklock::harness::wait_until;
-using forklock::test::reap;
 
 namespace {
 
@@ -44,7 +43,7 @@ struct ScratchDir {
 };
 
 struct Demo {
-    pid_t pid = -1;
+    forklock::harness::Child process; // killed and reaped if the test ends before it does
     int stdout_fd = -1;
 };
 
@@ -58,16 +57,14 @@ Demo start_demo(const std::vector<std::string>& args, const fs::path& tmpdir)
     std::vector<char*> argv;
     for (auto& arg : argv_text) argv.push_back(arg.data());
     argv.push_back(nullptr);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
+    forklock::harness::Child process([&] {
         ::setenv("TMPDIR", tmpdir.c_str(), 1);
         ::dup2(out[1], STDOUT_FILENO);
         ::execv(argv[0], argv.data());
-        ::_exit(127);
-    }
+        return 127;
+    });
     ::close(out[1]);
-    return {pid, out[0]};
+    return {std::move(process), out[0]};
 }
 
 // Reads the demo's stdout to EOF, bounded by `timeout`.
@@ -161,9 +158,9 @@ TEST_CASE("forklock-demo --quick: every verdict as predicted, exit 0, nothing le
           "[demo]")
 {
     const ScratchDir scratch;
-    const Demo demo = start_demo({"--quick", "--json"}, scratch.path());
+    Demo demo = start_demo({"--quick", "--json"}, scratch.path());
     const std::string out = read_all(demo.stdout_fd, std::chrono::seconds(90));
-    const int rc = reap(demo.pid, std::chrono::seconds(10));
+    const int rc = demo.process.wait(std::chrono::seconds(10));
     INFO(out);
     const auto report = nlohmann::json::parse(out, nullptr, false);
     REQUIRE_FALSE(report.is_discarded());
@@ -183,12 +180,12 @@ void interrupt_when_counter_exists(const std::vector<std::string>& args, const s
 {
     const ScratchDir scratch;
     const std::string needle = scratch.path().string();
-    const Demo demo = start_demo(args, scratch.path());
+    Demo demo = start_demo(args, scratch.path());
     REQUIRE(wait_until([&] { return file_named(scratch.path(), key); }, std::chrono::seconds(20)));
     CHECK(processes_mentioning(needle) >= 2);
-    ::kill(demo.pid, SIGINT);
+    ::kill(demo.process.pid(), SIGINT);
     (void)read_all(demo.stdout_fd, std::chrono::seconds(20));
-    CHECK(reap(demo.pid, std::chrono::seconds(20)) == 130);
+    CHECK(demo.process.wait(std::chrono::seconds(20)) == 130);
     CHECK(wait_until([&] { return processes_mentioning(needle) == 0; }, std::chrono::seconds(5)));
     CHECK(empty_dir(scratch.path()));
 }
@@ -209,9 +206,9 @@ TEST_CASE("forklock-demo: bad usage exits 2 before starting anything", "[demo]")
     const ScratchDir scratch;
     for (const auto& args : std::vector<std::vector<std::string>>{
              {"--workers", "1"}, {"--act", "3"}, {"--no-such-flag"}, {"--hold-ms", "0"}}) {
-        const Demo demo = start_demo(args, scratch.path());
+        Demo demo = start_demo(args, scratch.path());
         (void)read_all(demo.stdout_fd, std::chrono::seconds(10));
-        CHECK(reap(demo.pid, std::chrono::seconds(10)) == 2);
+        CHECK(demo.process.wait(std::chrono::seconds(10)) == 2);
     }
     CHECK(empty_dir(scratch.path()));
 }

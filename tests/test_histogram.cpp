@@ -2,7 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "fork_helpers.h"
+#include "harness/child.h"
 #include "trace/histogram.h"
 
 using namespace forklock;
@@ -41,7 +41,7 @@ TEST_CASE("LockMetrics: counts from forked children are seen by the parent", "[h
 {
     LockMetrics m;
     CHECK_FALSE(m.enter("held-by-parent"));
-    forklock::test::Child child([&] {
+    forklock::harness::Child child([&] {
         m.hold().observe(5'000);
         return m.enter("held-by-parent") ? 0 : 1; // the parent is inside: an overlap
     });

@@ -10,18 +10,19 @@
 #include <filesystem>
 #include <thread>
 
-#include "fork_helpers.h"
+#include "harness/child.h"
+#include "harness/temp_dir.h"
 #include "locks/primitives/key_file_lock.h"
 #include "os/monotonic_clock.h"
 
 using namespace forklock;
-using namespace forklock::test;
+using namespace forklock::harness;
 
 TEST_CASE("flock: an fd inherited from the parent lets parent and child both hold the lock",
           "[key_file_lock][fork]")
 {
     TempDir dir;
-    const auto file = dir.path / "k.lock";
+    const auto file = dir.path() / "k.lock";
     UniqueFd inherited = open_lock_file(file);
     REQUIRE(try_lock_file(inherited, file));
     Child child([&] { return try_lock_file(inherited, file) ? 0 : 1; });
@@ -32,7 +33,7 @@ TEST_CASE("flock: an fd inherited from the parent lets parent and child both hol
 TEST_CASE("flock: descriptors each process opens itself exclude each other", "[key_file_lock][fork]")
 {
     TempDir dir;
-    const auto file = dir.path / "k.lock";
+    const auto file = dir.path() / "k.lock";
     UniqueFd mine = open_lock_file(file);
     REQUIRE(try_lock_file(mine, file));
     Child child([&] {
@@ -46,7 +47,7 @@ TEST_CASE("flock: descriptors each process opens itself exclude each other", "[k
 TEST_CASE("flock: lock_file_until gives up at its deadline", "[key_file_lock]")
 {
     TempDir dir;
-    const auto file = dir.path / "k.lock";
+    const auto file = dir.path() / "k.lock";
     UniqueFd a = open_lock_file(file);
     UniqueFd b = open_lock_file(file);
     REQUIRE(try_lock_file(a, file));
@@ -60,7 +61,7 @@ TEST_CASE("flock: lock_key_file moves on to the current file when the one it wai
           "[key_file_lock]")
 {
     TempDir dir;
-    const auto file = dir.path / "k.lock";
+    const auto file = dir.path() / "k.lock";
     UniqueFd holder = open_lock_file(file);
     REQUIRE(try_lock_file(holder, file));
     UniqueFd opened = open_lock_file(file); // opened before the removal, as a waiter would have

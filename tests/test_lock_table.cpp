@@ -8,12 +8,15 @@
 #include <thread>
 #include <vector>
 
-#include "fork_helpers.h"
+#include "harness/child.h"
+#include "harness/shm_names.h"
+#include "harness/temp_dir.h"
+#include "harness/wait.h"
 #include "locks/lock_table.h"
 #include "os/memory_region.h"
 
 using namespace forklock;
-using namespace forklock::test;
+using namespace forklock::harness;
 using namespace std::chrono_literals;
 
 namespace {
@@ -101,7 +104,7 @@ TEST_CASE("LockTable: process-shared modes made before fork lose no update acros
     INFO("mode " << to_string(mode));
     TempDir dir;
     SharedBlock sh;
-    LockTable table(options_for(mode, dir.path));
+    LockTable table(options_for(mode, dir.path()));
     run_processes(table, *sh, 4, mode == LockMode::flock ? 1000 : 5000);
     CHECK(sh->counter.load() == 4 * (mode == LockMode::flock ? 1000 : 5000));
     CHECK(sh->max_inside.load() == 1);
@@ -109,7 +112,7 @@ TEST_CASE("LockTable: process-shared modes made before fork lose no update acros
     REQUIRE(keys.size() == 1);
     CHECK(keys[0].acquisitions == static_cast<std::uint64_t>(sh->counter.load()));
     CHECK(keys[0].owner_pid == 0);
-    CHECK(forklock_shm_entries() == 0);
+    CHECK(own_semaphore_names() == 0);
 }
 
 TEST_CASE("LockTable: flock excludes processes that each made their own table after fork",
@@ -120,7 +123,7 @@ TEST_CASE("LockTable: flock excludes processes that each made their own table af
     std::vector<Child> kids;
     for (int p = 0; p < 3; ++p)
         kids.emplace_back([&] {
-            LockTable own(options_for(LockMode::flock, dir.path));
+            LockTable own(options_for(LockMode::flock, dir.path()));
             return increment_many(own, *sh, 1000);
         });
     for (Child& k : kids)
@@ -143,12 +146,12 @@ TEST_CASE("LockTable: thread mode lets two processes hold the same key at once a
     SharedBlock sh;
     std::unique_ptr<LockTable> inherited;
     if (!after_fork)
-        inherited = std::make_unique<LockTable>(options_for(mode, dir.path));
+        inherited = std::make_unique<LockTable>(options_for(mode, dir.path()));
     std::vector<Child> kids;
     for (int p = 0; p < 2; ++p)
         kids.emplace_back([&] {
             std::unique_ptr<LockTable> own;
-            LockTable& t = after_fork ? *(own = std::make_unique<LockTable>(options_for(mode, dir.path)))
+            LockTable& t = after_fork ? *(own = std::make_unique<LockTable>(options_for(mode, dir.path())))
                                       : *inherited;
             KeyGuard g = t.lock("counter");
             const int v = sh->counter.load();
@@ -169,7 +172,7 @@ TEST_CASE("LockTable: thread mode loses nothing between threads of one process",
 {
     TempDir dir;
     SharedBlock sh;
-    LockTable table(options_for(LockMode::thread, dir.path));
+    LockTable table(options_for(LockMode::thread, dir.path()));
     {
         std::vector<std::jthread> threads; // joined on the way out, a failed assertion included
         for (int t = 0; t < 4; ++t)
@@ -182,7 +185,7 @@ TEST_CASE("LockTable: thread mode loses nothing between threads of one process",
 TEST_CASE("LockTable: mode none excludes nobody, not even threads", "[lock_table]")
 {
     TempDir dir;
-    LockTable table(options_for(LockMode::none, dir.path));
+    LockTable table(options_for(LockMode::none, dir.path()));
     KeyGuard a = table.lock("k");
     KeyGuard b = table.try_lock("k");
     CHECK(a.owns_lock());
@@ -196,7 +199,7 @@ TEST_CASE("LockTable: a key held by a SIGKILLed process is usable again within 1
     INFO("mode " << to_string(mode));
     TempDir dir;
     SharedBlock sh;
-    LockTable table(options_for(mode, dir.path));
+    LockTable table(options_for(mode, dir.path()));
     Child holder = child_holding(table, *sh, "k");
     CHECK_FALSE(table.try_lock("k").owns_lock());
     holder.kill();
@@ -220,7 +223,7 @@ TEST_CASE("LockTable: mutex and flock recover a dead holder's key without any su
     INFO("mode " << to_string(mode));
     TempDir dir;
     SharedBlock sh;
-    LockTable table(options_for(mode, dir.path));
+    LockTable table(options_for(mode, dir.path()));
     Child holder = child_holding(table, *sh, "k");
     holder.kill();
     KeyGuard g = table.lock_for("k", 1s);
@@ -235,7 +238,7 @@ TEST_CASE("LockTable: a waiter blocked on a dead holder's semaphore key is woken
 {
     TempDir dir;
     SharedBlock sh;
-    LockTable table(options_for(LockMode::semaphore, dir.path));
+    LockTable table(options_for(LockMode::semaphore, dir.path()));
     Child holder = child_holding(table, *sh, "k");
     Child waiter([&] { return table.lock_for("k", 10s).owns_lock() ? 0 : 1; });
     REQUIRE(wait_until([&] { return table.key_stats().at(0).waiters == 1; }));
@@ -249,7 +252,7 @@ TEST_CASE("LockTable: a waiter killed while blocked stops being counted once the
 {
     const auto mode = GENERATE(LockMode::semaphore, LockMode::mutex, LockMode::flock);
     TempDir dir;
-    LockTable table(options_for(mode, dir.path));
+    LockTable table(options_for(mode, dir.path()));
     KeyGuard held = table.lock("k");
     Child waiter([&] { return table.lock("k").owns_lock() ? 0 : 1; });
     REQUIRE(wait_until([&] { return table.key_stats().at(0).waiters == 1; }));
@@ -268,7 +271,7 @@ TEST_CASE("LockTable: with recovery off a dead holder's semaphore key stays lock
 {
     TempDir dir;
     SharedBlock sh;
-    auto o = options_for(LockMode::semaphore, dir.path);
+    auto o = options_for(LockMode::semaphore, dir.path());
     o.recover_dead_owners = false;
     LockTable table(o);
     Child holder = child_holding(table, *sh, "k");
@@ -282,7 +285,7 @@ TEST_CASE("LockTable: release_owned_by leaves keys of other processes alone", "[
 {
     TempDir dir;
     SharedBlock sh;
-    LockTable table(options_for(LockMode::semaphore, dir.path));
+    LockTable table(options_for(LockMode::semaphore, dir.path()));
     Child holder = child_holding(table, *sh, "k");
     CHECK(table.release_owned_by(holder.pid() + 100000) == 0);
     CHECK_FALSE(table.try_lock("k").owns_lock());
@@ -296,7 +299,7 @@ TEST_CASE("LockTable: owner names the process holding one key and 0 for a free o
     INFO("mode " << to_string(mode));
     TempDir dir;
     SharedBlock sh;
-    LockTable table(options_for(mode, dir.path));
+    LockTable table(options_for(mode, dir.path()));
     { KeyGuard idle = table.lock("idle"); }
     Child holder = child_holding(table, *sh, "held");
     CHECK(table.owner("held") == holder.pid());
@@ -310,7 +313,7 @@ TEST_CASE("LockTable: owner names the process holding one key and 0 for a free o
 TEST_CASE("LockTable: owner of a key that has no slot binds none", "[lock_table][owner]")
 {
     TempDir dir;
-    LockTable table(options_for(LockMode::mutex, dir.path));
+    LockTable table(options_for(LockMode::mutex, dir.path()));
     KeyGuard g = table.lock("held");
     CHECK(table.owner("held") == ::getpid());
     CHECK(table.owner("never-locked") == 0);

@@ -14,13 +14,15 @@
 #include <thread>
 #include <vector>
 
-#include "fork_helpers.h"
+#include "harness/child.h"
+#include "harness/temp_dir.h"
+#include "harness/wait.h"
 #include "locks/primitives/key_file_lock.h"
 #include "locks/lock_table.h"
 #include "os/memory_region.h"
 
 using namespace forklock;
-using namespace forklock::test;
+using namespace forklock::harness;
 using namespace std::chrono_literals;
 
 namespace {
@@ -31,7 +33,7 @@ LockTable make(LockMode mode, std::size_t capacity, const TempDir& dir)
     LockTableOptions o;
     o.mode = mode;
     o.capacity = capacity;
-    o.lock_dir = dir.path;
+    o.lock_dir = dir.path();
     return LockTable(o);
 }
 
@@ -171,7 +173,7 @@ TEST_CASE("LockTable: a key is never held twice while a small table keeps rebind
         LockTableOptions o;
         o.mode = mode;
         o.capacity = 8;
-        o.lock_dir = dir.path;
+        o.lock_dir = dir.path();
         return LockTable(o);
     };
     LockTable t = make_here();
@@ -210,14 +212,14 @@ TEST_CASE("LockTable: flock removes the lock files of evicted keys but never a h
     LockTableOptions o;
     o.mode = LockMode::flock;
     o.capacity = 8;
-    o.lock_dir = dir.path;
+    o.lock_dir = dir.path();
     LockTable t(o);
     KeyGuard held = t.lock("held");
     for (int i = 0; i < 200; ++i)
         REQUIRE(t.lock("key-" + std::to_string(i)).owns_lock());
-    const auto files = std::distance(std::filesystem::directory_iterator(dir.path), {});
+    const auto files = std::distance(std::filesystem::directory_iterator(dir.path()), {});
     CHECK(files <= 8);
-    CHECK(std::filesystem::exists(dir.path / "held.lock"));
+    CHECK(std::filesystem::exists(dir.path() / "held.lock"));
     // The held key still excludes a process with a table of its own (the file is the meeting point).
     Child other([&] {
         LockTable own(o);

@@ -15,13 +15,15 @@
 
 #include <fmt/format.h>
 
-#include "fork_helpers.h"
+#include "harness/child.h"
+#include "harness/shm_names.h"
+#include "harness/wait.h"
 #include "os/memory_region.h"
 #include "os/monotonic_clock.h"
 #include "os/named_semaphore.h"
 
 using namespace forklock;
-using namespace forklock::test;
+using namespace forklock::harness;
 
 namespace {
 
@@ -56,15 +58,15 @@ std::filesystem::path shm_path_of(const std::string& name) { return "/dev/shm/se
 
 TEST_CASE("NamedSemaphore: create_unlinked leaves no name in /dev/shm", "[named_semaphore]")
 {
-    const int before = forklock_shm_entries();
+    const int before = own_semaphore_names();
     {
         NamedSemaphore s = NamedSemaphore::create_unlinked(fmt::format("/forklock.{}.x", ::getpid()));
-        CHECK(forklock_shm_entries() == before);
+        CHECK(own_semaphore_names() == before);
         s.post();
         CHECK(s.try_wait());
         CHECK_FALSE(s.try_wait());
     }
-    CHECK(forklock_shm_entries() == before);
+    CHECK(own_semaphore_names() == before);
 }
 
 TEST_CASE("NamedSemaphore: sem_open errors name the call, its arguments and errno",
@@ -128,16 +130,16 @@ TEST_CASE("NamedSemaphore: remove unlinks a name left behind, and says whether t
     const LeftName left(test_name("left"));
     const std::string& name = left.name;
     REQUIRE(std::filesystem::exists(shm_path_of(name)));
-    CHECK(forklock_shm_entries() == 1);
+    CHECK(own_semaphore_names() == 1);
     // While the name exists, create_unlinked refuses it (O_EXCL) and says so.
     CHECK_THROWS_AS(NamedSemaphore::create_unlinked(name), std::system_error);
 
     CHECK(NamedSemaphore::remove(name));
     CHECK_FALSE(std::filesystem::exists(shm_path_of(name)));
-    CHECK(forklock_shm_entries() == 0);
+    CHECK(own_semaphore_names() == 0);
     CHECK_FALSE(NamedSemaphore::remove(name));
     NamedSemaphore again = NamedSemaphore::create_unlinked(name); // the name is free again
-    CHECK(forklock_shm_entries() == 0);
+    CHECK(own_semaphore_names() == 0);
 }
 
 TEST_CASE("NamedSemaphore: the /dev/shm count sees a child's names, not other processes'",
@@ -145,7 +147,7 @@ TEST_CASE("NamedSemaphore: the /dev/shm count sees a child's names, not other pr
 {
     // A name made by a process that is not ours: pid 1 is never this test or its child.
     const LeftName foreign("/forklock.1.foreign-" + std::to_string(::getpid()));
-    CHECK(forklock_shm_entries() == 0);
+    CHECK(own_semaphore_names() == 0);
     MemoryRegion shared(sizeof(std::atomic<pid_t>), MemoryRegion::Sharing::shared);
     auto& made_by = *new (shared.data()) std::atomic<pid_t>{0};
     Child child([&] {
@@ -161,7 +163,7 @@ TEST_CASE("NamedSemaphore: the /dev/shm count sees a child's names, not other pr
     const std::string childs = fmt::format("/forklock.{}.child", child.pid());
     REQUIRE(rc == 0);
     CHECK(made_by.load() == child.pid());
-    CHECK(forklock_shm_entries() == 1); // the child's, left behind
+    CHECK(own_semaphore_names() == 1); // the child's, left behind
     CHECK(NamedSemaphore::remove(childs));
-    CHECK(forklock_shm_entries() == 0);
+    CHECK(own_semaphore_names() == 0);
 }

@@ -8,14 +8,15 @@
 
 #include <fmt/format.h>
 
-#include "fork_helpers.h"
+#include "harness/child.h"
+#include "harness/wait.h"
 #include "os/memory_region.h"
 #include "os/monotonic_clock.h"
 #include "os/named_semaphore.h"
 #include "locks/primitives/owner_word_lock.h"
 
 using namespace forklock;
-using namespace forklock::test;
+using namespace forklock::harness;
 
 namespace {
 struct Fixture {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "app/scoreboard.h"
+#include "harness/child.h"
 
 using namespace forklock;
 
@@ -11,18 +12,17 @@ TEST_CASE("Scoreboard: a child's writes are seen by the parent (MAP_SHARED)", "[
 {
     Scoreboard board(::getpid());
     auto slot = board.claim(2).value();
-    pid_t child = ::fork();
-    if (child == 0) {
+    harness::Child child([&] {
         board.slot(slot).pid = ::getpid();
         board.slot(slot).requests = 7;
         board.slot(slot).state = static_cast<std::uint32_t>(WorkerState::idle);
         board.totals().restarts = 3;
-        ::_exit(0);
-    }
-    ::waitpid(child, nullptr, 0);
+        return 0;
+    });
+    REQUIRE(child.wait() == 0);
     auto snap = board.snapshot();
     REQUIRE(snap.size() == 1);
-    CHECK(snap[0].pid == child);
+    CHECK(snap[0].pid == child.pid());
     CHECK(snap[0].requests == 7);
     CHECK(snap[0].state == WorkerState::idle);
     CHECK(board.totals().restarts == 3);

@@ -13,13 +13,14 @@
 #include <optional>
 #include <string>
 
-#include "fork_helpers.h"
+#include "harness/child.h"
+#include "harness/wait.h"
 #include "signal_queue.h"
 
 using namespace forklock;
 using namespace std::chrono_literals;
-using forklock::test::Child;
-using forklock::test::wait_until;
+using forklock::harness::Child;
+using forklock::harness::wait_until;
 
 namespace {
 

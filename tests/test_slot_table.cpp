@@ -12,13 +12,14 @@
 #include <string>
 #include <vector>
 
-#include "fork_helpers.h"
+#include "harness/child.h"
+#include "harness/wait.h"
 #include "locks/lock_errors.h"
 #include "locks/table/slot_table.h"
 #include "os/memory_region.h"
 
 using namespace forklock;
-using namespace forklock::test;
+using namespace forklock::harness;
 
 namespace {
 

@@ -9,12 +9,11 @@
 #include <map>
 #include <set>
 
-#include "fork_helpers.h"
+#include "harness/child.h"
 #include "trace/trace_ring.h"
 
 using namespace forklock;
-using forklock::test::fork_child;
-using forklock::test::reap;
+using forklock::harness::Child;
 
 namespace {
 
@@ -83,12 +82,12 @@ TEST_CASE("TraceRing: writers in forked processes all land whole while a reader 
     constexpr int kWriters = 4;
     constexpr std::uint64_t kEach = 5000;
     TraceRing ring(32768);
-    std::vector<pid_t> children;
+    std::vector<Child> children;
     for (int w = 0; w < kWriters; ++w)
-        children.push_back(fork_child([&] {
+        children.emplace_back([&] {
             for (std::uint64_t i = 0; i < kEach; ++i) ring.record(made(::getpid(), i));
             return 0;
-        }));
+        });
     std::size_t torn = 0, reads = 0;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (ring.head() < kWriters * kEach && std::chrono::steady_clock::now() < deadline) {
@@ -99,7 +98,7 @@ TEST_CASE("TraceRing: writers in forked processes all land whole while a reader 
         ++reads;
     }
     INFO("reads while writing: " << reads);
-    for (pid_t c : children) CHECK(reap(c) == 0);
+    for (Child& c : children) CHECK(c.wait() == 0);
     auto got = ring.read(0, ring.capacity());
     std::map<int, std::set<std::uint64_t>> by_pid;
     for (const auto& r : got.records) {
@@ -118,21 +117,16 @@ TEST_CASE("TraceRing: a writer killed mid-record is skipped and later writers pr
     ring.record(made(1, 0));
     int ready[2];
     REQUIRE(::pipe(ready) == 0);
-    pid_t child = fork_child([&] {
+    Child child([&] {
         (void)ring.start_record(); // and never finish it
         char c = 'x';
         (void)!::write(ready[1], &c, 1);
         ::pause();
         return 0;
     });
-    struct KillOnExit { // the child dies with the test, even when a REQUIRE fails
-        pid_t pid;
-        ~KillOnExit() { ::kill(pid, SIGKILL); }
-    } guard{child};
     char c;
     REQUIRE(::read(ready[0], &c, 1) == 1);
-    ::kill(child, SIGKILL);
-    CHECK(reap(child) == 128 + SIGKILL);
+    CHECK(child.kill() == 128 + SIGKILL);
     ::close(ready[0]);
     ::close(ready[1]);
     ring.record(made(1, 2));

@@ -9,12 +9,13 @@
 #include <set>
 #include <vector>
 
-#include "fork_helpers.h"
+#include "harness/child.h"
+#include "harness/wait.h"
 #include "locks/table/wait_registry.h"
 #include "os/memory_region.h"
 
 using namespace forklock;
-using namespace forklock::test;
+using namespace forklock::harness;
 
 TEST_CASE("WaitRegistry: count_by_slot counts each waiter on its slot until it leaves",
           "[wait_registry]")

@@ -4,6 +4,10 @@
 #include <filesystem>
 #include <string>
 
+#include <unistd.h>
+
+#include "harness/child.h"
+
 namespace forklock::harness {
 
 int semaphore_names_of(const std::set<pid_t>& pids)
@@ -17,6 +21,13 @@ int semaphore_names_of(const std::set<pid_t>& pids)
         if (std::sscanf(name.c_str(), "sem.forklock.%d.", &pid) == 1 && pids.count(pid) != 0) ++count;
     }
     return count;
+}
+
+int own_semaphore_names()
+{
+    std::set<pid_t> mine = forked_pids();
+    mine.insert(::getpid());
+    return semaphore_names_of(mine);
 }
 
 } // namespace forklock::harness

@@ -12,4 +12,7 @@ namespace forklock::harness {
 // semaphore_names_of counts the sem.forklock.PID.* entries in /dev/shm whose PID is in `pids`.
 [[nodiscard]] int semaphore_names_of(const std::set<pid_t>& pids);
 
+// own_semaphore_names: those of this process and of the children it forked through Child.
+[[nodiscard]] int own_semaphore_names();
+
 } // namespace forklock::harness
