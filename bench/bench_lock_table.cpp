@@ -23,9 +23,9 @@
 #include <fmt/format.h>
 
 #include "locks/lock_table.h"
+#include "locks/primitives/pthread_mutex.h"
 #include "os/memory_region.h"
 #include "os/named_semaphore.h"
-#include "locks/primitives/pthread_mutex.h"
 
 using namespace forklock;
 using Clock = std::chrono::steady_clock;
@@ -36,7 +36,8 @@ double g_seconds = 0.5;
 
 constexpr std::size_t kCapacity = 1024;
 
-LockTable make_table(LockMode mode, const std::filesystem::path& dir, std::size_t capacity = kCapacity)
+LockTable make_table(LockMode mode, const std::filesystem::path& dir,
+                     std::size_t capacity = kCapacity)
 {
     LockTableOptions o;
     o.mode = mode;
@@ -51,8 +52,7 @@ std::vector<std::string> make_keys(std::size_t n, std::string_view prefix = "use
 {
     std::vector<std::string> keys;
     keys.reserve(n);
-    for (std::size_t i = 0; i < n; ++i)
-        keys.push_back(fmt::format("{}:{:08}", prefix, i));
+    for (std::size_t i = 0; i < n; ++i) keys.push_back(fmt::format("{}:{:08}", prefix, i));
     return keys;
 }
 
@@ -79,9 +79,9 @@ template <typename F>
 Runs repeated_runs(F&& f)
 {
     Runs runs;
-    (void)f(g_seconds / kRepeats); // warm-up, not counted: a fresh table's first touches fault pages in
-    for (int i = 0; i < kRepeats; ++i)
-        runs.values.push_back(f(g_seconds / kRepeats));
+    (void)f(g_seconds /
+            kRepeats); // warm-up, not counted: a fresh table's first touches fault pages in
+    for (int i = 0; i < kRepeats; ++i) runs.values.push_back(f(g_seconds / kRepeats));
     return runs;
 }
 
@@ -95,8 +95,7 @@ double ns_per_op_once(LockTable& table, const std::vector<std::string>& keys, do
     do {
         for (int batch = 0; batch < 1000; ++batch) {
             KeyGuard g = table.lock(keys[i]);
-            if (++i == keys.size())
-                i = 0;
+            if (++i == keys.size()) i = 0;
         }
         ops += 1000;
     } while (Clock::now() < stop);
@@ -119,8 +118,7 @@ std::vector<Runs> ns_per_op_interleaved(const std::vector<KeySet>& sets)
     const double seconds = g_seconds / kRepeats;
     for (const KeySet& set : sets) {
         if (set.keys.size() <= set.table->options().capacity)
-            for (const auto& key : set.keys)
-                KeyGuard g = set.table->lock(key);
+            for (const auto& key : set.keys) KeyGuard g = set.table->lock(key);
         (void)ns_per_op_once(*set.table, set.keys, seconds); // warm-up
     }
     for (int i = 0; i < kRepeats; ++i)
@@ -151,14 +149,14 @@ double contended_ops_per_sec_once(LockTable& table, double seconds)
         }
         kids.push_back(pid);
     }
-    for (pid_t k : kids)
-        ::waitpid(k, nullptr, 0);
+    for (pid_t k : kids) ::waitpid(k, nullptr, 0);
     return double(counts[0] + counts[1]) / seconds;
 }
 
 Runs contended_ops_per_sec(LockTable& table)
 {
-    return repeated_runs([&](double seconds) { return contended_ops_per_sec_once(table, seconds); });
+    return repeated_runs(
+        [&](double seconds) { return contended_ops_per_sec_once(table, seconds); });
 }
 
 void bench_mode(LockMode mode, const std::filesystem::path& dir)
@@ -174,12 +172,16 @@ void bench_mode(LockMode mode, const std::filesystem::path& dir)
     const Runs& one = ns[0];
     const Runs& many = ns[2];
     const Runs contended = contended_ops_per_sec(table_1);
-    auto cell = [](double median, double best) { return fmt::format("{:.1f} ({:.1f})", median, best); };
-    fmt::print("{:<10} {:>16} {:>16} {:>18} {:>13} {:>24}\n", to_string(mode),
-               cell(one.median(), one.lowest()), cell(ns[1].median(), ns[1].lowest()),
-               cell(many.median(), many.lowest()),
-               fmt::format("{:.2f}x ({:.2f}x)", many.median() / one.median(), many.lowest() / one.lowest()),
-               fmt::format("{:.2f}M ({:.2f}M)", contended.median() / 1e6, contended.highest() / 1e6));
+    auto cell = [](double median, double best) {
+        return fmt::format("{:.1f} ({:.1f})", median, best);
+    };
+    fmt::print(
+        "{:<10} {:>16} {:>16} {:>18} {:>13} {:>24}\n", to_string(mode),
+        cell(one.median(), one.lowest()), cell(ns[1].median(), ns[1].lowest()),
+        cell(many.median(), many.lowest()),
+        fmt::format("{:.2f}x ({:.2f}x)", many.median() / one.median(),
+                    many.lowest() / one.lowest()),
+        fmt::format("{:.2f}M ({:.2f}M)", contended.median() / 1e6, contended.highest() / 1e6));
 }
 
 // The other way to serve 100,000 keys: a table big enough to keep them all bound, so nothing is
@@ -191,7 +193,8 @@ void bench_table_holding_all_keys()
     std::string line;
     for (LockMode mode : {LockMode::none, LockMode::thread, LockMode::mutex}) {
         LockTable table = make_table(mode, unused, 131072);
-        const auto ns = ns_per_op_interleaved({{&table, make_keys(1)}, {&table, make_keys(100000)}});
+        const auto ns =
+            ns_per_op_interleaved({{&table, make_keys(1)}, {&table, make_keys(100000)}});
         line += fmt::format("  {} {:.1f} ({:.1f}) = {:.2f}x ({:.2f}x) 1 key;", to_string(mode),
                             ns[1].median(), ns[1].lowest(), ns[1].median() / ns[0].median(),
                             ns[1].lowest() / ns[0].lowest());
@@ -210,8 +213,7 @@ Runs ns_per_raw_op(Op&& op)
         const auto stop = start + std::chrono::duration<double>(seconds);
         std::size_t ops = 0;
         do {
-            for (int i = 0; i < 1000; ++i)
-                op();
+            for (int i = 0; i < 1000; ++i) op();
             ops += 1000;
         } while (Clock::now() < stop);
         return std::chrono::duration<double, std::nano>(Clock::now() - start).count() / double(ops);
@@ -225,10 +227,20 @@ void bench_raw_primitives()
     init_mutex(robust, MutexKind::shared_robust);
     pthread_mutex_t plain;
     init_mutex(&plain, MutexKind::private_default);
-    NamedSemaphore sem = NamedSemaphore::create_unlinked(fmt::format("/forklock.{}.bench", ::getpid()), 1);
-    const Runs m = ns_per_raw_op([&] { lock_mutex(&plain); unlock_mutex(&plain); });
-    const Runs r = ns_per_raw_op([&] { lock_mutex(robust); unlock_mutex(robust); });
-    const Runs s = ns_per_raw_op([&] { (void)sem.try_wait(); sem.post(); });
+    NamedSemaphore sem =
+        NamedSemaphore::create_unlinked(fmt::format("/forklock.{}.bench", ::getpid()), 1);
+    const Runs m = ns_per_raw_op([&] {
+        lock_mutex(&plain);
+        unlock_mutex(&plain);
+    });
+    const Runs r = ns_per_raw_op([&] {
+        lock_mutex(robust);
+        unlock_mutex(robust);
+    });
+    const Runs s = ns_per_raw_op([&] {
+        (void)sem.try_wait();
+        sem.post();
+    });
     fmt::print("raw primitives, ns per lock+unlock, median (best): std::mutex {:.1f} ({:.1f}), "
                "robust pshared mutex {:.1f} ({:.1f}), sem_trywait+sem_post {:.1f} ({:.1f})\n",
                m.median(), m.lowest(), r.median(), r.lowest(), s.median(), s.lowest());
@@ -238,8 +250,7 @@ void bench_raw_primitives()
 
 int main(int argc, char** argv)
 {
-    if (argc > 1)
-        g_seconds = std::atof(argv[1]);
+    if (argc > 1) g_seconds = std::atof(argv[1]);
     if (g_seconds <= 0 || g_seconds > 60) {
         std::fprintf(stderr, "usage: bench_lock_table [seconds-per-figure, 0 < s <= 60]\n");
         return 2;
@@ -248,16 +259,16 @@ int main(int argc, char** argv)
     const std::filesystem::path dir = ::mkdtemp(tmpl);
     std::atomic<bool> stop{false};
     std::thread idle([&] {
-        while (!stop)
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     });
-    fmt::print("{} cores, {:.2f} s per figure in {} runs, printed as median (best); capacity {} slots\n",
-               std::thread::hardware_concurrency(), g_seconds, kRepeats, kCapacity);
+    fmt::print(
+        "{} cores, {:.2f} s per figure in {} runs, printed as median (best); capacity {} slots\n",
+        std::thread::hardware_concurrency(), g_seconds, kRepeats, kCapacity);
     bench_raw_primitives();
     fmt::print("{:<10} {:>16} {:>16} {:>18} {:>13} {:>24}\n", "mode", "ns/op: 1 key", "1k keys",
                "100k keys", "100k/1", "2 processes, 1 key ops/s");
-    for (LockMode m : {LockMode::none, LockMode::thread, LockMode::semaphore, LockMode::mutex,
-                       LockMode::flock})
+    for (LockMode m :
+         {LockMode::none, LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock})
         bench_mode(m, dir);
     bench_table_holding_all_keys();
     stop = true;

@@ -61,7 +61,8 @@ int main(int argc, char** argv)
         metrics.hold().observe(r.released_ns - r.acquired_ns);
         ring.record(r);
     });
-    std::printf("trace record:                  %.1f ns (median of 5 x %llu)\n", record, static_cast<unsigned long long>(n));
+    std::printf("trace record:                  %.1f ns (median of 5 x %llu)\n", record,
+                static_cast<unsigned long long>(n));
     std::printf("record + metrics + clock reads: %.1f ns\n", full);
     return 0;
 }

@@ -7,10 +7,10 @@
 
 #include <fmt/format.h>
 
+#include "demo_server.h"
 #include "interrupt.h"
 #include "os/os_error.h"
 #include "server_api.h"
-#include "demo_server.h"
 
 namespace forklock::demo {
 namespace {
@@ -18,7 +18,7 @@ namespace {
 using namespace std::chrono_literals;
 
 const std::string kKey = "crash";
-constexpr int kHoldMs = 10'000;     // the victim holds the key far longer than the act lasts
+constexpr int kHoldMs = 10'000;      // the victim holds the key far longer than the act lasts
 constexpr int kStuckProbeMs = 2'000; // how long the no-recovery probe waits for the lock
 constexpr int kCommitsAround = 3;    // increments committed before and after the crash
 constexpr auto kStepDeadline = 10s;
@@ -46,7 +46,8 @@ auto retry(const Query& query, const char* what)
         try {
             return query();
         } catch (const HttpError&) {
-            if (Clock::now() >= deadline) throw HttpError(fmt::format("{}: no answer in 10 s", what));
+            if (Clock::now() >= deadline)
+                throw HttpError(fmt::format("{}: no answer in 10 s", what));
         }
         sleep_or_throw(10ms);
     }
@@ -57,7 +58,8 @@ pid_t wait_for_owner(const ServerApi& api)
 {
     const auto deadline = Clock::now() + kStepDeadline;
     while (Clock::now() < deadline) {
-        if (const pid_t owner = retry([&] { return api.lock_owner(kKey); }, "GET /locks"); owner > 0)
+        if (const pid_t owner = retry([&] { return api.lock_owner(kKey); }, "GET /locks");
+            owner > 0)
             return owner;
         sleep_or_throw(10ms);
     }
@@ -69,7 +71,8 @@ pid_t wait_for_owner(const ServerApi& api)
 void probe_after_kill(const ServerApi& api, CrashRow& row, Clock::time_point killed_at)
 {
     const auto deadline = killed_at + kStepDeadline;
-    row.probe_timeout_ms = predict_crash(row.config) == CrashVerdict::recovers ? 5'000 : kStuckProbeMs;
+    row.probe_timeout_ms =
+        predict_crash(row.config) == CrashVerdict::recovers ? 5'000 : kStuckProbeMs;
     while (Clock::now() < deadline) {
         IncrementReply reply;
         try {
@@ -80,7 +83,8 @@ void probe_after_kill(const ServerApi& api, CrashRow& row, Clock::time_point kil
         }
         if (reply.status == 200) {
             row.freed = true;
-            row.freed_after_ms = std::chrono::duration<double, std::milli>(Clock::now() - killed_at).count();
+            row.freed_after_ms =
+                std::chrono::duration<double, std::milli>(Clock::now() - killed_at).count();
             row.recovered_from = reply.recovered_from;
             ++row.committed;
             return;
@@ -99,7 +103,8 @@ void wait_for_replacement(const ServerApi& api, CrashRow& row, const WorkersSnap
     const auto deadline = Clock::now() + kStepDeadline;
     while (Clock::now() < deadline) {
         const WorkersSnapshot now = retry([&] { return api.workers(); }, "GET /workers");
-        const bool gone = std::find(now.pids.begin(), now.pids.end(), row.killed_pid) == now.pids.end();
+        const bool gone =
+            std::find(now.pids.begin(), now.pids.end(), row.killed_pid) == now.pids.end();
         if (gone && now.pids.size() >= before.pids.size() && now.restarts > before.restarts) {
             for (pid_t pid : now.pids) {
                 if (std::find(before.pids.begin(), before.pids.end(), pid) == before.pids.end())
@@ -133,7 +138,8 @@ void crash(const std::filesystem::path& server, CrashRow& row, Progress& progres
     const WorkersSnapshot before = retry([&] { return api.workers(); }, "GET /workers");
     row.restarts_before = before.restarts;
     progress.show(fmt::format("{} kill -9 {}", label, row.killed_pid));
-    if (::kill(row.killed_pid, SIGKILL) != 0) throw os_error(errno, "kill({}, SIGKILL)", row.killed_pid);
+    if (::kill(row.killed_pid, SIGKILL) != 0)
+        throw os_error(errno, "kill({}, SIGKILL)", row.killed_pid);
     const auto killed_at = Clock::now();
     probe_after_kill(api, row, killed_at);
     wait_for_replacement(api, row, before);
@@ -173,7 +179,8 @@ CrashRow run_crash(const std::filesystem::path& server, const ServerConfig& conf
         row.note = error.what();
     }
     if (row.note.empty()) {
-        const CrashFacts facts{row.freed, row.stuck_503, row.new_pid != 0, row.committed, row.final};
+        const CrashFacts facts{row.freed, row.stuck_503, row.new_pid != 0, row.committed,
+                               row.final};
         CrashJudgement judgement = judge_crash(config, facts);
         row.observed = judgement.observed;
         row.status = judgement.status;

@@ -22,10 +22,10 @@ struct CrashRow {
     bool stuck_503 = false;    // the probe timed out with 503 (the key stayed locked)
     pid_t stuck_owner = 0;     // owner_pid in that 503
     int probe_timeout_ms = 0;
-    pid_t new_pid = 0;         // the worker that replaced the killed one
+    pid_t new_pid = 0; // the worker that replaced the killed one
     int restarts_before = 0;
     int restarts_after = 0;
-    int committed = 0;         // 2xx increments
+    int committed = 0; // 2xx increments
     long final = -1;
     CrashVerdict observed = CrashVerdict::stays_locked;
     RowStatus status = RowStatus::inconclusive;

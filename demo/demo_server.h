@@ -26,6 +26,7 @@ std::vector<std::string> server_args(const ServerConfig& config);
 
 // Starts `binary` with the config's flags and returns once all its workers have booted. Throws
 // std::runtime_error (with the log's tail) when it does not come up, Interrupted on Ctrl-C.
-harness::ServerProcess start_server(const std::filesystem::path& binary, const ServerConfig& config);
+harness::ServerProcess start_server(const std::filesystem::path& binary,
+                                    const ServerConfig& config);
 
 } // namespace forklock::demo

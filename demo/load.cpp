@@ -99,7 +99,8 @@ LoadResult fire_increments(const LoadPlan& plan, const std::function<void(int)>&
     }
     progress(state.done());
     LoadResult result = state.result();
-    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return result;
 }
 

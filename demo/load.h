@@ -26,10 +26,10 @@ struct LoadResult {
     int sent = 0;
     int ok = 0;
     int errors = 0;
-    std::set<pid_t> pids;       // workers that served a 2xx increment
-    int waited = 0;             // 2xx replies that waited for the lock (kWaitedMs or more)
-    int duplicate_values = 0;   // 2xx replies that returned a value another reply returned too:
-                                // the visible trace of a lost update
+    std::set<pid_t> pids;     // workers that served a 2xx increment
+    int waited = 0;           // 2xx replies that waited for the lock (kWaitedMs or more)
+    int duplicate_values = 0; // 2xx replies that returned a value another reply returned too:
+                              // the visible trace of a lost update
     std::string first_error;
     double seconds = 0;
 };

@@ -23,20 +23,22 @@ void run_race_act(const Options& options, Progress& progress, DemoResults& resul
 {
     const auto scenarios = race_scenarios(options.sizes);
     for (std::size_t i = 0; i < scenarios.size(); ++i) {
-        const std::string label = fmt::format("act 1 [{}/{}] {}:", i + 1, scenarios.size(),
-                                              describe(scenarios[i]));
-        results.race.push_back(run_race(options.server, scenarios[i], options.sizes, progress, label));
+        const std::string label =
+            fmt::format("act 1 [{}/{}] {}:", i + 1, scenarios.size(), describe(scenarios[i]));
+        results.race.push_back(
+            run_race(options.server, scenarios[i], options.sizes, progress, label));
     }
     progress.clear();
-    if (!options.json) std::cout << format_race(results.race, options.sizes, options.color) << std::endl;
+    if (!options.json)
+        std::cout << format_race(results.race, options.sizes, options.color) << std::endl;
 }
 
 void run_crash_act(const Options& options, Progress& progress, DemoResults& results)
 {
     const auto scenarios = crash_scenarios();
     for (std::size_t i = 0; i < scenarios.size(); ++i) {
-        const std::string label = fmt::format("act 2 [{}/{}] {}:", i + 1, scenarios.size(),
-                                              describe(scenarios[i]));
+        const std::string label =
+            fmt::format("act 2 [{}/{}] {}:", i + 1, scenarios.size(), describe(scenarios[i]));
         results.crash.push_back(run_crash(options.server, scenarios[i], progress, label));
     }
     progress.clear();
@@ -51,7 +53,8 @@ int run(const Options& options)
     results.sizes = options.sizes;
     if (options.acts != Acts::crash) run_race_act(options, progress, results);
     if (options.acts != Acts::race) run_crash_act(options, progress, results);
-    results.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    results.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (options.json)
         std::cout << to_json(results).dump(2) << std::endl;
     else

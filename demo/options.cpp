@@ -39,10 +39,7 @@ void apply_quick_sizes(const CLI::App& app, RaceSizes& sizes)
 
 } // namespace
 
-RaceSizes quick_sizes()
-{
-    return RaceSizes{4, 4, 48, 8, 3};
-}
+RaceSizes quick_sizes() { return RaceSizes{4, 4, 48, 8, 3}; }
 
 std::filesystem::path default_server_path()
 {

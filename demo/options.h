@@ -15,7 +15,7 @@ struct Options {
     RaceSizes sizes;
     Acts acts = Acts::all;
     bool json = false;
-    bool color = true;          // false with --no-color, NO_COLOR set, or stdout not a terminal
+    bool color = true; // false with --no-color, NO_COLOR set, or stdout not a terminal
     std::filesystem::path server;
 };
 

@@ -65,8 +65,12 @@ RaceRow run_race(const std::filesystem::path& server, const ServerConfig& config
     } catch (const std::exception& error) {
         row.error = error.what();
     }
-    const RaceCounts counts{row.load.sent, row.load.ok, row.load.errors, row.final,
-                            static_cast<int>(row.load.pids.size()), row.load.waited};
+    const RaceCounts counts{row.load.sent,
+                            row.load.ok,
+                            row.load.errors,
+                            row.final,
+                            static_cast<int>(row.load.pids.size()),
+                            row.load.waited};
     row.judgement = judge_race(config, counts);
     if (!row.error.empty()) {
         row.judgement.status = RowStatus::inconclusive;

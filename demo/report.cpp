@@ -34,23 +34,30 @@ std::string workers_x_threads(const ServerConfig& config)
 
 nlohmann::json config_json(const ServerConfig& config)
 {
-    return {{"mode", to_string(config.mode)}, {"preload", config.preload},
-            {"workers", config.workers}, {"threads", config.threads},
+    return {{"mode", to_string(config.mode)},
+            {"preload", config.preload},
+            {"workers", config.workers},
+            {"threads", config.threads},
             {"lock_recovery", config.lock_recovery}};
 }
 
 nlohmann::json race_json(const RaceRow& row)
 {
     nlohmann::json out = config_json(row.config);
-    out.update({{"sent", row.load.sent}, {"committed", row.load.ok}, {"errors", row.load.errors},
-                {"final", row.final}, {"lost", row.load.ok - row.final},
+    out.update({{"sent", row.load.sent},
+                {"committed", row.load.ok},
+                {"errors", row.load.errors},
+                {"final", row.final},
+                {"lost", row.load.ok - row.final},
                 {"worker_pids", std::vector<pid_t>(row.load.pids.begin(), row.load.pids.end())},
-                {"duplicate_values", row.load.duplicate_values}, {"waited", row.load.waited},
+                {"duplicate_values", row.load.duplicate_values},
+                {"waited", row.load.waited},
                 {"predicted", to_string(predict_race(row.config))},
                 {"verdict", to_string(row.judgement.observed)},
                 {"status", to_string(row.judgement.status)},
                 {"as_predicted", row.judgement.status == RowStatus::as_predicted},
-                {"why", why_race(row.config)}, {"note", row.judgement.note},
+                {"why", why_race(row.config)},
+                {"note", row.judgement.note},
                 {"seconds", row.seconds}});
     return out;
 }
@@ -58,17 +65,26 @@ nlohmann::json race_json(const RaceRow& row)
 nlohmann::json crash_json(const CrashRow& row)
 {
     nlohmann::json out = config_json(row.config);
-    out.update({{"killed_pid", row.killed_pid}, {"freed", row.freed},
-                {"freed_after_ms", row.freed_after_ms}, {"recovered_from", row.recovered_from},
-                {"stuck_503", row.stuck_503}, {"stuck_owner_pid", row.stuck_owner},
-                {"probe_timeout_ms", row.probe_timeout_ms}, {"new_pid", row.new_pid},
-                {"restarts_before", row.restarts_before}, {"restarts_after", row.restarts_after},
-                {"committed", row.committed}, {"final", row.final},
+    out.update({{"killed_pid", row.killed_pid},
+                {"freed", row.freed},
+                {"freed_after_ms", row.freed_after_ms},
+                {"recovered_from", row.recovered_from},
+                {"stuck_503", row.stuck_503},
+                {"stuck_owner_pid", row.stuck_owner},
+                {"probe_timeout_ms", row.probe_timeout_ms},
+                {"new_pid", row.new_pid},
+                {"restarts_before", row.restarts_before},
+                {"restarts_after", row.restarts_after},
+                {"committed", row.committed},
+                {"final", row.final},
                 {"predicted", to_string(predict_crash(row.config))},
-                {"verdict", to_string(row.observed)}, {"status", to_string(row.status)},
+                {"verdict", to_string(row.observed)},
+                {"status", to_string(row.status)},
                 {"as_predicted", row.status == RowStatus::as_predicted},
-                {"summary", describe_recovery(row)}, {"why", why_crash(row.config)},
-                {"note", row.note}, {"seconds", row.seconds}});
+                {"summary", describe_recovery(row)},
+                {"why", why_crash(row.config)},
+                {"note", row.note},
+                {"seconds", row.seconds}});
     return out;
 }
 
@@ -121,7 +137,8 @@ std::string format_race(const std::vector<RaceRow>& rows, const RaceSizes& sizes
                       detail(why_race(row.config), row.judgement.note));
     }
     return fmt::format("{}\n{} increments of one counter, {} at a time; each holds the key's lock "
-                       "{} ms between read and write.\n'pids': workers that served them; 'waited': increments that "
+                       "{} ms between read and write.\n'pids': workers that served them; 'waited': "
+                       "increments that "
                        "waited for the lock.\n\n{}",
                        paint("Act 1: the race", "1", color), sizes.requests, sizes.concurrency,
                        sizes.hold_ms, table.render());
@@ -135,10 +152,10 @@ std::string format_crash(const std::vector<CrashRow>& rows, bool color)
                  Align::right, Align::right, Align::left},
                 color);
     for (const auto& row : rows) {
-        const std::string replaced =
-            row.new_pid ? fmt::format("{} (restarts {} -> {})", row.new_pid, row.restarts_before,
-                                      row.restarts_after)
-                        : "-";
+        const std::string replaced = row.new_pid
+                                         ? fmt::format("{} (restarts {} -> {})", row.new_pid,
+                                                       row.restarts_before, row.restarts_after)
+                                         : "-";
         table.add_row({{std::string(to_string(row.config.mode))},
                        {row.config.preload ? "yes" : "no"},
                        {row.config.lock_recovery ? "on" : "off"},
@@ -150,10 +167,11 @@ std::string format_crash(const std::vector<CrashRow>& rows, bool color)
                        theory_cell(row.status)},
                       crash_detail(row));
     }
-    return fmt::format("{}\nA worker holding a key's lock (for 10 s) is killed with SIGKILL; how soon "
-                       "does the next increment of that key succeed?\n'committed': increments "
-                       "answered 2xx, before and after the kill; 'final' must equal it.\n\n{}",
-                       paint("Act 2: the crash", "1", color), table.render());
+    return fmt::format(
+        "{}\nA worker holding a key's lock (for 10 s) is killed with SIGKILL; how soon "
+        "does the next increment of that key succeed?\n'committed': increments "
+        "answered 2xx, before and after the kill; 'final' must equal it.\n\n{}",
+        paint("Act 2: the crash", "1", color), table.render());
 }
 
 std::string format_summary(const DemoResults& results, bool color)
@@ -169,9 +187,9 @@ std::string format_summary(const DemoResults& results, bool color)
         matching += row.status == RowStatus::as_predicted ? 1 : 0;
     }
     const bool all = total > 0 && matching == total;
-    const std::string text = fmt::format("{} of {} rows as the theory predicts ({:.1f} s){}", matching,
-                                         total, results.seconds,
-                                         all ? "." : ": the result is not proof, see the notes above.");
+    const std::string text =
+        fmt::format("{} of {} rows as the theory predicts ({:.1f} s){}", matching, total,
+                    results.seconds, all ? "." : ": the result is not proof, see the notes above.");
     return paint(text, all ? kGreen : kRed, color) + "\n";
 }
 
@@ -182,10 +200,14 @@ nlohmann::json to_json(const DemoResults& results)
     nlohmann::json crash = nlohmann::json::array();
     for (const auto& row : results.crash) crash.push_back(crash_json(row));
     return {{"sizes",
-             {{"requests", results.sizes.requests}, {"concurrency", results.sizes.concurrency},
-              {"hold_ms", results.sizes.hold_ms}, {"workers", results.sizes.workers},
+             {{"requests", results.sizes.requests},
+              {"concurrency", results.sizes.concurrency},
+              {"hold_ms", results.sizes.hold_ms},
+              {"workers", results.sizes.workers},
               {"threads", results.sizes.threads}}},
-            {"race", race}, {"crash", crash}, {"seconds", results.seconds},
+            {"race", race},
+            {"crash", crash},
+            {"seconds", results.seconds},
             {"all_as_predicted", all_as_predicted(results)}};
 }
 

@@ -67,8 +67,10 @@ WorkersSnapshot ServerApi::workers() const
 harness::HttpResponse ServerApi::request(const std::string& method, const std::string& target,
                                          Clock::duration timeout) const
 {
-    harness::HttpResponse response = harness::http_request(server_, method, target, timeout, throw_if_interrupted);
-    if (response.status == 0) throw HttpError(fmt::format("{} {}: {}", method, target, response.error));
+    harness::HttpResponse response =
+        harness::http_request(server_, method, target, timeout, throw_if_interrupted);
+    if (response.status == 0)
+        throw HttpError(fmt::format("{} {}: {}", method, target, response.error));
     return response;
 }
 

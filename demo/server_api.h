@@ -38,8 +38,7 @@ class ServerApi final {
 public:
     // query_timeout bounds each GET: a worker thread blocked in a long hold may have accepted
     // (batched) the connection too, so callers that poll should use a short one and retry.
-    explicit ServerApi(std::uint16_t port,
-                       Clock::duration query_timeout = std::chrono::seconds(5))
+    explicit ServerApi(std::uint16_t port, Clock::duration query_timeout = std::chrono::seconds(5))
         : server_{"127.0.0.1", port}, query_timeout_(query_timeout)
     {
     }
@@ -53,8 +52,8 @@ public:
     [[nodiscard]] WorkersSnapshot workers() const;
 
 private:
-    [[nodiscard]] harness::HttpResponse request(const std::string& method, const std::string& target,
-                                                Clock::duration timeout) const;
+    [[nodiscard]] harness::HttpResponse
+    request(const std::string& method, const std::string& target, Clock::duration timeout) const;
     [[nodiscard]] nlohmann::json get_json(const std::string& target) const;
 
     harness::Endpoint server_;

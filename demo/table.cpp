@@ -22,7 +22,8 @@ std::string paint(std::string_view text, const char* code, bool color)
 Table::Table(std::vector<std::string> headers, std::vector<Align> aligns, bool color)
     : headers_(std::move(headers)), aligns_(std::move(aligns)), color_(color)
 {
-    if (headers_.size() != aligns_.size()) throw std::invalid_argument("Table: one Align per column");
+    if (headers_.size() != aligns_.size())
+        throw std::invalid_argument("Table: one Align per column");
 }
 
 void Table::add_row(std::vector<Cell> cells, std::string detail)

@@ -53,7 +53,7 @@ std::string_view why_race(const ServerConfig& config)
 CrashVerdict predict_crash(const ServerConfig& config)
 {
     return config.mode == LockMode::semaphore && !config.lock_recovery ? CrashVerdict::stays_locked
-                                                                        : CrashVerdict::recovers;
+                                                                       : CrashVerdict::recovers;
 }
 
 std::string_view why_crash(const ServerConfig& config)

@@ -28,10 +28,10 @@ std::string_view why_crash(const ServerConfig& config);
 
 // What one race run measured, and how it compares with the prediction.
 struct RaceCounts {
-    int sent = 0;      // increments attempted
-    int ok = 0;        // 2xx replies: committed updates
-    int errors = 0;    // anything else (non-2xx, connection failure)
-    long final = 0;    // the counter at the end
+    int sent = 0;        // increments attempted
+    int ok = 0;          // 2xx replies: committed updates
+    int errors = 0;      // anything else (non-2xx, connection failure)
+    long final = 0;      // the counter at the end
     int worker_pids = 0; // distinct worker pids that served an increment
     int waited = 0;      // increments that waited for the lock: overlap was attempted
 };

@@ -93,7 +93,7 @@ private:
     std::unique_ptr<LockTable> table_; // with --preload only
     std::unique_ptr<CounterStore> store_;
     std::unique_ptr<LockMetrics> metrics_; // always, before fork: one scrape sees every worker
-    std::unique_ptr<TraceRing> trace_;     // before fork whatever the lock mode; null with --no-trace
+    std::unique_ptr<TraceRing> trace_; // before fork whatever the lock mode; null with --no-trace
     std::map<pid_t, Worker> workers_;
     std::optional<StopRequest> stop_request_;
     bool stopping_ = false;

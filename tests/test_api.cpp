@@ -66,7 +66,8 @@ TEST_CASE("Api: GET reads 0 for a new key, DELETE resets to 0", "[api]")
 TEST_CASE("Api: invalid keys are 400 with a JSON error", "[api]")
 {
     Fixture f;
-    for (std::string key : std::vector<std::string>{".hidden", "..", "a%2Fb", "sp%20ace", std::string(129, 'x'), "a$b"}) {
+    for (std::string key : std::vector<std::string>{".hidden", "..", "a%2Fb", "sp%20ace",
+                                                    std::string(129, 'x'), "a$b"}) {
         auto r = f.call("POST", "/counter/" + key + "/increment");
         INFO(key);
         CHECK(r.status == 400);
@@ -79,12 +80,14 @@ TEST_CASE("Api: invalid keys are 400 with a JSON error", "[api]")
 TEST_CASE("Api: hold_ms and timeout_ms must be integers in range", "[api]")
 {
     Fixture f;
-    for (std::string q : {"hold_ms=-1", "hold_ms=60001", "hold_ms=abc", "hold_ms=", "hold_ms=1.5", "hold_ms",
-                          "timeout_ms=0", "timeout_ms=60001", "timeout_ms=x", "hold_ms=99999999999999999999"}) {
+    for (std::string q :
+         {"hold_ms=-1", "hold_ms=60001", "hold_ms=abc", "hold_ms=", "hold_ms=1.5", "hold_ms",
+          "timeout_ms=0", "timeout_ms=60001", "timeout_ms=x", "hold_ms=99999999999999999999"}) {
         auto r = f.call("POST", "/counter/k/increment", q);
         INFO(q);
         CHECK(r.status == 400);
-        CHECK(f.body(r)["error"].get<std::string>().find("must be an integer") != std::string::npos);
+        CHECK(f.body(r)["error"].get<std::string>().find("must be an integer") !=
+              std::string::npos);
     }
     CHECK(f.call("POST", "/counter/k/increment", "other=1&hold_ms=0").status == 200);
 }
@@ -92,7 +95,8 @@ TEST_CASE("Api: hold_ms and timeout_ms must be integers in range", "[api]")
 TEST_CASE("Api: unknown paths are 404, wrong methods 405 with Allow", "[api]")
 {
     Fixture f;
-    for (std::string path : {"/nope", "/counter", "/counter/k/decrement", "/counter/k/increment/x", "/healthz/", "//"})
+    for (std::string path :
+         {"/nope", "/counter", "/counter/k/decrement", "/counter/k/increment/x", "/healthz/", "//"})
         CHECK(f.call("GET", path).status == 404);
     auto r = f.call("GET", "/counter/k/increment");
     CHECK(r.status == 405);
@@ -109,7 +113,8 @@ TEST_CASE("Api: timeout_ms gives 503 with the owner's pid when the key stays hel
     Fixture f;
     // A jthread: a failed REQUIRE unwinds through it, which joins (a std::thread would terminate).
     std::jthread holder([&] { f.call("POST", "/counter/k/increment", "hold_ms=400"); });
-    REQUIRE(harness::wait_until([&] { return f.table.key_stats().size() == 1 && f.table.key_stats()[0].owner_pid != 0; }));
+    REQUIRE(harness::wait_until(
+        [&] { return f.table.key_stats().size() == 1 && f.table.key_stats()[0].owner_pid != 0; }));
     auto r = f.call("POST", "/counter/k/increment", "timeout_ms=20");
     holder.join();
     CHECK(r.status == 503);
@@ -143,7 +148,8 @@ TEST_CASE("Api: /locks, /workers, /metrics, /healthz and / describe the server",
     CHECK(locks["keys_in_use"] == 1);
     CHECK(locks["keys"][0]["key"] == "k");
     CHECK(locks["keys"][0]["acquisitions"] == 1);
-    for (std::string field : {"pid", "shared", "active", "keys_high_water", "evictions", "full_errors", "recoveries"}) {
+    for (std::string field :
+         {"pid", "shared", "active", "keys_high_water", "evictions", "full_errors", "recoveries"}) {
         INFO(field);
         CHECK(locks.contains(field));
     }
@@ -164,7 +170,8 @@ TEST_CASE("Api: /locks, /workers, /metrics, /healthz and / describe the server",
     auto metrics = f.call("GET", "/metrics");
     CHECK(metrics.content_type.starts_with("text/plain"));
     CHECK(metrics.body.find("forklock_increments_total 1\n") != std::string::npos);
-    CHECK(metrics.body.find("forklock_lock_acquisitions_total{key=\"k\"} 1\n") != std::string::npos);
+    CHECK(metrics.body.find("forklock_lock_acquisitions_total{key=\"k\"} 1\n") !=
+          std::string::npos);
     CHECK(f.body(f.call("GET", "/healthz")) == json{{"status", "ok"}});
     CHECK(f.call("GET", "/").status == 200);
     CHECK(f.call("HEAD", "/healthz").status == 200);

@@ -23,7 +23,8 @@ std::string slurp(const std::filesystem::path& p)
 
 } // namespace
 
-TEST_CASE("key_error: accepts 1..128 characters of A-Za-z0-9._- not starting with a dot", "[counter_store]")
+TEST_CASE("key_error: accepts 1..128 characters of A-Za-z0-9._- not starting with a dot",
+          "[counter_store]")
 {
     CHECK(valid_key("k"));
     CHECK(valid_key("Counter_1.2-x"));
@@ -77,7 +78,8 @@ TEST_CASE("CounterStore: a corrupt counter file is an error, not a silent 0", "[
     CHECK_THROWS_AS(store.read("empty"), std::runtime_error);
 }
 
-TEST_CASE("CounterStore: a symlink planted in the data directory is not followed", "[counter_store]")
+TEST_CASE("CounterStore: a symlink planted in the data directory is not followed",
+          "[counter_store]")
 {
     const harness::TempDir temp("store-link");
     const auto& dir = temp.path();
@@ -97,11 +99,13 @@ TEST_CASE("temp_file_owner: parses the pid out of .KEY.PID.TID.tmp names only", 
     CHECK_FALSE(temp_file_owner("k"));
 }
 
-TEST_CASE("CounterStore: remove_temp_files removes stale temporaries, all or one pid's", "[counter_store]")
+TEST_CASE("CounterStore: remove_temp_files removes stale temporaries, all or one pid's",
+          "[counter_store]")
 {
     const harness::TempDir temp("store-stale");
     const auto& dir = temp.path();
-    for (const char* name : {".k.100.100.tmp", ".k.200.201.tmp", ".j.100.101.tmp"}) std::ofstream(dir / name) << "1";
+    for (const char* name : {".k.100.100.tmp", ".k.200.201.tmp", ".j.100.101.tmp"})
+        std::ofstream(dir / name) << "1";
     std::ofstream(dir / "k") << "5\n";
     CounterStore store(dir);
     CHECK(store.remove_temp_files(100) == 2);
@@ -110,7 +114,8 @@ TEST_CASE("CounterStore: remove_temp_files removes stale temporaries, all or one
     CHECK(store.read("k") == 5);
 }
 
-TEST_CASE("CounterStore: a writer SIGKILLed at random instants never leaves a torn or empty file", "[counter_store]")
+TEST_CASE("CounterStore: a writer SIGKILLed at random instants never leaves a torn or empty file",
+          "[counter_store]")
 {
     const harness::TempDir temp("store-kill");
     const auto& dir = temp.path();

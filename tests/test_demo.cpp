@@ -101,25 +101,23 @@ int processes_mentioning(const std::string& needle)
 bool file_named(const fs::path& dir, const std::string& name)
 {
     std::error_code error; // the demo removes directories while we look
-    for (fs::recursive_directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
+    for (fs::recursive_directory_iterator it(dir, error), end; !error && it != end;
+         it.increment(error)) {
         if (it->path().filename() == name) return true;
     }
     return false;
 }
 
-bool empty_dir(const fs::path& dir)
-{
-    return fs::is_empty(dir);
-}
+bool empty_dir(const fs::path& dir) { return fs::is_empty(dir); }
 
 using RowKey = std::tuple<std::string, bool, int, int>; // mode, preload, workers, threads
 
 // The truth table, written out independently of demo/theory.cpp.
 const std::map<RowKey, std::string> kExpectedRace{
-    {{"none", false, 4, 1}, "loses updates"},      {{"thread", true, 4, 1}, "loses updates"},
-    {{"thread", false, 1, 4}, "safe"},             {{"semaphore", false, 4, 1}, "loses updates"},
-    {{"semaphore", true, 4, 1}, "safe"},           {{"mutex", false, 4, 1}, "loses updates"},
-    {{"mutex", true, 4, 1}, "safe"},               {{"flock", false, 4, 1}, "safe"},
+    {{"none", false, 4, 1}, "loses updates"}, {{"thread", true, 4, 1}, "loses updates"},
+    {{"thread", false, 1, 4}, "safe"},        {{"semaphore", false, 4, 1}, "loses updates"},
+    {{"semaphore", true, 4, 1}, "safe"},      {{"mutex", false, 4, 1}, "loses updates"},
+    {{"mutex", true, 4, 1}, "safe"},          {{"flock", false, 4, 1}, "safe"},
 };
 
 void check_race_row(const nlohmann::json& row)
@@ -193,10 +191,12 @@ void interrupt_when_counter_exists(const std::vector<std::string>& args, const s
 TEST_CASE("forklock-demo: Ctrl-C stops every server it started and removes their directories",
           "[demo]")
 {
-    SECTION("during the race") {
+    SECTION("during the race")
+    {
         interrupt_when_counter_exists({"--quick", "--act", "1", "--requests", "5000"}, "race");
     }
-    SECTION("during the crash") {
+    SECTION("during the crash")
+    {
         interrupt_when_counter_exists({"--quick", "--act", "2"}, "crash");
     }
 }

@@ -17,10 +17,7 @@ ServerConfig config(LockMode mode, bool preload, int workers, int threads = 1)
     return {mode, preload, workers, threads, true};
 }
 
-RaceCounts counts(int ok, long final, int pids)
-{
-    return {ok, ok, 0, final, pids, ok / 2};
-}
+RaceCounts counts(int ok, long final, int pids) { return {ok, ok, 0, final, pids, ok / 2}; }
 
 } // namespace
 
@@ -45,7 +42,8 @@ TEST_CASE("theory: shared locks and single processes are safe", "[demo_theory]")
 
 TEST_CASE("theory: why differs with and without preload", "[demo_theory]")
 {
-    CHECK(why_race(config(LockMode::mutex, true, 4)) != why_race(config(LockMode::mutex, false, 4)));
+    CHECK(why_race(config(LockMode::mutex, true, 4)) !=
+          why_race(config(LockMode::mutex, false, 4)));
     CHECK(why_race(config(LockMode::thread, false, 1, 4)).find("one process") != std::string::npos);
     CHECK(why_race(config(LockMode::thread, true, 4)).find("fork copies") != std::string::npos);
 }
@@ -90,11 +88,13 @@ TEST_CASE("judge_race: one worker serving everything proves nothing", "[demo_ver
           RowStatus::as_predicted);
 }
 
-TEST_CASE("judge_race: a safe row where nobody waited for the lock proves nothing", "[demo_verdict]")
+TEST_CASE("judge_race: a safe row where nobody waited for the lock proves nothing",
+          "[demo_verdict]")
 {
     RaceCounts unopposed = counts(100, 100, 4);
     unopposed.waited = 0;
-    CHECK(judge_race(config(LockMode::flock, false, 4), unopposed).status == RowStatus::inconclusive);
+    CHECK(judge_race(config(LockMode::flock, false, 4), unopposed).status ==
+          RowStatus::inconclusive);
     // Losing rows need no waits: their lost updates are the proof.
     RaceCounts lost = counts(100, 30, 4);
     lost.waited = 0;

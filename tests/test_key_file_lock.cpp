@@ -30,7 +30,8 @@ TEST_CASE("flock: an fd inherited from the parent lets parent and child both hol
     inherited.reset();
 }
 
-TEST_CASE("flock: descriptors each process opens itself exclude each other", "[key_file_lock][fork]")
+TEST_CASE("flock: descriptors each process opens itself exclude each other",
+          "[key_file_lock][fork]")
 {
     TempDir dir;
     const auto file = dir.path() / "k.lock";
@@ -84,7 +85,8 @@ TEST_CASE("flock: lock_key_file moves on to the current file when the one it wai
     waiter.join();
 
     REQUIRE(locked);
-    struct stat by_fd {}, by_path {};
+    struct stat by_fd {
+    }, by_path{};
     REQUIRE(::fstat(fd.get(), &by_fd) == 0);
     REQUIRE(::stat(file.c_str(), &by_path) == 0);
     CHECK(by_fd.st_ino == by_path.st_ino); // the file at the path now, not the removed one

@@ -7,8 +7,8 @@ using namespace forklock;
 TEST_CASE("parse_lock_mode: every mode's name round-trips and 'process' means the robust mutex",
           "[lock_mode]")
 {
-    for (LockMode m : {LockMode::none, LockMode::thread, LockMode::semaphore, LockMode::mutex,
-                       LockMode::flock})
+    for (LockMode m :
+         {LockMode::none, LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock})
         CHECK(parse_lock_mode(to_string(m)) == m);
     CHECK(parse_lock_mode("process") == LockMode::mutex);
     CHECK_FALSE(parse_lock_mode("Mutex").has_value());
@@ -16,7 +16,8 @@ TEST_CASE("parse_lock_mode: every mode's name round-trips and 'process' means th
 }
 
 TEST_CASE("serializes_increments: shared modes need preload, flock does not, thread never spans "
-          "workers", "[lock_mode]")
+          "workers",
+          "[lock_mode]")
 {
     CHECK_FALSE(serializes_increments(LockMode::none, true, 4, 1));
     CHECK_FALSE(serializes_increments(LockMode::none, false, 1, 4));

@@ -39,7 +39,6 @@ private:
     MemoryRegion region_;
 };
 
-
 LockTableOptions options_for(LockMode mode, const std::filesystem::path& dir, std::size_t cap = 64)
 {
     LockTableOptions o;
@@ -53,8 +52,7 @@ void enter(Shared& sh)
 {
     const int now = sh.inside.fetch_add(1) + 1;
     int max = sh.max_inside.load();
-    while (now > max && !sh.max_inside.compare_exchange_weak(max, now)) {
-    }
+    while (now > max && !sh.max_inside.compare_exchange_weak(max, now)) {}
 }
 
 // A read-modify-write of the shared counter under `key`, `n` times.
@@ -64,8 +62,7 @@ int increment_many(LockTable& table, Shared& sh, int n)
         KeyGuard g = table.lock("counter");
         enter(sh);
         const int v = sh.counter.load(std::memory_order_relaxed);
-        if (i % 64 == 0)
-            std::this_thread::yield(); // widen the window now and then
+        if (i % 64 == 0) std::this_thread::yield(); // widen the window now and then
         sh.counter.store(v + 1, std::memory_order_relaxed);
         sh.inside.fetch_sub(1);
     }
@@ -77,8 +74,7 @@ void run_processes(LockTable& table, Shared& sh, int processes, int per_process)
     std::vector<Child> kids;
     for (int p = 0; p < processes; ++p)
         kids.emplace_back([&] { return increment_many(table, sh, per_process); });
-    for (Child& k : kids)
-        REQUIRE(k.wait() == 0);
+    for (Child& k : kids) REQUIRE(k.wait() == 0);
 }
 
 // Holds `key` in a child until killed; returns once the parent sees it held.
@@ -88,8 +84,7 @@ Child child_holding(LockTable& table, Shared& sh, const char* key)
     Child child([&]() -> int {
         KeyGuard g = table.lock(key);
         sh.ready = 1;
-        for (;;)
-            ::pause();
+        for (;;) ::pause();
     });
     REQUIRE(wait_until([&] { return sh.ready.load() == 1; }));
     return child;
@@ -126,8 +121,7 @@ TEST_CASE("LockTable: flock excludes processes that each made their own table af
             LockTable own(options_for(LockMode::flock, dir.path()));
             return increment_many(own, *sh, 1000);
         });
-    for (Child& k : kids)
-        REQUIRE(k.wait() == 0);
+    for (Child& k : kids) REQUIRE(k.wait() == 0);
     CHECK(sh->counter.load() == 3000);
     CHECK(sh->max_inside.load() == 1);
 }
@@ -136,8 +130,9 @@ TEST_CASE("LockTable: thread mode lets two processes hold the same key at once a
           "[lock_table][fork]")
 {
     // Same for semaphore and mutex tables made after fork: each process has its own.
-    const auto row = GENERATE(std::pair{LockMode::thread, false}, std::pair{LockMode::semaphore, true},
-                              std::pair{LockMode::mutex, true});
+    const auto row =
+        GENERATE(std::pair{LockMode::thread, false}, std::pair{LockMode::semaphore, true},
+                 std::pair{LockMode::mutex, true});
     // Named copies, not a structured binding: the lambdas below capture them (clang 14 cannot).
     const LockMode mode = row.first;
     const bool after_fork = row.second;
@@ -145,26 +140,24 @@ TEST_CASE("LockTable: thread mode lets two processes hold the same key at once a
     TempDir dir;
     SharedBlock sh;
     std::unique_ptr<LockTable> inherited;
-    if (!after_fork)
-        inherited = std::make_unique<LockTable>(options_for(mode, dir.path()));
+    if (!after_fork) inherited = std::make_unique<LockTable>(options_for(mode, dir.path()));
     std::vector<Child> kids;
     for (int p = 0; p < 2; ++p)
         kids.emplace_back([&] {
             std::unique_ptr<LockTable> own;
-            LockTable& t = after_fork ? *(own = std::make_unique<LockTable>(options_for(mode, dir.path())))
-                                      : *inherited;
+            LockTable& t = after_fork
+                               ? *(own = std::make_unique<LockTable>(options_for(mode, dir.path())))
+                               : *inherited;
             KeyGuard g = t.lock("counter");
             const int v = sh->counter.load();
             sh->inside.fetch_add(1);
             // Both read before either writes: certain overlap, not luck. If the lock excluded
             // the other process this would time out and the child would fail.
-            if (!wait_until([&] { return sh->inside.load() == 2; }, 5s))
-                return 1;
+            if (!wait_until([&] { return sh->inside.load() == 2; }, 5s)) return 1;
             sh->counter.store(v + 1);
             return 0;
         });
-    for (Child& k : kids)
-        CHECK(k.wait() == 0);
+    for (Child& k : kids) CHECK(k.wait() == 0);
     CHECK(sh->counter.load() == 1); // two increments, one lost
 }
 
@@ -247,8 +240,9 @@ TEST_CASE("LockTable: a waiter blocked on a dead holder's semaphore key is woken
     CHECK(waiter.wait(2s) == 0);
 }
 
-TEST_CASE("LockTable: a waiter killed while blocked stops being counted once the supervisor forgets it",
-          "[lock_table][fork][recovery]")
+TEST_CASE(
+    "LockTable: a waiter killed while blocked stops being counted once the supervisor forgets it",
+    "[lock_table][fork][recovery]")
 {
     const auto mode = GENERATE(LockMode::semaphore, LockMode::mutex, LockMode::flock);
     TempDir dir;
@@ -257,10 +251,10 @@ TEST_CASE("LockTable: a waiter killed while blocked stops being counted once the
     Child waiter([&] { return table.lock("k").owns_lock() ? 0 : 1; });
     REQUIRE(wait_until([&] { return table.key_stats().at(0).waiters == 1; }));
     waiter.kill();
-    CHECK(table.key_stats().at(0).waiters == 1); // nobody told the table yet
-    CHECK(table.release_owned_by(waiter.pid()) == 0);  // it held nothing...
-    CHECK(table.key_stats().at(0).waiters == 0); // ...and now waits on nothing
-    CHECK(table.stats().active == 1);            // our own hold
+    CHECK(table.key_stats().at(0).waiters == 1);      // nobody told the table yet
+    CHECK(table.release_owned_by(waiter.pid()) == 0); // it held nothing...
+    CHECK(table.key_stats().at(0).waiters == 0);      // ...and now waits on nothing
+    CHECK(table.stats().active == 1);                 // our own hold
     held.unlock();
     CHECK(table.stats().active == 0); // flock: the dead waiter's slot reference went too
     CHECK(table.try_lock("k").owns_lock());
@@ -300,7 +294,9 @@ TEST_CASE("LockTable: owner names the process holding one key and 0 for a free o
     TempDir dir;
     SharedBlock sh;
     LockTable table(options_for(mode, dir.path()));
-    { KeyGuard idle = table.lock("idle"); }
+    {
+        KeyGuard idle = table.lock("idle");
+    }
     Child holder = child_holding(table, *sh, "held");
     CHECK(table.owner("held") == holder.pid());
     CHECK(table.owner("idle") == 0);

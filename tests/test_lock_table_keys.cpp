@@ -17,8 +17,8 @@
 #include "harness/child.h"
 #include "harness/temp_dir.h"
 #include "harness/wait.h"
-#include "locks/primitives/key_file_lock.h"
 #include "locks/lock_table.h"
+#include "locks/primitives/key_file_lock.h"
 #include "os/memory_region.h"
 
 using namespace forklock;
@@ -46,8 +46,7 @@ void kill_churning_processes(LockTable& t, int rounds, unsigned seed)
     for (int round = 0; round < rounds; ++round) {
         const std::uint64_t evictions = t.stats().evictions;
         Child churn([&]() -> int {
-            for (unsigned i = 0;; ++i)
-                (void)t.lock("churn-" + std::to_string(i % 500));
+            for (unsigned i = 0;; ++i) (void)t.lock("churn-" + std::to_string(i % 500));
         });
         REQUIRE(wait_until([&] { return t.stats().evictions > evictions; })); // it is churning
         // A random instant, not a wait for a condition: where the kill lands is the point.
@@ -83,14 +82,13 @@ TEST_CASE("LockTable: bad options are rejected before anything is made", "[keys]
 
 TEST_CASE("LockTable: distinct keys never share a lock", "[keys]")
 {
-    const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
+    const auto mode =
+        GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
     TempDir dir;
     LockTable t = make(mode, 256, dir);
     std::vector<KeyGuard> held;
-    for (int i = 0; i < 200; ++i)
-        held.push_back(t.try_lock("key-" + std::to_string(i)));
-    for (auto& g : held)
-        REQUIRE(g.owns_lock());
+    for (int i = 0; i < 200; ++i) held.push_back(t.try_lock("key-" + std::to_string(i)));
+    for (auto& g : held) REQUIRE(g.owns_lock());
     CHECK_FALSE(t.try_lock("key-7").owns_lock());
     CHECK(t.stats().active == 200);
 }
@@ -102,8 +100,7 @@ TEST_CASE("LockTable: a full table throws TableFullError and recovers when a key
     TempDir dir;
     LockTable t = make(mode, 4, dir);
     std::vector<KeyGuard> held;
-    for (int i = 0; i < 4; ++i)
-        held.push_back(t.lock("key-" + std::to_string(i)));
+    for (int i = 0; i < 4; ++i) held.push_back(t.lock("key-" + std::to_string(i)));
     CHECK_THROWS_AS(t.lock("key-4"), TableFullError);
     CHECK(t.stats().full_errors == 1);
     held.pop_back();
@@ -124,8 +121,7 @@ TEST_CASE("LockTable: 100,000 distinct keys reuse a bounded number of slots", "[
     CHECK(s.active == 0);
     CHECK(s.evictions >= 100000 - 1024);
     // An idle key keeps its statistics until its slot is needed.
-    for (int i = 0; i < 3; ++i)
-        (void)t.lock("hot");
+    for (int i = 0; i < 3; ++i) (void)t.lock("hot");
     CHECK(t.key_stats(1).at(0).key == "hot");
     CHECK(t.key_stats(1).at(0).acquisitions == 3);
 }
@@ -148,10 +144,8 @@ void churn(LockTable& t, ChurnBoard& board, unsigned seed, int rounds)
         const unsigned k = rng() % 32;
         KeyGuard g = (i % 4 == 0) ? t.try_lock("churn-" + std::to_string(k))
                                   : t.lock("churn-" + std::to_string(k));
-        if (!g)
-            continue;
-        if (board.inside[k].fetch_add(1) != 0)
-            board.overlaps.fetch_add(1);
+        if (!g) continue;
+        if (board.inside[k].fetch_add(1) != 0) board.overlaps.fetch_add(1);
         for (int spin = 0; spin < 200; ++spin) // stay inside a while, so overlaps would show
             std::atomic_signal_fence(std::memory_order_seq_cst);
         board.inside[k].fetch_sub(1);
@@ -167,7 +161,8 @@ TEST_CASE("LockTable: a key is never held twice while a small table keeps rebind
 {
     // flock: each process makes its own table after fork, so evicting a key in one table (which
     // removes its lock file) races with processes locking that key through theirs.
-    const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
+    const auto mode =
+        GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
     TempDir dir;
     auto make_here = [&] {
         LockTableOptions o;
@@ -180,7 +175,7 @@ TEST_CASE("LockTable: a key is never held twice while a small table keeps rebind
     MemoryRegion shared(sizeof(ChurnBoard), MemoryRegion::Sharing::shared);
     auto& board = *new (shared.data()) ChurnBoard{};
     constexpr int kWorkers = 3, kRounds = 20000;
-    if (mode == LockMode::thread) { // one process: thread mode only excludes threads
+    if (mode == LockMode::thread) {        // one process: thread mode only excludes threads
         std::vector<std::jthread> threads; // joined at the end of the block
         for (int w = 0; w < kWorkers; ++w)
             threads.emplace_back([&, w] { churn(t, board, 7 + w, kRounds); });
@@ -196,8 +191,7 @@ TEST_CASE("LockTable: a key is never held twice while a small table keeps rebind
                 }
                 return 0;
             });
-        for (Child& k : kids)
-            REQUIRE(k.wait() == 0);
+        for (Child& k : kids) REQUIRE(k.wait() == 0);
     }
     CHECK(board.overlaps.load() == 0);
     CHECK(board.ops.load() > kWorkers * kRounds / 2);
@@ -215,12 +209,12 @@ TEST_CASE("LockTable: flock removes the lock files of evicted keys but never a h
     o.lock_dir = dir.path();
     LockTable t(o);
     KeyGuard held = t.lock("held");
-    for (int i = 0; i < 200; ++i)
-        REQUIRE(t.lock("key-" + std::to_string(i)).owns_lock());
+    for (int i = 0; i < 200; ++i) REQUIRE(t.lock("key-" + std::to_string(i)).owns_lock());
     const auto files = std::distance(std::filesystem::directory_iterator(dir.path()), {});
     CHECK(files <= 8);
     CHECK(std::filesystem::exists(dir.path() / "held.lock"));
-    // The held key still excludes a process with a table of its own (the file is the meeting point).
+    // The held key still excludes a process with a table of its own (the file is the meeting
+    // point).
     Child other([&] {
         LockTable own(o);
         return own.try_lock("held").owns_lock() ? 1 : 0;
@@ -230,7 +224,8 @@ TEST_CASE("LockTable: flock removes the lock files of evicted keys but never a h
 
 TEST_CASE("LockTable: lock_for gives up after its timeout and counts nothing", "[keys]")
 {
-    const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
+    const auto mode =
+        GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
     TempDir dir;
     LockTable t = make(mode, 16, dir);
     KeyGuard g = t.lock("k");
@@ -248,10 +243,12 @@ TEST_CASE("LockTable: lock_for gives up after its timeout and counts nothing", "
     CHECK(t.stats().active == 1);
 }
 
-TEST_CASE("LockTable: a waiting thread gets the key when the holder unlocks, and the wait is counted",
-          "[keys]")
+TEST_CASE(
+    "LockTable: a waiting thread gets the key when the holder unlocks, and the wait is counted",
+    "[keys]")
 {
-    const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
+    const auto mode =
+        GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock);
     TempDir dir;
     LockTable t = make(mode, 16, dir);
     KeyGuard g = t.lock("k");
@@ -302,8 +299,7 @@ public:
     }
     ~OneCpu()
     {
-        if (pinned_)
-            (void)::pthread_setaffinity_np(::pthread_self(), sizeof old_, &old_);
+        if (pinned_) (void)::pthread_setaffinity_np(::pthread_self(), sizeof old_, &old_);
     }
     OneCpu(const OneCpu&) = delete;
     OneCpu& operator=(const OneCpu&) = delete;
@@ -325,8 +321,9 @@ void idle_priority()
 // A waiter pins nothing in these modes, so while it waits its key's slot can be evicted (once the
 // holder lets go) and given to another key. It must then look its key up again, not wait for the
 // new key's holder.
-TEST_CASE("LockTable: a waiter whose slot is given to another key does not wait for that key's holder",
-          "[keys]")
+TEST_CASE(
+    "LockTable: a waiter whose slot is given to another key does not wait for that key's holder",
+    "[keys]")
 {
     const auto mode = GENERATE(LockMode::thread, LockMode::semaphore, LockMode::mutex);
     CAPTURE(to_string(mode));
@@ -365,11 +362,11 @@ TEST_CASE("LockTable: a waiter whose slot is given to another key does not wait 
             // The waiter was first and holds A in its slot, C is held: nothing to evict.
         }
         c.unlock(); // a slot for A to come back to
-        const bool in_time = wait_until([&] { return got.load(); }, 2s); // long before lock_for's 3 s
+        const bool in_time =
+            wait_until([&] { return got.load(); }, 2s); // long before lock_for's 3 s
         done = true;
         waiter.join();
-        if (exercised)
-            CHECK(in_time);
+        if (exercised) CHECK(in_time);
         CHECK(got.load());
     }
     INFO("tries: " << tries);

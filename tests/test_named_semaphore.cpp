@@ -52,7 +52,10 @@ struct LeftName {
     LeftName& operator=(const LeftName&) = delete;
 };
 
-std::filesystem::path shm_path_of(const std::string& name) { return "/dev/shm/sem." + name.substr(1); }
+std::filesystem::path shm_path_of(const std::string& name)
+{
+    return "/dev/shm/sem." + name.substr(1);
+}
 
 } // namespace
 
@@ -60,7 +63,8 @@ TEST_CASE("NamedSemaphore: create_unlinked leaves no name in /dev/shm", "[named_
 {
     const int before = own_semaphore_names();
     {
-        NamedSemaphore s = NamedSemaphore::create_unlinked(fmt::format("/forklock.{}.x", ::getpid()));
+        NamedSemaphore s =
+            NamedSemaphore::create_unlinked(fmt::format("/forklock.{}.x", ::getpid()));
         CHECK(own_semaphore_names() == before);
         s.post();
         CHECK(s.try_wait());
@@ -76,8 +80,8 @@ TEST_CASE("NamedSemaphore: sem_open errors name the call, its arguments and errn
         (void)NamedSemaphore::create_unlinked("/bad/name");
         FAIL("sem_open accepted a name with a slash");
     } catch (const std::system_error& e) {
-        CHECK(std::string(e.what()).find("sem_open(\"/bad/name\", O_CREAT|O_EXCL, 0600, 0) failed") !=
-              std::string::npos);
+        CHECK(std::string(e.what()).find(
+                  "sem_open(\"/bad/name\", O_CREAT|O_EXCL, 0600, 0) failed") != std::string::npos);
     }
 }
 
@@ -113,8 +117,7 @@ TEST_CASE("NamedSemaphore: a child forked after create_unlinked shares it, name 
     NamedSemaphore to_parent = NamedSemaphore::create_unlinked(test_name("up"));
     Child child([&] {
         // Blocks until the parent posts; then answers.
-        if (!to_child.wait_until(after_ms(10'000)))
-            return 1;
+        if (!to_child.wait_until(after_ms(10'000))) return 1;
         to_parent.post();
         return 0;
     });
@@ -153,8 +156,7 @@ TEST_CASE("NamedSemaphore: the /dev/shm count sees a child's names, not other pr
     Child child([&] {
         const std::string mine = fmt::format("/forklock.{}.child", ::getpid());
         sem_t* s = ::sem_open(mine.c_str(), O_CREAT | O_EXCL, 0600, 0);
-        if (s == SEM_FAILED)
-            return 1;
+        if (s == SEM_FAILED) return 1;
         ::sem_close(s);
         made_by = ::getpid();
         return 0;

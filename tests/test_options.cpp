@@ -30,10 +30,34 @@ TEST_CASE("parse_options: defaults match gunicorn's where gunicorn has the flag"
 
 TEST_CASE("parse_options: every flag is read", "[options]")
 {
-    auto r = parse({"-w", "4", "--threads", "3", "-b", "[::1]:0", "--preload", "--lock-mode", "semaphore",
-                    "--no-lock-recovery", "--data-dir", "/tmp/x", "-t", "5", "--graceful-timeout", "7",
-                    "--max-requests", "100", "--max-requests-jitter", "10", "-p", "/tmp/p.pid",
-                    "--access-logfile", "-", "--log-level", "debug", "--lock-slots", "16"});
+    auto r = parse({"-w",
+                    "4",
+                    "--threads",
+                    "3",
+                    "-b",
+                    "[::1]:0",
+                    "--preload",
+                    "--lock-mode",
+                    "semaphore",
+                    "--no-lock-recovery",
+                    "--data-dir",
+                    "/tmp/x",
+                    "-t",
+                    "5",
+                    "--graceful-timeout",
+                    "7",
+                    "--max-requests",
+                    "100",
+                    "--max-requests-jitter",
+                    "10",
+                    "-p",
+                    "/tmp/p.pid",
+                    "--access-logfile",
+                    "-",
+                    "--log-level",
+                    "debug",
+                    "--lock-slots",
+                    "16"});
     REQUIRE(r.options);
     const Options& o = *r.options;
     CHECK(o.workers == 4);
@@ -56,10 +80,22 @@ TEST_CASE("parse_options: every flag is read", "[options]")
 TEST_CASE("parse_options: invalid values exit 2 with a message naming the flag", "[options]")
 {
     std::vector<std::vector<std::string>> bad = {
-        {"-w", "0"}, {"-w", "abc"}, {"--threads", "0"}, {"--threads", "1000"}, {"-b", "nope:99999"},
-        {"-b", "::1:80"}, {"-b", "[::1"}, {"-b", "host:"}, {"--lock-mode", "spin"}, {"--log-level", "loud"},
-        {"-t", "-1"}, {"--lock-slots", "0"}, {"--unknown"}, {"--data-dir", ""},
-        {"--lock-mode", "semaphore", "--lock-slots", "100000"}, {"-w"}};
+        {"-w", "0"},
+        {"-w", "abc"},
+        {"--threads", "0"},
+        {"--threads", "1000"},
+        {"-b", "nope:99999"},
+        {"-b", "::1:80"},
+        {"-b", "[::1"},
+        {"-b", "host:"},
+        {"--lock-mode", "spin"},
+        {"--log-level", "loud"},
+        {"-t", "-1"},
+        {"--lock-slots", "0"},
+        {"--unknown"},
+        {"--data-dir", ""},
+        {"--lock-mode", "semaphore", "--lock-slots", "100000"},
+        {"-w"}};
     for (const auto& args : bad) {
         auto r = parse(args);
         INFO(args[0] << " " << (args.size() > 1 ? args[1] : ""));
@@ -112,7 +148,8 @@ TEST_CASE("lost_update_warnings: exactly the configurations that lose updates wa
     CHECK_FALSE(warns(LockMode::flock, 4, false));
 }
 
-TEST_CASE("parse_options: the trace is on by default, 65536 records; --no-trace and --trace-size", "[options]")
+TEST_CASE("parse_options: the trace is on by default, 65536 records; --no-trace and --trace-size",
+          "[options]")
 {
     auto d = parse({});
     REQUIRE(d.options);
@@ -124,7 +161,8 @@ TEST_CASE("parse_options: the trace is on by default, 65536 records; --no-trace 
     CHECK(r.options->trace_size == 1024);
 }
 
-TEST_CASE("parse_options: --trace-size must be a power of two within the ring's bounds", "[options]")
+TEST_CASE("parse_options: --trace-size must be a power of two within the ring's bounds",
+          "[options]")
 {
     for (const char* bad : {"1000", "8", "0", "-16", "33554432", "x"}) {
         auto r = parse({"--trace-size", bad});

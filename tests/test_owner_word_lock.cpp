@@ -10,10 +10,10 @@
 
 #include "harness/child.h"
 #include "harness/wait.h"
+#include "locks/primitives/owner_word_lock.h"
 #include "os/memory_region.h"
 #include "os/monotonic_clock.h"
 #include "os/named_semaphore.h"
-#include "locks/primitives/owner_word_lock.h"
 
 using namespace forklock;
 using namespace forklock::harness;
@@ -22,11 +22,13 @@ namespace {
 struct Fixture {
     MemoryRegion memory{sizeof(OwnerWord), MemoryRegion::Sharing::shared};
     OwnerWord& word = *new (memory.data()) OwnerWord{};
-    NamedSemaphore sem = NamedSemaphore::create_unlinked(fmt::format("/forklock.{}.test", ::getpid()));
+    NamedSemaphore sem =
+        NamedSemaphore::create_unlinked(fmt::format("/forklock.{}.test", ::getpid()));
 };
 } // namespace
 
-TEST_CASE("OwnerWordLock: the word holds the holder's pid from the very acquisition", "[owner_word]")
+TEST_CASE("OwnerWordLock: the word holds the holder's pid from the very acquisition",
+          "[owner_word]")
 {
     Fixture f;
     OwnerWordLock first(f.word, f.sem, 4242);
@@ -113,4 +115,3 @@ TEST_CASE("OwnerWordLock: lock rechecks the word when its wake-up never comes",
     f.word.owner.store(0);
     CHECK(waiter.wait(std::chrono::seconds(2)) == 0);
 }
-

@@ -23,7 +23,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-HttpResponse post(const ServerProcess& server, const std::string& target, std::chrono::milliseconds timeout = 10s)
+HttpResponse post(const ServerProcess& server, const std::string& target,
+                  std::chrono::milliseconds timeout = 10s)
 {
     return http_request(server.endpoint(), "POST", target, timeout);
 }
@@ -36,19 +37,21 @@ HttpResponse get(const ServerProcess& server, const std::string& target)
 // Starts a 5 s increment of `key` on a thread and returns the pid holding the key (from /locks).
 int hold_key(ServerProcess& server, const std::string& key, std::jthread& holder)
 {
-    holder = std::jthread([&server, key] { (void)post(server, "/counter/" + key + "/increment?hold_ms=5000"); });
+    holder = std::jthread(
+        [&server, key] { (void)post(server, "/counter/" + key + "/increment?hold_ms=5000"); });
     int owner = 0;
     (void)wait_until([&] {
         auto locks = get(server, "/locks").json(); // a named json: the loop must not outlive it
         if (!locks.is_object()) return false;
         for (const auto& k : locks["keys"])
-            if (k["key"] == key && k["owner_pid"].get<int>() != 0) owner = k["owner_pid"].get<int>();
+            if (k["key"] == key && k["owner_pid"].get<int>() != 0)
+                owner = k["owner_pid"].get<int>();
         return owner != 0;
     });
-    if (owner == 0) UNSCOPED_INFO("locks: " << get(server, "/locks").body << "\nlog: " << server.log());
+    if (owner == 0)
+        UNSCOPED_INFO("locks: " << get(server, "/locks").body << "\nlog: " << server.log());
     return owner;
 }
-
 
 // Every process of the server that could have made a lock table: the master (--preload) and
 // every worker seen (without it), so a leak check counts this server's semaphore names only.
@@ -76,7 +79,8 @@ void check_recovers_after_kill(const std::vector<std::string>& args)
         holder.join();
         CHECK(r.status == 200);
         CHECK(waited < 1s);
-        CHECK(r.json()["value"] == 2); // the killed increment never answered 2xx, so it need not count
+        CHECK(r.json()["value"] ==
+              2); // the killed increment never answered 2xx, so it need not count
         // The lock table counts a recovery just after it frees the key: poll for it.
         CHECK(wait_until([&] {
             auto locks = get(server, "/locks").json();
@@ -84,7 +88,10 @@ void check_recovers_after_kill(const std::vector<std::string>& args)
             const auto& key = locks["keys"][0];
             return key["recoveries"] == 1 && key["last_dead_owner"] == owner;
         }));
-        CHECK(wait_until([&] { auto p = server.worker_pids(); return p.size() == 2 && !p.count(owner); }));
+        CHECK(wait_until([&] {
+            auto p = server.worker_pids();
+            return p.size() == 2 && !p.count(owner);
+        }));
         CHECK(server.wait_for_log(fmt::format("Worker (pid:{}) was sent SIGKILL!", owner)));
         CHECK(get(server, "/workers").json()["restarts"] == 1);
         creators = table_creators(server, creators);
@@ -94,31 +101,37 @@ void check_recovers_after_kill(const std::vector<std::string>& args)
 
 } // namespace
 
-TEST_CASE("Server: kill -9 of the worker holding a key: the key is free within 1 s (mutex)", "[server][crash]")
+TEST_CASE("Server: kill -9 of the worker holding a key: the key is free within 1 s (mutex)",
+          "[server][crash]")
 {
     check_recovers_after_kill({"-w", "2", "--preload", "--lock-mode", "mutex"});
 }
 
-TEST_CASE("Server: kill -9 of the worker holding a key: the master frees it (semaphore)", "[server][crash]")
+TEST_CASE("Server: kill -9 of the worker holding a key: the master frees it (semaphore)",
+          "[server][crash]")
 {
     check_recovers_after_kill({"-w", "2", "--preload", "--lock-mode", "semaphore"});
 }
 
-TEST_CASE("Server: kill -9 of the worker holding a key: the kernel frees it (flock)", "[server][crash]")
+TEST_CASE("Server: kill -9 of the worker holding a key: the kernel frees it (flock)",
+          "[server][crash]")
 {
     // --preload only shares flock's statistics (to find the holder); the lock is the kernel's.
     check_recovers_after_kill({"-w", "2", "--preload", "--lock-mode", "flock"});
 }
 
-TEST_CASE("Server: semaphore with --no-lock-recovery keeps a dead worker's key locked", "[server][crash]")
+TEST_CASE("Server: semaphore with --no-lock-recovery keeps a dead worker's key locked",
+          "[server][crash]")
 {
-    ServerProcess server({"-w", "2", "--preload", "--lock-mode", "semaphore", "--no-lock-recovery"}, 2);
+    ServerProcess server({"-w", "2", "--preload", "--lock-mode", "semaphore", "--no-lock-recovery"},
+                         2);
     std::jthread holder;
     int owner = hold_key(server, "k", holder);
     REQUIRE(owner != 0);
     ::kill(owner, SIGKILL);
     holder.join();
-    REQUIRE(wait_until([&] { return !server.worker_pids().count(owner) && server.worker_pids().size() == 2; }));
+    REQUIRE(wait_until(
+        [&] { return !server.worker_pids().count(owner) && server.worker_pids().size() == 2; }));
     auto r = post(server, "/counter/k/increment?timeout_ms=300");
     CHECK(r.status == 503);
     CHECK(r.json()["owner_pid"] == owner);
@@ -133,7 +146,10 @@ TEST_CASE("Server: a hung worker is aborted after --timeout and replaced", "[ser
     CHECK(server.wait_for_log(fmt::format("WORKER TIMEOUT (pid:{})", old), 5s));
     // As gunicorn: SIGABRT first, which the worker answers by exiting with code 1 (no core dump).
     CHECK(server.wait_for_log(fmt::format("Worker (pid:{}) exited with code 1", old), 5s));
-    CHECK(wait_until([&] { auto p = server.worker_pids(); return p.size() == 1 && !p.count(old); }));
+    CHECK(wait_until([&] {
+        auto p = server.worker_pids();
+        return p.size() == 1 && !p.count(old);
+    }));
     CHECK(get(server, "/healthz").status == 200);
     stuck.join();
 }
@@ -154,7 +170,8 @@ TEST_CASE("Server: a worker that can't boot stops the master (no respawn loop)",
     std::filesystem::permissions(dir.path(), std::filesystem::perms::owner_all);
 }
 
-TEST_CASE("Server: workers SIGKILLed at random under load never lose a 2xx increment", "[server][crash]")
+TEST_CASE("Server: workers SIGKILLed at random under load never lose a 2xx increment",
+          "[server][crash]")
 {
     std::atomic<int> ok{0};
     int kills = 0;

@@ -22,8 +22,14 @@ namespace {
 
 struct Served {
     ServerProcess server;
-    explicit Served(std::vector<std::string> args = {"-w", "2"}, int workers = 2) : server(std::move(args), workers) {}
-    HttpResponse get(std::string target) { return http_request(server.endpoint(), "GET", std::move(target)); }
+    explicit Served(std::vector<std::string> args = {"-w", "2"}, int workers = 2)
+        : server(std::move(args), workers)
+    {
+    }
+    HttpResponse get(std::string target)
+    {
+        return http_request(server.endpoint(), "GET", std::move(target));
+    }
     HttpResponse send(HttpRequest request) { return http_request(server.endpoint(), request, 10s); }
 };
 
@@ -50,7 +56,8 @@ struct Exit {
 // Runs $FORKLOCK_BIN with `args` to completion (killed after `timeout`).
 Exit run_to_exit(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 5s)
 {
-    std::string cmd = "timeout -s KILL " + std::to_string(timeout.count() / 1000 + 1) + " " + std::getenv("FORKLOCK_BIN");
+    std::string cmd = "timeout -s KILL " + std::to_string(timeout.count() / 1000 + 1) + " " +
+                      std::getenv("FORKLOCK_BIN");
     for (const auto& a : args) cmd += " '" + a + "'";
     cmd += " 2>&1";
     Exit e;
@@ -75,7 +82,9 @@ TEST_CASE("Server: 16 concurrent requests are answered by several workers", "[se
 {
     Served s({"-w", "4"}, 4);
     std::set<int> pids;
-    for (const auto& r : concurrent_requests(s.server.endpoint(), {"POST", "/counter/spread/increment?hold_ms=100", {}, {}}, 16, 30s))
+    for (const auto& r :
+         concurrent_requests(s.server.endpoint(),
+                             {"POST", "/counter/spread/increment?hold_ms=100", {}, {}}, 16, 30s))
         if (r.status == 200) pids.insert(pid_of(r));
     CHECK(pids.size() >= 3);
 }
@@ -85,18 +94,23 @@ namespace {
 // What wrk does: opens `conns` keep-alive connections at once from one thread, then keeps one
 // increment in flight on each until each has had `per_conn` answers. Returns, per connection,
 // the pids that served it (0 for a failed request).
-std::vector<std::vector<int>> keep_alive_burst(const Endpoint& server, std::size_t conns, std::size_t per_conn)
+std::vector<std::vector<int>> keep_alive_burst(const Endpoint& server, std::size_t conns,
+                                               std::size_t per_conn)
 {
     HttpClient client;
     std::vector<std::vector<int>> pids(conns);
     std::size_t done = 0;
-    std::function<void(std::size_t, HttpClient::Connection)> send_next = [&](std::size_t c, HttpClient::Connection conn) {
-        client.send(conn, {"POST", "/counter/burst" + std::to_string(c) + "/increment", {}, {}}, [&, c, conn](HttpResponse r) {
-            pids[c].push_back(pid_of(r));
-            if (pids[c].size() < per_conn) send_next(c, conn);
-            else ++done;
-        });
-    };
+    std::function<void(std::size_t, HttpClient::Connection)> send_next =
+        [&](std::size_t c, HttpClient::Connection conn) {
+            client.send(conn, {"POST", "/counter/burst" + std::to_string(c) + "/increment", {}, {}},
+                        [&, c, conn](HttpResponse r) {
+                            pids[c].push_back(pid_of(r));
+                            if (pids[c].size() < per_conn)
+                                send_next(c, conn);
+                            else
+                                ++done;
+                        });
+        };
     std::vector<HttpClient::Connection> connections;
     for (std::size_t c = 0; c < conns; ++c) connections.push_back(client.connect(server, 20s));
     for (std::size_t c = 0; c < conns; ++c) send_next(c, connections[c]);
@@ -106,7 +120,8 @@ std::vector<std::vector<int>> keep_alive_burst(const Endpoint& server, std::size
 
 } // namespace
 
-TEST_CASE("Server: a burst of keep-alive connections is shared between the workers", "[server][http]")
+TEST_CASE("Server: a burst of keep-alive connections is shared between the workers",
+          "[server][http]")
 {
     // The worker that happens to be awake must not take every connection of a burst while the
     // other sleeps (with wrk -c32 it did: half the machine idle).
@@ -135,7 +150,9 @@ TEST_CASE("Server: HEAD is answered with the headers of GET and no body", "[serv
 TEST_CASE("Server: bad keys, parameters, paths and methods get JSON 4xx", "[server][http]")
 {
     Served s;
-    auto call = [&](std::string method, std::string target) { return s.send({std::move(method), std::move(target), {}, {}}); };
+    auto call = [&](std::string method, std::string target) {
+        return s.send({std::move(method), std::move(target), {}, {}});
+    };
     check_json_error(call("POST", "/counter/.hidden/increment"), 400);
     check_json_error(call("POST", "/counter/%2e%2e/increment"), 400);
     check_json_error(call("GET", "/counter/..%2F..%2Fetc%2Fpasswd"), 400);
@@ -152,7 +169,8 @@ TEST_CASE("Server: bad keys, parameters, paths and methods get JSON 4xx", "[serv
     CHECK(s.get("/healthz").status == 200);
 }
 
-TEST_CASE("Server: oversized headers, targets and bodies get 4xx and the server keeps serving", "[server][http]")
+TEST_CASE("Server: oversized headers, targets and bodies get 4xx and the server keeps serving",
+          "[server][http]")
 {
     Served s;
     auto workers = s.server.worker_pids();
@@ -173,14 +191,17 @@ TEST_CASE("Server: garbage on the socket is refused without hurting the server",
 {
     Served s;
     auto workers = s.server.worker_pids();
-    for (std::string junk : {std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11), std::string("HELLO\r\n\r\n"),
-                             std::string("GET\r\n\r\n"), std::string("BREW /pot HTTP/1.1\r\n\r\n"),
-                             std::string("GET / HTTP/9.9\r\n\r\n"), std::string("GET / HTTP/1.1\r\nNoColon\r\n\r\n"),
-                             std::string(3000, '\0')}) {
+    for (std::string junk :
+         {std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11),
+          std::string("HELLO\r\n\r\n"), std::string("GET\r\n\r\n"),
+          std::string("BREW /pot HTTP/1.1\r\n\r\n"), std::string("GET / HTTP/9.9\r\n\r\n"),
+          std::string("GET / HTTP/1.1\r\nNoColon\r\n\r\n"), std::string(3000, '\0')}) {
         // Junk without a line end leaves evhttp waiting for more: don't wait for its idle timeout.
         bool has_line = junk.find("\r\n\r\n") != std::string::npos;
-        const std::string reply = raw_exchange(s.server.endpoint(), junk, has_line ? 5000ms : 300ms);
-        INFO(junk.substr(0, std::min(junk.find_first_of(std::string("\r\0", 2)), std::size_t{12})) << " -> " << reply.substr(0, 40));
+        const std::string reply =
+            raw_exchange(s.server.endpoint(), junk, has_line ? 5000ms : 300ms);
+        INFO(junk.substr(0, std::min(junk.find_first_of(std::string("\r\0", 2)), std::size_t{12}))
+             << " -> " << reply.substr(0, 40));
         CHECK(refused(reply));
     }
     // A client that connects and says nothing must not stop the others.
@@ -192,8 +213,12 @@ TEST_CASE("Server: garbage on the socket is refused without hurting the server",
 
 TEST_CASE("Server: invalid command lines exit 2 before listening", "[server][http]")
 {
-    for (std::vector<std::string> args : {std::vector<std::string>{"--lock-mode", "spin"}, {"-w", "0"}, {"--bogus"},
-                                          {"--log-level", "loud"}, {"-t", "x"}, {"-b", "1.2.3.4:99999"},
+    for (std::vector<std::string> args : {std::vector<std::string>{"--lock-mode", "spin"},
+                                          {"-w", "0"},
+                                          {"--bogus"},
+                                          {"--log-level", "loud"},
+                                          {"-t", "x"},
+                                          {"-b", "1.2.3.4:99999"},
                                           {"--access-logfile", "/nonexistent/dir/log"}}) {
         auto e = run_to_exit(args);
         INFO(e.out);

@@ -34,13 +34,16 @@ RaceResult race(const std::vector<std::string>& args, int workers, int hold_ms)
     RaceResult result;
     {
         ServerProcess server(args, workers);
-        const HttpRequest increment{"POST", "/counter/k/increment?hold_ms=" + std::to_string(hold_ms), {}, {}};
+        const HttpRequest increment{
+            "POST", "/counter/k/increment?hold_ms=" + std::to_string(hold_ms), {}, {}};
         for (const auto& r : concurrent_requests(server.endpoint(), increment, kRequests, 30s)) {
             if (r.status != 200) continue;
             ++result.ok;
             result.pids.insert(r.json()["pid"].get<pid_t>());
         }
-        result.value = http_request(server.endpoint(), "GET", "/counter/k").json()["value"].get<std::uint64_t>();
+        result.value = http_request(server.endpoint(), "GET", "/counter/k")
+                           .json()["value"]
+                           .get<std::uint64_t>();
         result.creators = server.worker_pids();
         result.creators.insert(server.pid());
     }
@@ -66,7 +69,8 @@ void check_loses_updates(const std::vector<std::string>& args, int workers)
 
 } // namespace
 
-TEST_CASE("Server: process-shared modes with --preload lose nothing across workers", "[server][modes]")
+TEST_CASE("Server: process-shared modes with --preload lose nothing across workers",
+          "[server][modes]")
 {
     check_loses_nothing({"-w", "4", "--preload", "--lock-mode", "mutex"}, 4);
     check_loses_nothing({"-w", "4", "--preload", "--lock-mode", "semaphore"}, 4);
@@ -84,7 +88,8 @@ TEST_CASE("Server: thread mode with one worker and many threads loses nothing", 
     check_loses_nothing({"-w", "1", "--threads", "4", "--lock-mode", "thread"}, 1);
 }
 
-TEST_CASE("Server: thread mode with several workers loses updates, even with --preload", "[server][modes]")
+TEST_CASE("Server: thread mode with several workers loses updates, even with --preload",
+          "[server][modes]")
 {
     check_loses_updates({"-w", "4", "--preload", "--lock-mode", "thread"}, 4);
 }
@@ -100,11 +105,15 @@ TEST_CASE("Server: process-shared modes without --preload lose updates", "[serve
     check_loses_updates({"-w", "4", "--lock-mode", "semaphore"}, 4);
 }
 
-TEST_CASE("Server: the configurations that lose updates say so at start, the others don't", "[server][modes]")
+TEST_CASE("Server: the configurations that lose updates say so at start, the others don't",
+          "[server][modes]")
 {
     {
         ServerProcess server({"-w", "2", "--lock-mode", "thread"}, 2);
-        CHECK(server.log().find("[WARNING] This configuration loses updates: --lock-mode thread with 2 workers") != std::string::npos);
+        CHECK(
+            server.log().find(
+                "[WARNING] This configuration loses updates: --lock-mode thread with 2 workers") !=
+            std::string::npos);
     }
     {
         ServerProcess server({"-w", "2", "--lock-mode", "mutex"}, 2);
@@ -116,7 +125,8 @@ TEST_CASE("Server: the configurations that lose updates say so at start, the oth
     }
 }
 
-TEST_CASE("Server: many fast increments from many clients all count with --preload", "[server][modes]")
+TEST_CASE("Server: many fast increments from many clients all count with --preload",
+          "[server][modes]")
 {
     ServerProcess server({"-w", "3", "--threads", "2", "--preload"}, 3);
     std::vector<std::thread> clients;
@@ -124,7 +134,8 @@ TEST_CASE("Server: many fast increments from many clients all count with --prelo
     for (int c = 0; c < 8; ++c)
         clients.emplace_back([&] {
             for (int i = 0; i < 40; ++i)
-                ok += http_request(server.endpoint(), "POST", "/counter/hot/increment").status == 200;
+                ok +=
+                    http_request(server.endpoint(), "POST", "/counter/hot/increment").status == 200;
         });
     for (auto& t : clients) t.join();
     CHECK(ok == 320);

@@ -22,10 +22,7 @@ namespace {
 
 bool gone(int pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 
-bool all_gone(const std::set<pid_t>& pids)
-{
-    return std::all_of(pids.begin(), pids.end(), gone);
-}
+bool all_gone(const std::set<pid_t>& pids) { return std::all_of(pids.begin(), pids.end(), gone); }
 
 // Waits until some worker is busy serving a request. Counted in requests, not busy workers: the
 // /workers request itself may be served by another thread of the worker serving the slow one.
@@ -33,16 +30,19 @@ bool some_worker_busy(const ServerProcess& server)
 {
     return wait_until([&] {
         int in_flight = 0;
-        auto workers = http_request(server.endpoint(), "GET", "/workers").json(); // named: the loop must not outlive it
+        auto workers = http_request(server.endpoint(), "GET", "/workers")
+                           .json(); // named: the loop must not outlive it
         if (!workers.is_object()) return false;
         for (const auto& w : workers["workers"]) in_flight += w["in_flight"].get<int>();
         return in_flight >= 2; // the /workers request itself is one
     });
 }
 
-HttpResponse increment(const ServerProcess& server, int hold_ms, std::chrono::milliseconds timeout = 10s)
+HttpResponse increment(const ServerProcess& server, int hold_ms,
+                       std::chrono::milliseconds timeout = 10s)
 {
-    return http_request(server.endpoint(), "POST", "/counter/k/increment?hold_ms=" + std::to_string(hold_ms), timeout);
+    return http_request(server.endpoint(), "POST",
+                        "/counter/k/increment?hold_ms=" + std::to_string(hold_ms), timeout);
 }
 
 HttpResponse get(const ServerProcess& server, std::string target)
@@ -61,7 +61,8 @@ int last_number_of_workers(const ServerProcess& server)
 
 } // namespace
 
-TEST_CASE("Server: TERM lets a request in flight complete, then everything exits", "[server][signals]")
+TEST_CASE("Server: TERM lets a request in flight complete, then everything exits",
+          "[server][signals]")
 {
     const TempDir dir("term");
     auto pid_file = dir.path() / "forklock.pid";
@@ -93,7 +94,8 @@ TEST_CASE("Server: INT stops quickly, even with a long request in flight", "[ser
     CHECK(all_gone(workers));
 }
 
-TEST_CASE("Server: HUP replaces every worker without failing a request in flight", "[server][signals]")
+TEST_CASE("Server: HUP replaces every worker without failing a request in flight",
+          "[server][signals]")
 {
     ServerProcess server({"-w", "2", "--preload"}, 2);
     auto old = server.worker_pids();
@@ -105,13 +107,15 @@ TEST_CASE("Server: HUP replaces every worker without failing a request in flight
     CHECK(slow.status == 200);
     CHECK(wait_until([&] {
         auto now = server.worker_pids();
-        return now.size() == 2 && std::none_of(now.begin(), now.end(), [&](int p) { return old.count(p); });
+        return now.size() == 2 &&
+               std::none_of(now.begin(), now.end(), [&](int p) { return old.count(p); });
     }));
     CHECK(wait_until([&] { return all_gone(old); }));
     CHECK(get(server, "/workers").json()["restarts"] == 0);
 }
 
-TEST_CASE("Server: TTIN adds a worker, TTOU removes the oldest, never the last", "[server][signals]")
+TEST_CASE("Server: TTIN adds a worker, TTOU removes the oldest, never the last",
+          "[server][signals]")
 {
     ServerProcess server({"-w", "1"}, 1);
     int first = *server.worker_pids().begin();
@@ -167,5 +171,8 @@ TEST_CASE("Server: --max-requests recycles a worker", "[server][signals]")
     int first = *server.worker_pids().begin();
     for (int i = 0; i < 12; ++i) (void)get(server, "/healthz");
     CHECK(server.wait_for_log("Autorestarting worker after current request."));
-    CHECK(wait_until([&] { auto p = server.worker_pids(); return p.size() == 1 && !p.count(first); }));
+    CHECK(wait_until([&] {
+        auto p = server.worker_pids();
+        return p.size() == 1 && !p.count(first);
+    }));
 }

@@ -17,13 +17,16 @@ constexpr int kRequests = 8;
 
 std::uint64_t counter(const ServerProcess& server, const std::string& key)
 {
-    return http_request(server.endpoint(), "GET", "/counter/" + key).json()["value"].get<std::uint64_t>();
+    return http_request(server.endpoint(), "GET", "/counter/" + key)
+        .json()["value"]
+        .get<std::uint64_t>();
 }
 
 // kRequests increments of "k" at once, each holding the lock for hold_ms.
 std::vector<HttpResponse> increments(const ServerProcess& server, int hold_ms)
 {
-    const HttpRequest increment{"POST", "/counter/k/increment?hold_ms=" + std::to_string(hold_ms), {}, {}};
+    const HttpRequest increment{
+        "POST", "/counter/k/increment?hold_ms=" + std::to_string(hold_ms), {}, {}};
     return concurrent_requests(server.endpoint(), increment, kRequests, 30s);
 }
 
@@ -45,7 +48,8 @@ double metric_value(const ServerProcess& server, const std::string& name)
 
 } // namespace
 
-TEST_CASE("Server trace: thread mode with 4 workers shows overlaps and explains every lost update", "[server][trace]")
+TEST_CASE("Server trace: thread mode with 4 workers shows overlaps and explains every lost update",
+          "[server][trace]")
 {
     ServerProcess server({"-w", "4", "--lock-mode", "thread"}, 4);
     auto responses = increments(server, 150);
@@ -64,7 +68,8 @@ TEST_CASE("Server trace: thread mode with 4 workers shows overlaps and explains 
     CHECK(metric_value(server, "forklock_lock_hold_seconds_count") == kRequests);
 }
 
-TEST_CASE("Server trace: mutex with --preload shows no overlap and no lost update", "[server][trace]")
+TEST_CASE("Server trace: mutex with --preload shows no overlap and no lost update",
+          "[server][trace]")
 {
     ServerProcess server({"-w", "4", "--preload", "--lock-mode", "mutex"}, 4);
     increments(server, 40);
@@ -77,7 +82,8 @@ TEST_CASE("Server trace: mutex with --preload shows no overlap and no lost updat
     CHECK(metric_value(server, "forklock_lock_overlaps_total") == 0);
 }
 
-TEST_CASE("Server trace: the Chrome export parses and has one track per worker that answered", "[server][trace]")
+TEST_CASE("Server trace: the Chrome export parses and has one track per worker that answered",
+          "[server][trace]")
 {
     ServerProcess server({"-w", "4", "--lock-mode", "thread"}, 4);
     auto pids = answering_pids(increments(server, 100));
@@ -99,10 +105,12 @@ TEST_CASE("Server trace: the Chrome export parses and has one track per worker t
     CHECK(named_pids == pids);
 }
 
-TEST_CASE("Server trace: /trace pages with since and next, and counts what the ring dropped", "[server][trace]")
+TEST_CASE("Server trace: /trace pages with since and next, and counts what the ring dropped",
+          "[server][trace]")
 {
     ServerProcess server({"--trace-size", "16"}, 1);
-    for (int i = 0; i < 20; ++i) REQUIRE(http_request(server.endpoint(), "POST", "/counter/p/increment").status == 200);
+    for (int i = 0; i < 20; ++i)
+        REQUIRE(http_request(server.endpoint(), "POST", "/counter/p/increment").status == 200);
     auto all = http_request(server.endpoint(), "GET", "/trace?key=p").json();
     CHECK(all["dropped"] == 4);
     CHECK(all["records"].size() == 16);
@@ -117,15 +125,18 @@ TEST_CASE("Server trace: /trace pages with since and next, and counts what the r
     auto none = http_request(server.endpoint(), "GET", "/trace?key=never-traced");
     CHECK(none.status == 200);
     CHECK(none.json()["records"].empty());
-    CHECK(http_request(server.endpoint(), "GET", "/analysis?key=never-traced").json()["increments"] == 0);
+    CHECK(
+        http_request(server.endpoint(), "GET", "/analysis?key=never-traced").json()["increments"] ==
+        0);
 }
 
 TEST_CASE("Server trace: bad parameters get a JSON 400", "[server][trace]")
 {
     ServerProcess server({"--trace-size", "1024"}, 1);
-    for (const char* target : {"/trace?limit=0", "/trace?limit=1025", "/trace?since=-1", "/trace?since=abc",
-                               "/trace?bogus=1", "/trace?key=.hidden", "/trace?format=xml", "/trace?limit=1&limit=2",
-                               "/analysis", "/analysis?key=", "/analysis?key=k&since=0"}) {
+    for (const char* target :
+         {"/trace?limit=0", "/trace?limit=1025", "/trace?since=-1", "/trace?since=abc",
+          "/trace?bogus=1", "/trace?key=.hidden", "/trace?format=xml", "/trace?limit=1&limit=2",
+          "/analysis", "/analysis?key=", "/analysis?key=k&since=0"}) {
         auto r = http_request(server.endpoint(), "GET", target);
         INFO(target << " -> " << r.body);
         CHECK(r.status == 400);
@@ -135,7 +146,8 @@ TEST_CASE("Server trace: bad parameters get a JSON 400", "[server][trace]")
     CHECK(http_request(server.endpoint(), "POST", "/trace").status == 405);
 }
 
-TEST_CASE("Server trace: with --no-trace the endpoints say so, the histograms stay", "[server][trace]")
+TEST_CASE("Server trace: with --no-trace the endpoints say so, the histograms stay",
+          "[server][trace]")
 {
     ServerProcess server({"--no-trace"}, 1);
     REQUIRE(http_request(server.endpoint(), "POST", "/counter/k/increment").status == 200);

@@ -55,8 +55,7 @@ public:
             return s.refs.load() == 0;
         }
         pid_t expected = 0;
-        if (!s.owner_pid.compare_exchange_strong(expected, kClaimed))
-            return false;
+        if (!s.owner_pid.compare_exchange_strong(expected, kClaimed)) return false;
         stall_if(Stall::after_claim);
         return true;
     }
@@ -70,8 +69,7 @@ public:
     {
         ++control_.clear_calls;
         pid_t expected = kClaimed;
-        if (s.owner_pid.compare_exchange_strong(expected, 0))
-            ++control_.claims_freed;
+        if (s.owner_pid.compare_exchange_strong(expected, 0)) ++control_.claims_freed;
     }
 
     // The caller's side, by lock: take and let go of a slot's lock.
@@ -87,11 +85,9 @@ public:
 private:
     void stall_if(Stall here)
     {
-        if (control_.stall_at.load() != here || control_.stall_pid.load() != ::getpid())
-            return;
+        if (control_.stall_at.load() != here || control_.stall_pid.load() != ::getpid()) return;
         control_.stalled = 1;
-        for (;;)
-            ::pause(); // inside the partition lock until SIGKILLed
+        for (;;) ::pause(); // inside the partition lock until SIGKILLed
     }
 
     bool by_lock_;
@@ -114,20 +110,20 @@ struct Table {
     {
     }
 
-    std::uint32_t id_of(const Slot& s) const { return static_cast<std::uint32_t>(&s - &table.slot(0)); }
+    std::uint32_t id_of(const Slot& s) const
+    {
+        return static_cast<std::uint32_t>(&s - &table.slot(0));
+    }
 
     // pin: the slot bound to `key`, kept from eviction until unpin (its lock held, or a reference).
     std::uint32_t pin(const std::string& key)
     {
-        if (!locks.pinned_by_lock())
-            return id_of(table.acquire_ref(key));
+        if (!locks.pinned_by_lock()) return id_of(table.acquire_ref(key));
         for (;;) {
             const SlotRef r = table.lookup(key);
-            if (r.held)
-                return id_of(*r.slot);
+            if (r.held) return id_of(*r.slot);
             REQUIRE(FakeLocks::try_lock(*r.slot)); // nobody else holds anything in these tests
-            if (SlotTable::still_bound(r))
-                return id_of(*r.slot);
+            if (SlotTable::still_bound(r)) return id_of(*r.slot);
             FakeLocks::unlock(*r.slot);
         }
     }
@@ -147,8 +143,7 @@ struct Table {
             return id_of(s);
         }
         const SlotRef r = table.lookup(key); // by lock, a hit takes no lock
-        if (r.held)
-            FakeLocks::unlock(*r.slot);
+        if (r.held) FakeLocks::unlock(*r.slot);
         return id_of(*r.slot);
     }
     std::uint64_t evictions() const { return table.stats().evictions; }
@@ -176,8 +171,7 @@ std::vector<std::string> keys_in_partition_0(const TableGeometry& g, std::size_t
     for (int i = 0; keys.size() < n; ++i) {
         const std::string key = "p0-" + std::to_string(i);
         Slot& s = scratch.table.acquire_ref(key);
-        if (partition_of_slot(s) == 0)
-            keys.push_back(key);
+        if (partition_of_slot(s) == 0) keys.push_back(key);
         scratch.table.release_ref(s);
     }
     return keys;
@@ -186,8 +180,7 @@ std::vector<std::string> keys_in_partition_0(const TableGeometry& g, std::size_t
 std::vector<std::string> numbered_keys(std::size_t n)
 {
     std::vector<std::string> keys;
-    for (std::size_t i = 0; i < n; ++i)
-        keys.push_back("key-" + std::to_string(i));
+    for (std::size_t i = 0; i < n; ++i) keys.push_back("key-" + std::to_string(i));
     return keys;
 }
 
@@ -220,8 +213,7 @@ void check_against(Table& t, const Model& m)
 {
     REQUIRE(t.bound() == m.slot_of);
     const std::uint64_t evictions = t.evictions();
-    for (const auto& [key, id] : m.slot_of)
-        REQUIRE(t.find(key) == id);
+    for (const auto& [key, id] : m.slot_of) REQUIRE(t.find(key) == id);
     REQUIRE(t.evictions() == evictions);
     REQUIRE(t.table.stats().keys == m.slot_of.size());
 }
@@ -243,8 +235,7 @@ void churn(Table& t, const std::vector<std::string>& keys, std::size_t max_pinne
         } else {
             const std::string& key = keys[rng() % keys.size()];
             const bool keep = op < 4 && pinned.size() < max_pinned;
-            if (m.pinned(key))
-                continue; // by lock, a second pin would wait for ourselves
+            if (m.pinned(key)) continue; // by lock, a second pin would wait for ourselves
             const std::uint32_t id = t.pin(key);
             m.bound_to(key, id);
             if (keep) {
@@ -257,8 +248,7 @@ void churn(Table& t, const std::vector<std::string>& keys, std::size_t max_pinne
         INFO("step " << step);
         check_against(t, m);
     }
-    for (const auto& [key, id] : pinned)
-        t.unpin(id);
+    for (const auto& [key, id] : pinned) t.unpin(id);
 }
 
 } // namespace
@@ -272,13 +262,13 @@ TEST_CASE("SlotTable: after any sequence of binds and evictions every bound key 
         bool partition_0_only; // all keys collide in one partition of several
         std::size_t universe;
     };
-    const Row row = GENERATE(Row{"one partition", TableGeometry::for_capacity(32), false, 100},
-                             Row{"keys of one partition of 4", TableGeometry::for_capacity(256), true, 300},
-                             Row{"keys of all 4 partitions", TableGeometry::for_capacity(256), false, 700});
+    const Row row =
+        GENERATE(Row{"one partition", TableGeometry::for_capacity(32), false, 100},
+                 Row{"keys of one partition of 4", TableGeometry::for_capacity(256), true, 300},
+                 Row{"keys of all 4 partitions", TableGeometry::for_capacity(256), false, 700});
     const bool by_lock = GENERATE(true, false);
     INFO(row.name << (by_lock ? ", pinned by lock" : ", pinned by reference"));
-    if (row.partition_0_only)
-        REQUIRE(row.geometry.partitions > 1);
+    if (row.partition_0_only) REQUIRE(row.geometry.partitions > 1);
     const std::vector<std::string> keys = row.partition_0_only
                                               ? keys_in_partition_0(row.geometry, row.universe)
                                               : numbered_keys(row.universe);
@@ -297,8 +287,7 @@ TEST_CASE("SlotTable: a key's partition fills to its limit, then a new key of it
     const std::vector<std::string> keys = keys_in_partition_0(g, g.partition_limit + 1);
     Table t(true, g, MemoryRegion::Sharing::private_copy);
     std::vector<std::uint32_t> held;
-    for (std::uint32_t i = 0; i < g.partition_limit; ++i)
-        held.push_back(t.pin(keys[i]));
+    for (std::uint32_t i = 0; i < g.partition_limit; ++i) held.push_back(t.pin(keys[i]));
     // Every key of the partition held: the pool still has slots, but not for this partition.
     CHECK_THROWS_AS(t.pin(keys.back()), TableFullError);
     CHECK(t.table.stats().full_errors == 1);
@@ -315,9 +304,10 @@ TEST_CASE("SlotTable: a child killed inside a partition leaves it repaired for t
         bool by_lock;
         Stall at;
     };
-    const Row row = GENERATE(Row{"evicting: slot lock claimed", true, Stall::after_claim},
-                             Row{"binding: key written, not yet indexed", true, Stall::in_hand_over},
-                             Row{"evicting by reference: generation odd", false, Stall::after_claim});
+    const Row row =
+        GENERATE(Row{"evicting: slot lock claimed", true, Stall::after_claim},
+                 Row{"binding: key written, not yet indexed", true, Stall::in_hand_over},
+                 Row{"evicting by reference: generation odd", false, Stall::after_claim});
     INFO(row.name);
     const TableGeometry g = TableGeometry::for_capacity(16);
     REQUIRE(g.partitions == 1);
@@ -342,8 +332,7 @@ TEST_CASE("SlotTable: a child killed inside a partition leaves it repaired for t
     REQUIRE(control.clear_calls.load() == 0);
     const std::map<std::string, std::uint32_t> after = t.bound();
     CHECK(control.clear_calls.load() > 0);
-    if (row.by_lock && row.at == Stall::after_claim)
-        CHECK(control.claims_freed.load() == 1);
+    if (row.by_lock && row.at == Stall::after_claim) CHECK(control.claims_freed.load() == 1);
     for (std::uint32_t i = 0; i < g.capacity; ++i)
         CHECK(t.table.slot(i).owner_pid.load() != FakeLocks::kClaimed);
 
@@ -360,8 +349,7 @@ TEST_CASE("SlotTable: a child killed inside a partition leaves it repaired for t
     CHECK(after == expected);
     CHECK(after.size() == g.capacity);
     const std::uint64_t evictions = t.evictions();
-    for (const auto& [key, id] : after)
-        CHECK(t.find(key) == id);
+    for (const auto& [key, id] : after) CHECK(t.find(key) == id);
     CHECK(t.evictions() == evictions);
 
     // Repaired once, consistent from then on: binding works and no second repair runs.

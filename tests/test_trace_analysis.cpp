@@ -11,7 +11,8 @@ namespace {
 constexpr std::int64_t kMs = 1'000'000;
 
 // A written increment by `pid` of "k" that read `read` at `from_ms` and wrote at `to_ms`.
-TraceRecord section(std::uint64_t seq, int pid, std::uint64_t read, double from_ms, double to_ms, int tid = 0)
+TraceRecord section(std::uint64_t seq, int pid, std::uint64_t read, double from_ms, double to_ms,
+                    int tid = 0)
 {
     TraceRecord r;
     r.seq = seq;
@@ -29,9 +30,11 @@ TraceRecord section(std::uint64_t seq, int pid, std::uint64_t read, double from_
 
 } // namespace
 
-TEST_CASE("analyze_trace: two holders from different processes at once overlap and lose one update", "[trace_analysis]")
+TEST_CASE("analyze_trace: two holders from different processes at once overlap and lose one update",
+          "[trace_analysis]")
 {
-    auto a = analyze_trace({section(0, 4101, 41, 12.301, 15.340), section(1, 4102, 41, 12.305, 15.352)}, "k");
+    auto a = analyze_trace(
+        {section(0, 4101, 41, 12.301, 15.340), section(1, 4102, 41, 12.305, 15.352)}, "k");
     CHECK(a.key == "k");
     CHECK(a.increments == 2);
     CHECK(a.overlaps == 1);
@@ -45,7 +48,8 @@ TEST_CASE("analyze_trace: two holders from different processes at once overlap a
           "pid 4102 wrote 42 at 3.051 ms       -> one update lost\n");
 }
 
-TEST_CASE("analyze_trace: sections one after the other neither overlap nor lose", "[trace_analysis]")
+TEST_CASE("analyze_trace: sections one after the other neither overlap nor lose",
+          "[trace_analysis]")
 {
     // The second acquires after the first called unlock, though before its released_ns.
     auto second = section(1, 2, 1, 2.0, 3.0);
@@ -58,8 +62,8 @@ TEST_CASE("analyze_trace: sections one after the other neither overlap nor lose"
 
 TEST_CASE("analyze_trace: three readers of one value lost two updates", "[trace_analysis]")
 {
-    auto a = analyze_trace({section(0, 1, 5, 1.0, 4.0), section(1, 2, 5, 1.5, 4.5), section(2, 3, 5, 2.0, 5.0),
-                            section(3, 1, 6, 5.1, 6.0)},
+    auto a = analyze_trace({section(0, 1, 5, 1.0, 4.0), section(1, 2, 5, 1.5, 4.5),
+                            section(2, 3, 5, 2.0, 5.0), section(3, 1, 6, 5.1, 6.0)},
                            "k");
     CHECK(a.increments == 4);
     CHECK(a.lost == 2);
@@ -69,9 +73,11 @@ TEST_CASE("analyze_trace: three readers of one value lost two updates", "[trace_
     CHECK(a.examples[0].text.find("-> 2 updates lost") != std::string::npos);
 }
 
-TEST_CASE("analyze_trace: two reads of one value far apart (a reset between) lost nothing", "[trace_analysis]")
+TEST_CASE("analyze_trace: two reads of one value far apart (a reset between) lost nothing",
+          "[trace_analysis]")
 {
-    auto a = analyze_trace({section(0, 1, 0, 1.0, 2.0), section(1, 2, 0, 5.0, 6.0), section(2, 3, 0, 5.5, 7.0)}, "k");
+    auto a = analyze_trace(
+        {section(0, 1, 0, 1.0, 2.0), section(1, 2, 0, 5.0, 6.0), section(2, 3, 0, 5.5, 7.0)}, "k");
     CHECK(a.increments == 3);
     CHECK(a.lost == 1); // only the two that raced, from 5.0 ms
     REQUIRE(a.examples.size() == 1);
@@ -110,7 +116,8 @@ TEST_CASE("analyze_trace: other keys, timeouts and failures are not increments",
     CHECK(analyze_trace({}, "k").increments == 0);
 }
 
-TEST_CASE("analyze_trace: examples are the first groups in time, at most max_examples", "[trace_analysis]")
+TEST_CASE("analyze_trace: examples are the first groups in time, at most max_examples",
+          "[trace_analysis]")
 {
     std::vector<TraceRecord> records;
     for (std::uint64_t v = 0; v < 5; ++v) {

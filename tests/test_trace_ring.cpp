@@ -35,7 +35,8 @@ TraceRecord made(int pid, std::uint64_t i)
 
 bool whole(const TraceRecord& r)
 {
-    return r.tid == r.pid + 1 && r.wrote == r.read + 1 && r.requested_ns == static_cast<std::int64_t>(r.read * 10) &&
+    return r.tid == r.pid + 1 && r.wrote == r.read + 1 &&
+           r.requested_ns == static_cast<std::int64_t>(r.read * 10) &&
            r.released_ns == r.requested_ns + 3 && r.key_view() == "key-" + std::to_string(r.pid);
 }
 
@@ -77,7 +78,8 @@ TEST_CASE("TraceRing: capacity must be a power of two within bounds", "[trace_ri
     CHECK(TraceRing(64).capacity() == 64);
 }
 
-TEST_CASE("TraceRing: writers in forked processes all land whole while a reader reads", "[trace_ring]")
+TEST_CASE("TraceRing: writers in forked processes all land whole while a reader reads",
+          "[trace_ring]")
 {
     constexpr int kWriters = 4;
     constexpr std::uint64_t kEach = 5000;
@@ -111,7 +113,8 @@ TEST_CASE("TraceRing: writers in forked processes all land whole while a reader 
     for (auto& [pid, reads] : by_pid) CHECK(reads.size() == kEach);
 }
 
-TEST_CASE("TraceRing: a writer killed mid-record is skipped and later writers proceed", "[trace_ring]")
+TEST_CASE("TraceRing: a writer killed mid-record is skipped and later writers proceed",
+          "[trace_ring]")
 {
     TraceRing ring(16);
     ring.record(made(1, 0));
@@ -135,14 +138,16 @@ TEST_CASE("TraceRing: a writer killed mid-record is skipped and later writers pr
     CHECK(got.records[0].seq == 0);
     CHECK(got.records[1].seq == 2);
     CHECK(got.next == 3);
-    for (std::uint64_t i = 3; i < 18; ++i) ring.record(made(1, i)); // a lap later, seq 17 takes its slot
+    for (std::uint64_t i = 3; i < 18; ++i)
+        ring.record(made(1, i)); // a lap later, seq 17 takes its slot
     auto lap = ring.read(17, 16);
     REQUIRE(lap.records.size() == 1);
     CHECK(lap.records[0].seq == 17);
     CHECK(whole(lap.records[0]));
 }
 
-TEST_CASE("TraceRing: wrap-around keeps the newest records and counts the dropped ones", "[trace_ring]")
+TEST_CASE("TraceRing: wrap-around keeps the newest records and counts the dropped ones",
+          "[trace_ring]")
 {
     TraceRing ring(16);
     for (std::uint64_t i = 0; i < 40; ++i) ring.record(made(3, i));
@@ -160,7 +165,8 @@ TEST_CASE("TraceRing: wrap-around keeps the newest records and counts the droppe
     CHECK(beyond.next == 40);
 }
 
-TEST_CASE("TraceRing: read honours limit and key, and next resumes after the last record scanned", "[trace_ring]")
+TEST_CASE("TraceRing: read honours limit and key, and next resumes after the last record scanned",
+          "[trace_ring]")
 {
     TraceRing ring(64);
     for (std::uint64_t i = 0; i < 10; ++i) ring.record(made(i % 2 == 0 ? 2 : 5, i));

@@ -63,8 +63,9 @@ TEST_CASE("WaitRegistry: forget clears every record of one pid and names their s
     CHECK(w.count_by_slot(4) == std::vector<std::uint32_t>{0, 0, 0, 0});
 }
 
-TEST_CASE("WaitRegistry: when every record is taken enter records nothing, and leave of that is harmless",
-          "[wait_registry]")
+TEST_CASE(
+    "WaitRegistry: when every record is taken enter records nothing, and leave of that is harmless",
+    "[wait_registry]")
 {
     WaitRegistry w(MemoryRegion::Sharing::private_copy);
     std::vector<int> records;
@@ -93,8 +94,7 @@ TEST_CASE("WaitRegistry: shared, a killed child's records stay until the parent 
         (void)w.enter(::getpid(), 5);
         (void)w.enter(::getpid(), 6);
         entered = 1;
-        for (;;)
-            ::pause(); // a waiter blocked until killed
+        for (;;) ::pause(); // a waiter blocked until killed
     });
     REQUIRE(wait_until([&] { return entered.load() == 1; }));
     const int mine = w.enter(::getpid(), 5);

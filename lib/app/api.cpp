@@ -24,7 +24,8 @@ Response json_response(int status, const Json& body)
 
 Response method_not_allowed(std::string_view method, std::string allow)
 {
-    Response r = json_error(405, fmt::format("method {} is not allowed here; use {}", method, allow));
+    Response r =
+        json_error(405, fmt::format("method {} is not allowed here; use {}", method, allow));
     r.headers.emplace_back("Allow", std::move(allow));
     return r;
 }
@@ -44,8 +45,8 @@ pid_t current_tid() noexcept
 // metrics see the thread inside from acquired to unlock. On an exception, releases the key,
 // calls on_failure() (the record still knows what it read) and rethrows.
 template <typename OnFailure>
-void read_modify_write(const CounterStore& store, LockMetrics* metrics, KeyGuard& guard, std::string_view key,
-                       int hold_ms, TraceRecord& r, OnFailure on_failure)
+void read_modify_write(const CounterStore& store, LockMetrics* metrics, KeyGuard& guard,
+                       std::string_view key, int hold_ms, TraceRecord& r, OnFailure on_failure)
 {
     if (metrics) metrics->enter(key);
     auto release = [&] {
@@ -87,12 +88,14 @@ std::optional<int> query_int(const std::string& query, std::string_view name, in
         auto pair = rest.substr(0, amp);
         rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
         auto eq = pair.find('=');
-        if (pair.substr(0, eq) == name) found = eq == std::string_view::npos ? "" : pair.substr(eq + 1);
+        if (pair.substr(0, eq) == name)
+            found = eq == std::string_view::npos ? "" : pair.substr(eq + 1);
     }
     if (!found) return std::nullopt;
     int value = 0;
     auto [end, ec] = std::from_chars(found->data(), found->data() + found->size(), value);
-    if (found->empty() || ec != std::errc() || end != found->data() + found->size() || value < low || value > high)
+    if (found->empty() || ec != std::errc() || end != found->data() + found->size() ||
+        value < low || value > high)
         throw BadRequest(fmt::format("{} must be an integer in {}..{}", name, low, high));
     return value;
 }
@@ -106,7 +109,8 @@ Response Api::handle(const Request& request) const noexcept
     } catch (const BadRequest& e) {
         return json_error(400, e.what());
     } catch (const TableFullError& e) {
-        return json_error(503, fmt::format("the lock table is full, try again later: {}", e.what()));
+        return json_error(503,
+                          fmt::format("the lock table is full, try again later: {}", e.what()));
     } catch (const std::exception& e) {
         return json_error(500, e.what());
     } catch (...) {
@@ -131,13 +135,14 @@ Response Api::route(const Request& r) const
     }
     using Handler = Response (Api::*)() const;
     static const std::pair<std::string_view, Handler> kPages[] = {
-        {"/", &Api::index},         {"/healthz", nullptr},      {"/locks", &Api::locks},
+        {"/", &Api::index},          {"/healthz", nullptr},       {"/locks", &Api::locks},
         {"/workers", &Api::workers}, {"/metrics", &Api::metrics},
     };
     for (const auto& [page, handler] : kPages) {
         if (path != page) continue;
         if (!is_get(r.method)) return method_not_allowed(r.method, "GET, HEAD");
-        static const Response kHealthy = json_response(200, Json{{"status", "ok"}}); // the load balancer's hot path
+        static const Response kHealthy =
+            json_response(200, Json{{"status", "ok"}}); // the load balancer's hot path
         return handler ? (this->*handler)() : kHealthy;
     }
     return json_error(404, fmt::format("no such path: {}", r.path));
@@ -161,7 +166,8 @@ Response Api::increment(std::string_view key, const std::string& query) const
     r.requested_ns = monotonic_ns();
     KeyGuard guard;
     try {
-        guard = timeout_ms ? ctx_.table->lock_for(key, std::chrono::milliseconds(*timeout_ms)) : ctx_.table->lock(key);
+        guard = timeout_ms ? ctx_.table->lock_for(key, std::chrono::milliseconds(*timeout_ms))
+                           : ctx_.table->lock(key);
     } catch (...) {
         record(r, key, TraceOutcome::failed);
         throw;
@@ -173,18 +179,24 @@ Response Api::increment(std::string_view key, const std::string& query) const
     }
     r.acquired_ns = monotonic_ns();
     r.recovered_from = guard.recovered_from();
-    read_modify_write(*ctx_.store, ctx_.metrics, guard, key, hold_ms, r, [&] { record(r, key, TraceOutcome::failed); });
+    read_modify_write(*ctx_.store, ctx_.metrics, guard, key, hold_ms, r,
+                      [&] { record(r, key, TraceOutcome::failed); });
     record(r, key, TraceOutcome::written);
     auto held = std::chrono::nanoseconds(r.unlock_ns - r.acquired_ns);
     if (ctx_.scoreboard) {
         auto& t = ctx_.scoreboard->totals();
         t.increments.fetch_add(1, std::memory_order_relaxed);
-        t.lock_wait_ns.fetch_add(static_cast<std::uint64_t>(guard.waited().count()), std::memory_order_relaxed);
-        t.lock_hold_ns.fetch_add(static_cast<std::uint64_t>(held.count()), std::memory_order_relaxed);
+        t.lock_wait_ns.fetch_add(static_cast<std::uint64_t>(guard.waited().count()),
+                                 std::memory_order_relaxed);
+        t.lock_hold_ns.fetch_add(static_cast<std::uint64_t>(held.count()),
+                                 std::memory_order_relaxed);
     }
-    return json_response(200, Json{{"key", key}, {"value", r.wrote}, {"pid", ctx_.pid},
+    return json_response(200, Json{{"key", key},
+                                   {"value", r.wrote},
+                                   {"pid", ctx_.pid},
                                    {"lock_mode", to_string(ctx_.table->mode())},
-                                   {"waited_ms", ms(guard.waited())}, {"held_ms", ms(held)},
+                                   {"waited_ms", ms(guard.waited())},
+                                   {"held_ms", ms(held)},
                                    {"recovered_from", guard.recovered_from()}});
 }
 
@@ -193,7 +205,8 @@ void Api::record(TraceRecord& r, std::string_view key, TraceOutcome outcome) con
 {
     if (ctx_.metrics) {
         if (r.held() || outcome == TraceOutcome::timed_out)
-            ctx_.metrics->wait().observe((r.held() ? r.acquired_ns : r.released_ns) - r.requested_ns);
+            ctx_.metrics->wait().observe((r.held() ? r.acquired_ns : r.released_ns) -
+                                         r.requested_ns);
         if (r.held()) ctx_.metrics->hold().observe(r.released_ns - r.acquired_ns);
     }
     if (!ctx_.trace) return;
@@ -206,10 +219,13 @@ void Api::record(TraceRecord& r, std::string_view key, TraceOutcome outcome) con
 
 Response Api::timed_out(std::string_view key, int timeout_ms) const
 {
-    if (ctx_.scoreboard) ctx_.scoreboard->totals().lock_timeouts.fetch_add(1, std::memory_order_relaxed);
+    if (ctx_.scoreboard)
+        ctx_.scoreboard->totals().lock_timeouts.fetch_add(1, std::memory_order_relaxed);
     const pid_t owner = ctx_.table->owner(key);
-    return json_response(503, Json{{"error", fmt::format("timed out after {} ms waiting for the lock on '{}'", timeout_ms, key)},
-                                   {"owner_pid", owner}});
+    return json_response(
+        503, Json{{"error", fmt::format("timed out after {} ms waiting for the lock on '{}'",
+                                        timeout_ms, key)},
+                  {"owner_pid", owner}});
 }
 
 Response Api::read(std::string_view key) const
@@ -226,14 +242,17 @@ Response Api::reset(std::string_view key) const
 
 Response Api::index() const
 {
-    Json endpoints = Json::array({
-        "POST /counter/{key}/increment?hold_ms=N&timeout_ms=M  add one under the key's lock",
-        "GET /counter/{key}  read a counter", "DELETE /counter/{key}  reset a counter to 0",
-        "GET /locks  the lock table", "GET /workers  the workers", "GET /metrics  Prometheus text",
-        "GET /trace?key=K&since=SEQ&limit=N&format=chrome  the critical sections traced",
-        "GET /analysis?key=K  overlaps and lost updates of a key, explained", "GET /healthz  liveness"});
-    return json_response(200, Json{{"name", "forklock"}, {"lock_mode", to_string(ctx_.table->mode())},
-                                   {"explain", explain(ctx_.table->mode())}, {"pid", ctx_.pid},
+    Json endpoints = Json::array(
+        {"POST /counter/{key}/increment?hold_ms=N&timeout_ms=M  add one under the key's lock",
+         "GET /counter/{key}  read a counter", "DELETE /counter/{key}  reset a counter to 0",
+         "GET /locks  the lock table", "GET /workers  the workers", "GET /metrics  Prometheus text",
+         "GET /trace?key=K&since=SEQ&limit=N&format=chrome  the critical sections traced",
+         "GET /analysis?key=K  overlaps and lost updates of a key, explained",
+         "GET /healthz  liveness"});
+    return json_response(200, Json{{"name", "forklock"},
+                                   {"lock_mode", to_string(ctx_.table->mode())},
+                                   {"explain", explain(ctx_.table->mode())},
+                                   {"pid", ctx_.pid},
                                    {"endpoints", endpoints}});
 }
 

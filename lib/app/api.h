@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "app/counter_store.h"
-#include "locks/lock_table.h"
 #include "app/scoreboard.h"
+#include "locks/lock_table.h"
 #include "trace/histogram.h"
 #include "trace/trace_ring.h"
 
@@ -48,8 +48,8 @@ struct ApiContext {
     const CounterStore* store = nullptr;
     Scoreboard* scoreboard = nullptr; // optional: /workers and totals need it
     pid_t pid = 0;                    // the worker answering
-    TraceRing* trace = nullptr;       // optional: null with --no-trace (/trace, /analysis answer 404)
-    LockMetrics* metrics = nullptr;   // optional: the /metrics histograms and overlaps
+    TraceRing* trace = nullptr;     // optional: null with --no-trace (/trace, /analysis answer 404)
+    LockMetrics* metrics = nullptr; // optional: the /metrics histograms and overlaps
 };
 
 Response json_error(int status, const std::string& message);

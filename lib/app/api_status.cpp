@@ -42,13 +42,16 @@ void metric(std::string& out, std::string_view name, std::string_view type, std:
 }
 
 // A Prometheus histogram: cumulative _bucket{le}, then _sum and _count.
-void histogram(std::string& out, std::string_view name, std::string_view help, const HistogramSnapshot& h)
+void histogram(std::string& out, std::string_view name, std::string_view help,
+               const HistogramSnapshot& h)
 {
     auto add = std::back_inserter(out);
     metric(out, name, "histogram", help);
     for (std::size_t i = 0; i < kHistogramBoundsNs.size(); ++i)
-        fmt::format_to(add, "{}_bucket{{le=\"{}\"}} {}\n", name, static_cast<double>(kHistogramBoundsNs[i]) / 1e9, h.cumulative[i]);
-    fmt::format_to(add, "{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {:.9f}\n{}_count {}\n", name, h.count, name, h.sum_seconds, name, h.count);
+        fmt::format_to(add, "{}_bucket{{le=\"{}\"}} {}\n", name,
+                       static_cast<double>(kHistogramBoundsNs[i]) / 1e9, h.cumulative[i]);
+    fmt::format_to(add, "{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {:.9f}\n{}_count {}\n", name, h.count,
+                   name, h.sum_seconds, name, h.count);
 }
 
 } // namespace
@@ -77,10 +80,14 @@ Response Api::workers() const
     if (ctx_.scoreboard == nullptr) return json_error(503, "no scoreboard in this process");
     Json list = Json::array();
     for (const auto& w : ctx_.scoreboard->snapshot())
-        list.push_back(Json{{"pid", w.pid}, {"age_s", w.age_s}, {"requests", w.requests},
-                            {"state", to_string(w.state)}, {"in_flight", w.in_flight}});
+        list.push_back(Json{{"pid", w.pid},
+                            {"age_s", w.age_s},
+                            {"requests", w.requests},
+                            {"state", to_string(w.state)},
+                            {"in_flight", w.in_flight}});
     auto& totals = ctx_.scoreboard->totals();
-    Json body{{"master_pid", totals.master_pid.load()}, {"workers", std::move(list)},
+    Json body{{"master_pid", totals.master_pid.load()},
+              {"workers", std::move(list)},
               {"restarts", totals.restarts.load()}};
     return {200, "application/json", body.dump() + "\n", {}};
 }
@@ -93,24 +100,33 @@ Response Api::metrics() const
         auto workers = ctx_.scoreboard->snapshot();
         auto& t = ctx_.scoreboard->totals();
         metric(out, "forklock_http_requests_total", "counter", "HTTP requests served, per worker.");
-        for (const auto& w : workers) fmt::format_to(add, "forklock_http_requests_total{{pid=\"{}\"}} {}\n", w.pid, w.requests);
+        for (const auto& w : workers)
+            fmt::format_to(add, "forklock_http_requests_total{{pid=\"{}\"}} {}\n", w.pid,
+                           w.requests);
         metric(out, "forklock_workers", "gauge", "Worker processes alive.");
         fmt::format_to(add, "forklock_workers {}\n", workers.size());
-        metric(out, "forklock_worker_restarts_total", "counter", "Workers respawned after exiting on their own.");
+        metric(out, "forklock_worker_restarts_total", "counter",
+               "Workers respawned after exiting on their own.");
         fmt::format_to(add, "forklock_worker_restarts_total {}\n", t.restarts.load());
         metric(out, "forklock_increments_total", "counter", "Successful increments.");
         fmt::format_to(add, "forklock_increments_total {}\n", t.increments.load());
-        metric(out, "forklock_lock_wait_seconds_total", "counter", "Time increments waited for their key's lock.");
-        fmt::format_to(add, "forklock_lock_wait_seconds_total {:.9f}\n", static_cast<double>(t.lock_wait_ns.load()) / 1e9);
-        metric(out, "forklock_lock_hold_seconds_total", "counter", "Time increments held their key's lock.");
-        fmt::format_to(add, "forklock_lock_hold_seconds_total {:.9f}\n", static_cast<double>(t.lock_hold_ns.load()) / 1e9);
-        metric(out, "forklock_lock_timeouts_total", "counter", "Increments that gave up waiting (timeout_ms).");
+        metric(out, "forklock_lock_wait_seconds_total", "counter",
+               "Time increments waited for their key's lock.");
+        fmt::format_to(add, "forklock_lock_wait_seconds_total {:.9f}\n",
+                       static_cast<double>(t.lock_wait_ns.load()) / 1e9);
+        metric(out, "forklock_lock_hold_seconds_total", "counter",
+               "Time increments held their key's lock.");
+        fmt::format_to(add, "forklock_lock_hold_seconds_total {:.9f}\n",
+                       static_cast<double>(t.lock_hold_ns.load()) / 1e9);
+        metric(out, "forklock_lock_timeouts_total", "counter",
+               "Increments that gave up waiting (timeout_ms).");
         fmt::format_to(add, "forklock_lock_timeouts_total {}\n", t.lock_timeouts.load());
     }
     TableStats s = ctx_.table->stats();
     metric(out, "forklock_lock_recoveries_total", "counter", "Locks taken back from dead holders.");
     fmt::format_to(add, "forklock_lock_recoveries_total {}\n", s.recoveries);
-    metric(out, "forklock_lock_table_full_total", "counter", "Lock requests refused because every slot was busy.");
+    metric(out, "forklock_lock_table_full_total", "counter",
+           "Lock requests refused because every slot was busy.");
     fmt::format_to(add, "forklock_lock_table_full_total {}\n", s.full_errors);
     metric(out, "forklock_lock_keys", "gauge", "Keys bound to a slot of the lock table.");
     fmt::format_to(add, "forklock_lock_keys {}\n", s.keys);
@@ -118,7 +134,8 @@ Response Api::metrics() const
     fmt::format_to(add, "forklock_lock_active {}\n", s.active);
     metric(out, "forklock_lock_acquisitions_total", "counter", "Acquisitions per key (top 50).");
     for (const auto& k : ctx_.table->key_stats(50))
-        fmt::format_to(add, "forklock_lock_acquisitions_total{{key=\"{}\"}} {}\n", label(k.key), k.acquisitions);
+        fmt::format_to(add, "forklock_lock_acquisitions_total{{key=\"{}\"}} {}\n", label(k.key),
+                       k.acquisitions);
     lock_metrics(out);
     return {200, "text/plain; version=0.0.4", std::move(out), {}};
 }
@@ -127,12 +144,16 @@ Response Api::metrics() const
 void Api::lock_metrics(std::string& out) const
 {
     if (ctx_.metrics == nullptr) return;
-    histogram(out, "forklock_lock_wait_seconds", "Time increments waited for their key's lock (timeouts included).",
+    histogram(out, "forklock_lock_wait_seconds",
+              "Time increments waited for their key's lock (timeouts included).",
               ctx_.metrics->wait().snapshot());
-    histogram(out, "forklock_lock_hold_seconds", "Time increments held their key's lock.", ctx_.metrics->hold().snapshot());
+    histogram(out, "forklock_lock_hold_seconds", "Time increments held their key's lock.",
+              ctx_.metrics->hold().snapshot());
     metric(out, "forklock_lock_overlaps_total", "counter",
-           "Acquisitions that found another holder of the same key inside its section (a per-key holders count in shared memory).");
-    fmt::format_to(std::back_inserter(out), "forklock_lock_overlaps_total {}\n", ctx_.metrics->overlaps());
+           "Acquisitions that found another holder of the same key inside its section (a per-key "
+           "holders count in shared memory).");
+    fmt::format_to(std::back_inserter(out), "forklock_lock_overlaps_total {}\n",
+                   ctx_.metrics->overlaps());
 }
 
 } // namespace forklock

@@ -27,7 +27,8 @@ struct TraceQuery {
 };
 
 // The query's name=value pairs; a name not in `allowed`, or given twice, is a BadRequest.
-std::map<std::string_view, std::string_view> parameters(std::string_view query, std::initializer_list<std::string_view> allowed)
+std::map<std::string_view, std::string_view>
+parameters(std::string_view query, std::initializer_list<std::string_view> allowed)
 {
     std::map<std::string_view, std::string_view> out;
     while (!query.empty()) {
@@ -45,11 +46,13 @@ std::map<std::string_view, std::string_view> parameters(std::string_view query, 
     return out;
 }
 
-std::uint64_t parse_unsigned(std::string_view text, std::string_view name, std::uint64_t low, std::uint64_t high)
+std::uint64_t parse_unsigned(std::string_view text, std::string_view name, std::uint64_t low,
+                             std::uint64_t high)
 {
     std::uint64_t value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < low || value > high)
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < low ||
+        value > high)
         throw BadRequest(fmt::format("{} must be an integer in {}..{}", name, low, high));
     return value;
 }
@@ -77,10 +80,18 @@ TraceQuery parse_trace_query(const std::string& query, std::size_t capacity)
 
 Json record_json(const TraceRecord& r)
 {
-    return Json{{"seq", r.seq}, {"pid", r.pid}, {"tid", r.tid}, {"key", r.key_view()},
-                {"requested_ns", r.requested_ns}, {"acquired_ns", r.acquired_ns}, {"unlock_ns", r.unlock_ns},
-                {"released_ns", r.released_ns}, {"read", r.read}, {"wrote", r.wrote},
-                {"recovered_from", r.recovered_from}, {"outcome", to_string(r.outcome)}};
+    return Json{{"seq", r.seq},
+                {"pid", r.pid},
+                {"tid", r.tid},
+                {"key", r.key_view()},
+                {"requested_ns", r.requested_ns},
+                {"acquired_ns", r.acquired_ns},
+                {"unlock_ns", r.unlock_ns},
+                {"released_ns", r.released_ns},
+                {"read", r.read},
+                {"wrote", r.wrote},
+                {"recovered_from", r.recovered_from},
+                {"outcome", to_string(r.outcome)}};
 }
 
 Response json_ok(const Json& body) { return {200, "application/json", body.dump() + "\n", {}}; }
@@ -98,7 +109,8 @@ Response Api::trace(const Request& request) const
     if (q.chrome) return {200, "application/json", chrome_trace_json(got.records), {}};
     Json records = Json::array();
     for (const auto& r : got.records) records.push_back(record_json(r));
-    return json_ok(Json{{"records", std::move(records)}, {"next", got.next}, {"dropped", got.dropped}});
+    return json_ok(
+        Json{{"records", std::move(records)}, {"next", got.next}, {"dropped", got.dropped}});
 }
 
 Response Api::analysis(const Request& request) const
@@ -112,9 +124,13 @@ Response Api::analysis(const Request& request) const
     TraceAnalysis a = analyze_trace(got.records, key->second);
     Json examples = Json::array();
     for (const auto& e : a.examples) examples.push_back(Json{{"text", e.text}, {"seqs", e.seqs}});
-    return json_ok(Json{{"key", a.key}, {"increments", a.increments}, {"overlaps", a.overlaps},
-                        {"lost", a.lost}, {"examples", std::move(examples)},
-                        {"times", "ms from each example's first read"}, {"records_dropped", got.dropped}});
+    return json_ok(Json{{"key", a.key},
+                        {"increments", a.increments},
+                        {"overlaps", a.overlaps},
+                        {"lost", a.lost},
+                        {"examples", std::move(examples)},
+                        {"times", "ms from each example's first read"},
+                        {"records_dropped", got.dropped}});
 }
 
 } // namespace forklock

@@ -1,8 +1,8 @@
 #include "app/counter_store.h"
 
 #include <dirent.h>
-#include <stdio.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,7 +84,8 @@ std::uint64_t CounterStore::read(std::string_view key) const
         got += static_cast<std::size_t>(n);
     }
     auto value = parse_counter(std::string_view(buf.data(), got));
-    if (!value) throw std::runtime_error(fmt::format("counter file {}/{} is corrupt", dir_.string(), name));
+    if (!value)
+        throw std::runtime_error(fmt::format("counter file {}/{} is corrupt", dir_.string(), name));
     return *value;
 }
 
@@ -98,11 +99,13 @@ std::string CounterStore::temp_name(std::string_view key) const
 // first: 1.4 ms per increment on the build machine's disk, against 26 us for exchange + unlink.
 void CounterStore::replace(const std::string& tmp, const std::string& name) const
 {
-    if (::renameat2(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), name.c_str(), RENAME_EXCHANGE) == 0) {
+    if (::renameat2(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), name.c_str(), RENAME_EXCHANGE) ==
+        0) {
         ::unlinkat(dir_fd_.get(), tmp.c_str(), 0); // a leftover is removed by remove_temp_files()
         return;
     }
-    if (errno != ENOENT && errno != EINVAL) throw os_error(errno, "renameat2({}, {}, RENAME_EXCHANGE)", tmp, name);
+    if (errno != ENOENT && errno != EINVAL)
+        throw os_error(errno, "renameat2({}, {}, RENAME_EXCHANGE)", tmp, name);
     // ENOENT: the key's first write; EINVAL: a file system without RENAME_EXCHANGE.
     if (::renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), name.c_str()) != 0)
         throw os_error(errno, "rename({}, {})", tmp, name);
@@ -128,7 +131,8 @@ void CounterStore::write(std::string_view key, std::uint64_t value) const
 void CounterStore::check_writable() const
 {
     std::string probe = fmt::format(".boot-check.{}.0.tmp", ::getpid());
-    UniqueFd fd(::openat(dir_fd_.get(), probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    UniqueFd fd(
+        ::openat(dir_fd_.get(), probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!fd) throw os_error(errno, "open({}/{}, O_CREAT)", dir_.string(), probe);
     ::unlinkat(dir_fd_.get(), probe.c_str(), 0);
 }
@@ -145,7 +149,8 @@ std::optional<pid_t> temp_file_owner(std::string_view name)
     auto pid_text = name.substr(pid_dot + 1, tid_dot - pid_dot - 1);
     pid_t pid = 0;
     auto [end, ec] = std::from_chars(pid_text.data(), pid_text.data() + pid_text.size(), pid);
-    if (ec != std::errc() || end != pid_text.data() + pid_text.size() || pid <= 0) return std::nullopt;
+    if (ec != std::errc() || end != pid_text.data() + pid_text.size() || pid <= 0)
+        return std::nullopt;
     return pid;
 }
 

@@ -5,8 +5,9 @@
 // every write() that returned is in the file. write() puts "VALUE\n" in a private temporary
 // file `.KEY.PID.TID.tmp` and atomically swaps it with `KEY` (renameat2 RENAME_EXCHANGE, then
 // unlinks the old file; plain rename() for a new key): a reader sees the old file or the new one,
-// never a mix, and a killed writer leaves at most a stale temporary file behind. This survives process death, not power loss: nothing is
-// fsync()ed (that would cost milliseconds per increment on a disk).
+// never a mix, and a killed writer leaves at most a stale temporary file behind. This survives
+// process death, not power loss: nothing is fsync()ed (that would cost milliseconds per increment
+// on a disk).
 //
 // Keys are validated (valid_key) before any path is built: 1..128 characters of A-Za-z0-9._-,
 // never starting with '.', so a key can't name a temporary file, "..", or anything outside the

@@ -59,13 +59,17 @@ int open_log_file(const std::string& target)
 
 void set_log_level(LogLevel level) noexcept { g_level = level; }
 
-bool log_enabled(LogLevel level) noexcept { return level >= g_level.load(std::memory_order_relaxed); }
+bool log_enabled(LogLevel level) noexcept
+{
+    return level >= g_level.load(std::memory_order_relaxed);
+}
 
 void log_line(LogLevel level, std::string_view message) noexcept
 {
     try {
-        write_line(STDERR_FILENO, fmt::format("[{}] [{}] [{}] {}\n", timestamp("%Y-%m-%d %H:%M:%S %z"),
-                                              ::getpid(), level_name(level), message));
+        write_line(STDERR_FILENO,
+                   fmt::format("[{}] [{}] [{}] {}\n", timestamp("%Y-%m-%d %H:%M:%S %z"), ::getpid(),
+                               level_name(level), message));
     } catch (...) {
         write_line(STDERR_FILENO, "forklock: out of memory while logging\n");
     }

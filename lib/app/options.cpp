@@ -7,8 +7,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "locks/lock_table.h"
 #include "app/scoreboard.h"
+#include "locks/lock_table.h"
 #include "trace/trace_ring.h"
 
 namespace forklock {
@@ -48,25 +48,35 @@ struct RawOptions {
 void add_flags(CLI::App& app, Options& o, RawOptions& raw)
 {
     app.set_version_flag("--version", kVersion);
-    app.add_option("-w,--workers", o.workers, "worker processes")->check(CLI::Range(1, static_cast<int>(kMaxWorkers)));
-    app.add_option("--threads", o.threads, "threads (event loops) per worker")->check(CLI::Range(1, static_cast<int>(kMaxThreads)));
+    app.add_option("-w,--workers", o.workers, "worker processes")
+        ->check(CLI::Range(1, static_cast<int>(kMaxWorkers)));
+    app.add_option("--threads", o.threads, "threads (event loops) per worker")
+        ->check(CLI::Range(1, static_cast<int>(kMaxThreads)));
     app.add_option("-b,--bind", raw.bind, "HOST:PORT or [IPV6]:PORT; port 0 picks a free port");
     app.add_flag("--preload", o.preload, "create the lock table in the master, before fork");
-    app.add_option("--lock-mode", raw.lock_mode, "none|thread|semaphore|mutex|flock|process (= mutex)");
+    app.add_option("--lock-mode", raw.lock_mode,
+                   "none|thread|semaphore|mutex|flock|process (= mutex)");
     app.add_flag("--no-lock-recovery", raw.no_lock_recovery,
                  "semaphore mode: the master does not free keys of dead workers");
     app.add_option("--data-dir", raw.data_dir, "directory of counter files (created if missing)");
-    app.add_option("-t,--timeout", o.timeout_s, "kill workers silent for S seconds; 0 = never")->check(CLI::Range(0, 86400));
-    app.add_option("--graceful-timeout", o.graceful_timeout_s, "seconds workers get to finish on TERM")->check(CLI::Range(0, 86400));
-    app.add_option("--max-requests", o.max_requests, "recycle a worker after N requests; 0 = never");
-    app.add_option("--max-requests-jitter", o.max_requests_jitter, "add 0..N to --max-requests per worker");
+    app.add_option("-t,--timeout", o.timeout_s, "kill workers silent for S seconds; 0 = never")
+        ->check(CLI::Range(0, 86400));
+    app.add_option("--graceful-timeout", o.graceful_timeout_s,
+                   "seconds workers get to finish on TERM")
+        ->check(CLI::Range(0, 86400));
+    app.add_option("--max-requests", o.max_requests,
+                   "recycle a worker after N requests; 0 = never");
+    app.add_option("--max-requests-jitter", o.max_requests_jitter,
+                   "add 0..N to --max-requests per worker");
     app.add_option("-p,--pid", raw.pid_file, "write the master's pid to FILE");
     app.add_option("--access-logfile", o.access_log, "access log FILE, or - for stderr");
     app.add_option("--log-level", raw.log_level, "debug|info|warning|error|critical");
     app.add_option("--lock-slots", o.lock_slots, "keys that can be held at once")
         ->check(CLI::Range(std::size_t{1}, LockTable::kMaxCapacity));
-    app.add_flag("--no-trace", raw.no_trace, "record no trace of critical sections (/trace, /analysis off)");
-    app.add_option("--trace-size", o.trace_size, "critical sections the trace keeps, a power of two")
+    app.add_flag("--no-trace", raw.no_trace,
+                 "record no trace of critical sections (/trace, /analysis off)");
+    app.add_option("--trace-size", o.trace_size,
+                   "critical sections the trace keeps, a power of two")
         ->check(CLI::Range(TraceRing::kMinCapacity, TraceRing::kMaxCapacity));
 }
 
@@ -77,17 +87,23 @@ std::string finish(Options& o, const RawOptions& raw)
     if (!bind) return fmt::format("--bind: '{}' is not HOST:PORT or [IPV6]:PORT", raw.bind);
     o.bind = *bind;
     auto mode = parse_lock_mode(raw.lock_mode);
-    if (!mode) return fmt::format("--lock-mode: '{}' is not one of none, thread, semaphore, mutex, flock, process", raw.lock_mode);
+    if (!mode)
+        return fmt::format(
+            "--lock-mode: '{}' is not one of none, thread, semaphore, mutex, flock, process",
+            raw.lock_mode);
     o.lock_mode = *mode;
     auto level = parse_log_level(raw.log_level);
-    if (!level) return fmt::format("--log-level: '{}' is not one of debug, info, warning, error, critical", raw.log_level);
+    if (!level)
+        return fmt::format("--log-level: '{}' is not one of debug, info, warning, error, critical",
+                           raw.log_level);
     o.log_level = *level;
     if (raw.data_dir.empty()) return "--data-dir: the directory name is empty";
     o.data_dir = raw.data_dir;
     o.pid_file = raw.pid_file;
     o.lock_recovery = !raw.no_lock_recovery;
     o.trace = !raw.no_trace;
-    if (!std::has_single_bit(o.trace_size)) return fmt::format("--trace-size: {} is not a power of two", o.trace_size);
+    if (!std::has_single_bit(o.trace_size))
+        return fmt::format("--trace-size: {} is not a power of two", o.trace_size);
     if (o.lock_mode == LockMode::semaphore && o.lock_slots > LockTable::kMaxSemaphoreCapacity)
         return fmt::format("--lock-slots: at most {} in semaphore mode (one mapping per semaphore)",
                            LockTable::kMaxSemaphoreCapacity);
@@ -123,7 +139,8 @@ std::optional<BindAddress> parse_bind(const std::string& text)
 std::string bind_url(const BindAddress& a)
 {
     bool v6 = a.host.find(':') != std::string::npos;
-    return v6 ? fmt::format("http://[{}]:{}", a.host, a.port) : fmt::format("http://{}:{}", a.host, a.port);
+    return v6 ? fmt::format("http://[{}]:{}", a.host, a.port)
+              : fmt::format("http://{}:{}", a.host, a.port);
 }
 
 ParseResult parse_options(const std::vector<std::string>& args)
@@ -146,7 +163,8 @@ ParseResult parse_options(const std::vector<std::string>& args)
     }
     if (auto problem = finish(o, raw); !problem.empty()) {
         result.exit_code = 2;
-        result.err = fmt::format("forklock: error: {}\nRun with --help for more information.\n", problem);
+        result.err =
+            fmt::format("forklock: error: {}\nRun with --help for more information.\n", problem);
         return result;
     }
     result.options = o;
@@ -158,22 +176,25 @@ std::vector<std::string> lost_update_warnings(const Options& o)
     std::vector<std::string> out;
     switch (o.lock_mode) {
     case LockMode::none:
-        out.push_back("--lock-mode none: increments take no lock, concurrent requests overwrite each other's updates");
+        out.push_back("--lock-mode none: increments take no lock, concurrent requests overwrite "
+                      "each other's updates");
         break;
     case LockMode::thread:
         if (!serializes_increments(o.lock_mode, o.preload, o.workers, o.threads))
-            out.push_back(fmt::format("--lock-mode thread with {} workers: each worker has its own copy of the "
-                                      "std::mutexes after fork, so workers overwrite each other's updates", o.workers));
+            out.push_back(fmt::format(
+                "--lock-mode thread with {} workers: each worker has its own copy of the "
+                "std::mutexes after fork, so workers overwrite each other's updates",
+                o.workers));
         break;
     case LockMode::semaphore:
     case LockMode::mutex:
         if (!serializes_increments(o.lock_mode, o.preload, o.workers, o.threads))
-            out.push_back(fmt::format("--lock-mode {} without --preload: each of the {} workers creates its own lock "
-                                      "table after fork, so workers overwrite each other's updates (add --preload)",
-                                      to_string(o.lock_mode), o.workers));
+            out.push_back(fmt::format(
+                "--lock-mode {} without --preload: each of the {} workers creates its own lock "
+                "table after fork, so workers overwrite each other's updates (add --preload)",
+                to_string(o.lock_mode), o.workers));
         break;
-    case LockMode::flock:
-        break;
+    case LockMode::flock: break;
     }
     return out;
 }

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "locks/lock_mode.h"
 #include "app/log.h"
+#include "locks/lock_mode.h"
 
 namespace forklock {
 
@@ -26,16 +26,16 @@ struct Options {
     LockMode lock_mode = kProcessMode;
     bool lock_recovery = true;
     std::filesystem::path data_dir = "forklock-data";
-    int timeout_s = 30;          // 0 = no hung-worker detection
+    int timeout_s = 30; // 0 = no hung-worker detection
     int graceful_timeout_s = 30;
     std::uint64_t max_requests = 0; // 0 = never recycle
     std::uint64_t max_requests_jitter = 0;
     std::filesystem::path pid_file;
-    std::string access_log;      // "" = none, "-" = stderr
+    std::string access_log; // "" = none, "-" = stderr
     LogLevel log_level = LogLevel::info;
     std::size_t lock_slots = 1024;
-    bool trace = true;                // --no-trace: no trace ring, /trace and /analysis answer 404
-    std::size_t trace_size = 65536;   // records the trace keeps: a power of two (TraceRing's bounds)
+    bool trace = true;              // --no-trace: no trace ring, /trace and /analysis answer 404
+    std::size_t trace_size = 65536; // records the trace keeps: a power of two (TraceRing's bounds)
 };
 
 // Either options to run with, or an exit code and the text to print (help, version or an error).

@@ -28,11 +28,11 @@ enum class WorkerState : std::uint32_t { free, booting, idle, busy, stopping };
 const char* to_string(WorkerState state) noexcept;
 
 struct WorkerSlot {
-    std::atomic<pid_t> pid;                 // 0 until the master has forked it
-    std::atomic<std::uint32_t> state;       // WorkerState; busy is derived from busy_threads
-    std::atomic<std::uint32_t> threads;     // heartbeats that count
+    std::atomic<pid_t> pid;             // 0 until the master has forked it
+    std::atomic<std::uint32_t> state;   // WorkerState; busy is derived from busy_threads
+    std::atomic<std::uint32_t> threads; // heartbeats that count
     std::atomic<std::uint32_t> busy_threads;
-    std::atomic<std::int64_t> born_ns;      // steady clock (CLOCK_MONOTONIC: one clock per host)
+    std::atomic<std::int64_t> born_ns; // steady clock (CLOCK_MONOTONIC: one clock per host)
     std::atomic<std::uint64_t> requests;
     std::array<std::atomic<std::int64_t>, kMaxThreads> heartbeat_ns;
 };
@@ -40,7 +40,7 @@ struct WorkerSlot {
 // Totals every worker adds to: what /metrics reports across workers.
 struct SharedTotals {
     std::atomic<pid_t> master_pid;
-    std::atomic<std::uint64_t> restarts;        // workers respawned after exiting on their own
+    std::atomic<std::uint64_t> restarts; // workers respawned after exiting on their own
     std::atomic<std::uint64_t> increments;
     std::atomic<std::uint64_t> lock_wait_ns;
     std::atomic<std::uint64_t> lock_hold_ns;

@@ -2,10 +2,10 @@
 // Child: a forked child process that dies with its test (or its demo), never returning into the
 // caller's code. For tests and tools only: the server's own workers are the arbiter's business.
 
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -35,10 +35,8 @@ public:
     {
         const pid_t parent = ::getpid();
         pid_ = ::fork();
-        if (pid_ < 0)
-            throw std::system_error(errno, std::generic_category(), "fork() failed");
-        if (pid_ == 0)
-            run(f, parent);
+        if (pid_ < 0) throw std::system_error(errno, std::generic_category(), "fork() failed");
+        if (pid_ == 0) run(f, parent);
         running_ = true;
         remember_forked(pid_);
     }
@@ -57,8 +55,7 @@ public:
     // killed). Once reaped, wait() and kill() return -1.
     int wait(std::chrono::milliseconds timeout = std::chrono::seconds(20))
     {
-        if (!running_)
-            return -1;
+        if (!running_) return -1;
         int status = 0;
         const auto deadline = std::chrono::steady_clock::now() + timeout;
         while (::waitpid(pid_, &status, WNOHANG) != pid_) {
@@ -75,12 +72,10 @@ public:
     // kill: SIGKILL and reap; returns what wait() would (128 + SIGKILL unless it had exited).
     int kill() noexcept
     {
-        if (!running_)
-            return -1;
+        if (!running_) return -1;
         ::kill(pid_, SIGKILL);
         int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
+        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {}
         running_ = false;
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }

@@ -44,9 +44,9 @@ timeval to_timeval(Clock::duration duration)
 evhttp_cmd_type method_of(const std::string& method)
 {
     static const std::map<std::string, evhttp_cmd_type> methods{
-        {"GET", EVHTTP_REQ_GET},         {"HEAD", EVHTTP_REQ_HEAD}, {"POST", EVHTTP_REQ_POST},
-        {"PUT", EVHTTP_REQ_PUT},         {"DELETE", EVHTTP_REQ_DELETE},
-        {"OPTIONS", EVHTTP_REQ_OPTIONS}, {"PATCH", EVHTTP_REQ_PATCH}};
+        {"GET", EVHTTP_REQ_GET},    {"HEAD", EVHTTP_REQ_HEAD},     {"POST", EVHTTP_REQ_POST},
+        {"PUT", EVHTTP_REQ_PUT},    {"DELETE", EVHTTP_REQ_DELETE}, {"OPTIONS", EVHTTP_REQ_OPTIONS},
+        {"PATCH", EVHTTP_REQ_PATCH}};
     const auto it = methods.find(method);
     if (it == methods.end()) throw std::invalid_argument("HTTP method not supported: " + method);
     return it->second;
@@ -146,8 +146,9 @@ HttpClient::Connection HttpClient::connect(const Endpoint& to, Clock::duration t
     evhttp_connection* connection =
         evhttp_connection_base_new(base_.get(), nullptr, to.host.c_str(), to.port);
     if (connection == nullptr)
-        throw std::system_error(errno, std::generic_category(),
-                                fmt::format("evhttp_connection_base_new({}, {}) failed", to.host, to.port));
+        throw std::system_error(
+            errno, std::generic_category(),
+            fmt::format("evhttp_connection_base_new({}, {}) failed", to.host, to.port));
     connections_.emplace_back(connection, evhttp_connection_free);
     const timeval limit = to_timeval(timeout);
     evhttp_connection_set_timeout_tv(connection, &limit);
@@ -166,16 +167,22 @@ void HttpClient::send(Connection connection, const HttpRequest& request, Done do
     evkeyvalq* headers = evhttp_request_get_output_headers(outgoing);
     if (!has_header(request, "Host")) {
         const bool v6 = to.host.find(':') != std::string::npos;
-        const std::string host = (v6 ? "[" + to.host + "]" : to.host) + ":" + std::to_string(to.port);
+        const std::string host =
+            (v6 ? "[" + to.host + "]" : to.host) + ":" + std::to_string(to.port);
         evhttp_add_header(headers, "Host", host.c_str());
     }
-    for (const auto& [name, value] : request.headers) evhttp_add_header(headers, name.c_str(), value.c_str());
-    if (!has_header(request, "Content-Length") && (!request.body.empty() || method == EVHTTP_REQ_PATCH))
+    for (const auto& [name, value] : request.headers)
+        evhttp_add_header(headers, name.c_str(), value.c_str());
+    if (!has_header(request, "Content-Length") &&
+        (!request.body.empty() || method == EVHTTP_REQ_PATCH))
         evhttp_add_header(headers, "Content-Length", std::to_string(request.body.size()).c_str());
-    evbuffer_add(evhttp_request_get_output_buffer(outgoing), request.body.data(), request.body.size());
+    evbuffer_add(evhttp_request_get_output_buffer(outgoing), request.body.data(),
+                 request.body.size());
     // On failure evhttp_make_request frees the request itself.
-    if (evhttp_make_request(connections_[connection].get(), outgoing, method, request.target.c_str()) != 0)
-        throw std::runtime_error(fmt::format("evhttp_make_request({} {}) failed", request.method, request.target));
+    if (evhttp_make_request(connections_[connection].get(), outgoing, method,
+                            request.target.c_str()) != 0)
+        throw std::runtime_error(
+            fmt::format("evhttp_make_request({} {}) failed", request.method, request.target));
     pending_.push_back(std::move(pending));
 }
 
@@ -206,18 +213,22 @@ HttpResponse http_request(const Endpoint& to, const HttpRequest& request, Clock:
     HttpRequest once = request;
     if (!has_header(once, "Connection")) once.headers.emplace_back("Connection", "close");
     std::optional<HttpResponse> response;
-    client.send(client.connect(to, timeout), once, [&](HttpResponse r) { response = std::move(r); });
-    if (client.run_until([&] { return response.has_value(); }, Clock::now() + timeout)) return *response;
+    client.send(client.connect(to, timeout), once,
+                [&](HttpResponse r) { response = std::move(r); });
+    if (client.run_until([&] { return response.has_value(); }, Clock::now() + timeout))
+        return *response;
     HttpResponse late;
-    late.error = fmt::format("no response within {} ms",
-                             std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
+    late.error =
+        fmt::format("no response within {} ms",
+                    std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
     return late;
 }
 
 HttpResponse http_request(const Endpoint& to, std::string method, std::string target,
                           Clock::duration timeout, const PollHook& poll)
 {
-    return http_request(to, HttpRequest{std::move(method), std::move(target), {}, {}}, timeout, poll);
+    return http_request(to, HttpRequest{std::move(method), std::move(target), {}, {}}, timeout,
+                        poll);
 }
 
 std::vector<HttpResponse> concurrent_requests(const Endpoint& to, const HttpRequest& request,

@@ -38,8 +38,9 @@ UniqueFd connect_raw(const Endpoint& to)
     addrinfo* found = nullptr;
     const std::string port = std::to_string(to.port);
     if (const int rc = ::getaddrinfo(to.host.c_str(), port.c_str(), &hints, &found); rc != 0)
-        throw std::system_error(EINVAL, std::generic_category(),
-                                fmt::format("getaddrinfo({}) failed: {}", to.host, ::gai_strerror(rc)));
+        throw std::system_error(
+            EINVAL, std::generic_category(),
+            fmt::format("getaddrinfo({}) failed: {}", to.host, ::gai_strerror(rc)));
     const std::unique_ptr<addrinfo, void (*)(addrinfo*)> address(found, ::freeaddrinfo);
     UniqueFd fd(::socket(address->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) throw os_error(errno, "socket({})", address->ai_family);
@@ -48,7 +49,8 @@ UniqueFd connect_raw(const Endpoint& to)
     return fd;
 }
 
-std::string raw_exchange(const Endpoint& to, std::string_view bytes, std::chrono::milliseconds timeout)
+std::string raw_exchange(const Endpoint& to, std::string_view bytes,
+                         std::chrono::milliseconds timeout)
 {
     const UniqueFd fd = connect_raw(to);
     send_what_it_takes(fd.get(), bytes);
@@ -56,7 +58,8 @@ std::string raw_exchange(const Endpoint& to, std::string_view bytes, std::chrono
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     char buffer[4096];
     for (auto left = timeout; left > std::chrono::milliseconds::zero();
-         left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())) {
+         left = std::chrono::duration_cast<std::chrono::milliseconds>(
+             deadline - std::chrono::steady_clock::now())) {
         pollfd entry{fd.get(), POLLIN, 0};
         const int ready = ::poll(&entry, 1, static_cast<int>(std::max<long>(1, left.count())));
         if (ready < 0 && errno == EINTR) continue;

@@ -42,7 +42,8 @@ std::filesystem::path server_binary(const ServerSpec& spec)
 {
     if (!spec.binary.empty()) return spec.binary;
     const char* bin = std::getenv("FORKLOCK_BIN");
-    if (bin == nullptr || *bin == '\0') throw std::runtime_error("FORKLOCK_BIN is not set (run through meson test)");
+    if (bin == nullptr || *bin == '\0')
+        throw std::runtime_error("FORKLOCK_BIN is not set (run through meson test)");
     return bin;
 }
 
@@ -82,12 +83,14 @@ std::optional<Endpoint> parse_listening_line(std::string_view log)
     const bool bracketed = rest.starts_with('['); // [::1]:PORT
     const auto host_end = rest.find(bracketed ? "]:" : ":");
     if (host_end == std::string_view::npos) return std::nullopt;
-    Endpoint endpoint{std::string(rest.substr(bracketed ? 1 : 0, host_end - (bracketed ? 1 : 0))), 0};
+    Endpoint endpoint{std::string(rest.substr(bracketed ? 1 : 0, host_end - (bracketed ? 1 : 0))),
+                      0};
     rest.remove_prefix(host_end + (bracketed ? 2 : 1));
     unsigned port = 0;
     const auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), port);
     // The space after the port: a line still being written could end inside the number.
-    if (error != std::errc() || port == 0 || port > 65535 || end == rest.data() + rest.size() || *end != ' ')
+    if (error != std::errc() || port == 0 || port > 65535 || end == rest.data() + rest.size() ||
+        *end != ' ')
         return std::nullopt;
     endpoint.port = static_cast<std::uint16_t>(port);
     return endpoint;
@@ -124,14 +127,16 @@ void ServerProcess::spawn()
     if (data_dir.empty()) std::filesystem::create_directory(data_dir = dir_.path() / "data");
     std::vector<std::string> args{server_binary(spec_).string()};
     args.insert(args.end(), spec_.args.begin(), spec_.args.end());
-    if (std::none_of(args.begin(), args.end(), [](const auto& a) { return a == "-b" || a == "--bind"; }))
+    if (std::none_of(args.begin(), args.end(),
+                     [](const auto& a) { return a == "-b" || a == "--bind"; }))
         args.insert(args.end(), {"-b", "127.0.0.1:0"});
     args.insert(args.end(), {"--data-dir", data_dir.string()});
     std::vector<char*> argv; // built before fork: the child may only make async-signal-safe calls
     for (auto& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
 
-    const UniqueFd log_fd(::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    const UniqueFd log_fd(
+        ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!log_fd) throw os_error(errno, "open({})", log_path_.string());
     const pid_t parent = ::getpid();
     pid_ = ::fork();
@@ -144,28 +149,35 @@ void ServerProcess::spawn()
 void ServerProcess::wait_until_listening()
 {
     std::optional<Endpoint> listening;
-    const bool up = wait_until([&] {
-        if (spec_.hooks.poll) spec_.hooks.poll();
-        listening = parse_listening_line(log());
-        if (!listening && master_exited())
-            throw std::runtime_error(fmt::format("the server exited at start ({}):\n{}",
-                                                 exit_status_.value_or(-1), log_tail()));
-        return listening.has_value();
-    }, spec_.start_timeout, kPollInterval);
-    if (!up) throw std::runtime_error("the server did not log \"Listening at:\" in time:\n" + log_tail());
+    const bool up = wait_until(
+        [&] {
+            if (spec_.hooks.poll) spec_.hooks.poll();
+            listening = parse_listening_line(log());
+            if (!listening && master_exited())
+                throw std::runtime_error(fmt::format("the server exited at start ({}):\n{}",
+                                                     exit_status_.value_or(-1), log_tail()));
+            return listening.has_value();
+        },
+        spec_.start_timeout, kPollInterval);
+    if (!up)
+        throw std::runtime_error("the server did not log \"Listening at:\" in time:\n" +
+                                 log_tail());
     endpoint_ = *listening;
 }
 
 // Ready: /healthz answers and /workers lists every worker (a worker is listed once forked).
 void ServerProcess::wait_until_ready()
 {
-    const bool ready = wait_until([&] {
-        if (master_exited())
-            throw std::runtime_error(fmt::format("the server exited at start ({}):\n{}",
-                                                 exit_status_.value_or(-1), log_tail()));
-        if (http_request(endpoint_, "GET", "/healthz", 2s, spec_.hooks.poll).status != 200) return false;
-        return std::ssize(worker_pids(2s)) >= spec_.workers;
-    }, spec_.start_timeout, 5 * kPollInterval);
+    const bool ready = wait_until(
+        [&] {
+            if (master_exited())
+                throw std::runtime_error(fmt::format("the server exited at start ({}):\n{}",
+                                                     exit_status_.value_or(-1), log_tail()));
+            if (http_request(endpoint_, "GET", "/healthz", 2s, spec_.hooks.poll).status != 200)
+                return false;
+            return std::ssize(worker_pids(2s)) >= spec_.workers;
+        },
+        spec_.start_timeout, 5 * kPollInterval);
     if (!ready)
         throw std::runtime_error(fmt::format("the server did not boot {} workers in time:\n{}",
                                              spec_.workers, log_tail()));
@@ -178,7 +190,8 @@ void ServerProcess::signal(int sig) const
 
 std::set<pid_t> ServerProcess::worker_pids(Clock::duration timeout) const
 {
-    const HttpResponse response = http_request(endpoint_, "GET", "/workers", timeout, spec_.hooks.poll);
+    const HttpResponse response =
+        http_request(endpoint_, "GET", "/workers", timeout, spec_.hooks.poll);
     std::set<pid_t> pids;
     const nlohmann::json body = response.json();
     if (response.status != 200 || !body.contains("workers")) return pids;
@@ -198,10 +211,12 @@ int ServerProcess::count_in_log(std::string_view text) const
 
 bool ServerProcess::wait_for_log(std::string_view text, std::chrono::milliseconds timeout) const
 {
-    return wait_until([&] {
-        if (spec_.hooks.poll) spec_.hooks.poll();
-        return log().find(text) != std::string::npos;
-    }, timeout, kPollInterval);
+    return wait_until(
+        [&] {
+            if (spec_.hooks.poll) spec_.hooks.poll();
+            return log().find(text) != std::string::npos;
+        },
+        timeout, kPollInterval);
 }
 
 std::string ServerProcess::log_tail(std::size_t lines) const
@@ -258,15 +273,16 @@ void ServerProcess::reap_group() noexcept
 {
     const auto soft_deadline = Clock::now() + kGroupGrace;
     bool killed = false;
-    const bool empty = wait_until([&] {
-        while (::waitpid(-pid_, nullptr, WNOHANG) > 0) {
-        }
-        if (!killed && Clock::now() >= soft_deadline) {
-            ::kill(-pid_, SIGKILL);
-            killed = true;
-        }
-        return ::kill(-pid_, 0) != 0;
-    }, kGroupGrace + kKillWait, kPollInterval);
+    const bool empty = wait_until(
+        [&] {
+            while (::waitpid(-pid_, nullptr, WNOHANG) > 0) {}
+            if (!killed && Clock::now() >= soft_deadline) {
+                ::kill(-pid_, SIGKILL);
+                killed = true;
+            }
+            return ::kill(-pid_, 0) != 0;
+        },
+        kGroupGrace + kKillWait, kPollInterval);
     if (!empty) log_os_error(EBUSY, fmt::format("reaping server group {}", pid_));
 }
 

@@ -27,18 +27,18 @@ namespace forklock::harness {
 
 // What a caller with its own Ctrl-C handling plugs in (the demo); tests leave them empty.
 struct ServerHooks {
-    PollHook poll;                    // in every wait slice; may throw to give the wait up
-    std::function<int()> stop_signal; // the signal stop() sends first; empty: SIGTERM
+    PollHook poll;                      // in every wait slice; may throw to give the wait up
+    std::function<int()> stop_signal;   // the signal stop() sends first; empty: SIGTERM
     std::function<void(pid_t)> spawned; // the new process group (its id is the master's pid)
     std::function<void(pid_t)> reaped;  // that group is gone
 };
 
 struct ServerSpec {
-    std::filesystem::path binary;       // empty: $FORKLOCK_BIN
-    std::vector<std::string> args;      // flags; "-b 127.0.0.1:0" is added when there is no -b
-    std::filesystem::path data_dir;     // empty: data/ in the server's own directory
-    int workers = 1;                    // wait for /healthz and this many in /workers; 0: only
-                                        // for "Listening at:" (a server expected to fail)
+    std::filesystem::path binary;   // empty: $FORKLOCK_BIN
+    std::vector<std::string> args;  // flags; "-b 127.0.0.1:0" is added when there is no -b
+    std::filesystem::path data_dir; // empty: data/ in the server's own directory
+    int workers = 1;                // wait for /healthz and this many in /workers; 0: only
+                                    // for "Listening at:" (a server expected to fail)
     std::chrono::milliseconds start_timeout{15'000};
     std::chrono::milliseconds stop_timeout{10'000}; // from the first signal to SIGKILL
     std::string dir_prefix = "forklock-server";
@@ -69,14 +69,16 @@ public:
     // signal sends `sig` to the master (not to its group).
     void signal(int sig) const;
     // The pids GET /workers lists (empty when it does not answer within `timeout`).
-    [[nodiscard]] std::set<pid_t> worker_pids(Clock::duration timeout = std::chrono::seconds(5)) const;
+    [[nodiscard]] std::set<pid_t>
+    worker_pids(Clock::duration timeout = std::chrono::seconds(5)) const;
 
     // The whole server log (stdout and stderr) so far.
     [[nodiscard]] std::string log() const;
     [[nodiscard]] int count_in_log(std::string_view text) const;
     // Waits (at most `timeout`) until the log contains `text`; false if it never did.
-    [[nodiscard]] bool wait_for_log(std::string_view text,
-                                    std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+    [[nodiscard]] bool
+    wait_for_log(std::string_view text,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
     // The last `lines` lines of the log, for error messages.
     [[nodiscard]] std::string log_tail(std::size_t lines = 15) const;
 

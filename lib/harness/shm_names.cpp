@@ -18,7 +18,8 @@ int semaphore_names_of(const std::set<pid_t>& pids)
          it.increment(error)) {
         const std::string name = it->path().filename().string();
         int pid = 0;
-        if (std::sscanf(name.c_str(), "sem.forklock.%d.", &pid) == 1 && pids.count(pid) != 0) ++count;
+        if (std::sscanf(name.c_str(), "sem.forklock.%d.", &pid) == 1 && pids.count(pid) != 0)
+            ++count;
     }
     return count;
 }

@@ -28,20 +28,16 @@ std::string_view to_string(LockMode mode)
 bool serializes_increments(LockMode mode, bool preload, int workers, int threads)
 {
     const bool one_process = workers == 1;
-    if (mode == LockMode::none)
-        return one_process && threads == 1;
-    if (one_process || mode == LockMode::flock)
-        return true;
-    if (mode == LockMode::thread)
-        return false;
+    if (mode == LockMode::none) return one_process && threads == 1;
+    if (one_process || mode == LockMode::flock) return true;
+    if (mode == LockMode::thread) return false;
     return preload;
 }
 
 std::string_view explain(LockMode mode)
 {
     switch (mode) {
-    case LockMode::none:
-        return "no lock: concurrent read-modify-writes overwrite each other";
+    case LockMode::none: return "no lock: concurrent read-modify-writes overwrite each other";
     case LockMode::thread:
         return "std::mutex lives in private memory: fork gives each worker its own copy, so it "
                "only excludes threads of one worker";

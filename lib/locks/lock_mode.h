@@ -25,10 +25,10 @@ std::string_view to_string(LockMode mode);
 inline constexpr LockMode kProcessMode = LockMode::mutex;
 
 // serializes_increments: true when no two read-modify-writes of one key can overlap in a
-// pre-fork server of `workers` processes x `threads` threads in this mode. The one rule the server's
-// warnings and the demo's predictions share: one process and one thread is always safe; flock is
-// shared with or without preload; semaphore and mutex only when the master made them before fork;
-// thread never across processes; none never with concurrency.
+// pre-fork server of `workers` processes x `threads` threads in this mode. The one rule the
+// server's warnings and the demo's predictions share: one process and one thread is always safe;
+// flock is shared with or without preload; semaphore and mutex only when the master made them
+// before fork; thread never across processes; none never with concurrency.
 bool serializes_increments(LockMode mode, bool preload, int workers, int threads);
 
 // One sentence, for logs, the demo and /locks: what this mode does across fork().

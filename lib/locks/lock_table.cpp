@@ -41,7 +41,10 @@ void LockTable::unlock(KeyGuard& g) noexcept { impl_->unlock(*g.slot_, g.fd_); }
 std::size_t LockTable::release_owned_by(pid_t pid) { return impl_->release_owned_by(pid); }
 pid_t LockTable::owner(std::string_view key) const { return impl_->owner(key); }
 TableStats LockTable::stats() const { return impl_->stats(); }
-std::vector<KeyStats> LockTable::key_stats(std::size_t limit) const { return impl_->key_stats(limit); }
+std::vector<KeyStats> LockTable::key_stats(std::size_t limit) const
+{
+    return impl_->key_stats(limit);
+}
 
 KeyGuard::KeyGuard(KeyGuard&& o) noexcept
     : table_(std::exchange(o.table_, nullptr)), slot_(std::exchange(o.slot_, nullptr)),
@@ -66,8 +69,7 @@ KeyGuard::~KeyGuard() { unlock(); }
 
 void KeyGuard::unlock() noexcept
 {
-    if (!table_)
-        return;
+    if (!table_) return;
     table_->unlock(*this);
     table_ = nullptr;
     slot_ = nullptr;

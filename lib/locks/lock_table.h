@@ -52,9 +52,9 @@ namespace forklock {
 
 struct LockTableOptions {
     LockMode mode = kProcessMode;
-    std::size_t capacity = 1024;       // 1..kMaxCapacity (semaphore: ..kMaxSemaphoreCapacity)
-    bool recover_dead_owners = true;   // semaphore: false = release_owned_by() leaves keys locked
-    std::filesystem::path lock_dir;    // flock: directory for KEY.lock files (must exist)
+    std::size_t capacity = 1024;     // 1..kMaxCapacity (semaphore: ..kMaxSemaphoreCapacity)
+    bool recover_dead_owners = true; // semaphore: false = release_owned_by() leaves keys locked
+    std::filesystem::path lock_dir;  // flock: directory for KEY.lock files (must exist)
 };
 
 class LockTable;
@@ -88,7 +88,8 @@ private:
     friend class TableImpl;
     KeyGuard(LockTable* table, Slot* slot, UniqueFd fd, std::chrono::nanoseconds waited,
              pid_t recovered_from) noexcept
-        : table_(table), slot_(slot), fd_(std::move(fd)), waited_(waited), recovered_from_(recovered_from)
+        : table_(table), slot_(slot), fd_(std::move(fd)), waited_(waited),
+          recovered_from_(recovered_from)
     {
     }
     LockTable* table_ = nullptr;

@@ -44,39 +44,31 @@ NamedSemaphore::~NamedSemaphore() { close(); }
 
 void NamedSemaphore::close() noexcept
 {
-    if (sem_ && ::sem_close(sem_) != 0)
-        log_os_error(errno, "sem_close()");
+    if (sem_ && ::sem_close(sem_) != 0) log_os_error(errno, "sem_close()");
     sem_ = nullptr;
 }
 
 bool NamedSemaphore::wait_until(const timespec& deadline)
 {
     for (;;) {
-        if (::sem_clockwait(sem_, CLOCK_MONOTONIC, &deadline) == 0)
-            return true;
-        if (errno == ETIMEDOUT)
-            return false;
-        if (errno != EINTR)
-            throw os_error(errno, "sem_clockwait()");
+        if (::sem_clockwait(sem_, CLOCK_MONOTONIC, &deadline) == 0) return true;
+        if (errno == ETIMEDOUT) return false;
+        if (errno != EINTR) throw os_error(errno, "sem_clockwait()");
     }
 }
 
 bool NamedSemaphore::try_wait()
 {
     for (;;) {
-        if (::sem_trywait(sem_) == 0)
-            return true;
-        if (errno == EAGAIN)
-            return false;
-        if (errno != EINTR)
-            throw os_error(errno, "sem_trywait()");
+        if (::sem_trywait(sem_) == 0) return true;
+        if (errno == EAGAIN) return false;
+        if (errno != EINTR) throw os_error(errno, "sem_trywait()");
     }
 }
 
 void NamedSemaphore::post()
 {
-    if (::sem_post(sem_) != 0)
-        throw os_error(errno, "sem_post()");
+    if (::sem_post(sem_) != 0) throw os_error(errno, "sem_post()");
 }
 
 } // namespace forklock

@@ -12,8 +12,8 @@
 
 #include <ctime>
 #include <optional>
-#include <string>
 #include <semaphore.h>
+#include <string>
 
 namespace forklock {
 

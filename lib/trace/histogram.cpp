@@ -14,7 +14,8 @@ struct LockMetrics::Shared {
 };
 
 static_assert(std::is_standard_layout_v<LockMetrics::Shared>);
-static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "the counters are shared across processes");
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+              "the counters are shared across processes");
 
 namespace {
 
@@ -51,7 +52,10 @@ LockMetrics::LockMetrics() : region_(sizeof(Shared), MemoryRegion::Sharing::shar
     new (region_.data()) Shared;
 }
 
-LockMetrics::Shared& LockMetrics::shared() const noexcept { return *static_cast<Shared*>(region_.data()); }
+LockMetrics::Shared& LockMetrics::shared() const noexcept
+{
+    return *static_cast<Shared*>(region_.data());
+}
 
 bool LockMetrics::enter(std::string_view key) noexcept
 {
@@ -67,6 +71,9 @@ void LockMetrics::leave(std::string_view key) noexcept
 
 Histogram& LockMetrics::wait() const noexcept { return shared().wait; }
 Histogram& LockMetrics::hold() const noexcept { return shared().hold; }
-std::uint64_t LockMetrics::overlaps() const noexcept { return shared().overlaps.load(std::memory_order_relaxed); }
+std::uint64_t LockMetrics::overlaps() const noexcept
+{
+    return shared().overlaps.load(std::memory_order_relaxed);
+}
 
 } // namespace forklock

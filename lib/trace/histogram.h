@@ -36,7 +36,8 @@ struct HistogramSnapshot {
 
 // One histogram's counters: standard-layout and pointer-free, to live in shared memory.
 struct Histogram {
-    std::array<std::atomic<std::uint64_t>, kHistogramBoundsNs.size() + 1> buckets{}; // per bucket, not cumulative
+    std::array<std::atomic<std::uint64_t>, kHistogramBoundsNs.size() + 1>
+        buckets{}; // per bucket, not cumulative
     std::atomic<std::uint64_t> sum_ns{0};
 
     void observe(std::int64_t ns) noexcept;

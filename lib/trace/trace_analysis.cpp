@@ -16,17 +16,23 @@ struct Event {
     bool is_write;
 };
 
-bool same_thread(const TraceRecord& a, const TraceRecord& b) { return a.pid == b.pid && a.tid == b.tid; }
+bool same_thread(const TraceRecord& a, const TraceRecord& b)
+{
+    return a.pid == b.pid && a.tid == b.tid;
+}
 
 std::string who(const TraceRecord& r, const std::vector<const TraceRecord*>& group)
 {
-    bool pid_shared = std::count_if(group.begin(), group.end(), [&](auto* g) { return g->pid == r.pid; }) > 1;
+    bool pid_shared =
+        std::count_if(group.begin(), group.end(), [&](auto* g) { return g->pid == r.pid; }) > 1;
     return pid_shared ? fmt::format("pid {} tid {}", r.pid, r.tid) : fmt::format("pid {}", r.pid);
 }
 
 std::string line(std::string text, std::string_view note)
 {
-    if (!note.empty()) text += std::string(text.size() < kTextColumn ? kTextColumn - text.size() : 1, ' ') + std::string(note);
+    if (!note.empty())
+        text += std::string(text.size() < kTextColumn ? kTextColumn - text.size() : 1, ' ') +
+                std::string(note);
     return text + "\n";
 }
 
@@ -38,7 +44,8 @@ TraceExample tell(std::vector<const TraceRecord*> group)
         events.push_back({r->acquired_ns, r, false});
         events.push_back({r->unlock_ns, r, true});
     }
-    std::stable_sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.ns < b.ns; });
+    std::stable_sort(events.begin(), events.end(),
+                     [](const Event& a, const Event& b) { return a.ns < b.ns; });
     TraceExample ex;
     const std::int64_t t0 = events.front().ns;
     int inside = 0;
@@ -49,9 +56,12 @@ TraceExample tell(std::vector<const TraceRecord*> group)
         if (!e.is_write && inside++ > 0) note = "<- both inside the \"locked\" section at once";
         if (e.is_write) --inside;
         if (e.is_write && ++writes == group.size())
-            note = group.size() == 2 ? "-> one update lost" : fmt::format("-> {} updates lost", group.size() - 1);
-        ex.text += line(fmt::format("{} {} {} at {:.3f} ms", who(*e.record, group), e.is_write ? "wrote" : "read",
-                                    e.is_write ? e.record->wrote : e.record->read, at), note);
+            note = group.size() == 2 ? "-> one update lost"
+                                     : fmt::format("-> {} updates lost", group.size() - 1);
+        ex.text += line(fmt::format("{} {} {} at {:.3f} ms", who(*e.record, group),
+                                    e.is_write ? "wrote" : "read",
+                                    e.is_write ? e.record->wrote : e.record->read, at),
+                        note);
     }
     for (auto* r : group) ex.seqs.push_back(r->seq);
     std::sort(ex.seqs.begin(), ex.seqs.end());
@@ -63,7 +73,8 @@ TraceExample tell(std::vector<const TraceRecord*> group)
 // did not lose anything.
 std::vector<std::vector<const TraceRecord*>> racing(std::vector<const TraceRecord*> same_read)
 {
-    std::sort(same_read.begin(), same_read.end(), [](auto* x, auto* y) { return x->acquired_ns < y->acquired_ns; });
+    std::sort(same_read.begin(), same_read.end(),
+              [](auto* x, auto* y) { return x->acquired_ns < y->acquired_ns; });
     std::vector<std::vector<const TraceRecord*>> runs;
     std::int64_t run_end = 0;
     for (auto* r : same_read) {
@@ -82,7 +93,8 @@ std::vector<std::vector<const TraceRecord*>> racing(std::vector<const TraceRecor
 std::uint64_t count_overlaps(std::vector<TraceRecord> held)
 {
     std::erase_if(held, [](const TraceRecord& r) { return !r.held() || r.unlock_ns == 0; });
-    std::sort(held.begin(), held.end(), [](auto& a, auto& b) { return a.acquired_ns < b.acquired_ns; });
+    std::sort(held.begin(), held.end(),
+              [](auto& a, auto& b) { return a.acquired_ns < b.acquired_ns; });
     std::uint64_t overlaps = 0;
     for (std::size_t i = 0; i < held.size(); ++i)
         for (std::size_t j = i + 1; j < held.size() && held[j].acquired_ns < held[i].unlock_ns; ++j)
@@ -90,7 +102,8 @@ std::uint64_t count_overlaps(std::vector<TraceRecord> held)
     return overlaps;
 }
 
-TraceAnalysis analyze_trace(const std::vector<TraceRecord>& records, std::string_view key, std::size_t max_examples)
+TraceAnalysis analyze_trace(const std::vector<TraceRecord>& records, std::string_view key,
+                            std::size_t max_examples)
 {
     TraceAnalysis a;
     a.key = std::string(key);
@@ -110,9 +123,15 @@ TraceAnalysis analyze_trace(const std::vector<TraceRecord>& records, std::string
             a.lost += group.size() - 1;
             groups.push_back(std::move(group));
         }
-    auto first_read = [](auto& g) { return (*std::min_element(g.begin(), g.end(), [](auto* x, auto* y) { return x->acquired_ns < y->acquired_ns; }))->acquired_ns; };
-    std::sort(groups.begin(), groups.end(), [&](auto& x, auto& y) { return first_read(x) < first_read(y); });
-    for (std::size_t i = 0; i < groups.size() && i < max_examples; ++i) a.examples.push_back(tell(groups[i]));
+    auto first_read = [](auto& g) {
+        return (*std::min_element(g.begin(), g.end(),
+                                  [](auto* x, auto* y) { return x->acquired_ns < y->acquired_ns; }))
+            ->acquired_ns;
+    };
+    std::sort(groups.begin(), groups.end(),
+              [&](auto& x, auto& y) { return first_read(x) < first_read(y); });
+    for (std::size_t i = 0; i < groups.size() && i < max_examples; ++i)
+        a.examples.push_back(tell(groups[i]));
     a.overlaps = count_overlaps(std::move(mine));
     return a;
 }

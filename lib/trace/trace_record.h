@@ -22,19 +22,19 @@ enum class TraceOutcome : std::uint32_t {
 std::string_view to_string(TraceOutcome outcome) noexcept;
 
 struct TraceRecord {
-    std::uint64_t seq = 0;          // set by the ring: position in the run, from 0
-    std::int64_t requested_ns = 0;  // CLOCK_MONOTONIC, before the lock call
-    std::int64_t acquired_ns = 0;   // after it returned with the key held (0: never held)
-    std::int64_t unlock_ns = 0;     // just before unlock: the section ended in [unlock_ns, released_ns]
-    std::int64_t released_ns = 0;   // after unlock (0: never held)
-    std::uint64_t read = 0;         // the counter's value read under the lock
-    std::uint64_t wrote = 0;        // the value written (0 unless outcome == written)
+    std::uint64_t seq = 0;         // set by the ring: position in the run, from 0
+    std::int64_t requested_ns = 0; // CLOCK_MONOTONIC, before the lock call
+    std::int64_t acquired_ns = 0;  // after it returned with the key held (0: never held)
+    std::int64_t unlock_ns = 0; // just before unlock: the section ended in [unlock_ns, released_ns]
+    std::int64_t released_ns = 0; // after unlock (0: never held)
+    std::uint64_t read = 0;       // the counter's value read under the lock
+    std::uint64_t wrote = 0;      // the value written (0 unless outcome == written)
     std::int32_t pid = 0;
     std::int32_t tid = 0;
     std::int32_t recovered_from = 0; // pid of a dead holder the lock was taken back from, or 0
     TraceOutcome outcome = TraceOutcome::written;
     std::uint32_t key_length = 0;
-    std::uint32_t checksum = 0;     // set by the ring: readers drop a record torn by a lapped writer
+    std::uint32_t checksum = 0; // set by the ring: readers drop a record torn by a lapped writer
     char key[kTraceKeyLength] = {};
 
     std::string_view key_view() const noexcept { return {key, key_length}; }

@@ -21,7 +21,8 @@ struct TraceRing::Slot {
 };
 
 static_assert(std::is_standard_layout_v<TraceRing::Slot>);
-static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "the stamps are shared across processes");
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+              "the stamps are shared across processes");
 
 namespace {
 
@@ -32,9 +33,11 @@ constexpr std::uint64_t whole(std::uint64_t seq) { return 2 * seq + 2; }
 
 std::size_t checked_capacity(std::size_t capacity)
 {
-    if (capacity < TraceRing::kMinCapacity || capacity > TraceRing::kMaxCapacity || !std::has_single_bit(capacity))
-        throw std::invalid_argument(fmt::format("trace capacity {} is not a power of two in {}..{}", capacity,
-                                                TraceRing::kMinCapacity, TraceRing::kMaxCapacity));
+    if (capacity < TraceRing::kMinCapacity || capacity > TraceRing::kMaxCapacity ||
+        !std::has_single_bit(capacity))
+        throw std::invalid_argument(fmt::format("trace capacity {} is not a power of two in {}..{}",
+                                                capacity, TraceRing::kMinCapacity,
+                                                TraceRing::kMaxCapacity));
     return capacity;
 }
 
@@ -70,7 +73,8 @@ std::uint32_t trace_checksum(const TraceRecord& r) noexcept
 }
 
 TraceRing::TraceRing(std::size_t capacity)
-    : region_(sizeof(Header) + checked_capacity(capacity) * sizeof(Slot), MemoryRegion::Sharing::shared),
+    : region_(sizeof(Header) + checked_capacity(capacity) * sizeof(Slot),
+              MemoryRegion::Sharing::shared),
       mask_(capacity - 1)
 {
     new (region_.data()) Header;
@@ -78,7 +82,10 @@ TraceRing::TraceRing(std::size_t capacity)
     for (std::size_t i = 0; i < capacity; ++i) new (&slots[i]) Slot;
 }
 
-TraceRing::Header& TraceRing::header() const noexcept { return *static_cast<Header*>(region_.data()); }
+TraceRing::Header& TraceRing::header() const noexcept
+{
+    return *static_cast<Header*>(region_.data());
+}
 
 TraceRing::Slot& TraceRing::slot(std::uint64_t seq) const noexcept
 {
@@ -86,13 +93,17 @@ TraceRing::Slot& TraceRing::slot(std::uint64_t seq) const noexcept
     return slots[seq & mask_];
 }
 
-std::uint64_t TraceRing::head() const noexcept { return header().next_seq.load(std::memory_order_acquire); }
+std::uint64_t TraceRing::head() const noexcept
+{
+    return header().next_seq.load(std::memory_order_acquire);
+}
 
 std::uint64_t TraceRing::start_record() noexcept
 {
     std::uint64_t seq = header().next_seq.fetch_add(1, std::memory_order_relaxed);
     slot(seq).stamp.store(writing(seq), std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release); // the odd stamp is seen before any new byte
+    std::atomic_thread_fence(
+        std::memory_order_release); // the odd stamp is seen before any new byte
     return seq;
 }
 
@@ -105,7 +116,8 @@ void TraceRing::finish_record(std::uint64_t seq, const TraceRecord& r) noexcept
     std::memcpy(&s.record, &copy, sizeof copy);
     // A writer a lap ahead may own the slot now: then it publishes, not us.
     std::uint64_t expected = writing(seq);
-    s.stamp.compare_exchange_strong(expected, whole(seq), std::memory_order_release, std::memory_order_relaxed);
+    s.stamp.compare_exchange_strong(expected, whole(seq), std::memory_order_release,
+                                    std::memory_order_relaxed);
 }
 
 // The seqlock read: the stamp before and after the copy must both say "seq, whole".
@@ -116,10 +128,12 @@ bool TraceRing::copy(std::uint64_t seq, TraceRecord& out) const noexcept
     if (before != whole(seq)) return false;
     std::memcpy(&out, &s.record, sizeof out);
     std::atomic_thread_fence(std::memory_order_acquire);
-    return s.stamp.load(std::memory_order_relaxed) == before && out.seq == seq && trace_checksum(out) == out.checksum;
+    return s.stamp.load(std::memory_order_relaxed) == before && out.seq == seq &&
+           trace_checksum(out) == out.checksum;
 }
 
-TraceRead TraceRing::read(std::uint64_t since, std::size_t limit, std::optional<std::string_view> key) const
+TraceRead TraceRing::read(std::uint64_t since, std::size_t limit,
+                          std::optional<std::string_view> key) const
 {
     TraceRead out;
     std::uint64_t head = this->head();

@@ -58,7 +58,8 @@ public:
 
     // read: whole records with seq >= since, oldest first, at most `limit` of them, only those of
     // `key` if given. Skips records being written (or left half-written by a dead writer).
-    TraceRead read(std::uint64_t since, std::size_t limit, std::optional<std::string_view> key = std::nullopt) const;
+    TraceRead read(std::uint64_t since, std::size_t limit,
+                   std::optional<std::string_view> key = std::nullopt) const;
 
     struct Header;
     struct Slot;

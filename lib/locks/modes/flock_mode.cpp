@@ -35,8 +35,8 @@ public:
     static void validate(const LockTableOptions& o)
     {
         if (!std::filesystem::is_directory(o.lock_dir))
-            throw std::invalid_argument(
-                fmt::format("flock mode needs an existing lock_dir, not '{}'", o.lock_dir.string()));
+            throw std::invalid_argument(fmt::format(
+                "flock mode needs an existing lock_dir, not '{}'", o.lock_dir.string()));
     }
 
     bool pinned_by_lock() const override { return kPinnedByLock; }
@@ -44,8 +44,7 @@ public:
     // nobody holds it, here or in a process with its own table), so files stay bounded by capacity.
     bool claim(Slot& s) override
     {
-        if (s.refs.load(std::memory_order_seq_cst) != 0)
-            return false;
+        if (s.refs.load(std::memory_order_seq_cst) != 0) return false;
         remove_lock_file_if_free(file_of(s.key_view()));
         return true;
     }
@@ -58,9 +57,10 @@ public:
     {
         Taken<Handle> t;
         if (!early.locked)
-            early = blocking(s, t, [&] { return lock_key_file(file_of(s.key_view()), deadline, std::move(early.fd)); });
-        if (early.locked)
-            own_file(s, std::move(early.fd), t);
+            early = blocking(s, t, [&] {
+                return lock_key_file(file_of(s.key_view()), deadline, std::move(early.fd));
+            });
+        if (early.locked) own_file(s, std::move(early.fd), t);
         return t; // not locked: early's fd closes here
     }
     void unlock(Slot& s, Handle&& fd) noexcept
@@ -89,7 +89,10 @@ public:
         unpin(s);
         return true;
     }
-    pid_t owner(const Slot& s) const noexcept { return s.owner_pid.load(std::memory_order_relaxed); }
+    pid_t owner(const Slot& s) const noexcept
+    {
+        return s.owner_pid.load(std::memory_order_relaxed);
+    }
 
 private:
     std::filesystem::path file_of(std::string_view key) const

@@ -77,15 +77,17 @@ protected:
     static Slice next_slice(Deadline deadline) noexcept
     {
         const std::int64_t end = monotonic_ns() + kSliceNs;
-        if (deadline && *deadline <= end)
-            return {*deadline, true};
+        if (deadline && *deadline <= end) return {*deadline, true};
         return {end, false};
     }
     static bool moved(const Slot& s, std::uint32_t generation) noexcept
     {
         return s.generation.load(std::memory_order_acquire) != generation;
     }
-    static bool expired(Deadline deadline) noexcept { return deadline && *deadline <= monotonic_ns(); }
+    static bool expired(Deadline deadline) noexcept
+    {
+        return deadline && *deadline <= monotonic_ns();
+    }
 
     std::uint32_t id_of(const Slot& s) const noexcept
     {

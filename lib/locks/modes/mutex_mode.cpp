@@ -9,7 +9,8 @@
 namespace forklock {
 namespace {
 
-class MutexMode final : public PthreadMode<MutexKind::shared_robust, MemoryRegion::Sharing::shared> {
+class MutexMode final
+    : public PthreadMode<MutexKind::shared_robust, MemoryRegion::Sharing::shared> {
 public:
     using PthreadMode::PthreadMode;
 
@@ -18,23 +19,18 @@ public:
     // may be a real holder's: its recovery is the next locker's to count.
     void clear_dead_claim(Slot& s) override
     {
-        if (state_kind(s.state.load(std::memory_order_acquire)) != SlotState::claimed)
-            return;
+        if (state_kind(s.state.load(std::memory_order_acquire)) != SlotState::claimed) return;
         const MutexResult r = try_lock_mutex(&s.mutex);
-        if (r == MutexResult::owner_died)
-            make_consistent(&s.mutex);
-        if (r == MutexResult::owner_died || r == MutexResult::acquired)
-            unlock(s, {});
+        if (r == MutexResult::owner_died) make_consistent(&s.mutex);
+        if (r == MutexResult::owner_died || r == MutexResult::acquired) unlock(s, {});
     }
 
     // release_dead: takes the dead holder's mutex (EOWNERDEAD), makes it consistent, lets it go.
     bool release_dead(Slot& s, pid_t dead)
     {
-        if (owner(s) != dead)
-            return false;
+        if (owner(s) != dead) return false;
         const MutexResult r = try_lock_mutex(&s.mutex);
-        if (r == MutexResult::acquired)
-            unlock_mutex(&s.mutex);
+        if (r == MutexResult::acquired) unlock_mutex(&s.mutex);
         if (r != MutexResult::owner_died)
             return false; // someone already took it back (or it was never dead's)
         make_consistent(&s.mutex);

@@ -34,7 +34,9 @@ public:
             make_consistent(&s.mutex);
             count_recovery(s, s.owner_pid.load(std::memory_order_relaxed));
             [[fallthrough]];
-        case MutexResult::acquired: s.owner_pid.store(current_pid(), std::memory_order_relaxed); return true;
+        case MutexResult::acquired:
+            s.owner_pid.store(current_pid(), std::memory_order_relaxed);
+            return true;
         }
         return false;
     }
@@ -50,26 +52,27 @@ public:
     }
     void release(Slot& s, Handle&& h) noexcept { unlock(s, std::move(h)); }
     void unpin(Slot&) noexcept {}
-    pid_t owner(const Slot& s) const noexcept { return s.owner_pid.load(std::memory_order_relaxed); }
+    pid_t owner(const Slot& s) const noexcept
+    {
+        return s.owner_pid.load(std::memory_order_relaxed);
+    }
 
 private:
     MutexResult wait(Slot& s, std::uint32_t generation, Deadline deadline);
 };
 
 template <MutexKind Kind, MemoryRegion::Sharing Sharing>
-Taken<NoHandle> PthreadMode<Kind, Sharing>::take(Slot& s, std::uint32_t generation, Deadline deadline,
-                                                 NoEarly&&)
+Taken<NoHandle> PthreadMode<Kind, Sharing>::take(Slot& s, std::uint32_t generation,
+                                                 Deadline deadline, NoEarly&&)
 {
     Taken<Handle> t;
     MutexResult r = try_lock_mutex(&s.mutex);
     if (r == MutexResult::busy) {
         t.blocked = true;
-        if (expired(deadline))
-            return t;
+        if (expired(deadline)) return t;
         r = blocking(s, t, [&] { return wait(s, generation, deadline); });
     }
-    if (r == MutexResult::timed_out || r == MutexResult::busy)
-        return t;
+    if (r == MutexResult::timed_out || r == MutexResult::busy) return t;
     if (r == MutexResult::owner_died) {
         // The kernel handed us a dead holder's mutex: what it guarded may be half-written, but
         // our callers write atomically (rename), so making it consistent is safe.
@@ -90,8 +93,7 @@ MutexResult PthreadMode<Kind, Sharing>::wait(Slot& s, std::uint32_t generation, 
         const Slice slice = next_slice(deadline);
         const timespec ts = to_timespec(slice.until);
         const MutexResult got = lock_mutex(&s.mutex, &ts);
-        if (got != MutexResult::timed_out || slice.last || moved(s, generation))
-            return got;
+        if (got != MutexResult::timed_out || slice.last || moved(s, generation)) return got;
     }
 }
 

@@ -26,12 +26,11 @@ namespace {
 void remove_stale_semaphores()
 {
     DIR* dir = ::opendir("/dev/shm");
-    if (!dir)
-        return;
+    if (!dir) return;
     while (const dirent* e = ::readdir(dir)) {
         int pid = 0;
-        if (std::sscanf(e->d_name, "sem.forklock.%d.", &pid) == 1 && pid > 0 && ::kill(pid, 0) != 0 &&
-            errno == ESRCH)
+        if (std::sscanf(e->d_name, "sem.forklock.%d.", &pid) == 1 && pid > 0 &&
+            ::kill(pid, 0) != 0 && errno == ESRCH)
             NamedSemaphore::remove(std::string("/") + (e->d_name + 4));
     }
     ::closedir(dir);
@@ -80,7 +79,8 @@ public:
     bool claim(Slot& s) override { return lock_of(s, kClaimedByTable).try_lock(); }
     // A CAS that cannot fail: while the word says kClaimedByTable every other CAS on it fails.
     void hand_over(Slot& s) override { (void)lock_of(s, kClaimedByTable).hand_over(current_pid()); }
-    // unclaim: wakes a sleeper that came for the old key, as an unlock would: it finds out it is late.
+    // unclaim: wakes a sleeper that came for the old key, as an unlock would: it finds out it is
+    // late.
     void unclaim(Slot& s) noexcept override { lock_of(s, kClaimedByTable).unlock(); }
     void clear_dead_claim(Slot& s) override { lock_of(s, kClaimedByTable).unlock(); }
 
@@ -90,8 +90,7 @@ public:
         Taken<Handle> t;
         OwnerWordLock lock = lock_of(s, current_pid());
         t.ok = lock.try_lock();
-        if (t.ok)
-            return t;
+        if (t.ok) return t;
         if (expired(deadline)) {
             t.blocked = true;
             return t;
@@ -107,12 +106,14 @@ public:
     // go stale.
     bool release_dead(Slot& s, pid_t dead) noexcept
     {
-        if (!parts_.options.recover_dead_owners || owner(s) != dead)
-            return false;
+        if (!parts_.options.recover_dead_owners || owner(s) != dead) return false;
         count_supervised_recovery(s, dead);
         return lock_of(s, dead).force_unlock(dead);
     }
-    pid_t owner(const Slot& s) const noexcept { return s.word.owner.load(std::memory_order_relaxed); }
+    pid_t owner(const Slot& s) const noexcept
+    {
+        return s.word.owner.load(std::memory_order_relaxed);
+    }
 
 private:
     OwnerWordLock lock_of(Slot& s, pid_t self) noexcept
@@ -124,10 +125,8 @@ private:
     {
         for (;;) {
             const Slice slice = next_slice(deadline);
-            if (lock.try_lock_until(slice.until))
-                return true;
-            if (slice.last || moved(s, generation))
-                return false;
+            if (lock.try_lock_until(slice.until)) return true;
+            if (slice.last || moved(s, generation)) return false;
         }
     }
 

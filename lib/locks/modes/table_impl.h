@@ -23,7 +23,8 @@ struct LockTable::Impl {
     Impl(const Impl&) = delete;
     Impl& operator=(const Impl&) = delete;
 
-    virtual KeyGuard acquire(LockTable& table, std::string_view key, std::chrono::nanoseconds timeout) = 0;
+    virtual KeyGuard acquire(LockTable& table, std::string_view key,
+                             std::chrono::nanoseconds timeout) = 0;
     virtual void unlock(Slot& s, UniqueFd& fd) noexcept = 0;
     virtual std::size_t release_owned_by(pid_t pid) = 0;
     virtual TableStats stats() const = 0;
@@ -36,14 +37,13 @@ struct LockTable::Impl {
 inline void validate_key(std::string_view key)
 {
     if (key.empty() || key.size() > LockTable::kMaxKeyLength)
-        throw InvalidKeyError(fmt::format("a key is 1 to {} bytes, not {}", LockTable::kMaxKeyLength,
-                                          key.size()));
+        throw InvalidKeyError(
+            fmt::format("a key is 1 to {} bytes, not {}", LockTable::kMaxKeyLength, key.size()));
 }
 
 inline Deadline deadline_after(std::chrono::nanoseconds timeout) noexcept
 {
-    if (timeout == LockTable::kNoTimeout)
-        return std::nullopt;
+    if (timeout == LockTable::kNoTimeout) return std::nullopt;
     return monotonic_ns() + std::max<std::int64_t>(timeout.count(), 0);
 }
 
@@ -60,7 +60,8 @@ public:
     {
     }
 
-    KeyGuard acquire(LockTable& table, std::string_view key, std::chrono::nanoseconds timeout) override;
+    KeyGuard acquire(LockTable& table, std::string_view key,
+                     std::chrono::nanoseconds timeout) override;
     void unlock(Slot& s, UniqueFd& fd) noexcept override { mode_.release(s, handle_from(fd)); }
     std::size_t release_owned_by(pid_t pid) override;
     TableStats stats() const override;
@@ -129,7 +130,8 @@ Taken<typename Mode::Handle> TableImpl<Mode>::take_pinned(const SlotRef& ref, De
 }
 
 template <typename Mode>
-KeyGuard TableImpl<Mode>::acquire(LockTable& table, std::string_view key, std::chrono::nanoseconds timeout)
+KeyGuard TableImpl<Mode>::acquire(LockTable& table, std::string_view key,
+                                  std::chrono::nanoseconds timeout)
 {
     validate_key(key);
     const Deadline deadline = deadline_after(timeout);
@@ -138,13 +140,13 @@ KeyGuard TableImpl<Mode>::acquire(LockTable& table, std::string_view key, std::c
         const SlotRef ref = pin(key);
         Slot& s = *ref.slot;
         // ref.held: the slot was bound for us by eviction, its lock handed over already.
-        Taken<Handle> t = ref.held ? Taken<Handle>{true} : take_pinned(ref, deadline, std::move(early));
+        Taken<Handle> t =
+            ref.held ? Taken<Handle>{true} : take_pinned(ref, deadline, std::move(early));
         if constexpr (kByLock) {
             if (!ref.held && !SlotTable::still_bound(ref)) {
                 // The slot went to another key between lookup and lock (we may even have waited
                 // on that key): the looked-up key has a slot of its own now, or none. Look again.
-                if (t.ok)
-                    mode_.unlock(s, std::move(t.handle));
+                if (t.ok) mode_.unlock(s, std::move(t.handle));
                 continue;
             }
         }
@@ -156,8 +158,8 @@ KeyGuard TableImpl<Mode>::acquire(LockTable& table, std::string_view key, std::c
         pid_t recovered_from = t.recovered_from;
         if (!recovered_from && s.pending_recovery.load(std::memory_order_relaxed) != 0)
             recovered_from = s.pending_recovery.exchange(0, std::memory_order_relaxed);
-        return KeyGuard(&table, &s, fd_from(std::move(t.handle)), std::chrono::nanoseconds(t.waited_ns),
-                        recovered_from);
+        return KeyGuard(&table, &s, fd_from(std::move(t.handle)),
+                        std::chrono::nanoseconds(t.waited_ns), recovered_from);
     }
 }
 
@@ -169,8 +171,7 @@ void TableImpl<Mode>::record(Slot& s, const Taken<Handle>& t) noexcept
         return;
     }
     bump(s.acquisitions);
-    if (!t.blocked)
-        return;
+    if (!t.blocked) return;
     const auto waited = static_cast<std::uint64_t>(t.waited_ns);
     bump(s.contended);
     bump(s.wait_ns_total, waited);
@@ -181,21 +182,17 @@ void TableImpl<Mode>::record(Slot& s, const Taken<Handle>& t) noexcept
 template <typename Mode>
 std::size_t TableImpl<Mode>::release_owned_by(pid_t pid)
 {
-    if (pid <= 0)
-        return 0;
+    if (pid <= 0) return 0;
     std::vector<Slot*> owned;
     slots_.for_each_bound([&](const Slot& s) {
-        if (mode_.owner(s) == pid)
-            owned.push_back(const_cast<Slot*>(&s));
+        if (mode_.owner(s) == pid) owned.push_back(const_cast<Slot*>(&s));
     });
     std::size_t freed = 0;
-    for (Slot* s : owned)
-        freed += mode_.release_dead(*s, pid) ? 1 : 0;
+    for (Slot* s : owned) freed += mode_.release_dead(*s, pid) ? 1 : 0;
     // And it waits on nothing any more. By reference, each wait also held a reference to its
     // slot, taken before the record and dropped after it: return those too, or the slot could
     // never be reused.
-    for (const std::uint32_t slot : waits_.forget(pid))
-        mode_.unpin(slots_.slot(slot));
+    for (const std::uint32_t slot : waits_.forget(pid)) mode_.unpin(slots_.slot(slot));
     return freed;
 }
 
@@ -230,16 +227,14 @@ std::vector<KeyStats> TableImpl<Mode>::key_stats(std::size_t limit) const
     std::sort(out.begin(), out.end(), [](const KeyStats& a, const KeyStats& b) {
         return a.acquisitions != b.acquisitions ? a.acquisitions > b.acquisitions : a.key < b.key;
     });
-    if (limit && out.size() > limit)
-        out.resize(limit);
+    if (limit && out.size() > limit) out.resize(limit);
     return out;
 }
 
 template <typename Mode>
 pid_t TableImpl<Mode>::owner(std::string_view key) const
 {
-    if (key.empty() || key.size() > LockTable::kMaxKeyLength)
-        return 0;
+    if (key.empty() || key.size() > LockTable::kMaxKeyLength) return 0;
     pid_t pid = 0;
     slots_.visit_bound(key, [&](const Slot& s) { pid = mode_.owner(s); });
     return pid;

@@ -27,8 +27,7 @@ UniqueFd open_lock_file(const std::filesystem::path& file)
 {
     for (;;) {
         UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-        if (fd)
-            return fd;
+        if (fd) return fd;
         if (errno != EINTR)
             throw os_error(errno, "open(\"{}\", O_RDWR|O_CREAT|O_CLOEXEC, 0600)", file.string());
     }
@@ -37,12 +36,9 @@ UniqueFd open_lock_file(const std::filesystem::path& file)
 bool try_lock_file(const UniqueFd& fd, const std::filesystem::path& file)
 {
     for (;;) {
-        if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0)
-            return true;
-        if (errno == EWOULDBLOCK)
-            return false;
-        if (errno != EINTR)
-            throw os_error(errno, "flock(\"{}\", LOCK_EX|LOCK_NB)", file.string());
+        if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return true;
+        if (errno == EWOULDBLOCK) return false;
+        if (errno != EINTR) throw os_error(errno, "flock(\"{}\", LOCK_EX|LOCK_NB)", file.string());
     }
 }
 
@@ -51,8 +47,7 @@ namespace {
 void blocking_flock(const UniqueFd& fd, const std::filesystem::path& file)
 {
     while (::flock(fd.get(), LOCK_EX) != 0)
-        if (errno != EINTR)
-            throw os_error(errno, "flock(\"{}\", LOCK_EX)", file.string());
+        if (errno != EINTR) throw os_error(errno, "flock(\"{}\", LOCK_EX)", file.string());
 }
 
 bool flock_until(const UniqueFd& fd, const std::filesystem::path& file, std::int64_t deadline)
@@ -60,8 +55,7 @@ bool flock_until(const UniqueFd& fd, const std::filesystem::path& file, std::int
     std::int64_t pause = 50'000;
     while (!try_lock_file(fd, file)) {
         const std::int64_t left = deadline - monotonic_ns();
-        if (left <= 0)
-            return false;
+        if (left <= 0) return false;
         std::this_thread::sleep_for(std::chrono::nanoseconds(std::min(pause, left)));
         pause = std::min<std::int64_t>(pause * 2, 5'000'000);
     }
@@ -83,10 +77,10 @@ std::string lock_file_name(std::string_view key)
     return name + ".lock";
 }
 
-bool lock_file_until(const UniqueFd& fd, const std::filesystem::path& file, std::optional<std::int64_t> deadline)
+bool lock_file_until(const UniqueFd& fd, const std::filesystem::path& file,
+                     std::optional<std::int64_t> deadline)
 {
-    if (deadline)
-        return flock_until(fd, file, *deadline);
+    if (deadline) return flock_until(fd, file, *deadline);
     blocking_flock(fd, file);
     return true;
 }
@@ -94,8 +88,7 @@ bool lock_file_until(const UniqueFd& fd, const std::filesystem::path& file, std:
 bool lock_file_is_linked(const UniqueFd& fd, const std::filesystem::path& file)
 {
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0)
-        throw os_error(errno, "fstat(\"{}\")", file.string());
+    if (::fstat(fd.get(), &st) != 0) throw os_error(errno, "fstat(\"{}\")", file.string());
     return st.st_nlink > 0;
 }
 
@@ -103,12 +96,10 @@ KeyFile lock_key_file(const std::filesystem::path& file, std::optional<std::int6
                       UniqueFd fd)
 {
     for (;;) {
-        if (!fd)
-            fd = open_lock_file(file);
+        if (!fd) fd = open_lock_file(file);
         // A throw closes fd (it is ours), so nothing is left open.
         const bool locked = lock_file_until(fd, file, deadline);
-        if (!locked || lock_file_is_linked(fd, file))
-            return {std::move(fd), locked};
+        if (!locked || lock_file_is_linked(fd, file)) return {std::move(fd), locked};
         unlock_and_close(std::move(fd)); // removed while we waited: lock the current file
     }
 }
@@ -117,8 +108,7 @@ void remove_lock_file_if_free(const std::filesystem::path& file) noexcept
 {
     UniqueFd fd(::open(file.c_str(), O_RDWR | O_CLOEXEC));
     if (!fd) {
-        if (errno != ENOENT)
-            log_os_error(errno, "open(lock file to remove)");
+        if (errno != ENOENT) log_os_error(errno, "open(lock file to remove)");
         return;
     }
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0 && ::unlink(file.c_str()) != 0 && errno != ENOENT)
@@ -128,8 +118,7 @@ void remove_lock_file_if_free(const std::filesystem::path& file) noexcept
 
 void unlock_and_close(UniqueFd fd) noexcept
 {
-    if (fd && ::close(fd.release()) != 0)
-        log_os_error(errno, "close(lock file)");
+    if (fd && ::close(fd.release()) != 0) log_os_error(errno, "close(lock file)");
 }
 
 } // namespace forklock

@@ -25,8 +25,7 @@ void OwnerWordLock::wake_one() noexcept
 {
     std::int32_t n = word_->wait.load(std::memory_order_relaxed);
     do {
-        if (n <= 0)
-            return;
+        if (n <= 0) return;
     } while (!word_->wait.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel));
     try {
         sem_->post();
@@ -40,21 +39,17 @@ void OwnerWordLock::wake_one() noexcept
 bool OwnerWordLock::spin() noexcept
 {
     for (int i = 0; i < kSpins; ++i) {
-        for (int j = 0; j < (1 << std::min(i, 6)); ++j)
-            cpu_relax();
-        if (try_lock())
-            return true;
+        for (int j = 0; j < (1 << std::min(i, 6)); ++j) cpu_relax();
+        if (try_lock()) return true;
     }
     return false;
 }
 
 bool OwnerWordLock::try_lock_until(std::int64_t deadline_ns)
 {
-    if (try_lock())
-        return true;
+    if (try_lock()) return true;
     for (;;) {
-        if (spin())
-            return true;
+        if (spin()) return true;
         word_->wait.fetch_add(1, std::memory_order_acq_rel);
         if (try_lock()) {
             word_->wait.fetch_sub(1, std::memory_order_acq_rel);
@@ -71,8 +66,7 @@ bool OwnerWordLock::try_lock_until(std::int64_t deadline_ns)
 
 void OwnerWordLock::lock()
 {
-    while (!try_lock_until(monotonic_ns() + kRecheckInterval)) {
-    }
+    while (!try_lock_until(monotonic_ns() + kRecheckInterval)) {}
 }
 
 bool OwnerWordLock::force_unlock(pid_t holder) noexcept

@@ -63,7 +63,8 @@ public:
     void unlock() noexcept { (void)force_unlock(self_); }
     // force_unlock: frees the word only if `holder` holds it, waking one sleeper; true if it did.
     bool force_unlock(pid_t holder) noexcept;
-    // hand_over: the word passes from self to `to` with no moment free; false if self did not hold it.
+    // hand_over: the word passes from self to `to` with no moment free; false if self did not hold
+    // it.
     bool hand_over(pid_t to) noexcept;
 
     pid_t owner() const noexcept { return word_->owner.load(std::memory_order_relaxed); }

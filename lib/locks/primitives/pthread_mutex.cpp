@@ -9,8 +9,7 @@ namespace {
 
 void check(int err, const char* call)
 {
-    if (err != 0)
-        throw os_error(err, "{}", call);
+    if (err != 0) throw os_error(err, "{}", call);
 }
 
 } // namespace

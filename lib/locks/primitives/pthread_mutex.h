@@ -34,8 +34,7 @@ void log_unlock_error(int err) noexcept;
 // Throws std::system_error on EDEADLK, ENOTRECOVERABLE and other errors.
 inline MutexResult lock_mutex(pthread_mutex_t* m, const timespec* monotonic_deadline = nullptr)
 {
-    if (monotonic_deadline)
-        return detail::lock_mutex_until(m, *monotonic_deadline);
+    if (monotonic_deadline) return detail::lock_mutex_until(m, *monotonic_deadline);
     const int err = ::pthread_mutex_lock(m);
     return err == 0 ? MutexResult::acquired : detail::mutex_result(err, "pthread_mutex_lock()");
 }
@@ -48,8 +47,7 @@ inline MutexResult try_lock_mutex(pthread_mutex_t* m)
 
 inline void unlock_mutex(pthread_mutex_t* m) noexcept
 {
-    if (const int err = ::pthread_mutex_unlock(m); err != 0)
-        detail::log_unlock_error(err);
+    if (const int err = ::pthread_mutex_unlock(m); err != 0) detail::log_unlock_error(err);
 }
 
 void make_consistent(pthread_mutex_t* m);

@@ -22,7 +22,7 @@ struct alignas(64) SlotTable::Header {
 struct alignas(64) SlotTable::Partition {
     pthread_mutex_t lock;
     std::uint32_t bound; // keys indexed here
-    std::uint32_t hand; // where the next search for an idle slot starts (a clock hand)
+    std::uint32_t hand;  // where the next search for an idle slot starts (a clock hand)
     // Written under `lock` only, so no shared counter is touched on the hot paths.
     std::uint64_t evictions;
     std::uint64_t retired_recoveries; // recoveries counted on keys since evicted
@@ -36,8 +36,8 @@ namespace {
 
 constexpr std::uint64_t kEmpty = 0;
 constexpr std::uint64_t kNotMissed = ~std::uint64_t{0}; // never equal to a 32-bit change count
-constexpr std::size_t kHeaderBytes = 256;    // room for SlotTable::Header
-constexpr std::size_t kPartitionBytes = 128; // one SlotTable::Partition, two cache lines
+constexpr std::size_t kHeaderBytes = 256;               // room for SlotTable::Header
+constexpr std::size_t kPartitionBytes = 128;            // one SlotTable::Partition, two cache lines
 
 // An index entry: the hash's low 32 bits (home position and a cheap filter) and slot id + 1.
 std::uint64_t make_entry(std::uint64_t hash, std::uint32_t id)
@@ -75,7 +75,8 @@ std::uint64_t hash_key(std::string_view key)
             std::memcpy(&hi, b + rest - 4, 4);
             w = std::uint64_t{hi} << 32 | lo;
         } else {
-            w = std::uint64_t{b[0]} | std::uint64_t{b[rest / 2]} << 8 | std::uint64_t{b[rest - 1]} << 16;
+            w = std::uint64_t{b[0]} | std::uint64_t{b[rest / 2]} << 8 |
+                std::uint64_t{b[rest - 1]} << 16;
         }
         h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
     }
@@ -174,8 +175,7 @@ SlotRef SlotTable::lookup(std::string_view key)
     const std::uint32_t p = partition_of(h, geometry_);
     const std::uint32_t seen = partitions_[p].changes.load(std::memory_order_acquire);
     bool sure = true;
-    if (SlotRef r = find(p, key, h, sure); r.slot)
-        return r;
+    if (SlotRef r = find(p, key, h, sure); r.slot) return r;
     return find_or_bind(key, h, false, sure ? seen : kNotMissed);
 }
 
@@ -193,13 +193,11 @@ Slot& SlotTable::acquire_ref(std::string_view key)
     const std::uint32_t seen = partitions_[p].changes.load(std::memory_order_acquire);
     bool sure = true;
     SlotRef r = find(p, key, h, sure);
-    if (!r.slot)
-        return *find_or_bind(key, h, true, sure ? seen : kNotMissed).slot;
+    if (!r.slot) return *find_or_bind(key, h, true, sure ? seen : kNotMissed).slot;
     // Count ourselves, then check the slot was not claimed meanwhile: the evictor makes the
     // generation odd before it reads refs (both seq_cst), so one of us sees the other.
     r.slot->refs.fetch_add(1, std::memory_order_seq_cst);
-    if (still_bound(r))
-        return *r.slot;
+    if (still_bound(r)) return *r.slot;
     release_ref(*r.slot);
     return *find_or_bind(key, h, true, kNotMissed).slot;
 }
@@ -218,8 +216,7 @@ SlotRef SlotTable::find_or_bind(std::string_view key, std::uint64_t h, bool add_
         lock_partition(p);
         SlotRef r;
         bool sure = true;
-        if (part.changes.load(std::memory_order_relaxed) != missed_at)
-            r = find(p, key, h, sure);
+        if (part.changes.load(std::memory_order_relaxed) != missed_at) r = find(p, key, h, sure);
         missed_at = kNotMissed;
         if (!r.slot) {
             bool held = false;
@@ -232,21 +229,19 @@ SlotRef SlotTable::find_or_bind(std::string_view key, std::uint64_t h, bool add_
         }
         if (r.slot) {
             // Relaxed: an evictor reads refs only under this partition's lock.
-            if (add_reference)
-                r.slot->refs.fetch_add(1, std::memory_order_relaxed);
+            if (add_reference) r.slot->refs.fetch_add(1, std::memory_order_relaxed);
             unlock_partition(p);
             return r;
         }
         const bool partition_full = part.bound >= geometry_.partition_limit;
         unlock_partition(p);
-        if (partition_full)
-            break;
+        if (partition_full) break;
         steal_idle_slot(p); // drops into the pool, for the second attempt
     }
     header_->full_errors.fetch_add(1, std::memory_order_relaxed);
-    throw TableFullError(fmt::format(
-        "lock table full: all {} slots (or the {} of key '{}''s partition) are in use",
-        geometry_.capacity, geometry_.partition_limit, key));
+    throw TableFullError(
+        fmt::format("lock table full: all {} slots (or the {} of key '{}''s partition) are in use",
+                    geometry_.capacity, geometry_.partition_limit, key));
 }
 
 // find: runs without the partition lock on the hit path, so every index read is atomic and the
@@ -261,10 +256,8 @@ SlotRef SlotTable::find(std::uint32_t p, std::string_view key, std::uint64_t has
     std::uint32_t pos = tag & mask;
     for (std::uint32_t n = 0; n <= mask; ++n, pos = (pos + 1) & mask) {
         const std::uint64_t e = idx[pos].load(std::memory_order_acquire);
-        if (e == kEmpty)
-            return {};
-        if (entry_hash(e) != tag)
-            continue;
+        if (e == kEmpty) return {};
+        if (entry_hash(e) != tag) continue;
         Slot& s = slots_[entry_id(e)];
         const std::uint32_t g = s.generation.load(std::memory_order_acquire);
         if (g & 1) {
@@ -289,8 +282,7 @@ Slot* SlotTable::take_slot(std::uint32_t p, bool& claimed)
     const bool pool_empty =
         std::atomic_ref<std::uint32_t>(header_->pool_top).load(std::memory_order_relaxed) == 0;
     if (!pool_empty && partitions_[p].bound < geometry_.partition_limit)
-        if (Slot* s = pool_pop(p))
-            return s;
+        if (Slot* s = pool_pop(p)) return s;
     Slot* s = evict_idle(p);
     claimed = s && by_lock_;
     return s;
@@ -313,8 +305,7 @@ void SlotTable::bind(Slot& s, std::uint32_t p, std::string_view key, std::uint64
     s.state.store(make_state(SlotState::bound, p), std::memory_order_release);
     // The caller's lock from here: a crash before this leaves a claim for clear_dead_claim, a crash
     // after it a holder for the supervisor.
-    if (held)
-        locks_.hand_over(s);
+    if (held) locks_.hand_over(s);
     s.generation.store(s.generation.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     index_insert(p, hash, static_cast<std::uint32_t>(&s - slots_));
 }
@@ -324,8 +315,7 @@ void SlotTable::index_insert(std::uint32_t p, std::uint64_t hash, std::uint32_t 
     Entry* idx = index(p);
     const std::uint32_t mask = geometry_.index_size - 1;
     std::uint32_t pos = static_cast<std::uint32_t>(hash) & mask;
-    while (idx[pos].load(std::memory_order_relaxed) != kEmpty)
-        pos = (pos + 1) & mask;
+    while (idx[pos].load(std::memory_order_relaxed) != kEmpty) pos = (pos + 1) & mask;
     idx[pos].store(make_entry(hash, id), std::memory_order_release);
     Partition& part = partitions_[p];
     ++part.bound;
@@ -340,8 +330,7 @@ void SlotTable::index_erase(std::uint32_t p, std::uint32_t hole)
     const std::uint32_t mask = geometry_.index_size - 1;
     for (std::uint32_t j = (hole + 1) & mask;; j = (j + 1) & mask) {
         const std::uint64_t e = idx[j].load(std::memory_order_relaxed);
-        if (e == kEmpty)
-            break;
+        if (e == kEmpty) break;
         const std::uint32_t home = entry_hash(e) & mask;
         // Move j back into the hole unless its home lies cyclically in (hole, j].
         const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
@@ -364,11 +353,9 @@ Slot* SlotTable::evict_idle(std::uint32_t p)
     for (std::uint32_t n = 0; n <= mask; ++n) {
         const std::uint32_t pos = (part.hand + n) & mask;
         const std::uint64_t e = idx[pos].load(std::memory_order_relaxed);
-        if (e == kEmpty)
-            continue;
+        if (e == kEmpty) continue;
         Slot& s = slots_[entry_id(e)];
-        if (!claim_if_idle(s))
-            continue;
+        if (!claim_if_idle(s)) continue;
         part.hand = (pos + 1) & mask;
         s.state.store(make_state(SlotState::claimed, p), std::memory_order_release);
         index_erase(p, pos);
@@ -387,8 +374,7 @@ bool SlotTable::claim_if_idle(Slot& s)
         // The slot's lock, once ours, orders every acquirer before or after us: no fence needed
         // for them. The release fence keeps the odd generation ahead of the key we are about to
         // rewrite, for lockless readers in find().
-        if (!locks_.claim(s))
-            return false;
+        if (!locks_.claim(s)) return false;
         s.generation.store(g + 1, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_release);
         return true;
@@ -396,8 +382,7 @@ bool SlotTable::claim_if_idle(Slot& s)
     // By reference: the odd generation goes out before we read refs, so a caller who counts
     // itself after our question sees it.
     s.generation.store(g + 1, std::memory_order_seq_cst);
-    if (locks_.claim(s))
-        return true;
+    if (locks_.claim(s)) return true;
     // In use: nothing about the slot changed, so a reader who saw g may keep trusting it.
     s.generation.store(g, std::memory_order_release);
     return false;
@@ -407,8 +392,7 @@ void SlotTable::steal_idle_slot(std::uint32_t except)
 {
     // One partition lock at a time: no lock-order cycles between partitions.
     for (std::uint32_t q = 0; q < geometry_.partitions; ++q) {
-        if (q == except)
-            continue;
+        if (q == except) continue;
         lock_partition(q);
         Slot* s = evict_idle(q);
         if (s) {
@@ -417,16 +401,14 @@ void SlotTable::steal_idle_slot(std::uint32_t except)
             pool_push(*s);
         }
         unlock_partition(q);
-        if (s)
-            return;
+        if (s) return;
     }
 }
 
 Slot* SlotTable::pool_pop(std::uint32_t p)
 {
     ScopedMutex guard(&header_->pool_lock, [this] { repair_pool(); });
-    if (header_->pool_top == 0)
-        return nullptr;
+    if (header_->pool_top == 0) return nullptr;
     Slot& s = slots_[pool_[header_->pool_top - 1]];
     s.state.store(make_state(SlotState::claimed, p), std::memory_order_release);
     --header_->pool_top;
@@ -461,16 +443,14 @@ void SlotTable::repair_partition(std::uint32_t p) const
     for (std::uint32_t i = 0; i < geometry_.capacity; ++i) {
         Slot& s = slots_[i];
         const std::uint32_t st = s.state.load(std::memory_order_acquire);
-        if (state_partition(st) != p || state_kind(st) == SlotState::free)
-            continue;
+        if (state_partition(st) != p || state_kind(st) == SlotState::free) continue;
         locks_.clear_dead_claim(s);
         if (state_kind(st) == SlotState::bound) {
             // Killed between claiming it and deciding: a new even generation, same key.
             if (const std::uint32_t g = s.generation.load(std::memory_order_relaxed); g & 1)
                 s.generation.store(g + 1, std::memory_order_release);
             self->index_insert(p, s.hash, i);
-        }
-        else if (state_kind(st) == SlotState::claimed)
+        } else if (state_kind(st) == SlotState::claimed)
             self->pool_push(s); // half-bound or half-evicted: its key was never visible
     }
 }
@@ -500,8 +480,7 @@ bool SlotTable::visit_bound(std::string_view key, const std::function<void(const
     bool sure = true;
     const SlotRef r = find(p, key, h, sure); // under the lock nothing is being rebound
     try {
-        if (r.slot)
-            f(*r.slot);
+        if (r.slot) f(*r.slot);
     } catch (...) {
         unlock_partition(p);
         throw;
@@ -524,8 +503,7 @@ TableStats SlotTable::stats() const
         const Entry* idx = index(p);
         for (std::uint32_t pos = 0; pos < geometry_.index_size; ++pos) {
             const std::uint64_t e = idx[pos].load(std::memory_order_relaxed);
-            if (e == kEmpty)
-                continue;
+            if (e == kEmpty) continue;
             const Slot& s = slots_[entry_id(e)];
             ++t.keys;
             t.recoveries += s.recoveries.load(std::memory_order_relaxed);

@@ -110,7 +110,8 @@ public:
     // the key cannot change under f). f must not call back into the table.
     void for_each_bound(const std::function<void(const Slot&)>& f) const;
     // visit_bound: calls f(const Slot&) for the slot bound to `key`, if any, holding that one
-    // partition's lock; binds nothing. True if a slot was bound. f must not call back into the table.
+    // partition's lock; binds nothing. True if a slot was bound. f must not call back into the
+    // table.
     bool visit_bound(std::string_view key, const std::function<void(const Slot&)>& f) const;
 
     // stats: everything but `active` and `shared`, which only the table's owner can tell.

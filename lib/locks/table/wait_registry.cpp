@@ -24,8 +24,7 @@ WaitRegistry::WaitRegistry(MemoryRegion::Sharing sharing)
     : region_(sizeof(Record) * kRecords, sharing)
 {
     auto* records = static_cast<Record*>(region_.data());
-    for (std::size_t i = 0; i < kRecords; ++i)
-        new (&records[i]) Record{0};
+    for (std::size_t i = 0; i < kRecords; ++i) new (&records[i]) Record{0};
 }
 
 int WaitRegistry::enter(pid_t pid, std::uint32_t slot) noexcept
@@ -68,7 +67,8 @@ std::vector<std::uint32_t> WaitRegistry::count_by_slot(std::size_t slots) const
     const auto* records = static_cast<const Record*>(region_.data());
     std::vector<std::uint32_t> counts(slots, 0);
     for (std::size_t i = 0; i < kRecords; ++i)
-        if (const std::uint64_t r = records[i].load(std::memory_order_relaxed); r != 0 && record_slot(r) < slots)
+        if (const std::uint64_t r = records[i].load(std::memory_order_relaxed);
+            r != 0 && record_slot(r) < slots)
             ++counts[record_slot(r)];
     return counts;
 }

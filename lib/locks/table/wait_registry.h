@@ -28,7 +28,8 @@ public:
 
     explicit WaitRegistry(MemoryRegion::Sharing sharing);
 
-    // enter: this pid waits on `slot`; returns the record to leave(), or kNoRecord if all are taken.
+    // enter: this pid waits on `slot`; returns the record to leave(), or kNoRecord if all are
+    // taken.
     [[nodiscard]] int enter(pid_t pid, std::uint32_t slot) noexcept;
     void leave(int record) noexcept;
     // forget: clears every record of a dead pid; returns the slot of each, one entry per record.
