@@ -80,6 +80,18 @@ TEST_CASE("Server trace: mutex with --preload shows no overlap and no lost updat
     CHECK(body["lost"] == 0);
     CHECK(body["examples"].empty());
     CHECK(metric_value(server, "forklock_lock_overlaps_total") == 0);
+    // A reset is traced as well: the replay starts again from 0 and still finds nothing lost.
+    REQUIRE(http_request(server.endpoint(), "DELETE", "/counter/k").status == 200);
+    for (int i = 0; i < 3; ++i)
+        REQUIRE(http_request(server.endpoint(), "POST", "/counter/k/increment").status == 200);
+    auto after = http_request(server.endpoint(), "GET", "/analysis?key=k").json();
+    CHECK(after["increments"] == kRequests + 3);
+    CHECK(after["lost"] == 0);
+    auto last =
+        http_request(server.endpoint(), "GET", "/trace?key=k&since=" + std::to_string(kRequests))
+            .json();
+    REQUIRE(last["records"].size() == 4);
+    CHECK(last["records"][0]["outcome"] == "reset");
 }
 
 TEST_CASE("Server trace: the Chrome export parses and has one track per worker that answered",

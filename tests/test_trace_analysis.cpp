@@ -73,15 +73,33 @@ TEST_CASE("analyze_trace: three readers of one value lost two updates", "[trace_
     CHECK(a.examples[0].text.find("-> 2 updates lost") != std::string::npos);
 }
 
-TEST_CASE("analyze_trace: two reads of one value far apart (a reset between) lost nothing",
+TEST_CASE("analyze_trace: a reset between two reads of one value loses nothing",
           "[trace_analysis]")
 {
-    auto a = analyze_trace(
-        {section(0, 1, 0, 1.0, 2.0), section(1, 2, 0, 5.0, 6.0), section(2, 3, 0, 5.5, 7.0)}, "k");
+    TraceRecord reset = section(1, 4, 1, 3.0, 3.5);
+    reset.outcome = TraceOutcome::reset;
+    reset.wrote = 0;
+    auto a = analyze_trace({section(0, 1, 0, 1.0, 2.0), reset, section(2, 2, 0, 5.0, 6.0),
+                            section(3, 3, 0, 5.5, 7.0)},
+                           "k");
     CHECK(a.increments == 3);
     CHECK(a.lost == 1); // only the two that raced, from 5.0 ms
     REQUIRE(a.examples.size() == 1);
-    CHECK(a.examples[0].seqs == std::vector<std::uint64_t>{1, 2});
+    CHECK(a.examples[0].seqs == std::vector<std::uint64_t>{2, 3});
+}
+
+TEST_CASE("analyze_trace: a stale write that rolls a newer value back loses every update since",
+          "[trace_analysis]")
+{
+    // pid 1 reads 5 and stalls; pid 2 writes 6, pid 3 reads that and writes 7; then pid 1 writes
+    // 6 over the 7: three increments, the file went from 5 to 6, two updates lost.
+    auto a = analyze_trace({section(0, 1, 5, 1.0, 10.0), section(1, 2, 5, 1.5, 2.0),
+                            section(2, 3, 6, 3.0, 4.0)},
+                           "k");
+    CHECK(a.increments == 3);
+    CHECK(a.lost == 2);
+    REQUIRE(a.examples.size() == 1); // the story told is the pair that read 5
+    CHECK(a.examples[0].seqs == std::vector<std::uint64_t>{0, 1});
 }
 
 TEST_CASE("analyze_trace: threads of one process are told apart by tid", "[trace_analysis]")
@@ -119,15 +137,15 @@ TEST_CASE("analyze_trace: other keys, timeouts and failures are not increments",
 TEST_CASE("analyze_trace: examples are the first groups in time, at most max_examples",
           "[trace_analysis]")
 {
-    std::vector<TraceRecord> records;
-    for (std::uint64_t v = 0; v < 5; ++v) {
-        double t = 10.0 * static_cast<double>(4 - v); // later values happened earlier
-        records.push_back(section(2 * v, 1, v, t, t + 2));
+    std::vector<TraceRecord> records; // handed over newest first: the order is the analysis's
+    for (std::uint64_t v = 5; v-- > 0;) {
+        double t = 10.0 * static_cast<double>(v);
         records.push_back(section(2 * v + 1, 2, v, t + 1, t + 3));
+        records.push_back(section(2 * v, 1, v, t, t + 2));
     }
     auto a = analyze_trace(records, "k", 2);
     CHECK(a.lost == 5);
     REQUIRE(a.examples.size() == 2);
-    CHECK(a.examples[0].seqs == std::vector<std::uint64_t>{8, 9});
-    CHECK(a.examples[1].seqs == std::vector<std::uint64_t>{6, 7});
+    CHECK(a.examples[0].seqs == std::vector<std::uint64_t>{0, 1});
+    CHECK(a.examples[1].seqs == std::vector<std::uint64_t>{2, 3});
 }

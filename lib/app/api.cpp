@@ -233,10 +233,20 @@ Response Api::read(std::string_view key) const
     return json_response(200, Json{{"key", key}, {"value", ctx_.store->read(key)}});
 }
 
+// reset: traced too, so the analysis of the key's story knows its file went back to 0.
 Response Api::reset(std::string_view key) const
 {
+    TraceRecord r;
+    r.requested_ns = monotonic_ns();
     KeyGuard guard = ctx_.table->lock(key);
+    r.acquired_ns = monotonic_ns();
+    r.recovered_from = guard.recovered_from();
+    if (ctx_.trace) r.read = ctx_.store->read(key);
     ctx_.store->write(key, 0);
+    r.unlock_ns = monotonic_ns();
+    guard.unlock();
+    r.released_ns = monotonic_ns();
+    record(r, key, TraceOutcome::reset);
     return json_response(200, Json{{"key", key}, {"value", 0}});
 }
 

@@ -53,7 +53,9 @@ TraceExample tell(std::vector<const TraceRecord*> group)
     for (const Event& e : events) {
         double at = static_cast<double>(e.ns - t0) / 1e6;
         std::string note;
-        if (!e.is_write && inside++ > 0) note = "<- both inside the \"locked\" section at once";
+        if (!e.is_write && ++inside > 1)
+            note = inside == 2 ? "<- both inside the \"locked\" section at once"
+                               : fmt::format("<- {} inside the \"locked\" section at once", inside);
         if (e.is_write) --inside;
         if (e.is_write && ++writes == group.size())
             note = group.size() == 2 ? "-> one update lost"
@@ -88,6 +90,27 @@ std::vector<std::vector<const TraceRecord*>> racing(std::vector<const TraceRecor
     return runs;
 }
 
+// replay_lost: the file's story (see trace_analysis.h), from the key's written and reset records.
+std::uint64_t replay_lost(std::vector<const TraceRecord*> sections)
+{
+    std::stable_sort(sections.begin(), sections.end(),
+                     [](auto* x, auto* y) { return x->unlock_ns < y->unlock_ns; });
+    bool known = false; // the file's value before the first write is what that write read
+    std::int64_t value = 0, lost = 0;
+    for (const TraceRecord* r : sections) {
+        if (r->outcome == TraceOutcome::reset) {
+            value = 0;
+            known = true;
+            continue;
+        }
+        if (!known) value = static_cast<std::int64_t>(r->read);
+        known = true;
+        lost += value - static_cast<std::int64_t>(r->read); // 0: it read what the file held
+        value = static_cast<std::int64_t>(r->wrote);
+    }
+    return lost > 0 ? static_cast<std::uint64_t>(lost) : 0;
+}
+
 } // namespace
 
 std::uint64_t count_overlaps(std::vector<TraceRecord> held)
@@ -109,20 +132,21 @@ TraceAnalysis analyze_trace(const std::vector<TraceRecord>& records, std::string
     a.key = std::string(key);
     std::vector<TraceRecord> mine;
     std::map<std::uint64_t, std::vector<const TraceRecord*>> by_read;
+    std::vector<const TraceRecord*> file_story;
     for (const auto& r : records)
         if (r.key_view() == key) mine.push_back(r);
     for (const auto& r : mine) {
+        if (r.outcome == TraceOutcome::reset) file_story.push_back(&r);
         if (r.outcome != TraceOutcome::written) continue;
         ++a.increments;
         by_read[r.read].push_back(&r);
+        file_story.push_back(&r);
     }
+    a.lost = replay_lost(std::move(file_story));
     std::vector<std::vector<const TraceRecord*>> groups;
     for (auto& [value, same_read] : by_read)
-        for (auto& group : racing(std::move(same_read))) {
-            if (group.size() < 2) continue;
-            a.lost += group.size() - 1;
-            groups.push_back(std::move(group));
-        }
+        for (auto& group : racing(std::move(same_read)))
+            if (group.size() >= 2) groups.push_back(std::move(group));
     auto first_read = [](auto& g) {
         return (*std::min_element(g.begin(), g.end(),
                                   [](auto* x, auto* y) { return x->acquired_ns < y->acquired_ns; }))

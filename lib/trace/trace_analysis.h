@@ -7,11 +7,15 @@
 // the lock returned, before unlock was called), so a correct lock never shows an overlap; one
 // overlap is counted per such pair.
 //
-// Lost updates: written records that read the same value while racing (each read before an
-// earlier one of the group wrote) all wrote the same value, so a group of k of them counted once:
-// k - 1 updates lost. Records that read one value at different times (a reset in between) are
-// not a group. Exact when every stale write belongs to such a group; a stale write that rolls a
-// newer value back is not counted (a lower bound then).
+// Lost updates: the key's file replayed in the order its sections ended (unlock_ns). A write that
+// read the value the file then held added one; a stale one (it read an older value) erased every
+// update since that value, its own included, and a reset sets the file to 0. Summed, that is
+// exactly increments - (last value written - first value read) since the last reset: what a
+// client computes as committed minus final, here found from the records alone, so the two can
+// check each other. (Two writes that end within a clock read of each other may be replayed in the
+// wrong order; the sum then differs by the difference of their values.)
+// Examples: the groups of written records that read one value while racing (each read before an
+// earlier one of the group wrote), told in time order: k of them lost k - 1 updates.
 
 #include <cstdint>
 #include <string>

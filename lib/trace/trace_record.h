@@ -17,6 +17,7 @@ enum class TraceOutcome : std::uint32_t {
     written = 1,   // read, wrote, released: an increment that counted (or was lost by a race)
     timed_out = 2, // gave up waiting (timeout_ms): never acquired, acquired_ns = released_ns = 0
     failed = 3,    // the store or the table threw; acquired_ns is 0 when the lock call threw
+    reset = 4,     // a DELETE: read the old value, wrote 0, under the key's lock
 };
 
 std::string_view to_string(TraceOutcome outcome) noexcept;
@@ -28,7 +29,7 @@ struct TraceRecord {
     std::int64_t unlock_ns = 0; // just before unlock: the section ended in [unlock_ns, released_ns]
     std::int64_t released_ns = 0; // after unlock (0: never held)
     std::uint64_t read = 0;       // the counter's value read under the lock
-    std::uint64_t wrote = 0;      // the value written (0 unless outcome == written)
+    std::uint64_t wrote = 0;      // the value written (written: read + 1; reset: 0)
     std::int32_t pid = 0;
     std::int32_t tid = 0;
     std::int32_t recovered_from = 0; // pid of a dead holder the lock was taken back from, or 0

@@ -49,6 +49,7 @@ std::string_view to_string(TraceOutcome outcome) noexcept
     case TraceOutcome::written: return "written";
     case TraceOutcome::timed_out: return "timed_out";
     case TraceOutcome::failed: return "failed";
+    case TraceOutcome::reset: return "reset";
     }
     return "unknown";
 }
