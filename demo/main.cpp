@@ -2,8 +2,11 @@
 // through every lock mode; act 2 kills a worker that holds a key. Exit 0 only when every row
 // did what the theory predicts (theory.h), 1 otherwise, 2 for bad usage, 130 on Ctrl-C.
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include <sys/prctl.h>
@@ -31,6 +34,11 @@ void run_race_act(const Options& options, Progress& progress, DemoResults& resul
     progress.clear();
     if (!options.json)
         std::cout << format_race(results.race, options.sizes, options.color) << std::endl;
+    if (!options.trace_out.empty()) {
+        std::ofstream(options.trace_out) << chrome_trace(results.race).dump() << "\n";
+        std::cerr << "forklock-demo: wrote the race act's trace to " << options.trace_out.string()
+                  << " (open it in Perfetto or chrome://tracing)\n";
+    }
 }
 
 void run_crash_act(const Options& options, Progress& progress, DemoResults& results)
@@ -72,6 +80,11 @@ int main(int argc, char** argv)
     if (::access(options.server.c_str(), X_OK) != 0) {
         std::cerr << "forklock-demo: no server binary at " << options.server
                   << " (build it, or pass --server PATH)\n";
+        return 2;
+    }
+    if (!options.trace_out.empty() && !std::ofstream(options.trace_out, std::ios::app)) {
+        std::cerr << "forklock-demo: cannot write --trace-out " << options.trace_out.string() << ": "
+                  << std::strerror(errno) << "\n";
         return 2;
     }
     install_interrupt_handlers();

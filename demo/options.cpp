@@ -65,6 +65,9 @@ ParsedOptions parse_options(int argc, char** argv)
     app.add_flag("--json", options.json, "print one JSON document instead of tables");
     app.add_flag("--no-color", no_color, "plain text even on a terminal");
     app.add_option("--server", server, "the forklock binary (default: built next to the demo)");
+    app.add_option("--trace-out", options.trace_out,
+                   "write the race act's trace of critical sections to FILE (Chrome Trace Event "
+                   "JSON, for Perfetto or chrome://tracing)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& help) {
@@ -74,6 +77,7 @@ ParsedOptions parse_options(int argc, char** argv)
         return {std::nullopt, 2};
     }
     if (quick) apply_quick_sizes(app, options.sizes);
+    options.sizes.keep_trace = !options.trace_out.empty();
     options.acts = acts == "1" ? Acts::race : acts == "2" ? Acts::crash : Acts::all;
     options.color = !no_color && std::getenv("NO_COLOR") == nullptr && ::isatty(STDOUT_FILENO) == 1;
     options.server = server.empty() ? default_server_path() : std::filesystem::path(server);

@@ -17,6 +17,7 @@ struct Options {
     bool json = false;
     bool color = true; // false with --no-color, NO_COLOR set, or stdout not a terminal
     std::filesystem::path server;
+    std::filesystem::path trace_out; // --trace-out: the race act's Chrome trace; empty: none
 };
 
 // Sizes for the test suite: a clear result in a few seconds.

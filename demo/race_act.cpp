@@ -13,14 +13,22 @@ const std::string kKey = "race";
 RaceRow measure(const std::filesystem::path& server, const ServerConfig& config,
                 const RaceSizes& sizes, Progress& progress, const std::string& label)
 {
-    RaceRow row{config, {}, 0, {}, {}, 0};
+    RaceRow row;
+    row.config = config;
     progress.show(fmt::format("{} starting the server", label));
     harness::ServerProcess process = start_server(server, config);
     const LoadPlan plan{process.port(), kKey, sizes.requests, sizes.concurrency, sizes.hold_ms};
     row.load = fire_increments(plan, [&](int done) {
         progress.show(fmt::format("{} {}/{} increments", label, done, sizes.requests));
     });
-    row.final = ServerApi(process.port()).counter(kKey);
+    const ServerApi api(process.port());
+    row.final = api.counter(kKey);
+    try {
+        row.witness = api.analysis(kKey);
+        if (sizes.keep_trace) row.chrome = api.chrome_trace()["traceEvents"];
+    } catch (const HttpError& error) {
+        row.trace_error = error.what();
+    }
     progress.show(fmt::format("{} stopping the server", label));
     process.stop();
     return row;
@@ -57,7 +65,8 @@ RaceRow run_race(const std::filesystem::path& server, const ServerConfig& config
                  const RaceSizes& sizes, Progress& progress, const std::string& label)
 {
     const auto start = Clock::now();
-    RaceRow row{config, {}, 0, {}, {}, 0};
+    RaceRow row;
+    row.config = config;
     try {
         row = measure(server, config, sizes, progress, label);
     } catch (const Interrupted&) {
@@ -70,7 +79,9 @@ RaceRow run_race(const std::filesystem::path& server, const ServerConfig& config
                             row.load.errors,
                             row.final,
                             static_cast<int>(row.load.pids.size()),
-                            row.load.waited};
+                            row.load.waited,
+                            row.trace_error.empty() ? std::optional<TraceWitness>(row.witness)
+                                                    : std::nullopt};
     row.judgement = judge_race(config, counts);
     if (!row.error.empty()) {
         row.judgement.status = RowStatus::inconclusive;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "load.h"
 #include "progress.h"
 #include "theory.h"
@@ -18,12 +20,16 @@ struct RaceSizes {
     int requests = 200;
     int concurrency = 16;
     int hold_ms = 3;
+    bool keep_trace = false; // keep each row's Chrome trace (--trace-out)
 };
 
 struct RaceRow {
     ServerConfig config;
     LoadResult load;
     long final = 0;
+    TraceWitness witness;    // what the server's trace saw (GET /analysis)
+    std::string trace_error; // why the trace could not be read, if it could not
+    nlohmann::json chrome;   // the row's Chrome trace events, with sizes.keep_trace
     RaceJudgement judgement;
     std::string error; // the server did not start, or a query failed
     double seconds = 0;

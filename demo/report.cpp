@@ -52,6 +52,11 @@ nlohmann::json race_json(const RaceRow& row)
                 {"worker_pids", std::vector<pid_t>(row.load.pids.begin(), row.load.pids.end())},
                 {"duplicate_values", row.load.duplicate_values},
                 {"waited", row.load.waited},
+                {"overlaps", row.witness.overlaps},
+                {"trace_lost", row.witness.lost},
+                {"trace_increments", row.witness.increments},
+                {"examples", row.witness.examples},
+                {"trace_error", row.trace_error},
                 {"predicted", to_string(predict_race(row.config))},
                 {"verdict", to_string(row.judgement.observed)},
                 {"status", to_string(row.judgement.status)},
@@ -115,12 +120,35 @@ std::string describe_recovery(const CrashRow& row)
     return "unknown";
 }
 
+namespace {
+
+// The first interleaving the trace found in each losing row, indented under its row's name.
+std::string interleavings(const std::vector<RaceRow>& rows, bool color)
+{
+    std::string out;
+    for (const auto& row : rows) {
+        if (row.judgement.observed != Verdict::loses_updates || row.witness.examples.empty())
+            continue;
+        out += fmt::format("\n{} lost updates like this (from that run's trace):\n",
+                           paint(describe(row.config), "1", color));
+        std::string_view text = row.witness.examples.front();
+        while (!text.empty()) {
+            const auto end = text.find('\n');
+            out += fmt::format("    {}\n", text.substr(0, end));
+            text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+        }
+    }
+    return out;
+}
+
+} // namespace
+
 std::string format_race(const std::vector<RaceRow>& rows, const RaceSizes& sizes, bool color)
 {
-    Table table({"mode", "preload", "w x t", "sent", "final", "lost", "pids", "waited", "verdict",
-                 "theory"},
+    Table table({"mode", "preload", "w x t", "sent", "final", "lost", "overlaps", "pids", "waited",
+                 "verdict", "theory"},
                 {Align::left, Align::left, Align::left, Align::right, Align::right, Align::right,
-                 Align::right, Align::right, Align::left, Align::left},
+                 Align::right, Align::right, Align::right, Align::left, Align::left},
                 color);
     for (const auto& row : rows) {
         const bool loses = row.judgement.observed == Verdict::loses_updates;
@@ -130,6 +158,7 @@ std::string format_race(const std::vector<RaceRow>& rows, const RaceSizes& sizes
                        {std::to_string(row.load.sent)},
                        {std::to_string(row.final)},
                        {std::to_string(row.load.ok - row.final)},
+                       {row.trace_error.empty() ? std::to_string(row.witness.overlaps) : "?"},
                        {std::to_string(row.load.pids.size())},
                        {std::to_string(row.load.waited)},
                        {std::string(to_string(row.judgement.observed)), loses ? kRed : kGreen},
@@ -137,11 +166,11 @@ std::string format_race(const std::vector<RaceRow>& rows, const RaceSizes& sizes
                       detail(why_race(row.config), row.judgement.note));
     }
     return fmt::format("{}\n{} increments of one counter, {} at a time; each holds the key's lock "
-                       "{} ms between read and write.\n'pids': workers that served them; 'waited': "
-                       "increments that "
-                       "waited for the lock.\n\n{}",
+                       "{} ms between read and write.\n'overlaps': pairs of increments the "
+                       "server's trace saw inside the \"locked\" section at once; 'pids': workers "
+                       "that served them; 'waited': increments that waited for the lock.\n\n{}{}",
                        paint("Act 1: the race", "1", color), sizes.requests, sizes.concurrency,
-                       sizes.hold_ms, table.render());
+                       sizes.hold_ms, table.render(), interleavings(rows, color));
 }
 
 std::string format_crash(const std::vector<CrashRow>& rows, bool color)
@@ -191,6 +220,21 @@ std::string format_summary(const DemoResults& results, bool color)
         fmt::format("{} of {} rows as the theory predicts ({:.1f} s){}", matching, total,
                     results.seconds, all ? "." : ": the result is not proof, see the notes above.");
     return paint(text, all ? kGreen : kRed, color) + "\n";
+}
+
+nlohmann::json chrome_trace(const std::vector<RaceRow>& rows)
+{
+    nlohmann::json events = nlohmann::json::array();
+    for (const auto& row : rows) {
+        for (auto event : row.chrome) {
+            // Name each worker's track after its row: the rows' servers ran one after another.
+            if (event.value("name", "") == "process_name")
+                event["args"]["name"] =
+                    describe(row.config) + ": " + event["args"].value("name", "");
+            events.push_back(std::move(event));
+        }
+    }
+    return {{"traceEvents", std::move(events)}, {"displayTimeUnit", "ms"}};
 }
 
 nlohmann::json to_json(const DemoResults& results)

@@ -26,6 +26,10 @@ std::string format_summary(const DemoResults& results, bool color);
 
 nlohmann::json to_json(const DemoResults& results);
 
+// The race act's Chrome traces in one document (--trace-out), each worker's track named after
+// its row; rows without a kept trace add nothing.
+nlohmann::json chrome_trace(const std::vector<RaceRow>& rows);
+
 // True when there is at least one row and every row is as predicted: the exit code's meaning.
 bool all_as_predicted(const DemoResults& results);
 

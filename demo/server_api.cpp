@@ -64,6 +64,25 @@ WorkersSnapshot ServerApi::workers() const
     return snapshot;
 }
 
+TraceWitness ServerApi::analysis(const std::string& key) const
+{
+    const nlohmann::json body = get_json("/analysis?key=" + key);
+    if (!body.contains("lost")) throw HttpError("GET /analysis?key=" + key + ": no lost in reply");
+    TraceWitness witness;
+    witness.increments = field_or<long>(body, "increments", 0);
+    witness.overlaps = field_or<long>(body, "overlaps", 0);
+    witness.lost = field_or<long>(body, "lost", 0);
+    if (body.contains("examples") && body["examples"].is_array())
+        for (const auto& example : body["examples"])
+            witness.examples.push_back(example.value("text", std::string()));
+    return witness;
+}
+
+nlohmann::json ServerApi::chrome_trace() const
+{
+    return get_json("/trace?format=chrome&limit=65536");
+}
+
 harness::HttpResponse ServerApi::request(const std::string& method, const std::string& target,
                                          Clock::duration timeout) const
 {

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/http_client.h"
+#include "trace_witness.h"
 
 namespace forklock::demo {
 
@@ -50,6 +51,9 @@ public:
     // owner_pid of KEY in GET /locks; 0 when nobody holds it or the key is not listed.
     [[nodiscard]] pid_t lock_owner(const std::string& key) const;
     [[nodiscard]] WorkersSnapshot workers() const;
+    [[nodiscard]] TraceWitness analysis(const std::string& key) const;
+    // GET /trace?format=chrome: every record the ring holds, as Chrome Trace Event JSON.
+    [[nodiscard]] nlohmann::json chrome_trace() const;
 
 private:
     [[nodiscard]] harness::HttpResponse

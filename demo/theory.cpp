@@ -69,6 +69,27 @@ std::string_view why_crash(const ServerConfig& config)
     }
 }
 
+namespace {
+
+// The trace's disagreement with the counter, if any: a safe row must have witnessed no overlap,
+// and every row's lost updates must be the ones the trace explains.
+std::string trace_disagreement(const RaceCounts& counts, Verdict observed)
+{
+    if (!counts.trace) return "the trace could not be read";
+    const TraceWitness& trace = *counts.trace;
+    if (trace.increments != counts.ok)
+        return fmt::format("the trace saw {} of the {} committed increments", trace.increments,
+                           counts.ok);
+    if (observed == Verdict::safe && trace.overlaps > 0)
+        return fmt::format("nothing was lost, yet the trace witnessed {} overlaps", trace.overlaps);
+    if (trace.lost != counts.ok - counts.final)
+        return fmt::format("the trace explains {} of the {} lost updates", trace.lost,
+                           counts.ok - counts.final);
+    return {};
+}
+
+} // namespace
+
 RaceJudgement judge_race(const ServerConfig& config, const RaceCounts& counts)
 {
     RaceJudgement judgement;
@@ -86,6 +107,8 @@ RaceJudgement judge_race(const ServerConfig& config, const RaceCounts& counts)
     } else if (judgement.observed == Verdict::safe && config.workers * config.threads > 1 &&
                counts.waited == 0) {
         judgement.note = "no increment waited for the lock: nothing tried to overlap";
+    } else if (std::string why = trace_disagreement(counts, judgement.observed); !why.empty()) {
+        judgement.note = std::move(why);
     } else {
         judgement.status = RowStatus::as_predicted;
         return judgement;

@@ -2,10 +2,12 @@
 // What the theory predicts for each scenario, and the one sentence that says why. Pure: the
 // demo's exit code is "did every row do what this file says", so it is unit-tested on its own.
 
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "demo_server.h"
+#include "trace_witness.h"
 
 namespace forklock::demo {
 
@@ -28,12 +30,13 @@ std::string_view why_crash(const ServerConfig& config);
 
 // What one race run measured, and how it compares with the prediction.
 struct RaceCounts {
-    int sent = 0;        // increments attempted
-    int ok = 0;          // 2xx replies: committed updates
-    int errors = 0;      // anything else (non-2xx, connection failure)
-    long final = 0;      // the counter at the end
-    int worker_pids = 0; // distinct worker pids that served an increment
-    int waited = 0;      // increments that waited for the lock: overlap was attempted
+    int sent = 0;                      // increments attempted
+    int ok = 0;                        // 2xx replies: committed updates
+    int errors = 0;                    // anything else (non-2xx, connection failure)
+    long final = 0;                    // the counter at the end
+    int worker_pids = 0;               // distinct worker pids that served an increment
+    int waited = 0;                    // increments that waited for the lock: overlap was attempted
+    std::optional<TraceWitness> trace; // the trace's view of the key; nullopt: it could not be read
 };
 
 enum class RowStatus { as_predicted, unexpected, inconclusive };

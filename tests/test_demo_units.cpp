@@ -17,7 +17,13 @@ ServerConfig config(LockMode mode, bool preload, int workers, int threads = 1)
     return {mode, preload, workers, threads, true};
 }
 
-RaceCounts counts(int ok, long final, int pids) { return {ok, ok, 0, final, pids, ok / 2}; }
+// A run whose trace agrees with its counter: every increment traced, overlaps where updates were
+// lost, and the lost ones explained.
+RaceCounts counts(int ok, long final, int pids)
+{
+    const long lost = ok - final;
+    return {ok, ok, 0, final, pids, ok / 2, TraceWitness{ok, lost > 0 ? 2 * lost : 0, lost, {}}};
+}
 
 } // namespace
 
@@ -110,6 +116,35 @@ TEST_CASE("judge_race: failed requests or a counter above the commits are inconc
     CHECK(judge_race(config(LockMode::mutex, true, 4), failed).status == RowStatus::inconclusive);
     CHECK(judge_race(config(LockMode::mutex, true, 4), counts(100, 101, 4)).status ==
           RowStatus::inconclusive);
+}
+
+TEST_CASE("judge_race: a trace that disagrees with the counter makes the row unclear",
+          "[demo_verdict]")
+{
+    const ServerConfig safe = config(LockMode::mutex, true, 4);
+    const ServerConfig losing = config(LockMode::thread, true, 4);
+    REQUIRE(judge_race(safe, counts(100, 100, 4)).status == RowStatus::as_predicted);
+    REQUIRE(judge_race(losing, counts(100, 40, 4)).status == RowStatus::as_predicted);
+
+    RaceCounts overlapped = counts(100, 100, 4);
+    overlapped.trace->overlaps = 3;
+    const auto judgement = judge_race(safe, overlapped);
+    CHECK(judgement.status == RowStatus::inconclusive);
+    CHECK(judgement.note == "nothing was lost, yet the trace witnessed 3 overlaps");
+
+    RaceCounts unexplained = counts(100, 40, 4);
+    unexplained.trace->lost = 59;
+    CHECK(judge_race(losing, unexplained).note == "the trace explains 59 of the 60 lost updates");
+    CHECK(judge_race(losing, unexplained).status == RowStatus::inconclusive);
+
+    RaceCounts missed = counts(100, 40, 4);
+    missed.trace->increments = 99;
+    CHECK(judge_race(losing, missed).note == "the trace saw 99 of the 100 committed increments");
+
+    RaceCounts unread = counts(100, 100, 4);
+    unread.trace.reset();
+    CHECK(judge_race(safe, unread).note == "the trace could not be read");
+    CHECK(judge_race(safe, unread).status == RowStatus::inconclusive);
 }
 
 TEST_CASE("judge_crash: recovery, replacement and every commit counted match", "[demo_verdict]")
