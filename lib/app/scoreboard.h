@@ -45,7 +45,7 @@ struct SharedTotals {
     std::atomic<std::uint64_t> lock_wait_ns;
     std::atomic<std::uint64_t> lock_hold_ns;
     std::atomic<std::uint64_t> lock_timeouts;
-    // Accept turns (server/http_adapter.h): connections accepted by any loop, and how many loops
+    // Accept turns (server/accept_turn.h): connections accepted by any loop, and how many loops
     // (worker threads) the claimed slots add up to.
     std::atomic<std::uint64_t> accepts;
     std::atomic<std::uint32_t> loops;
