@@ -95,18 +95,23 @@ private:
     FakeControl& control_;
 };
 
+// The tests' hash seed: fixed, so keys found to share a partition in one table share it in
+// another, and a failure replays the same way.
+constexpr std::uint64_t kTestSeed = 0x5eed;
+
 // A SlotTable over its own memory and a FakeLocks, used as LockTable would use it.
 struct Table {
     FakeLocks locks;
     MemoryRegion memory;
     SlotTable table;
 
-    Table(bool by_lock, const TableGeometry& g, MemoryRegion::Sharing sharing)
+    Table(bool by_lock, const TableGeometry& g, MemoryRegion::Sharing sharing,
+          std::uint64_t seed = kTestSeed)
         : locks(by_lock), memory(g.region_bytes(), sharing),
           table(memory.data(), g,
                 sharing == MemoryRegion::Sharing::shared ? MutexKind::shared_robust
                                                          : MutexKind::private_default,
-                locks)
+                locks, seed)
     {
     }
 
@@ -294,6 +299,33 @@ TEST_CASE("SlotTable: a key's partition fills to its limit, then a new key of it
     t.unpin(held.front());
     CHECK(t.pin(keys.back()) == held.front()); // the one idle slot of its own partition
     CHECK(t.bound().count(keys.front()) == 0);
+}
+
+TEST_CASE("SlotTable: keys aimed at one partition under one seed spread out under another",
+          "[slot_table]")
+{
+    const TableGeometry g = TableGeometry::for_capacity(1024);
+    REQUIRE(g.partitions == 16);
+    const std::vector<std::string> aimed = keys_in_partition_0(g, 256); // under kTestSeed
+    Table same(false, g, MemoryRegion::Sharing::private_copy, kTestSeed);
+    Table other(false, g, MemoryRegion::Sharing::private_copy, kTestSeed + 1);
+    std::map<std::uint32_t, int> spread;
+    for (const auto& key : aimed) {
+        CHECK(same.table.partition_for(key) == 0);
+        ++spread[other.table.partition_for(key)];
+    }
+    // About 256 / 16 = 16 per partition under the other seed; all 256 in one would be the attack.
+    CHECK(spread.size() >= 12);
+    for (const auto& [partition, count] : spread) CHECK(count < 64);
+}
+
+TEST_CASE("SlotTable: tables made without a seed draw different random ones", "[slot_table]")
+{
+    const TableGeometry g = TableGeometry::for_capacity(64);
+    Table a(false, g, MemoryRegion::Sharing::private_copy, SlotTable::kRandomSeed);
+    Table b(false, g, MemoryRegion::Sharing::private_copy, SlotTable::kRandomSeed);
+    CHECK(a.table.seed() != SlotTable::kRandomSeed);
+    CHECK(a.table.seed() != b.table.seed());
 }
 
 TEST_CASE("SlotTable: a child killed inside a partition leaves it repaired for the next locker",

@@ -6,9 +6,12 @@
 #include <functional>
 #include <new>
 
+#include <sys/random.h>
+
 #include <fmt/format.h>
 
 #include "locks/lock_errors.h"
+#include "os/os_error.h"
 
 namespace forklock {
 
@@ -16,6 +19,7 @@ struct alignas(64) SlotTable::Header {
     pthread_mutex_t pool_lock;
     std::uint32_t pool_top;         // pool_[0..pool_top) are free slot ids
     std::uint32_t bound_high_water; // most slots ever out of the pool (under pool_lock)
+    std::uint64_t seed;             // the hash's, written once by the creator
     alignas(64) std::atomic<std::uint64_t> full_errors;
 };
 
@@ -47,12 +51,12 @@ std::uint64_t make_entry(std::uint64_t hash, std::uint32_t id)
 std::uint32_t entry_id(std::uint64_t e) { return static_cast<std::uint32_t>(e & 0xffffffffu) - 1; }
 std::uint32_t entry_hash(std::uint64_t e) { return static_cast<std::uint32_t>(e >> 32); }
 
-std::uint64_t hash_key(std::string_view key)
+std::uint64_t hash_key(std::string_view key, std::uint64_t seed)
 {
     // Eight bytes per multiply (a byte-at-a-time FNV cost ~20 ns of a ~100 ns lock on a 13-byte
     // key), then a murmur finaliser so both halves are well mixed (low half: home position and
     // tag, high half: partition).
-    std::uint64_t h = 0x9e3779b97f4a7c15ull ^ key.size();
+    std::uint64_t h = (seed + 0x9e3779b97f4a7c15ull) ^ key.size();
     std::size_t i = 0;
     for (; i + 8 <= key.size(); i += 8) {
         std::uint64_t w;
@@ -89,6 +93,16 @@ std::uint64_t hash_key(std::string_view key)
 
 std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
+std::uint64_t random_seed()
+{
+    std::uint64_t seed = SlotTable::kRandomSeed;
+    while (seed == SlotTable::kRandomSeed) {
+        const ssize_t got = ::getrandom(&seed, sizeof seed, 0);
+        if (got < 0 && errno != EINTR) throw os_error(errno, "getrandom(8 bytes, 0)");
+    }
+    return seed;
+}
+
 } // namespace
 
 TableGeometry TableGeometry::for_capacity(std::size_t capacity)
@@ -123,13 +137,16 @@ std::size_t TableGeometry::region_bytes() const
     return offsets_of(*this, kHeaderBytes, kPartitionBytes).total;
 }
 
-SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind, SlotLocks& locks)
-    : geometry_(g), locks_(locks), by_lock_(locks.pinned_by_lock())
+SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind, SlotLocks& locks,
+                     std::uint64_t seed)
+    : geometry_(g), seed_(seed == kRandomSeed ? random_seed() : seed), locks_(locks),
+      by_lock_(locks.pinned_by_lock())
 {
     static_assert(sizeof(Header) <= kHeaderBytes && sizeof(Partition) <= kPartitionBytes);
     const Offsets o = offsets_of(g, kHeaderBytes, kPartitionBytes);
     auto* base = static_cast<char*>(memory);
     header_ = new (base) Header{};
+    header_->seed = seed_;
     partitions_ = reinterpret_cast<Partition*>(base + o.partitions);
     indexes_ = reinterpret_cast<Entry*>(base + o.indexes);
     for (std::size_t i = 0; i < std::size_t{g.index_size} * g.partitions; ++i)
@@ -169,9 +186,14 @@ std::uint32_t partition_of(std::uint64_t hash, const TableGeometry& g)
 }
 } // namespace
 
+std::uint32_t SlotTable::partition_for(std::string_view key) const
+{
+    return partition_of(hash_key(key, seed_), geometry_);
+}
+
 SlotRef SlotTable::lookup(std::string_view key)
 {
-    const std::uint64_t h = hash_key(key);
+    const std::uint64_t h = hash_key(key, seed_);
     const std::uint32_t p = partition_of(h, geometry_);
     const std::uint32_t seen = partitions_[p].changes.load(std::memory_order_acquire);
     bool sure = true;
@@ -188,7 +210,7 @@ bool SlotTable::still_bound(const SlotRef& ref) noexcept
 
 Slot& SlotTable::acquire_ref(std::string_view key)
 {
-    const std::uint64_t h = hash_key(key);
+    const std::uint64_t h = hash_key(key, seed_);
     const std::uint32_t p = partition_of(h, geometry_);
     const std::uint32_t seen = partitions_[p].changes.load(std::memory_order_acquire);
     bool sure = true;
@@ -474,7 +496,7 @@ void SlotTable::for_each_bound(const std::function<void(const Slot&)>& f) const
 
 bool SlotTable::visit_bound(std::string_view key, const std::function<void(const Slot&)>& f) const
 {
-    const std::uint64_t h = hash_key(key);
+    const std::uint64_t h = hash_key(key, seed_);
     const std::uint32_t p = partition_of(h, geometry_);
     lock_partition(p);
     bool sure = true;

@@ -2,7 +2,11 @@
 // SlotTable: the key -> Slot dictionary inside one memory region, shared or private.
 //
 // Layout: a header, P partitions (each with its own lock and open-addressing index), a free pool
-// and `capacity` slots. A key's hash picks its partition; keys are compared byte for byte.
+// and `capacity` slots. A key's hash picks its partition; keys are compared byte for byte. The
+// hash is seeded per table (a random 64-bit seed kept in the shared header, read once by each
+// process that maps it), so a client cannot pick keys that all land in one partition and fill it
+// while the table stays mostly empty. The hash is a fast mixer, not a cryptographic MAC: the seed
+// keeps keys from being aimed, it does not make collisions impossible to search for with timing.
 // Shared across processes: yes, when the region is MAP_SHARED and inherited; across threads: yes.
 // Every member may be called concurrently; the hit path (a key already bound) takes no lock.
 //
@@ -90,9 +94,16 @@ struct SlotRef {
 class SlotTable {
 public:
     // Lays the table out in `memory` (zeroed, region_bytes() long) and initialises every lock.
-    SlotTable(void* memory, const TableGeometry& geometry, MutexKind kind, SlotLocks& locks);
+    // `seed`: the hash's seed, kRandomSeed for one from getrandom(2) (std::system_error if that
+    // fails); a fixed seed is for tests.
+    static constexpr std::uint64_t kRandomSeed = 0;
+    SlotTable(void* memory, const TableGeometry& geometry, MutexKind kind, SlotLocks& locks,
+              std::uint64_t seed = kRandomSeed);
 
     const TableGeometry& geometry() const { return geometry_; }
+    std::uint64_t seed() const { return seed_; }
+    // partition_for: the partition `key` lives in under this table's seed.
+    std::uint32_t partition_for(std::string_view key) const;
     Slot& slot(std::uint32_t id) const { return slots_[id]; }
 
     // By lock. lookup: the slot bound to `key` (binding one if needed). Pins nothing, unless it
@@ -141,6 +152,7 @@ private:
     Entry* index(std::uint32_t p) const { return indexes_ + std::size_t{p} * geometry_.index_size; }
 
     TableGeometry geometry_;
+    std::uint64_t seed_; // the header's, copied: the hit path reads no shared line for it
     SlotLocks& locks_;
     const bool by_lock_; // locks_.pinned_by_lock(), fixed for the table's lifetime
     Header* header_;
