@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cctype>
 #include <thread>
 
 #include <fmt/format.h>
@@ -123,6 +124,33 @@ TEST_CASE("Server: /control/config thread -> mutex with preload: every worker ru
         server.endpoint(), {"POST", "/counter/burst/increment?hold_ms=2", {}, {}}, kBurst, 20s);
     CHECK(std::all_of(replies.begin(), replies.end(), [](auto& r) { return r.status == 200; }));
     CHECK(http_request(server.endpoint(), "GET", "/counter/burst").json()["value"] == kBurst);
+}
+
+TEST_CASE("Server: a worker draining after a config switch keeps its old table: killed there, "
+          "the master frees its key in that table",
+          "[server][reload]")
+{
+    ServerProcess server({"-w", "2", "--preload", "--lock-mode", "mutex"}, 2);
+    std::jthread holder([&] { (void)post(server, "/counter/k/increment?hold_ms=5000"); });
+    const int owner = wait_for_owner(server, "k");
+    REQUIRE(owner != 0);
+    REQUIRE(post(server, "/control/config?mode=semaphore").status == 202);
+    // Two new workers with a new table; the old holder drains, still in the scoreboard.
+    REQUIRE(wait_until([&] {
+        auto w = workers(server);
+        int fresh = 0;
+        for (const auto& one : w["workers"]) fresh += one.value("generation", 0) == 1;
+        auto pids = server.worker_pids(); // the other old worker gone: it drained at once
+        return fresh == 2 && pids.size() == 3 && pids.count(owner) == 1;
+    }));
+    CHECK(http_request(server.endpoint(), "GET", "/locks").json()["mode"] == "semaphore");
+    REQUIRE(post(server, fmt::format("/control/kill?pid={}", owner)).status == 200);
+    holder.join();
+    json death;
+    REQUIRE(wait_until([&] { return !(death = death_of(server, owner)).is_null(); }));
+    CHECK(death["held"] == json::array({"k"})); // read from the old table, not the new one
+    CHECK(death["released"] == 1);
+    CHECK(post(server, "/counter/k/increment?timeout_ms=2000").status == 200);
 }
 
 TEST_CASE("Server: a HUP from kill(1) keeps the configuration and its generation",
