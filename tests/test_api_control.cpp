@@ -268,3 +268,54 @@ TEST_CASE("Api: crossed /pair/increments with ordered=1 both succeed", "[api_con
     CHECK(f.store.read("a") == 2);
     CHECK(f.store.read("b") == 2);
 }
+
+TEST_CASE("Api: /workers reports the running configuration, the theory, the controls and the "
+          "deaths",
+          "[api_control]")
+{
+    Fixture f;
+    f.scoreboard.publish_config({3, LockMode::semaphore, true, 4, 2});
+    WorkerSlot& booted = f.scoreboard.slot(f.scoreboard.claim(2).value());
+    booted.pid = 1111;
+    booted.config = ServerConfig{3, LockMode::semaphore, true, 4, 2}.pack();
+    f.enlist(2222); // still booting: no config written yet
+    f.scoreboard.record_death({4242, 17, SIGKILL, 128 + SIGKILL, {"k"}, 1});
+    auto r = f.api.handle({"GET", "/workers", ""});
+    REQUIRE(r.status == 200);
+    auto b = f.body(r);
+    CHECK(b["generation"] == 3);
+    CHECK(b["mode"] == "semaphore");
+    CHECK(b["preload"] == true);
+    CHECK(b["workers_target"] == 4);
+    CHECK(b["threads"] == 2);
+    CHECK(b["safe"] == true);
+    CHECK(b["explain"] == std::string(explain(LockMode::semaphore)));
+    CHECK(b["controls"] == "loopback");
+    CHECK(b["now_ns"].get<std::int64_t>() > 0);
+    CHECK(b["deaths"] == json::array({json{{"pid", 4242},
+                                           {"died_ns", 17},
+                                           {"signal", SIGKILL},
+                                           {"status", 128 + SIGKILL},
+                                           {"held", {"k"}},
+                                           {"released", 1}}}));
+    const auto& listed = b["workers"];
+    REQUIRE(listed.size() == 2);
+    CHECK(listed[0]["pid"] == 1111);
+    CHECK(listed[0]["generation"] == 3);
+    CHECK(listed[0]["mode"] == "semaphore");
+    CHECK(listed[0]["preload"] == true);
+    CHECK(listed[1]["pid"] == 2222);
+    CHECK_FALSE(listed[1].contains("mode"));
+
+    f.scoreboard.publish_config({3, LockMode::semaphore, false, 4, 2});
+    CHECK(f.body(f.api.handle({"GET", "/workers", ""}))["safe"] == false);
+}
+
+TEST_CASE("Api: the index lists the controls and the pair", "[api_control]")
+{
+    Fixture f;
+    const std::string index = f.api.handle({"GET", "/", ""}).body;
+    CHECK(index.find("POST /control/kill") != std::string::npos);
+    CHECK(index.find("POST /control/config") != std::string::npos);
+    CHECK(index.find("POST /pair/increment") != std::string::npos);
+}

@@ -128,9 +128,10 @@ Response Api::kill_pid(pid_t pid, const std::string& key) const
     return json_response(200, body);
 }
 
-// config: validated as the command line validates it, then left for the master, which applies it
-// on the HUP sent here (new lock table, new workers, the old ones drain).
-Response Api::config(const Request& r) const
+namespace {
+
+// parse_change: the query's fields, each checked with the command line's parse function and range.
+ConfigChange parse_change(const Request& r)
 {
     ConfigChange change;
     if (auto mode = query_string(r.query, "mode")) {
@@ -147,6 +148,16 @@ Response Api::config(const Request& r) const
     change.threads = query_int(r.query, "threads", 1, static_cast<int>(kMaxThreads));
     if (!change.mode && !change.preload && !change.workers && !change.threads)
         throw BadRequest("give at least one of mode, preload, workers, threads");
+    return change;
+}
+
+} // namespace
+
+// config: validated as the command line validates it, then left for the master, which applies it
+// on the HUP sent here (new lock table, new workers, the old ones drain).
+Response Api::config(const Request& r) const
+{
+    const ConfigChange change = parse_change(r);
     Options check = *ctx_.options;
     check.lock_mode = change.mode.value_or(ctx_.scoreboard->requested_config().mode);
     if (auto problem = config_error(check); !problem.empty()) throw BadRequest(problem);

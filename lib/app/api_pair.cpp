@@ -38,6 +38,15 @@ KeyGuard lock_traced(LockTable& table, const std::string& key, int timeout_ms, T
     return guard;
 }
 
+Response deadlock(int timeout_ms, const std::string& held, const std::string& wanted)
+{
+    return json_error(
+        503, fmt::format("timed out after {} ms waiting for {} while holding {}: a deadlock if "
+                         "another request holds {} and waits for {}; nothing was written (lock "
+                         "the keys in one order: ordered=1)",
+                         timeout_ms, wanted, held, wanted, held));
+}
+
 } // namespace
 
 // pair: locks `first`, holds hold_ms, locks `second` within timeout_ms, then increments both
@@ -75,26 +84,18 @@ Response Api::pair(const Request& req) const
         record(ra, a, TraceOutcome::failed);
         if (ctx_.scoreboard)
             ctx_.scoreboard->totals().lock_timeouts.fetch_add(1, std::memory_order_relaxed);
-        return json_error(
-            503, fmt::format("timed out after {} ms waiting for {} while holding {}: a deadlock "
-                             "if another request holds {} and waits for {}; nothing was written "
-                             "(lock the keys in one order: ordered=1)",
-                             timeout_ms, b, a, b, a));
+        return deadlock(timeout_ms, a, b);
     }
     TraceRecord& r_first = swap ? rb : ra;
     TraceRecord& r_second = swap ? ra : rb;
     write_held(swap ? gb : ga, first, r_first);
     write_held(swap ? ga : gb, second, r_second);
-    return {200,
-            "application/json",
-            Json{{"first", {{"key", first}, {"value", r_first.wrote}}},
-                 {"second", {{"key", second}, {"value", r_second.wrote}}},
-                 {"pid", ctx_.pid},
-                 {"lock_mode", to_string(ctx_.table->mode())},
-                 {"ordered", ordered}}
-                    .dump() +
-                "\n",
-            {}};
+    const Json body{{"first", {{"key", first}, {"value", r_first.wrote}}},
+                    {"second", {{"key", second}, {"value", r_second.wrote}}},
+                    {"pid", ctx_.pid},
+                    {"lock_mode", to_string(ctx_.table->mode())},
+                    {"ordered", ordered}};
+    return {200, "application/json", body.dump() + "\n", {}};
 }
 
 } // namespace forklock
