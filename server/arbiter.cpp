@@ -93,9 +93,11 @@ void Arbiter::start()
     }
     log(LogLevel::info, "Listening at: {} ({})", bind_url(listener_->address()), pid_);
     if (options_.dashboard_token.empty()) options_.dashboard_token = make_dashboard_token();
-    log(LogLevel::info, "Dashboard: {}/dashboard?token={} (controls: {})",
-        bind_url(listener_->address()), options_.dashboard_token,
-        to_string(options_.dashboard_controls));
+    BindAddress local = listener_->address(); // a URL a browser on this host can open
+    if (local.host == "0.0.0.0" || local.host == "::")
+        local.host = local.host == "::" ? "::1" : "127.0.0.1";
+    log(LogLevel::info, "Dashboard: {}/dashboard?token={} (controls: {})", bind_url(local),
+        options_.dashboard_token, to_string(options_.dashboard_controls));
     log(LogLevel::info, "Lock mode: {}: {}", to_string(options_.lock_mode),
         explain(options_.lock_mode));
     warn_lost_updates();
