@@ -138,6 +138,7 @@ TEST_CASE("Server: a worker draining after a config switch keeps its old table: 
     // Two new workers with a new table; the old holder drains, still in the scoreboard.
     REQUIRE(wait_until([&] {
         auto w = workers(server);
+        if (!w.is_object()) return false;
         int fresh = 0;
         for (const auto& one : w["workers"]) fresh += one.value("generation", 0) == 1;
         auto pids = server.worker_pids(); // the other old worker gone: it drained at once
