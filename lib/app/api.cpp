@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "app/api_dashboard.h"
 #include "os/current_pid.h"
 #include "os/monotonic_clock.h"
 
@@ -129,6 +130,7 @@ Response Api::route(const Request& r) const
         if (rest.substr(slash) == "/increment") return counter(r, rest.substr(0, slash), true);
         return json_error(404, fmt::format("no such path: {}", r.path));
     }
+    if (path == "/dashboard" || path.starts_with("/dashboard/")) return dashboard(r);
     if (path == "/trace" || path == "/analysis") {
         if (!is_get(r.method)) return method_not_allowed(r.method, "GET, HEAD");
         return path == "/trace" ? trace(r) : analysis(r);
