@@ -1,6 +1,6 @@
 // The browser suite's entry point (meson test --suite browser): checks what the tests need, so
 // a machine without it fails with the command that installs it instead of skipping, then runs
-// the tests one at a time (each starts a server and a browser; the machine may have 2 cores).
+// them (one file: node:test runs its tests one after the other).
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,5 +20,5 @@ if (missing.length) {
   process.exit(1);
 }
 const tests = process.argv.slice(2).length ? process.argv.slice(2) : [path.join(here, 'dashboard.test.mjs')];
-const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...tests], { stdio: 'inherit' });
+const result = spawnSync(process.execPath, ['--test', ...tests], { stdio: 'inherit' });
 process.exit(result.status ?? 1);
