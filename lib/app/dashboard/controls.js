@@ -24,6 +24,7 @@ const increment = (key, query) => api('POST', `/counter/${encodeURIComponent(key
 // fire: n increments of key from c concurrent loops; each 200 is one acknowledged update.
 async function fire(key, n, c, hold) {
   const k = keyState(key);
+  k.fired = true;
   let started = 0, done = 0, failed = 0;
   let lastError = '';
   const loop = async () => {
@@ -57,6 +58,7 @@ async function onReset() {
   if (r.status !== 200) return status('fire-status', `reset ${key}: ${r.json.error}`, 'error');
   const k = keyState(key);
   k.ack = 0;
+  k.fired = true;
   k.value = 0;
   renderKeys();
   status('fire-status', `${key} reset to 0`, 'good');
@@ -99,6 +101,7 @@ async function onCrashAct() {
     const again = await increment(key, 'timeout_ms=5000');
     if (again.status === 200) {
       keyState(key).ack++;
+      keyState(key).fired = true;
       status('crash-status', `killed pid ${pid} holding ${key}; ${key} usable again` +
              (again.json.recovered_from ? ` (recovered from dead owner ${again.json.recovered_from})` : ''), 'good');
     } else {

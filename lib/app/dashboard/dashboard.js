@@ -2,7 +2,7 @@
 // and renders the header and tables; lanes.js draws the timeline, controls.js the buttons.
 // Everything comes from the server that served this page; nothing is fetched from elsewhere.
 
-import { draw, WINDOW_MS } from './lanes.js';
+import { draw, keyColor, WINDOW_MS } from './lanes.js';
 import { installControls } from './controls.js';
 
 const KEEP_NS = (WINDOW_MS + 2000) * 1e6;
@@ -53,7 +53,7 @@ export async function api(method, path) {
 }
 
 export function keyState(key) {
-  if (!state.keys.has(key)) state.keys.set(key, { ack: 0, value: null, analysis: null });
+  if (!state.keys.has(key)) state.keys.set(key, { ack: 0, fired: false, value: null, analysis: null });
   return state.keys.get(key);
 }
 
@@ -84,6 +84,8 @@ function ingest(records) {
   for (const r of records) {
     if (!state.threads.has(r.pid)) state.threads.set(r.pid, new Set());
     state.threads.get(r.pid).add(r.tid);
+    r.lane = `${r.pid}:${r.tid}`; // computed once: the lanes look records up every frame
+    r.color = keyColor(state, r.key);
     if (r.acquired_ns) { checkOverlap(r); resolveDeaths(r); }
     state.records.push(r);
     if (!state.clock || r.released_ns > serverNow()) state.clock = { serverNs: r.released_ns, perfMs: performance.now() };
@@ -104,6 +106,7 @@ function prune() {
 
 async function pollTrace() {
   if (!state.tracing) return;
+  const t0 = performance.now();
   for (let page = 0; page < 20; page++) {
     const { status, json } = await api('GET', `/trace?since=${state.since}`);
     if (status === 404) { state.tracing = false; showBanner('Tracing is off on this server (--no-trace): no timeline.'); return; }
@@ -113,6 +116,8 @@ async function pollTrace() {
     if (json.records.length < 1000) break;
   }
   prune();
+  state.pollMs = 0.8 * (state.pollMs ?? 0) + 0.2 * (performance.now() - t0);
+  $('lanes').dataset.pollMs = state.pollMs.toFixed(1);
 }
 
 function addDeaths(deaths) {
@@ -219,10 +224,11 @@ function renderLocks() {
 export function renderKeys() {
   const items = [...state.keys.entries()];
   renderRows($('key-table').tBodies[0], items, ([key]) => key, (tr, [key, k]) => {
-    const lost = k.value === null ? null : k.ack - k.value;
+    // Only what this page fired is acknowledged here: other clients' increments are not known.
+    const lost = k.value === null || !k.fired ? null : k.ack - k.value;
     const a = k.analysis;
     const badge = (n, field) => ({ text: n ?? '–', cls: n > 0 ? 'bad' : n === 0 ? 'zero' : '', field });
-    return cells(tr, [key, { text: k.ack, field: 'ack' }, { text: k.value ?? '–', field: 'value' },
+    return cells(tr, [key, { text: k.fired ? k.ack : '–', field: 'ack' }, { text: k.value ?? '–', field: 'value' },
       badge(lost, 'lost'), badge(a?.overlaps, 'overlaps'), badge(a?.lost, 'trace-lost')]);
   });
   const latest = items.map(([key, k]) => ({ key, ex: k.analysis?.examples?.at(-1) })).filter((x) => x.ex).at(-1);
@@ -267,7 +273,11 @@ function every(ms, fn) {
 
 function frame() {
   const canvas = $('lanes');
+  const t0 = performance.now();
   draw(canvas, state, serverNow());
+  // What one frame costs, smoothed: the page's own budget, apart from the machine's load.
+  state.drawMs = 0.9 * (state.drawMs ?? 0) + 0.1 * (performance.now() - t0);
+  canvas.dataset.drawMs = state.drawMs.toFixed(2);
   let inView = 0;
   const from = serverNow() - WINDOW_MS * 1e6;
   for (const r of state.records) if (r.overlap && r.unlock_ns >= from) inView++;

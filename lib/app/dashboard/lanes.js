@@ -23,7 +23,7 @@ function hatch(ctx, color) {
   t.moveTo(-1, 1); t.lineTo(1, -1);
   t.moveTo(5, 7); t.lineTo(7, 5);
   t.stroke();
-  const p = ctx.createPattern(tile, 'repeat');
+  const p = { id: `hatch:${color}`, pattern: ctx.createPattern(tile, 'repeat') };
   patterns.set(color, p);
   return p;
 }
@@ -73,35 +73,61 @@ function drawAxis(ctx, width, height, x) {
 }
 
 function drawLabels(ctx, rows, rowH, top) {
-  ctx.font = `${Math.min(12, Math.max(8, rowH - 2))}px system-ui, sans-serif`;
+  ctx.font = `${Math.min(12, Math.max(9, rowH - 2))}px system-ui, sans-serif`;
   ctx.textBaseline = 'middle';
+  const every = Math.ceil(11 / Math.max(rowH, 0.1)); // with many lanes, label one in `every`
   rows.forEach((row, i) => {
-    if (rowH < 7 && !row.first) return;
+    if (i % every) return;
     ctx.fillStyle = row.live ? '#222' : '#aaa';
     const text = row.threads > 1 ? (row.first ? `${row.pid} · t${row.tid}` : `  t${row.tid}`) : `pid ${row.pid}`;
-    ctx.fillText(text, 4, top + i * rowH + rowH / 2);
+    ctx.fillText(text, 4, top + i * rowH + (every > 1 ? 5 : rowH / 2));
   });
   ctx.textBaseline = 'alphabetic';
 }
 
+// Rects batched by fill (one fill() per colour or hatch) and, per lane, merged while they touch:
+// a thread serves one request at a time, so its sections arrive in time order, and thousands of
+// sub-pixel sections in a busy window become a few rects.
+class Batch {
+  constructor(rows) { this.paths = new Map(); this.runs = Array.from({ length: rows }, () => new Map()); }
+  add(row, style, x0, x1, y, h) {
+    const runs = this.runs[row];
+    const run = runs.get(style);
+    if (run && x0 <= run.x1 + 0.75) { if (x1 > run.x1) run.x1 = x1; return; }
+    if (run) this.emit(run);
+    runs.set(style, { style, x0, x1, y, h });
+  }
+  emit(run) {
+    let path = this.paths.get(run.style);
+    if (!path) this.paths.set(run.style, (path = new Path2D()));
+    path.rect(run.x0, run.y, Math.max(1.5, run.x1 - run.x0), run.h);
+  }
+  fill(ctx) {
+    for (const runs of this.runs) for (const run of runs.values()) this.emit(run);
+    // Red last: an overlap stays visible under a merged run of its neighbours.
+    const paths = [...this.paths].sort(([a], [b]) => (a === OVERLAP) - (b === OVERLAP));
+    for (const [style, path] of paths) { ctx.fillStyle = style.pattern ?? style; ctx.fill(path); }
+  }
+}
+
 function drawSections(ctx, state, rowIndex, rowH, top, x, left, right) {
   const h = Math.max(2, rowH - (rowH > 8 ? 3 : 1));
+  const waits = new Batch(rowIndex.size), holds = new Batch(rowIndex.size);
   for (const r of state.records) {
-    const row = rowIndex.get(`${r.pid}:${r.tid}`);
+    if (x(r.released_ns) < left) continue;
+    const row = rowIndex.get(r.lane);
     if (row === undefined) continue;
     const y = top + row * rowH + (rowH - h) / 2;
-    const color = keyColor(state, r.key);
+    const color = r.color;
     const wait0 = Math.max(left, x(r.requested_ns)), wait1 = Math.min(right, x(r.acquired_ns || r.released_ns));
-    if (wait1 > wait0 + 0.5) {
-      ctx.fillStyle = hatch(ctx, r.acquired_ns ? color : '#999');
-      ctx.fillRect(wait0, y, wait1 - wait0, h);
-    }
+    if (wait1 > wait0 + 0.5) waits.add(row, hatch(ctx, r.acquired_ns ? color : '#999'), wait0, wait1, y, h);
     if (!r.acquired_ns) continue;
     const hold0 = Math.max(left, x(r.acquired_ns)), hold1 = Math.min(right, x(r.unlock_ns));
     if (hold1 < left || hold0 > right) continue;
-    ctx.fillStyle = r.overlap ? OVERLAP : r.outcome === 'reset' ? '#000' : color;
-    ctx.fillRect(hold0, y, Math.max(1.5, hold1 - hold0), h);
+    holds.add(row, r.overlap ? OVERLAP : r.outcome === 'reset' ? '#000' : color, hold0, hold1, y, h);
   }
+  waits.fill(ctx);
+  holds.fill(ctx);
 }
 
 function drawDeaths(ctx, state, rows, rowH, top, x, left, right) {
