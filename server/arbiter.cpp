@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "app/log.h"
+#include "os/monotonic_clock.h"
 #include "os/os_error.h"
 #include "worker.h"
 
@@ -91,13 +92,51 @@ void Arbiter::start()
         pid_file_written_ = true;
     }
     log(LogLevel::info, "Listening at: {} ({})", bind_url(listener_->address()), pid_);
+    if (options_.dashboard_token.empty()) options_.dashboard_token = make_dashboard_token();
+    log(LogLevel::info, "Dashboard: {}/dashboard?token={} (controls: {})",
+        bind_url(listener_->address()), options_.dashboard_token,
+        to_string(options_.dashboard_controls));
     log(LogLevel::info, "Lock mode: {}: {}", to_string(options_.lock_mode),
         explain(options_.lock_mode));
     warn_lost_updates();
-    scoreboard_ = std::make_unique<Scoreboard>(pid_);
-    if (options_.preload) table_ = std::make_unique<LockTable>(lock_table_options(options_));
+    scoreboard_ = std::make_unique<Scoreboard>(pid_, current_config());
+    if (options_.preload) table_ = std::make_shared<LockTable>(lock_table_options(options_));
     metrics_ = std::make_unique<LockMetrics>();
     if (options_.trace) trace_ = std::make_unique<TraceRing>(options_.trace_size);
+}
+
+ServerConfig Arbiter::current_config() const
+{
+    return {generation_, options_.lock_mode, options_.preload, num_workers_, options_.threads};
+}
+
+// apply_requested_config: a /control/config request newer than what runs becomes the options the
+// next workers get. The old table is not destroyed here: each old worker's entry holds it.
+void Arbiter::apply_requested_config()
+{
+    const ServerConfig want = scoreboard_->requested_config();
+    if (want.generation <= generation_) return;
+    Options next = options_;
+    next.lock_mode = want.mode;
+    next.preload = want.preload;
+    next.workers = want.workers;
+    next.threads = want.threads;
+    try {
+        if (next.lock_mode == LockMode::flock)
+            CounterStore::create_directory(lock_dir_for(next.data_dir));
+        table_ = next.preload ? std::make_shared<LockTable>(lock_table_options(next)) : nullptr;
+        options_ = next;
+        num_workers_ = want.workers;
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "Configuration {} not applied, keeping the running one: {}",
+            want.generation, e.what());
+    }
+    generation_ = want.generation; // consumed either way: a failed one is not retried on every HUP
+    scoreboard_->publish_config(current_config());
+    log(LogLevel::info, "Configuration {}: lock mode {}{}, {} worker(s) x {} thread(s): {}",
+        generation_, to_string(options_.lock_mode), options_.preload ? " with preload" : "",
+        num_workers_, options_.threads, explain(options_.lock_mode));
+    warn_lost_updates();
 }
 
 void Arbiter::warn_lost_updates()
@@ -132,7 +171,8 @@ void Arbiter::spawn_worker()
     pid_t pid = ::fork();
     if (pid == 0)
         run_worker(WorkerSpec{&options_, listener_->fd(), scoreboard_.get(), *slot, pid_,
-                              table_.get(), &signals_, max_requests, trace_.get(), metrics_.get()});
+                              table_.get(), &signals_, max_requests, trace_.get(), metrics_.get(),
+                              generation_});
     const int fork_errno = errno;
     ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     if (pid < 0) {
@@ -140,7 +180,7 @@ void Arbiter::spawn_worker()
         return log(LogLevel::error, "fork() failed: {}", std::strerror(fork_errno));
     }
     scoreboard_->slot(*slot).pid = pid;
-    workers_[pid] = Worker{*slot, Scoreboard::now_ns()};
+    workers_[pid] = Worker{*slot, Scoreboard::now_ns(), false, false, 0, table_};
 }
 
 void Arbiter::reap_workers()
@@ -165,7 +205,7 @@ void Arbiter::worker_exited(pid_t pid, int status)
     } else if (WEXITSTATUS(status) != 0) {
         log(LogLevel::error, "Worker (pid:{}) exited with code {}", pid, WEXITSTATUS(status));
     }
-    forget_worker(pid);
+    forget_worker(pid, status);
 }
 
 // worker_lost: waitpid() failed for a worker (ECHILD: someone else reaped it). It is gone all the
@@ -173,20 +213,42 @@ void Arbiter::worker_exited(pid_t pid, int status)
 void Arbiter::worker_lost(pid_t pid, int wait_errno)
 {
     log(LogLevel::error, "waitpid({}) failed: {}", pid, std::strerror(wait_errno));
-    forget_worker(pid);
+    forget_worker(pid, -1);
 }
 
-void Arbiter::forget_worker(pid_t pid)
+// forget_worker: `status` is the wait status, -1 when unknown. The worker's own table (its
+// generation's), not the current one, is the one that knows what it held.
+void Arbiter::forget_worker(pid_t pid, int status)
 {
     Worker w = workers_.at(pid);
     workers_.erase(pid);
-    if (table_) {
-        if (auto n = table_->release_owned_by(pid))
-            log(LogLevel::warning, "Released {} lock(s) held by dead worker (pid:{})", n, pid);
-    }
+    record_death(pid, status, w.table);
     store_->remove_temp_files(pid);
     scoreboard_->release(w.slot);
     if (!w.retiring && !stopping_ && !stop_request_) scoreboard_->totals().restarts.fetch_add(1);
+}
+
+// record_death: frees what a reaped worker held and, unless it exited 0 holding nothing (a worker
+// retired or recycled), keeps it in the scoreboard's ring of deaths for the dashboard.
+void Arbiter::record_death(pid_t pid, int status, const std::shared_ptr<LockTable>& table)
+{
+    WorkerDeath death{pid, monotonic_ns(), 0, status, {}, 0};
+    if (status >= 0 && WIFSIGNALED(status)) {
+        death.signal = WTERMSIG(status);
+        death.status = 128 + death.signal;
+    } else if (status >= 0) {
+        death.status = WEXITSTATUS(status);
+    }
+    if (table) {
+        for (const auto& k : table->key_stats())
+            if (k.owner_pid == pid) death.held.push_back(k.key);
+        death.released = table->release_owned_by(pid);
+        if (death.released > 0)
+            log(LogLevel::warning, "Released {} lock(s) held by dead worker (pid:{})",
+                death.released, pid);
+    }
+    if (death.signal != 0 || death.status != 0 || !death.held.empty())
+        scoreboard_->record_death(death);
 }
 
 void Arbiter::murder_workers()
@@ -299,10 +361,12 @@ void Arbiter::dispatch(int sig)
 // CHLD: a worker exited: reap it, free its locks; manage_workers() respawns it.
 void Arbiter::handle_chld() { reap_workers(); }
 
-// HUP: start a fresh set of workers, then stop the old ones gracefully: no request is dropped.
+// HUP: start a fresh set of workers (in the configuration /control/config asked for, if newer),
+// then stop the old ones gracefully: no request is dropped.
 void Arbiter::handle_hup()
 {
     log(LogLevel::info, "Hang up: Master");
+    apply_requested_config();
     std::vector<pid_t> old;
     for (auto& [pid, w] : workers_) {
         w.retiring = true;
@@ -326,6 +390,7 @@ void Arbiter::handle_ttin()
 {
     if (num_workers_ < static_cast<int>(kMaxWorkers)) ++num_workers_;
     log(LogLevel::info, "Number of workers: {}", num_workers_);
+    scoreboard_->publish_config(current_config());
     warn_lost_updates();
 }
 
@@ -334,6 +399,7 @@ void Arbiter::handle_ttou()
 {
     if (num_workers_ > 1) --num_workers_;
     log(LogLevel::info, "Number of workers: {}", num_workers_);
+    scoreboard_->publish_config(current_config());
 }
 
 // USR1: reopen the access log here and in every worker (after logrotate moved it).

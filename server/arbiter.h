@@ -3,7 +3,9 @@
 // shared state (the scoreboard, lock metrics and trace always; the lock table with --preload),
 // keeps N workers alive and
 // turns signals into actions:
-//   TERM graceful stop, INT/QUIT quick stop, HUP new workers replace the old ones,
+//   TERM graceful stop, INT/QUIT quick stop, HUP new workers replace the old ones (in the
+//   configuration /control/config asked for, if it asked since: a new lock table, made here with
+//   preload; the old table stays alive until its last draining worker is reaped),
 //   TTIN/TTOU one worker more/less, USR1 reopen the access log, CHLD reap (and respawn).
 
 #include <sys/types.h>
@@ -44,9 +46,10 @@ private:
     struct Worker {
         std::size_t slot = 0;
         std::int64_t born_ns = 0;
-        bool retiring = false;       // told to stop: not counted, not respawned
-        bool killed = false;         // SIGKILLed for a timeout already
-        std::int64_t aborted_ns = 0; // when it was sent SIGABRT for a timeout (0: not yet)
+        bool retiring = false;            // told to stop: not counted, not respawned
+        bool killed = false;              // SIGKILLed for a timeout already
+        std::int64_t aborted_ns = 0;      // when it was sent SIGABRT for a timeout (0: not yet)
+        std::shared_ptr<LockTable> table; // the preloaded table it inherited, or null
     };
 
     // Why and how the master stops: set by a signal handler or a worker that can't boot, acted
@@ -63,7 +66,8 @@ private:
     void reap_workers();
     void worker_exited(pid_t pid, int status);
     void worker_lost(pid_t pid, int wait_errno);
-    void forget_worker(pid_t pid);
+    void forget_worker(pid_t pid, int status);
+    void record_death(pid_t pid, int status, const std::shared_ptr<LockTable>& table);
     void murder_workers();
     void manage_workers();
     void retire_oldest(std::size_t count);
@@ -73,6 +77,8 @@ private:
     void stop(bool graceful);
     int halt(const StopRequest& request);
     void warn_lost_updates();
+    void apply_requested_config();
+    ServerConfig current_config() const;
 
     void dispatch(int sig);
     void handle_chld();
@@ -90,12 +96,13 @@ private:
     SignalQueue signals_;
     std::optional<Listener> listener_;
     std::unique_ptr<Scoreboard> scoreboard_;
-    std::unique_ptr<LockTable> table_; // with --preload only
+    std::shared_ptr<LockTable> table_; // with preload only; workers keep theirs (see Worker)
     std::unique_ptr<CounterStore> store_;
     std::unique_ptr<LockMetrics> metrics_; // always, before fork: one scrape sees every worker
     std::unique_ptr<TraceRing> trace_; // before fork whatever the lock mode; null with --no-trace
     std::map<pid_t, Worker> workers_;
     std::optional<StopRequest> stop_request_;
+    std::uint32_t generation_ = 0; // of the configuration running: 0 = the command line's
     bool stopping_ = false;
     bool pid_file_written_ = false;
 };

@@ -7,7 +7,9 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 
 #include <stdexcept>
 #include <string>
@@ -75,6 +77,29 @@ std::size_t header_bytes(evkeyvalq* headers)
     return total;
 }
 
+// 127.0.0.0/8, ::1, or ::ffff:127.x.y.z (an IPv4 peer on a dual-stack socket).
+bool is_loopback(const char* host)
+{
+    in_addr v4{};
+    in6_addr v6{};
+    if (::inet_pton(AF_INET, host, &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    if (::inet_pton(AF_INET6, host, &v6) != 1) return false;
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+}
+
+// What the dashboard's controls decide on: the token (header first, else ?token=) and the peer.
+void fill_control_fields(evhttp_request* req, Request& r)
+{
+    const char* header =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "X-Forklock-Token");
+    r.token = header ? header : query_string(r.query, "token").value_or("");
+    char* host = nullptr;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
+    r.from_loopback = host != nullptr && is_loopback(host);
+}
+
 // A Request, or the 4xx that refuses it before any handler runs.
 std::variant<Request, Response> convert(evhttp_request* req)
 {
@@ -93,7 +118,9 @@ std::variant<Request, Response> convert(evhttp_request* req)
     const char* query = parsed ? evhttp_uri_get_query(parsed) : nullptr;
     if (path == nullptr || *path != '/')
         return json_error(400, "the request target must be a path starting with '/'");
-    return Request{method_name(evhttp_request_get_command(req)), path, query ? query : ""};
+    Request r{method_name(evhttp_request_get_command(req)), path, query ? query : ""};
+    fill_control_fields(req, r);
+    return r;
 }
 
 void access_log(evhttp_request* req, const Response& response)

@@ -66,7 +66,8 @@ private:
 
 Worker::Worker(const WorkerSpec& spec)
     : spec_(spec), store_(spec.options->data_dir),
-      api_(ApiContext{&table(), &store_, spec.scoreboard, ::getpid(), spec.trace, spec.metrics})
+      api_(ApiContext{&table(), &store_, spec.scoreboard, ::getpid(), spec.trace, spec.metrics,
+                      spec.options})
 {
     store_.check_writable();
     shared_.api = &api_;
@@ -89,7 +90,10 @@ LockTable& Worker::table()
 
 void Worker::run()
 {
+    const Options& o = *spec_.options;
     slot().pid = ::getpid();
+    slot().config =
+        ServerConfig{spec_.generation, o.lock_mode, o.preload, o.workers, o.threads}.pack();
     slot().state = static_cast<std::uint32_t>(WorkerState::idle);
     std::vector<std::thread> threads;
     for (std::size_t t = 1; t < loops_.size(); ++t)

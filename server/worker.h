@@ -35,6 +35,7 @@ struct WorkerSpec {
     std::uint64_t max_requests = 0;        // jitter already added; 0 = never recycle
     TraceRing* trace = nullptr;            // the master's, shared; null with --no-trace
     LockMetrics* metrics = nullptr;        // the master's, shared
+    std::uint32_t generation = 0;          // of the config it runs: written to its slot at boot
 };
 
 [[noreturn]] void run_worker(const WorkerSpec& spec);

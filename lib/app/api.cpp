@@ -80,9 +80,9 @@ Response json_error(int status, const std::string& message)
     return json_response(status, Json{{"error", message}});
 }
 
-std::optional<int> query_int(const std::string& query, std::string_view name, int low, int high)
+std::optional<std::string> query_string(const std::string& query, std::string_view name)
 {
-    std::optional<std::string_view> found;
+    std::optional<std::string> found;
     std::string_view rest(query);
     while (!rest.empty()) {
         auto amp = rest.find('&');
@@ -92,6 +92,12 @@ std::optional<int> query_int(const std::string& query, std::string_view name, in
         if (pair.substr(0, eq) == name)
             found = eq == std::string_view::npos ? "" : pair.substr(eq + 1);
     }
+    return found;
+}
+
+std::optional<int> query_int(const std::string& query, std::string_view name, int low, int high)
+{
+    const auto found = query_string(query, name);
     if (!found) return std::nullopt;
     int value = 0;
     auto [end, ec] = std::from_chars(found->data(), found->data() + found->size(), value);
@@ -130,11 +136,12 @@ Response Api::route(const Request& r) const
         if (rest.substr(slash) == "/increment") return counter(r, rest.substr(0, slash), true);
         return json_error(404, fmt::format("no such path: {}", r.path));
     }
-    if (path == "/dashboard" || path.starts_with("/dashboard/")) return dashboard(r);
+    if (path.starts_with("/control/") || path == "/pair/increment") return control(r);
     if (path == "/trace" || path == "/analysis") {
         if (!is_get(r.method)) return method_not_allowed(r.method, "GET, HEAD");
         return path == "/trace" ? trace(r) : analysis(r);
     }
+    if (path == "/dashboard" || path.starts_with("/dashboard/")) return dashboard(r);
     using Handler = Response (Api::*)() const;
     static const std::pair<std::string_view, Handler> kPages[] = {
         {"/", &Api::index},          {"/healthz", nullptr},       {"/locks", &Api::locks},
@@ -202,6 +209,17 @@ Response Api::increment(std::string_view key, const std::string& query) const
                                    {"recovered_from", guard.recovered_from()}});
 }
 
+// write_held: the traced read-modify-write of a key already held, for a caller holding more
+// than one (/pair/increment); unlocks the guard.
+void Api::write_held(KeyGuard& guard, std::string_view key, TraceRecord& r) const
+{
+    read_modify_write(*ctx_.store, ctx_.metrics, guard, key, 0, r,
+                      [&] { record(r, key, TraceOutcome::failed); });
+    record(r, key, TraceOutcome::written);
+    if (ctx_.scoreboard)
+        ctx_.scoreboard->totals().increments.fetch_add(1, std::memory_order_relaxed);
+}
+
 // The trace record and the lock-time histograms of one increment, whatever its outcome.
 void Api::record(TraceRecord& r, std::string_view key, TraceOutcome outcome) const noexcept
 {
@@ -260,6 +278,10 @@ Response Api::index() const
          "GET /locks  the lock table", "GET /workers  the workers", "GET /metrics  Prometheus text",
          "GET /trace?key=K&since=SEQ&limit=N&format=chrome  the critical sections traced",
          "GET /analysis?key=K  overlaps and lost updates of a key, explained",
+         "POST /pair/increment?first=A&second=B&hold_ms=H&timeout_ms=T&ordered=0|1  two keys, "
+         "A then B (ordered=1: in byte order): the classic deadlock",
+         "POST /control/kill?key=K|pid=P  SIGKILL the worker holding K, or worker P (token)",
+         "POST /control/config?mode=M&preload=B&workers=N&threads=T  reload as on HUP (token)",
          "GET /healthz  liveness"});
     return json_response(200, Json{{"name", "forklock"},
                                    {"lock_mode", to_string(ctx_.table->mode())},

@@ -6,6 +6,8 @@
 //   GET    /counter/{key}        DELETE /counter/{key}
 //   GET    /locks   /workers   /metrics   /healthz   /
 //   GET    /trace?key=K&since=SEQ&limit=N&format=chrome   /analysis?key=K
+//   POST   /control/kill?key=K|pid=P   /control/config?mode=M&preload=B&workers=N&threads=T
+//   POST   /pair/increment?first=A&second=B&hold_ms=H&timeout_ms=T&ordered=0|1
 //
 // Thread safety: handle() is const and may run on many threads at once; it blocks while it
 // waits for a key's lock and while it holds it (hold_ms). It never throws: every failure is a
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "app/counter_store.h"
+#include "app/options.h"
 #include "app/scoreboard.h"
 #include "locks/lock_table.h"
 #include "trace/histogram.h"
@@ -28,9 +31,11 @@
 namespace forklock {
 
 struct Request {
-    std::string method; // "GET", "POST", ...
-    std::string path;   // as sent, percent-encoding included
-    std::string query;  // after '?', without it
+    std::string method;        // "GET", "POST", ...
+    std::string path;          // as sent, percent-encoding included
+    std::string query;         // after '?', without it
+    std::string token{};       // X-Forklock-Token, else the query's token=: for /control/...
+    bool from_loopback = true; // the peer is 127.0.0.0/8 or ::1
 };
 
 struct Response {
@@ -50,6 +55,7 @@ struct ApiContext {
     pid_t pid = 0;                    // the worker answering
     TraceRing* trace = nullptr;     // optional: null with --no-trace (/trace, /analysis answer 404)
     LockMetrics* metrics = nullptr; // optional: the /metrics histograms and overlaps
+    const Options* options = nullptr; // optional: without it every /control/... is refused
 };
 
 Response json_error(int status, const std::string& message);
@@ -74,11 +80,20 @@ private:
     Response trace(const Request& request) const;
     Response analysis(const Request& request) const;
     Response timed_out(std::string_view key, int timeout_ms) const;
+    void write_held(KeyGuard& guard, std::string_view key, TraceRecord& r) const;
+    Response control(const Request& request) const;
+    Response kill(const Request& request) const;
+    Response kill_pid(pid_t pid, const std::string& key) const;
+    Response config(const Request& request) const;
+    Response pair(const Request& request) const;
     ApiContext ctx_;
 };
 
 // Query parameter `name` as an integer in [low, high]: nullopt if absent; throws BadRequest.
 std::optional<int> query_int(const std::string& query, std::string_view name, int low, int high);
+
+// Query parameter `name` as sent (no percent-decoding, as keys in paths); nullopt if absent.
+std::optional<std::string> query_string(const std::string& query, std::string_view name);
 
 class BadRequest : public std::runtime_error {
 public:

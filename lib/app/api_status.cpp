@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/api.h"
+#include "os/monotonic_clock.h"
 
 namespace forklock {
 namespace {
@@ -54,6 +55,41 @@ void histogram(std::string& out, std::string_view name, std::string_view help,
                    name, h.sum_seconds, name, h.count);
 }
 
+// The per-worker fields, or with `server` the top-level ones (the target counts, the theory).
+void add_config(Json& out, const ServerConfig& c, bool server)
+{
+    out["generation"] = c.generation;
+    out["mode"] = to_string(c.mode);
+    out["preload"] = c.preload;
+    if (!server) return;
+    out["workers_target"] = c.workers;
+    out["threads"] = c.threads;
+    out["safe"] = serializes_increments(c.mode, c.preload, c.workers, c.threads);
+    out["explain"] = explain(c.mode);
+}
+
+Json deaths_json(const std::vector<WorkerDeath>& deaths)
+{
+    Json out = Json::array();
+    for (const auto& d : deaths)
+        out.push_back(Json{{"pid", d.pid},
+                           {"died_ns", d.died_ns},
+                           {"signal", d.signal},
+                           {"status", d.status},
+                           {"held", d.held},
+                           {"released", d.released}});
+    return out;
+}
+
+// The dashboard's header: what runs, what the theory says of it, who may control, the deaths.
+void add_server_view(Json& body, const ApiContext& ctx)
+{
+    add_config(body, ctx.scoreboard->applied_config(), true);
+    body["controls"] = ctx.options ? to_string(ctx.options->dashboard_controls) : "off";
+    body["now_ns"] = monotonic_ns();
+    body["deaths"] = deaths_json(ctx.scoreboard->deaths());
+}
+
 } // namespace
 
 Response Api::locks() const
@@ -79,16 +115,19 @@ Response Api::workers() const
 {
     if (ctx_.scoreboard == nullptr) return json_error(503, "no scoreboard in this process");
     Json list = Json::array();
-    for (const auto& w : ctx_.scoreboard->snapshot())
+    for (const auto& w : ctx_.scoreboard->snapshot()) {
         list.push_back(Json{{"pid", w.pid},
                             {"age_s", w.age_s},
                             {"requests", w.requests},
                             {"state", to_string(w.state)},
                             {"in_flight", w.in_flight}});
+        if (w.config) add_config(list.back(), *w.config, false);
+    }
     auto& totals = ctx_.scoreboard->totals();
     Json body{{"master_pid", totals.master_pid.load()},
               {"workers", std::move(list)},
               {"restarts", totals.restarts.load()}};
+    add_server_view(body, ctx_);
     return {200, "application/json", body.dump() + "\n", {}};
 }
 

@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <charconv>
+#include <random>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -43,6 +44,7 @@ struct RawOptions {
     bool no_trace = false;
     std::string pid_file;
     std::string data_dir = "forklock-data";
+    std::string dashboard_controls = "loopback";
 };
 
 void add_flags(CLI::App& app, Options& o, RawOptions& raw)
@@ -78,6 +80,10 @@ void add_flags(CLI::App& app, Options& o, RawOptions& raw)
     app.add_option("--trace-size", o.trace_size,
                    "critical sections the trace keeps, a power of two")
         ->check(CLI::Range(TraceRing::kMinCapacity, TraceRing::kMaxCapacity));
+    app.add_option("--dashboard-token", o.dashboard_token,
+                   "the token /control/... requests carry; default: a random one, logged");
+    app.add_option("--dashboard-controls", raw.dashboard_controls,
+                   "loopback (a loopback peer or the token) | token | off");
 }
 
 // Values CLI11 can't check alone. Returns the error message, or "" when all is well.
@@ -104,13 +110,49 @@ std::string finish(Options& o, const RawOptions& raw)
     o.trace = !raw.no_trace;
     if (!std::has_single_bit(o.trace_size))
         return fmt::format("--trace-size: {} is not a power of two", o.trace_size);
+    auto controls = parse_dashboard_controls(raw.dashboard_controls);
+    if (!controls)
+        return fmt::format("--dashboard-controls: '{}' is not one of loopback, token, off",
+                           raw.dashboard_controls);
+    o.dashboard_controls = *controls;
+    return config_error(o);
+}
+
+} // namespace
+
+std::optional<DashboardControls> parse_dashboard_controls(std::string_view name)
+{
+    if (name == "loopback") return DashboardControls::loopback;
+    if (name == "token") return DashboardControls::token;
+    if (name == "off") return DashboardControls::off;
+    return std::nullopt;
+}
+
+const char* to_string(DashboardControls controls) noexcept
+{
+    switch (controls) {
+    case DashboardControls::loopback: return "loopback";
+    case DashboardControls::token: return "token";
+    case DashboardControls::off: return "off";
+    }
+    return "?";
+}
+
+std::string config_error(const Options& o)
+{
     if (o.lock_mode == LockMode::semaphore && o.lock_slots > LockTable::kMaxSemaphoreCapacity)
         return fmt::format("--lock-slots: at most {} in semaphore mode (one mapping per semaphore)",
                            LockTable::kMaxSemaphoreCapacity);
     return "";
 }
 
-} // namespace
+std::string make_dashboard_token()
+{
+    std::random_device random;
+    std::string token;
+    for (int i = 0; i < 4; ++i) token += fmt::format("{:08x}", random());
+    return token;
+}
 
 std::optional<BindAddress> parse_bind(const std::string& text)
 {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "app/log.h"
@@ -17,6 +18,12 @@ struct BindAddress {
     std::string host = "127.0.0.1"; // without brackets
     std::uint16_t port = 8000;
 };
+
+// Who may use the dashboard's controls (/control/...): a loopback peer or the token's bearer, the
+// token's bearer only, or nobody. Read-only views need nothing.
+enum class DashboardControls { loopback, token, off };
+std::optional<DashboardControls> parse_dashboard_controls(std::string_view name);
+const char* to_string(DashboardControls controls) noexcept;
 
 struct Options {
     int workers = 1;
@@ -36,6 +43,8 @@ struct Options {
     std::size_t lock_slots = 1024;
     bool trace = true;              // --no-trace: no trace ring, /trace and /analysis answer 404
     std::size_t trace_size = 65536; // records the trace keeps: a power of two (TraceRing's bounds)
+    std::string dashboard_token;    // "": the master makes a random one at start and logs it
+    DashboardControls dashboard_controls = DashboardControls::loopback;
 };
 
 // Either options to run with, or an exit code and the text to print (help, version or an error).
@@ -52,6 +61,13 @@ ParseResult parse_options(const std::vector<std::string>& args); // args exclude
 std::optional<BindAddress> parse_bind(const std::string& text);
 // "http://127.0.0.1:8000", "http://[::1]:8000".
 std::string bind_url(const BindAddress& address);
+
+// What the command line and /control/config both refuse in a lock mode and worker count that
+// each pass alone: the message, or "" when the combination is valid.
+std::string config_error(const Options& options);
+
+// A fresh random 128-bit token, 32 hex digits (from std::random_device: /dev/urandom).
+std::string make_dashboard_token();
 
 // One sentence per reason this configuration loses updates (empty when it doesn't).
 std::vector<std::string> lost_update_warnings(const Options& options);

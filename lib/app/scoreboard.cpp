@@ -1,13 +1,89 @@
 #include "app/scoreboard.h"
 
+#include <algorithm>
 #include <chrono>
 #include <new>
 
 namespace forklock {
+namespace {
+
+// One death in shared memory. Keys are stored as 64-bit atomic words so a reader racing the
+// master's write reads torn words, never undefined behaviour, and the sequence number tells it to
+// retry.
+struct DeathSlot {
+    std::atomic<std::uint64_t> seq; // odd while the master writes this slot
+    std::atomic<pid_t> pid;
+    std::atomic<std::int64_t> died_ns;
+    std::atomic<std::int32_t> signal;
+    std::atomic<std::int32_t> status;
+    std::atomic<std::uint64_t> released;
+    std::atomic<std::uint32_t> held_count;
+    std::array<std::atomic<std::uint32_t>, kDeathKeys> key_length;
+    std::array<std::array<std::atomic<std::uint64_t>, kDeathKeyLength / 8>, kDeathKeys> keys;
+};
+
+struct DeathRing {
+    std::atomic<std::uint64_t> recorded; // deaths ever recorded; the next goes to recorded % size
+    std::array<DeathSlot, kDeathRing> slots;
+};
+
+struct SharedConfig {
+    std::atomic<std::uint64_t> applied;
+    std::atomic<std::uint64_t> requested;
+};
+
+static_assert(std::is_standard_layout_v<DeathRing> && std::is_standard_layout_v<SharedConfig>);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+void store_key(DeathSlot& d, std::size_t i, const std::string& key) noexcept
+{
+    const std::size_t n = std::min(key.size(), kDeathKeyLength);
+    for (std::size_t w = 0; w < (n + 7) / 8; ++w) {
+        std::uint64_t word = 0;
+        for (std::size_t b = 0; b < 8 && w * 8 + b < n; ++b)
+            word |= std::uint64_t{static_cast<unsigned char>(key[w * 8 + b])} << (8 * b);
+        d.keys[i][w].store(word, std::memory_order_relaxed);
+    }
+    d.key_length[i].store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
+}
+
+std::string load_key(const DeathSlot& d, std::size_t i)
+{
+    const std::size_t n =
+        std::min<std::size_t>(d.key_length[i].load(std::memory_order_relaxed), kDeathKeyLength);
+    std::string key(n, '\0');
+    for (std::size_t b = 0; b < n; ++b)
+        key[b] =
+            static_cast<char>(d.keys[i][b / 8].load(std::memory_order_relaxed) >> (8 * (b % 8)));
+    return key;
+}
+
+// One consistent read of a slot, or nullopt if the master was writing it.
+std::optional<WorkerDeath> read_death(const DeathSlot& d)
+{
+    const std::uint64_t before = d.seq.load(std::memory_order_acquire);
+    if (before % 2 == 1 || before == 0) return std::nullopt;
+    WorkerDeath out;
+    out.pid = d.pid.load(std::memory_order_relaxed);
+    out.died_ns = d.died_ns.load(std::memory_order_relaxed);
+    out.signal = d.signal.load(std::memory_order_relaxed);
+    out.status = d.status.load(std::memory_order_relaxed);
+    out.released = d.released.load(std::memory_order_relaxed);
+    const auto held =
+        std::min<std::size_t>(d.held_count.load(std::memory_order_relaxed), kDeathKeys);
+    for (std::size_t i = 0; i < held; ++i) out.held.push_back(load_key(d, i));
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (d.seq.load(std::memory_order_relaxed) != before) return std::nullopt;
+    return out;
+}
+
+} // namespace
 
 struct Scoreboard::Region {
     SharedTotals totals;
     std::array<WorkerSlot, kMaxWorkers> slots;
+    SharedConfig config;
+    DeathRing deaths;
 };
 static_assert(std::is_standard_layout_v<std::array<WorkerSlot, kMaxWorkers>>);
 
@@ -23,10 +99,13 @@ const char* to_string(WorkerState state) noexcept
     return "?";
 }
 
-Scoreboard::Scoreboard(pid_t master_pid) : mapping_(sizeof(Region), MemoryRegion::Sharing::shared)
+Scoreboard::Scoreboard(pid_t master_pid, const ServerConfig& config)
+    : mapping_(sizeof(Region), MemoryRegion::Sharing::shared)
 {
     auto* r = new (mapping_.data()) Region{};
     r->totals.master_pid = master_pid;
+    r->config.applied = config.pack();
+    r->config.requested = config.pack();
 }
 
 Scoreboard::Region* Scoreboard::region() const noexcept
@@ -52,6 +131,7 @@ std::optional<std::size_t> Scoreboard::claim(std::uint32_t threads)
         s.busy_threads = 0;
         s.born_ns = now;
         s.requests = 0;
+        s.config = 0;
         for (auto& hb : s.heartbeat_ns) hb = now;
         s.state = static_cast<std::uint32_t>(WorkerState::booting);
         region()->totals.loops.fetch_add(threads);
@@ -91,8 +171,111 @@ std::vector<WorkerSnapshot> Scoreboard::snapshot() const
         if (state == WorkerState::free || pid == 0) continue;
         const std::uint32_t in_flight = s.busy_threads.load();
         if (state == WorkerState::idle && in_flight > 0) state = WorkerState::busy;
+        const std::uint64_t config = s.config.load();
         out.push_back({i, pid, state, static_cast<double>(now - s.born_ns.load()) / 1e9,
-                       s.requests.load(), oldest_heartbeat_ns(i), in_flight});
+                       s.requests.load(), oldest_heartbeat_ns(i), in_flight,
+                       config ? std::optional(ServerConfig::unpack(config)) : std::nullopt});
+    }
+    return out;
+}
+
+} // namespace forklock
+
+namespace forklock {
+
+// Bits, high to low: generation 32, workers 16, threads 8, spare 3, preload 1, mode 4. The mode
+// is stored plus one, so a booted worker's word is never 0.
+std::uint64_t ServerConfig::pack() const noexcept
+{
+    return std::uint64_t{generation} << 32 | std::uint64_t(workers & 0xffff) << 16 |
+           std::uint64_t(threads & 0xff) << 8 | std::uint64_t{preload} << 4 |
+           (static_cast<std::uint64_t>(mode) + 1);
+}
+
+ServerConfig ServerConfig::unpack(std::uint64_t w) noexcept
+{
+    ServerConfig c;
+    if (w == 0) return c;
+    c.generation = static_cast<std::uint32_t>(w >> 32);
+    c.workers = static_cast<int>((w >> 16) & 0xffff);
+    c.threads = static_cast<int>((w >> 8) & 0xff);
+    c.preload = (w >> 4) & 1;
+    c.mode = static_cast<LockMode>((w & 0xf) - 1);
+    return c;
+}
+
+ServerConfig Scoreboard::applied_config() const noexcept
+{
+    return ServerConfig::unpack(region()->config.applied.load());
+}
+
+// The master publishes every change of its own (TTIN, TTOU, an applied request); while no request
+// is pending the requested word follows, so the next request starts from what runs.
+void Scoreboard::publish_config(const ServerConfig& config) noexcept
+{
+    auto& c = region()->config;
+    const std::uint64_t old_applied = c.applied.exchange(config.pack());
+    std::uint64_t requested = c.requested.load();
+    while (ServerConfig::unpack(requested).generation <=
+               ServerConfig::unpack(old_applied).generation &&
+           !c.requested.compare_exchange_weak(requested, config.pack())) {}
+}
+
+ServerConfig Scoreboard::requested_config() const noexcept
+{
+    return ServerConfig::unpack(region()->config.requested.load());
+}
+
+ServerConfig Scoreboard::request_config(const ConfigChange& change) noexcept
+{
+    auto& c = region()->config;
+    std::uint64_t word = c.requested.load();
+    ServerConfig next;
+    do {
+        const ServerConfig base = ServerConfig::unpack(word);
+        next = base;
+        next.generation = std::max(base.generation, applied_config().generation) + 1;
+        next.mode = change.mode.value_or(base.mode);
+        next.preload = change.preload.value_or(base.preload);
+        next.workers = change.workers.value_or(base.workers);
+        next.threads = change.threads.value_or(base.threads);
+    } while (!c.requested.compare_exchange_weak(word, next.pack()));
+    return next;
+}
+
+void Scoreboard::record_death(const WorkerDeath& death) noexcept
+{
+    auto& ring = region()->deaths;
+    const std::uint64_t n = ring.recorded.load(std::memory_order_relaxed);
+    DeathSlot& d = ring.slots[n % kDeathRing];
+    const std::uint64_t seq = d.seq.load(std::memory_order_relaxed);
+    d.seq.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    d.pid.store(death.pid, std::memory_order_relaxed);
+    d.died_ns.store(death.died_ns, std::memory_order_relaxed);
+    d.signal.store(death.signal, std::memory_order_relaxed);
+    d.status.store(death.status, std::memory_order_relaxed);
+    d.released.store(death.released, std::memory_order_relaxed);
+    const std::size_t held = std::min(death.held.size(), kDeathKeys);
+    for (std::size_t i = 0; i < held; ++i) store_key(d, i, death.held[i]);
+    d.held_count.store(static_cast<std::uint32_t>(held), std::memory_order_relaxed);
+    d.seq.store(seq + 2, std::memory_order_release);
+    ring.recorded.store(n + 1, std::memory_order_release);
+}
+
+std::vector<WorkerDeath> Scoreboard::deaths() const
+{
+    const auto& ring = region()->deaths;
+    const std::uint64_t n = ring.recorded.load(std::memory_order_acquire);
+    std::vector<WorkerDeath> out;
+    for (std::uint64_t i = n > kDeathRing ? n - kDeathRing : 0; i < n; ++i) {
+        const DeathSlot& d = ring.slots[i % kDeathRing];
+        for (int attempt = 0; attempt < 100; ++attempt) {
+            if (auto death = read_death(d)) {
+                out.push_back(std::move(*death));
+                break;
+            }
+        }
     }
     return out;
 }

@@ -6,6 +6,8 @@
 // Shared across processes and threads: every field is a lock-free std::atomic, written by one
 // party (the master claims and frees slots; a worker fills its own slot, each thread its own
 // heartbeat). Readers get a snapshot that may mix instants, which is fine for monitoring.
+// Two exceptions are written whole: a ServerConfig is one 64-bit word (one load, one CAS), and
+// the master's ring of worker deaths is read under a sequence lock (a reader retries a torn one).
 
 #include <sys/types.h>
 
@@ -14,9 +16,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <vector>
 
+#include "locks/lock_mode.h"
 #include "os/memory_region.h"
 
 namespace forklock {
@@ -27,6 +31,28 @@ inline constexpr std::size_t kMaxThreads = 64;
 enum class WorkerState : std::uint32_t { free, booting, idle, busy, stopping };
 const char* to_string(WorkerState state) noexcept;
 
+// A server configuration: what /control/config asks for, what the master applies, what a worker
+// booted with. `generation` counts the requests: 0 is the command line's.
+struct ServerConfig {
+    std::uint32_t generation = 0;
+    LockMode mode = kProcessMode;
+    bool preload = false;
+    int workers = 1; // 1..kMaxWorkers
+    int threads = 1; // 1..kMaxThreads
+
+    std::uint64_t pack() const noexcept;
+    static ServerConfig unpack(std::uint64_t word) noexcept;
+    bool operator==(const ServerConfig&) const = default;
+};
+
+// A change /control/config asks for: the fields left empty keep the latest requested value.
+struct ConfigChange {
+    std::optional<LockMode> mode;
+    std::optional<bool> preload;
+    std::optional<int> workers;
+    std::optional<int> threads;
+};
+
 struct WorkerSlot {
     std::atomic<pid_t> pid;             // 0 until the master has forked it
     std::atomic<std::uint32_t> state;   // WorkerState; busy is derived from busy_threads
@@ -34,6 +60,7 @@ struct WorkerSlot {
     std::atomic<std::uint32_t> busy_threads;
     std::atomic<std::int64_t> born_ns; // steady clock (CLOCK_MONOTONIC: one clock per host)
     std::atomic<std::uint64_t> requests;
+    std::atomic<std::uint64_t> config; // ServerConfig::pack() of what it booted with; 0 = not yet
     std::array<std::atomic<std::int64_t>, kMaxThreads> heartbeat_ns;
 };
 
@@ -51,6 +78,21 @@ struct SharedTotals {
     std::atomic<std::uint32_t> loops;
 };
 
+// A worker the master reaped. `held`: the keys it held then, from the master's lock table (empty
+// when the master has none: without --preload); `released`: the keys release_owned_by() freed.
+struct WorkerDeath {
+    pid_t pid = 0;
+    std::int64_t died_ns = 0; // CLOCK_MONOTONIC, the trace's clock
+    int signal = 0;           // 0 if it exited
+    int status = 0;           // the exit code, or the wait status when it was signalled
+    std::vector<std::string> held;
+    std::size_t released = 0;
+};
+
+inline constexpr std::size_t kDeathRing = 32; // deaths kept
+inline constexpr std::size_t kDeathKeys = 8;  // held keys kept per death
+inline constexpr std::size_t kDeathKeyLength = 128;
+
 static_assert(std::is_standard_layout_v<WorkerSlot> && std::is_standard_layout_v<SharedTotals>);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
 static_assert(std::atomic<pid_t>::is_always_lock_free);
@@ -62,13 +104,14 @@ struct WorkerSnapshot {
     double age_s = 0;
     std::uint64_t requests = 0;
     std::int64_t oldest_heartbeat_ns = 0;
-    std::uint32_t in_flight = 0; // requests its threads are serving right now
+    std::uint32_t in_flight = 0;        // requests its threads are serving right now
+    std::optional<ServerConfig> config; // what it booted with; nullopt while booting
 };
 
 class Scoreboard final {
 public:
-    // Maps the region; call before fork(). Throws std::system_error.
-    explicit Scoreboard(pid_t master_pid);
+    // Maps the region, with `config` applied; call before fork(). Throws std::system_error.
+    explicit Scoreboard(pid_t master_pid, const ServerConfig& config = {});
 
     // Master: a free slot, reset to booting with fresh heartbeats; nullopt when all are taken.
     // claim() and release() also keep totals().loops, the threads of every claimed slot.
@@ -82,6 +125,20 @@ public:
     std::int64_t oldest_heartbeat_ns(std::size_t index) const noexcept;
 
     static std::int64_t now_ns() noexcept;
+
+    // The configuration the master runs (written by the master only).
+    ServerConfig applied_config() const noexcept;
+    void publish_config(const ServerConfig& config) noexcept;
+    // The latest one asked for: applied_config() until a request_config(). request_config() merges
+    // `change` into it with a generation one above both (any process; lock-free) and returns it.
+    ServerConfig requested_config() const noexcept;
+    ServerConfig request_config(const ConfigChange& change) noexcept;
+
+    // The master's ring of the last kDeathRing worker deaths: record_death() by the master only
+    // (keys past kDeathKeys, or longer than kDeathKeyLength, are dropped); deaths() from anywhere,
+    // oldest first.
+    void record_death(const WorkerDeath& death) noexcept;
+    std::vector<WorkerDeath> deaths() const;
 
 private:
     struct Region;

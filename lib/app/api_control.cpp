@@ -1,0 +1,160 @@
+// The dashboard's controls: POST /control/kill and POST /control/config.
+
+#include "app/api_control.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace forklock {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Response json_response(int status, const Json& body)
+{
+    return {status, "application/json", body.dump() + "\n", {}};
+}
+
+constexpr const char* kHowToken = "send the token the server logged at start (--dashboard-token) "
+                                  "as the X-Forklock-Token header or ?token=";
+
+} // namespace
+
+bool tokens_equal(std::string_view given, std::string_view expected) noexcept
+{
+    if (expected.empty()) return false;
+    unsigned diff = given.size() != expected.size();
+    for (std::size_t i = 0; i < expected.size(); ++i)
+        diff |= static_cast<unsigned char>(i < given.size() ? given[i] : 0) ^
+                static_cast<unsigned char>(expected[i]);
+    return diff == 0;
+}
+
+std::optional<std::string> control_refusal(const Request& r, const Options* o)
+{
+    if (o == nullptr) return "this process has no dashboard options: the controls are off";
+    const bool token_ok = tokens_equal(r.token, o->dashboard_token);
+    const char* given = r.token.empty() ? "no token was given" : "the token is wrong";
+    switch (o->dashboard_controls) {
+    case DashboardControls::off:
+        return "the controls are off (--dashboard-controls off); restart the server with "
+               "--dashboard-controls loopback or token to use them";
+    case DashboardControls::token:
+        if (token_ok) return std::nullopt;
+        return fmt::format("the controls need the token (--dashboard-controls token) and {}: {}",
+                           given, kHowToken);
+    case DashboardControls::loopback:
+        if (token_ok || r.from_loopback) return std::nullopt;
+        return fmt::format("from a peer that is not loopback the controls need the token "
+                           "(--dashboard-controls loopback) and {}: {}",
+                           given, kHowToken);
+    }
+    return "unknown --dashboard-controls";
+}
+
+std::optional<bool> parse_bool(std::string_view text)
+{
+    if (text == "true" || text == "1") return true;
+    if (text == "false" || text == "0") return false;
+    return std::nullopt;
+}
+
+Response Api::control(const Request& r) const
+{
+    if (r.method != "POST") {
+        Response refused =
+            json_error(405, fmt::format("method {} is not allowed here; use POST", r.method));
+        refused.headers.emplace_back("Allow", "POST");
+        return refused;
+    }
+    if (r.path == "/pair/increment") return pair(r);
+    if (r.path != "/control/kill" && r.path != "/control/config")
+        return json_error(404, fmt::format("no such path: {}", r.path));
+    if (auto why = control_refusal(r, ctx_.options)) return json_error(403, *why);
+    if (ctx_.scoreboard == nullptr) return json_error(503, "no scoreboard in this process");
+    return r.path == "/control/kill" ? kill(r) : config(r);
+}
+
+// kill: SIGKILL the holder of ?key=K (LockTable::owner) or worker ?pid=P; only a live worker of
+// this server, never the master, a stranger, or the worker answering (it could not answer).
+Response Api::kill(const Request& r) const
+{
+    const auto key = query_string(r.query, "key");
+    const auto pid = query_int(r.query, "pid", 1, INT_MAX);
+    if (key.has_value() == pid.has_value())
+        throw BadRequest("give one of key=K (kill the worker holding K) or pid=P");
+    if (pid) return kill_pid(*pid, "");
+    if (auto problem = key_error(*key)) return json_error(400, *problem);
+    const pid_t owner = ctx_.table->owner(*key);
+    if (owner == 0)
+        return json_error(409, fmt::format("no worker holds '{}' now: nothing to kill (hold it "
+                                           "with an increment's hold_ms first)",
+                                           *key));
+    return kill_pid(owner, *key);
+}
+
+Response Api::kill_pid(pid_t pid, const std::string& key) const
+{
+    if (pid == ctx_.pid)
+        return json_error(409, fmt::format("worker {}{} is the worker answering this request; "
+                                           "it will not kill itself (try again: another worker "
+                                           "may answer)",
+                                           pid, key.empty() ? "" : " holding '" + key + "'"));
+    const auto workers = ctx_.scoreboard->snapshot();
+    const bool ours = std::any_of(workers.begin(), workers.end(),
+                                  [pid](const WorkerSnapshot& w) { return w.pid == pid; });
+    if (!ours && key.empty())
+        return json_error(404, fmt::format("pid {} is not a live worker of this server", pid));
+    if (!ours)
+        return json_error(409, fmt::format("'{}' is held by pid {}, which is not a live worker "
+                                           "of this server (dead and not yet recovered?)",
+                                           key, pid));
+    if (::kill(pid, SIGKILL) != 0)
+        return json_error(errno == ESRCH ? 404 : 500,
+                          fmt::format("kill({}, SIGKILL) failed: {}", pid, std::strerror(errno)));
+    Json body{{"killed", pid}, {"key", key.empty() ? Json(nullptr) : Json(key)}};
+    return json_response(200, body);
+}
+
+// config: validated as the command line validates it, then left for the master, which applies it
+// on the HUP sent here (new lock table, new workers, the old ones drain).
+Response Api::config(const Request& r) const
+{
+    ConfigChange change;
+    if (auto mode = query_string(r.query, "mode")) {
+        change.mode = parse_lock_mode(*mode);
+        if (!change.mode)
+            throw BadRequest(fmt::format(
+                "mode: '{}' is not one of none, thread, semaphore, mutex, flock, process", *mode));
+    }
+    if (auto preload = query_string(r.query, "preload")) {
+        change.preload = parse_bool(*preload);
+        if (!change.preload) throw BadRequest("preload must be true or false");
+    }
+    change.workers = query_int(r.query, "workers", 1, static_cast<int>(kMaxWorkers));
+    change.threads = query_int(r.query, "threads", 1, static_cast<int>(kMaxThreads));
+    if (!change.mode && !change.preload && !change.workers && !change.threads)
+        throw BadRequest("give at least one of mode, preload, workers, threads");
+    Options check = *ctx_.options;
+    check.lock_mode = change.mode.value_or(ctx_.scoreboard->requested_config().mode);
+    if (auto problem = config_error(check); !problem.empty()) throw BadRequest(problem);
+    const ServerConfig next = ctx_.scoreboard->request_config(change);
+    const pid_t master = ctx_.scoreboard->totals().master_pid.load();
+    if (::kill(master, SIGHUP) != 0)
+        return json_error(500,
+                          fmt::format("kill({}, SIGHUP) failed: {}", master, std::strerror(errno)));
+    return json_response(202, Json{{"mode", to_string(next.mode)},
+                                   {"preload", next.preload},
+                                   {"workers", next.workers},
+                                   {"threads", next.threads},
+                                   {"generation", next.generation}});
+}
+
+} // namespace forklock
