@@ -3,7 +3,7 @@
 // endpoints, which the server refuses (403) unless the request is from loopback or carries the
 // token; api() turns a 403 into the banner.
 
-import { api, keyState, renderKeys, showBanner, state } from './dashboard.js';
+import { api, keyState, renderKeys, serverNow, showBanner, state } from './dashboard.js';
 
 const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -65,45 +65,62 @@ async function onReset() {
 }
 
 async function kill(key) {
-  const r = await api('POST', `/control/kill?key=${encodeURIComponent(key)}`);
+  const r = await api('POST', `/control/kill?key=${encodeURIComponent(key)}`, 3000);
   if (r.status !== 200) {
     status('crash-status', `kill the holder of ${key}: ${r.status} ${r.json.error}`, 'error');
     return null;
   }
-  state.killedKeys.set(r.json.killed, key);
+  state.killedKeys.set(r.json.killed, { key, since_ns: state.holdSince.get(key) ?? 0 });
   status('crash-status', `killed pid ${r.json.killed}, which held ${key}`);
   return r.json.killed;
 }
 
 async function waitForOwner(key, ms) {
   for (const end = performance.now() + ms; performance.now() < end; await sleep(100)) {
-    const r = await api('GET', '/locks');
+    const r = await api('GET', '/locks', 500);
     const row = r.json?.keys?.find((k) => k.key === key);
     if (row?.owner_pid) return row.owner_pid;
   }
   return 0;
 }
 
+async function waitForDeath(pid, ms) {
+  for (const end = performance.now() + ms; performance.now() < end; await sleep(100)) {
+    const r = await api('GET', '/workers', 500);
+    if (r.json?.deaths?.some((d) => d.pid === pid)) return true;
+  }
+  return false;
+}
+
 // The crash act: one increment holds the key for seconds, its worker is killed while it holds,
-// then one more increment shows whether (and how fast) the key is usable again.
+// and once the master has reaped it one more increment shows whether (and how fast) the key is
+// usable again. The holding request goes on a connection of its own: a browser resends a
+// request whose reused keep-alive connection closes before any answer (POST included), and
+// that resend would take the key again.
 async function onCrashAct() {
   const key = field($('fire-form'), 'key');
   $('crash-act').disabled = true;
   try {
     status('crash-status', `holding ${key} for 5 s…`);
-    const held = increment(key, 'hold_ms=5000');
+    keyState(key).fired = true;
+    const held = api('POST', `/counter/${encodeURIComponent(key)}/increment?hold_ms=5000`, 0, true);
+    state.holdSince.set(key, serverNow()); // its trace record is never written: it dies holding
     const owner = await waitForOwner(key, 3000);
     if (!owner) return status('crash-status', `nobody holds ${key}: is this mode without an owner (none, thread)?`, 'error');
+    status('crash-status', `pid ${owner} holds ${key}; killing it in a moment…`);
+    await sleep(1500); // long enough for the class to see who holds it
     const pid = await kill(key);
-    await held;
     if (!pid) return;
-    status('crash-status', `killed pid ${pid} holding ${key}; asking for ${key} again…`);
+    await held;
+    status('crash-status', `killed pid ${pid} holding ${key}; waiting for the master to reap it…`);
+    if (!(await waitForDeath(pid, 5000))) return status('crash-status', `pid ${pid} is not reaped after 5 s`, 'error');
+    status('crash-status', `pid ${pid} died holding ${key}; asking for ${key} again…`);
     const again = await increment(key, 'timeout_ms=5000');
     if (again.status === 200) {
       keyState(key).ack++;
-      keyState(key).fired = true;
-      status('crash-status', `killed pid ${pid} holding ${key}; ${key} usable again` +
-             (again.json.recovered_from ? ` (recovered from dead owner ${again.json.recovered_from})` : ''), 'good');
+      status('crash-status', `killed pid ${pid} holding ${key}; ${key} usable again: the next request waited ` +
+             `${again.json.waited_ms.toFixed(1)} ms for it` +
+             (again.json.recovered_from ? `, recovering it from the dead owner ${again.json.recovered_from}` : ''), 'good');
     } else {
       status('crash-status', `killed pid ${pid} holding ${key}; ${key} still locked: ${again.json.error}`, 'error');
     }

@@ -8,6 +8,7 @@ import { installControls } from './controls.js';
 const KEEP_NS = (WINDOW_MS + 2000) * 1e6;
 const MAX_RECORDS = 30000;
 const OVERLAP_SCAN = 256;
+const POLL_TIMEOUT_MS = 1500;
 
 export const state = {
   token: new URLSearchParams(location.search).get('token') ?? '',
@@ -22,7 +23,8 @@ export const state = {
   locks: null,
   keys: new Map(), // key -> {ack, value, analysis}
   deaths: new Map(), // "pid:died_ns" -> {pid, died_ns, signal, keys, usable: {key: ns}}
-  killedKeys: new Map(), // pid -> key, for deaths the master could not name a key for
+  killedKeys: new Map(), // pid -> {key, since_ns}: what this page killed it for, and since when
+  holdSince: new Map(), // key -> server time this page's crash act saw its holder
   clock: null, // {serverNs, perfMs}: server time = serverNs + (performance.now() - perfMs) ms
 };
 
@@ -34,12 +36,18 @@ export function showBanner(text) {
   b.hidden = !text;
 }
 
-// api: one request to this server, with the token when the page was opened with one.
-export async function api(method, path) {
+// api: one request to this server, with the token when the page was opened with one. A worker
+// blocked while it holds a key (hold_ms) also stalls the other keep-alive connections it
+// accepted, so reads give up after timeoutMs: aborting closes that connection, the next request
+// takes another one.
+// `credentials: 'omit'` puts a request in a socket pool of its own (`apart`): see controls.js.
+export async function api(method, path, timeoutMs = 0, apart = false) {
   const headers = state.token ? { 'X-Forklock-Token': state.token } : {};
   let response;
   try {
-    response = await fetch(path, { method, headers, cache: 'no-store' });
+    const signal = timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined;
+    const credentials = apart ? 'omit' : 'same-origin';
+    response = await fetch(path, { method, headers, cache: 'no-store', signal, credentials });
   } catch (e) {
     return { status: 0, json: { error: `no answer from the server (${e.message})` } };
   }
@@ -108,7 +116,7 @@ async function pollTrace() {
   if (!state.tracing) return;
   const t0 = performance.now();
   for (let page = 0; page < 20; page++) {
-    const { status, json } = await api('GET', `/trace?since=${state.since}`);
+    const { status, json } = await api('GET', `/trace?since=${state.since}`, POLL_TIMEOUT_MS);
     if (status === 404) { state.tracing = false; showBanner('Tracing is off on this server (--no-trace): no timeline.'); return; }
     if (status !== 200) return;
     ingest(json.records);
@@ -124,8 +132,9 @@ function addDeaths(deaths) {
   for (const d of deaths ?? []) {
     const id = `${d.pid}:${d.died_ns}`;
     if (state.deaths.has(id)) continue;
-    const keys = d.held?.length ? d.held : state.killedKeys.has(d.pid) ? [state.killedKeys.get(d.pid)] : [];
-    const death = { ...d, keys, usable: {} };
+    const killed = state.killedKeys.get(d.pid);
+    const keys = d.held?.length ? d.held : killed ? [killed.key] : [];
+    const death = { ...d, keys, usable: {}, heldSince: killed?.since_ns ?? 0 };
     state.deaths.set(id, death);
     for (const r of state.records) if (r.acquired_ns) resolveDeaths(r);
   }
@@ -133,7 +142,7 @@ function addDeaths(deaths) {
 
 async function pollWorkers() {
   const t0 = performance.now();
-  const { status, json } = await api('GET', '/workers');
+  const { status, json } = await api('GET', '/workers', POLL_TIMEOUT_MS);
   if (status !== 200) return;
   if (typeof json.now_ns === 'number') state.clock = { serverNs: json.now_ns, perfMs: (t0 + performance.now()) / 2 };
   state.workers = json;
@@ -144,7 +153,7 @@ async function pollWorkers() {
 }
 
 async function pollLocks() {
-  const { status, json } = await api('GET', '/locks');
+  const { status, json } = await api('GET', '/locks', POLL_TIMEOUT_MS);
   if (status !== 200) return;
   state.locks = json;
   for (const k of json.keys) keyState(k.key);
@@ -155,7 +164,7 @@ async function pollKeys() {
   const keys = [...state.keys.keys()].slice(-8);
   await Promise.all(keys.map(async (key) => {
     const q = encodeURIComponent(key);
-    const [counter, analysis] = await Promise.all([api('GET', `/counter/${q}`), state.tracing ? api('GET', `/analysis?key=${q}`) : null]);
+    const [counter, analysis] = await Promise.all([api('GET', `/counter/${q}`, POLL_TIMEOUT_MS), state.tracing ? api('GET', `/analysis?key=${q}`, POLL_TIMEOUT_MS) : null]);
     const k = keyState(key);
     if (counter.status === 200) k.value = counter.json.value;
     if (analysis?.status === 200) k.analysis = analysis.json;

@@ -130,6 +130,9 @@ function drawSections(ctx, state, rowIndex, rowH, top, x, left, right) {
   holds.fill(ctx);
 }
 
+// A death: a black line across the dead pid's lanes, what it held, the section it never
+// finished (when this page's crash act saw it begin), and in green the wait until the key was
+// taken again. Labels flip to the left of the line near the right edge.
 function drawDeaths(ctx, state, rows, rowH, top, x, left, right) {
   ctx.font = '11px system-ui, sans-serif';
   let drawn = 0;
@@ -139,16 +142,24 @@ function drawDeaths(ctx, state, rows, rowH, top, x, left, right) {
     drawn++;
     const first = rows.findIndex((r) => r.pid === d.pid);
     const y0 = first < 0 ? top : top + first * rowH;
-    const span = first < 0 ? rows.length * rowH : rows.filter((r) => r.pid === d.pid).length * rowH;
+    const span = Math.max(12, first < 0 ? rows.length * rowH : rows.filter((r) => r.pid === d.pid).length * rowH);
+    if (d.heldSince) {
+      ctx.fillStyle = '#555';
+      const x0 = Math.max(left, x(d.heldSince));
+      ctx.fillRect(x0, y0 + 3, px - x0, Math.max(2, Math.min(rowH, span) - 6));
+    }
     ctx.fillStyle = '#000';
-    ctx.fillRect(px - 1, y0 - 2, 3, Math.max(span, 12) + 4);
-    const label = `✕ ${d.pid} died${d.keys.length ? ` holding ${d.keys.join(', ')}` : ''}`;
-    ctx.fillText(label, Math.min(px + 4, right - ctx.measureText(label).width), y0 + 10);
+    ctx.fillRect(px - 1, y0 - 2, 3, span + 4);
+    const text = (label, y) => {
+      const w = ctx.measureText(label).width;
+      ctx.fillText(label, px + 4 + w > right ? px - 4 - w : px + 4, y);
+    };
+    text(`✕ ${d.pid} ${d.signal ? 'killed' : 'exited'}${d.keys.length ? ` holding ${d.keys.join(', ')}` : ''}`, y0 + 10);
     for (const [key, ns] of Object.entries(d.usable)) {
       const ux = Math.min(right, x(ns));
       ctx.fillStyle = '#2a9d4a';
-      ctx.fillRect(px, y0 + span, ux - px, 2);
-      ctx.fillText(`${key} usable after ${((ns - d.died_ns) / 1e6).toFixed(0)} ms`, px + 4, y0 + Math.max(span, 12) + 12);
+      ctx.fillRect(px, y0 + span - 2, Math.max(2, ux - px), 3);
+      text(`${key} usable again after ${((ns - d.died_ns) / 1e6).toFixed(0)} ms`, y0 + span + 12);
     }
   }
   return drawn;
