@@ -19,12 +19,22 @@ function field(form, name) {
   return el.type === 'checkbox' ? el.checked : el.type === 'number' ? Number(el.value) : el.value.trim();
 }
 
+// firstFire: the key's state, with the value it had before this page first touched it, so that
+// lost = acknowledged - (value - base) counts only what this page sent.
+async function firstFire(key) {
+  const k = keyState(key);
+  if (k.fired) return k;
+  const r = await api('GET', `/counter/${encodeURIComponent(key)}`, 3000);
+  k.base = r.status === 200 ? r.json.value : 0;
+  k.fired = true;
+  return k;
+}
+
 const increment = (key, query) => api('POST', `/counter/${encodeURIComponent(key)}/increment?${query}`);
 
 // fire: n increments of key from c concurrent loops; each 200 is one acknowledged update.
 async function fire(key, n, c, hold) {
-  const k = keyState(key);
-  k.fired = true;
+  const k = await firstFire(key);
   let started = 0, done = 0, failed = 0;
   let lastError = '';
   const loop = async () => {
@@ -58,6 +68,7 @@ async function onReset() {
   if (r.status !== 200) return status('fire-status', `reset ${key}: ${r.json.error}`, 'error');
   const k = keyState(key);
   k.ack = 0;
+  k.base = 0;
   k.fired = true;
   k.value = 0;
   renderKeys();
@@ -102,7 +113,7 @@ async function onCrashAct() {
   $('crash-act').disabled = true;
   try {
     status('crash-status', `holding ${key} for 5 s…`);
-    keyState(key).fired = true;
+    await firstFire(key);
     const held = api('POST', `/counter/${encodeURIComponent(key)}/increment?hold_ms=5000`, 0, true);
     state.holdSince.set(key, serverNow()); // its trace record is never written: it dies holding
     const owner = await waitForOwner(key, 3000);
@@ -162,8 +173,13 @@ async function pair(ordered) {
   const [a, b] = [field(form, 'a'), field(form, 'b')];
   const common = `hold_ms=${field(form, 'hold')}&timeout_ms=${field(form, 'timeout')}&ordered=${ordered ? 1 : 0}`;
   const url = (x, y) => `/pair/increment?first=${encodeURIComponent(x)}&second=${encodeURIComponent(y)}&${common}`;
+  await Promise.all([firstFire(a), firstFire(b)]);
   status('pair-status', ordered ? 'both pairs, each in key order…' : `${a}→${b} and ${b}→${a} at once…`);
   const [one, two] = await Promise.all([api('POST', url(a, b)), api('POST', url(b, a))]);
+  for (const r of [one, two]) {
+    if (r.status !== 200) continue;
+    for (const k of [keyState(r.json.first.key), keyState(r.json.second.key)]) { k.ack++; k.fired = true; }
+  }
   const ok = one.status === 200 && two.status === 200;
   const verdict = ok ? 'no deadlock' : one.status === 503 || two.status === 503 ? 'DEADLOCK: each held one key and waited for the other' : 'failed';
   status('pair-status', `${verdict}. ${pairText(`${a}→${b}`, one)}. ${pairText(`${b}→${a}`, two)}.`, ok ? 'good' : 'error');

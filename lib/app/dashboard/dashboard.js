@@ -61,7 +61,7 @@ export async function api(method, path, timeoutMs = 0, apart = false) {
 }
 
 export function keyState(key) {
-  if (!state.keys.has(key)) state.keys.set(key, { ack: 0, fired: false, value: null, analysis: null });
+  if (!state.keys.has(key)) state.keys.set(key, { ack: 0, base: 0, fired: false, value: null, analysis: null });
   return state.keys.get(key);
 }
 
@@ -175,7 +175,13 @@ async function pollKeys() {
 function cells(row, values) {
   row.replaceChildren(...values.map((v) => {
     const td = document.createElement('td');
-    if (v && typeof v === 'object') { td.textContent = v.text; if (v.cls) td.className = v.cls; if (v.field) td.dataset.field = v.field; }
+    if (v && typeof v === 'object') {
+      td.textContent = v.text;
+      if (v.cls) td.className = v.cls;
+      if (v.field) td.dataset.field = v.field;
+      if (v.title) td.title = v.title;
+      if (v.swatch) td.prepend(Object.assign(document.createElement('i'), { className: 'swatch', style: `background:${v.swatch}` }));
+    }
     else td.textContent = v ?? '–';
     return td;
   }));
@@ -234,10 +240,10 @@ export function renderKeys() {
   const items = [...state.keys.entries()];
   renderRows($('key-table').tBodies[0], items, ([key]) => key, (tr, [key, k]) => {
     // Only what this page fired is acknowledged here: other clients' increments are not known.
-    const lost = k.value === null || !k.fired ? null : k.ack - k.value;
+    const lost = k.value === null || !k.fired ? null : k.ack - (k.value - k.base);
     const a = k.analysis;
     const badge = (n, field) => ({ text: n ?? '–', cls: n > 0 ? 'bad' : n === 0 ? 'zero' : '', field });
-    return cells(tr, [key, { text: k.fired ? k.ack : '–', field: 'ack' }, { text: k.value ?? '–', field: 'value' },
+    return cells(tr, [{ text: key, swatch: keyColor(state, key) }, { text: k.fired ? k.ack : '–', field: 'ack' }, { text: k.value ?? '–', field: 'value', title: k.base ? `it was ${k.base} before this page's first increment` : '' },
       badge(lost, 'lost'), badge(a?.overlaps, 'overlaps'), badge(a?.lost, 'trace-lost')]);
   });
   const latest = items.map(([key, k]) => ({ key, ex: k.analysis?.examples?.at(-1) })).filter((x) => x.ex).at(-1);
