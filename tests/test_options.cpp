@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cctype>
+
 #include "app/options.h"
 
 using namespace forklock;
@@ -170,4 +173,30 @@ TEST_CASE("parse_options: --trace-size must be a power of two within the ring's 
         CHECK_FALSE(r.options);
         CHECK(r.exit_code == 2);
     }
+}
+
+TEST_CASE("parse_options: the dashboard's token and controls", "[options]")
+{
+    auto defaults = parse({});
+    REQUIRE(defaults.options);
+    CHECK(defaults.options->dashboard_token.empty()); // the master makes one at start
+    CHECK(defaults.options->dashboard_controls == DashboardControls::loopback);
+    auto set = parse({"--dashboard-token", "abc", "--dashboard-controls", "token"});
+    REQUIRE(set.options);
+    CHECK(set.options->dashboard_token == "abc");
+    CHECK(set.options->dashboard_controls == DashboardControls::token);
+    CHECK(parse({"--dashboard-controls", "off"}).options->dashboard_controls ==
+          DashboardControls::off);
+    auto bad = parse({"--dashboard-controls", "everyone"});
+    CHECK_FALSE(bad.options);
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.err.find("--dashboard-controls") != std::string::npos);
+}
+
+TEST_CASE("make_dashboard_token: 32 hex digits, a new one each time", "[options]")
+{
+    const auto a = make_dashboard_token(), b = make_dashboard_token();
+    CHECK(a.size() == 32);
+    CHECK(std::all_of(a.begin(), a.end(), [](char c) { return std::isxdigit(c); }));
+    CHECK(a != b);
 }

@@ -3,6 +3,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include "app/scoreboard.h"
 #include "harness/child.h"
 
@@ -46,4 +48,77 @@ TEST_CASE("Scoreboard: slots are claimed until full and reused after release", "
     CHECK(slots.size() == kMaxWorkers);
     board.release(slots[5]);
     CHECK(board.claim(1) == slots[5]);
+}
+
+TEST_CASE("ServerConfig: pack and unpack round-trip every field, and 0 is the default",
+          "[scoreboard]")
+{
+    for (auto mode : {LockMode::none, LockMode::thread, LockMode::semaphore, LockMode::mutex,
+                      LockMode::flock}) {
+        ServerConfig c{4000000000u, mode, true, static_cast<int>(kMaxWorkers),
+                       static_cast<int>(kMaxThreads)};
+        CHECK(ServerConfig::unpack(c.pack()) == c);
+        c.preload = false;
+        c.workers = 1;
+        CHECK(ServerConfig::unpack(c.pack()) == c);
+        CHECK(c.pack() != 0);
+    }
+    CHECK(ServerConfig::unpack(0) == ServerConfig{});
+}
+
+TEST_CASE("Scoreboard: request_config merges a change into the latest request, one generation up",
+          "[scoreboard]")
+{
+    Scoreboard board(::getpid(), {0, LockMode::thread, false, 4, 2});
+    CHECK(board.requested_config() == board.applied_config());
+    auto first = board.request_config({LockMode::mutex, std::nullopt, std::nullopt, std::nullopt});
+    CHECK(first == ServerConfig{1, LockMode::mutex, false, 4, 2});
+    auto second = board.request_config({std::nullopt, true, 3, std::nullopt});
+    CHECK(second == ServerConfig{2, LockMode::mutex, true, 3, 2});
+    CHECK(board.requested_config() == second);
+    CHECK(board.applied_config() == ServerConfig{0, LockMode::thread, false, 4, 2});
+}
+
+TEST_CASE("Scoreboard: publish_config keeps a pending request, and is followed when none is",
+          "[scoreboard]")
+{
+    Scoreboard board(::getpid(), {0, LockMode::thread, false, 2, 1});
+    board.publish_config({0, LockMode::thread, false, 3, 1}); // a TTIN, nothing pending
+    CHECK(board.requested_config() == ServerConfig{0, LockMode::thread, false, 3, 1});
+    auto asked = board.request_config({LockMode::flock, std::nullopt, std::nullopt, std::nullopt});
+    board.publish_config({0, LockMode::thread, false, 4, 1}); // a TTIN before the HUP
+    CHECK(board.requested_config() == asked);
+    board.publish_config(asked); // the master applied it
+    CHECK(board.applied_config() == asked);
+    CHECK(board.requested_config() == asked);
+}
+
+TEST_CASE("Scoreboard: the deaths ring keeps the last 32, oldest first, with their keys, across "
+          "fork",
+          "[scoreboard]")
+{
+    Scoreboard board(::getpid());
+    CHECK(board.deaths().empty());
+    harness::Child master([&] {
+        for (int i = 1; i <= 40; ++i)
+            board.record_death({i,
+                                i * 10,
+                                i % 2 ? 9 : 0,
+                                i % 2 ? 137 : 1,
+                                {fmt::format("key{}", i), std::string(200, 'x'), "b"},
+                                2});
+        return 0;
+    });
+    REQUIRE(master.wait() == 0);
+    auto deaths = board.deaths();
+    REQUIRE(deaths.size() == kDeathRing);
+    CHECK(deaths.front().pid == 9);
+    CHECK(deaths.back().pid == 40);
+    CHECK(deaths.back().died_ns == 400);
+    CHECK(deaths.back().signal == 0);
+    CHECK(deaths.back().status == 1);
+    CHECK(deaths.back().released == 2);
+    CHECK(deaths.back().held ==
+          std::vector<std::string>{"key40", std::string(kDeathKeyLength, 'x'), "b"});
+    CHECK(deaths.front().signal == 9);
 }

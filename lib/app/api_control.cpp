@@ -93,6 +93,11 @@ Response Api::kill(const Request& r) const
     if (pid) return kill_pid(*pid, "");
     if (auto problem = key_error(*key)) return json_error(400, *problem);
     const pid_t owner = ctx_.table->owner(*key);
+    if (owner == 0 && !ctx_.table->stats().shared)
+        return json_error(409, fmt::format("this worker's lock table ({} mode without preload) "
+                                           "is its own and no thread here holds '{}': it cannot "
+                                           "see other workers' holders; kill by ?pid=",
+                                           to_string(ctx_.table->mode()), *key));
     if (owner == 0)
         return json_error(409, fmt::format("no worker holds '{}' now: nothing to kill (hold it "
                                            "with an increment's hold_ms first)",

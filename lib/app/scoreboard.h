@@ -135,7 +135,7 @@ public:
     ServerConfig request_config(const ConfigChange& change) noexcept;
 
     // The master's ring of the last kDeathRing worker deaths: record_death() by the master only
-    // (keys past kDeathKeys, or longer than kDeathKeyLength, are dropped); deaths() from anywhere,
+    // (keys past kDeathKeys are dropped, bytes past kDeathKeyLength cut); deaths() from anywhere,
     // oldest first.
     void record_death(const WorkerDeath& death) noexcept;
     std::vector<WorkerDeath> deaths() const;

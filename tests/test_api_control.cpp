@@ -1,0 +1,270 @@
+// The dashboard's controls and /pair/increment as plain functions: no sockets. Processes only
+// where a control acts on one (a worker to kill, a master to HUP).
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "app/api.h"
+#include "app/api_control.h"
+#include "harness/child.h"
+#include "harness/temp_dir.h"
+#include "harness/wait.h"
+
+using namespace forklock;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+Options options_with(DashboardControls controls, std::string token = "s3cret")
+{
+    Options o;
+    o.dashboard_controls = controls;
+    o.dashboard_token = std::move(token);
+    return o;
+}
+
+Request request(std::string query, std::string token, bool loopback,
+                std::string path = "/control/kill")
+{
+    Request r{"POST", std::move(path), std::move(query)};
+    r.token = std::move(token);
+    r.from_loopback = loopback;
+    return r;
+}
+
+// A worker's API over a table and scoreboard made here. `master` is the pid /control/config sends
+// HUP to: never this test process.
+struct Fixture {
+    explicit Fixture(LockMode mode = LockMode::thread, pid_t master = 0,
+                     Options o = options_with(DashboardControls::loopback))
+        : table(LockTableOptions{mode, 8, true, {}}), scoreboard(master), options(std::move(o)),
+          api(ApiContext{&table, &store, &scoreboard, ::getpid(), nullptr, nullptr, &options})
+    {
+    }
+    Response post(const std::string& path, const std::string& query)
+    {
+        return api.handle(request(query, "", true, path));
+    }
+    json body(const Response& r) const { return json::parse(r.body); }
+    // A slot for `pid`, as the master claims one for a worker it forked.
+    void enlist(pid_t pid) { scoreboard.slot(scoreboard.claim(1).value()).pid = pid; }
+
+    harness::TempDir dir{"api-control"};
+    LockTable table;
+    CounterStore store{dir.path()};
+    Scoreboard scoreboard;
+    Options options;
+    Api api;
+};
+
+} // namespace
+
+TEST_CASE("tokens_equal: only the same bytes match, and an empty expected token matches nothing",
+          "[api_control]")
+{
+    CHECK(tokens_equal("abc123", "abc123"));
+    CHECK_FALSE(tokens_equal("abc124", "abc123"));
+    CHECK_FALSE(tokens_equal("abc12", "abc123"));
+    CHECK_FALSE(tokens_equal("abc1234", "abc123"));
+    CHECK_FALSE(tokens_equal("", ""));
+    CHECK_FALSE(tokens_equal("x", ""));
+}
+
+TEST_CASE("control_refusal: loopback admits a loopback peer or the token, token the token only, "
+          "off nobody",
+          "[api_control]")
+{
+    const auto loopback = options_with(DashboardControls::loopback);
+    const auto token = options_with(DashboardControls::token);
+    const auto off = options_with(DashboardControls::off);
+    CHECK_FALSE(control_refusal(request("", "", true), &loopback));
+    CHECK_FALSE(control_refusal(request("", "s3cret", false), &loopback));
+    CHECK(control_refusal(request("", "wrong", false), &loopback));
+    CHECK(control_refusal(request("", "", false), &loopback));
+    CHECK_FALSE(control_refusal(request("", "s3cret", false), &token));
+    CHECK(control_refusal(request("", "", true), &token));
+    CHECK(control_refusal(request("", "s3cre", true), &token));
+    CHECK(control_refusal(request("", "s3cret", true), &off));
+    CHECK(control_refusal(request("", "", true), nullptr));
+}
+
+TEST_CASE("Api: a refused control is a 403 JSON naming the flags", "[api_control]")
+{
+    Fixture f;
+    auto r = f.api.handle(request("key=k", "", false));
+    REQUIRE(r.status == 403);
+    const std::string why = f.body(r)["error"];
+    CHECK(why.find("--dashboard-token") != std::string::npos);
+    CHECK(why.find("--dashboard-controls") != std::string::npos);
+    CHECK(f.api.handle(request("key=k", "s3cret", false)).status == 409); // admitted: no holder
+
+    Fixture off(LockMode::thread, 0, options_with(DashboardControls::off));
+    auto refused = off.api.handle(request("key=k", "s3cret", true));
+    CHECK(refused.status == 403);
+    CHECK(off.body(refused)["error"].get<std::string>().find("off") != std::string::npos);
+}
+
+TEST_CASE("Api: /control/kill refuses a key nobody holds, a key this worker holds, a stranger pid",
+          "[api_control]")
+{
+    Fixture f;
+    CHECK(f.post("/control/kill", "key=free").status == 409);
+    CHECK(f.post("/control/kill", "").status == 400);
+    CHECK(f.post("/control/kill", "key=a&pid=5").status == 400);
+    CHECK(f.api.handle({"GET", "/control/kill", "key=a"}).status == 405);
+    {
+        KeyGuard mine = f.table.lock("mine");
+        auto r = f.post("/control/kill", "key=mine");
+        CHECK(r.status == 409);
+        CHECK(f.body(r)["error"].get<std::string>().find("answering") != std::string::npos);
+    }
+    harness::Child stranger([] {
+        ::pause();
+        return 0;
+    });
+    CHECK(f.post("/control/kill", fmt::format("pid={}", stranger.pid())).status == 404);
+    CHECK(f.post("/control/kill", "pid=1").status == 404);
+    CHECK(stranger.wait(50ms) == -1); // still running until wait() gave up and killed it
+}
+
+TEST_CASE("Api: /control/kill SIGKILLs the live worker that holds the key", "[api_control]")
+{
+    Fixture f(LockMode::mutex);
+    harness::Child holder([&] {
+        KeyGuard held = f.table.lock("k");
+        ::pause();
+        return 0;
+    });
+    f.enlist(holder.pid());
+    REQUIRE(harness::wait_until([&] { return f.table.owner("k") == holder.pid(); }));
+    auto r = f.post("/control/kill", "key=k");
+    REQUIRE(r.status == 200);
+    CHECK(f.body(r) == json{{"killed", holder.pid()}, {"key", "k"}});
+    CHECK(holder.wait() == 128 + SIGKILL);
+}
+
+TEST_CASE("Api: /control/kill?pid= kills a worker of this server", "[api_control]")
+{
+    Fixture f;
+    harness::Child worker([] {
+        ::pause();
+        return 0;
+    });
+    f.enlist(worker.pid());
+    auto r = f.post("/control/kill", fmt::format("pid={}", worker.pid()));
+    REQUIRE(r.status == 200);
+    CHECK(f.body(r)["killed"] == worker.pid());
+    CHECK(worker.wait() == 128 + SIGKILL);
+}
+
+TEST_CASE("Api: /control/config refuses what the command line refuses", "[api_control]")
+{
+    Fixture f;
+    for (std::string query : {"", "mode=spinlock", "preload=maybe", "workers=0", "workers=257",
+                              "threads=0", "threads=65", "workers=two"}) {
+        INFO(query);
+        auto r = f.post("/control/config", query);
+        CHECK(r.status == 400);
+        CHECK(f.body(r).contains("error"));
+    }
+    f.options.lock_slots = LockTable::kMaxSemaphoreCapacity + 1;
+    CHECK(f.post("/control/config", "mode=semaphore").status == 400);
+    CHECK(f.scoreboard.requested_config().generation == 0); // nothing was asked of the master
+}
+
+TEST_CASE("Api: /control/config records the request with a generation and HUPs the master",
+          "[api_control]")
+{
+    // A stand-in master that exits 7 on HUP. HUP is blocked across the fork, so the child has it
+    // blocked from its first instruction: an early HUP waits for sigwait() instead of killing it.
+    sigset_t hup, before;
+    ::sigemptyset(&hup);
+    ::sigaddset(&hup, SIGHUP);
+    ::pthread_sigmask(SIG_BLOCK, &hup, &before);
+    harness::Child master([&] {
+        int sig = 0;
+        return ::sigwait(&hup, &sig) == 0 && sig == SIGHUP ? 7 : 1;
+    });
+    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    Fixture f(LockMode::thread, master.pid());
+    ServerConfig start{0, LockMode::thread, false, 4, 1};
+    f.scoreboard.publish_config(start);
+    auto r = f.post("/control/config", "mode=mutex&preload=true");
+    REQUIRE(r.status == 202);
+    CHECK(f.body(r) == json{{"mode", "mutex"},
+                            {"preload", true},
+                            {"workers", 4},
+                            {"threads", 1},
+                            {"generation", 1}});
+    CHECK(f.scoreboard.requested_config() == ServerConfig{1, LockMode::mutex, true, 4, 1});
+    CHECK(f.scoreboard.applied_config() == start); // the master applies it, not the worker
+    CHECK(master.wait() == 7);
+}
+
+namespace {
+
+// pair(first, second) and pair(second, first) at once from two threads; the responses.
+std::pair<Response, Response> crossed_pairs(Fixture& f, const std::string& extra)
+{
+    Response ab, ba;
+    const std::string q = "hold_ms=300&timeout_ms=600" + extra;
+    std::thread one([&] { ab = f.post("/pair/increment", "first=a&second=b&" + q); });
+    std::thread two([&] { ba = f.post("/pair/increment", "first=b&second=a&" + q); });
+    one.join();
+    two.join();
+    return {ab, ba};
+}
+
+} // namespace
+
+TEST_CASE("Api: /pair/increment locks both keys and increments both counters", "[api_control]")
+{
+    Fixture f;
+    auto r = f.post("/pair/increment", "first=x&second=y");
+    REQUIRE(r.status == 200);
+    auto b = f.body(r);
+    CHECK(b["first"] == json{{"key", "x"}, {"value", 1}});
+    CHECK(b["second"] == json{{"key", "y"}, {"value", 1}});
+    CHECK(f.store.read("x") == 1);
+    CHECK(f.store.read("y") == 1);
+    CHECK(f.post("/pair/increment", "first=x&second=x").status == 400);
+    CHECK(f.post("/pair/increment", "first=x").status == 400);
+    CHECK(f.post("/pair/increment", "first=x&second=.bad").status == 400);
+    CHECK(f.post("/pair/increment", "first=x&second=y&ordered=2").status == 400);
+}
+
+TEST_CASE("Api: crossed /pair/increments deadlock until the timeout and write nothing there",
+          "[api_control]")
+{
+    Fixture f;
+    auto [ab, ba] = crossed_pairs(f, "");
+    // Both hold their first key and wait for the other's: at least one gives up (the other may
+    // get its second key once the first gave its own back).
+    const Response& failed = ab.status == 503 ? ab : ba;
+    REQUIRE(failed.status == 503);
+    const std::string why = f.body(failed)["error"];
+    CHECK(why.find("deadlock") != std::string::npos);
+    CHECK(why.find("timed out after 600 ms") != std::string::npos);
+    const int done = (ab.status == 200) + (ba.status == 200);
+    CHECK(f.store.read("a") == static_cast<std::uint64_t>(done));
+    CHECK(f.store.read("b") == static_cast<std::uint64_t>(done));
+}
+
+TEST_CASE("Api: crossed /pair/increments with ordered=1 both succeed", "[api_control]")
+{
+    Fixture f;
+    auto [ab, ba] = crossed_pairs(f, "&ordered=1");
+    CHECK(ab.status == 200);
+    CHECK(ba.status == 200);
+    CHECK(f.body(ab)["first"]["key"] == "a");
+    CHECK(f.body(ba)["first"]["key"] == "b");
+    CHECK(f.store.read("a") == 2);
+    CHECK(f.store.read("b") == 2);
+}
