@@ -231,7 +231,9 @@ function renderWorkers() {
 
 function renderLocks() {
   const l = state.locks;
-  $('locks-summary').textContent = `${l.mode} · ${l.keys_in_use}/${l.capacity} keys · recoveries ${l.recoveries}`;
+  // Without a shared table each worker counts its own: say whose this one is.
+  const whose = l.shared ? 'shared' : `pid ${l.pid}'s own`;
+  $('locks-summary').textContent = `${l.mode} · ${whose} · ${l.keys_in_use}/${l.capacity} keys · recoveries ${l.recoveries}`;
   renderRows($('lock-table').tBodies[0], l.keys, (k) => k.key, (tr, k) =>
     cells(tr, [k.key, k.owner_pid || '–', k.waiters, k.acquisitions, k.contended, k.recoveries, k.last_dead_owner || '–']));
 }
