@@ -92,3 +92,10 @@ TEST_CASE("Dashboard: an unknown asset is a 404 and a POST a 405 with Allow", "[
     CHECK(header(post, "Allow") == "GET, HEAD");
     CHECK(f.get("/dashboard/lanes.js", "HEAD").status == 200);
 }
+
+TEST_CASE("Dashboard: the index page lists it", "[api_dashboard]")
+{
+    Fixture f;
+    Response r = f.get("/");
+    CHECK(r.body.find("GET /dashboard ") != std::string::npos);
+}

@@ -282,6 +282,7 @@ Response Api::index() const
          "A then B (ordered=1: in byte order): the classic deadlock",
          "POST /control/kill?key=K|pid=P  SIGKILL the worker holding K, or worker P (token)",
          "POST /control/config?mode=M&preload=B&workers=N&threads=T  reload as on HUP (token)",
+         "GET /dashboard  the live classroom page: lanes, lost updates, controls",
          "GET /healthz  liveness"});
     return json_response(200, Json{{"name", "forklock"},
                                    {"lock_mode", to_string(ctx_.table->mode())},

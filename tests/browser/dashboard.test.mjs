@@ -88,6 +88,20 @@ test('Dashboard: killing the holder shows the crash marker and the key usable ag
   assert.ok(errors.every((e) => /Failed to load resource|ERR_EMPTY_RESPONSE/.test(e)), errors.join('\n'));
 });
 
+test('Dashboard: with lock recovery off the crash act shows the key still locked', async (t) => {
+  const { server, page } = await setup(t, ['--lock-mode', 'semaphore', '--preload', '--no-lock-recovery'], 2);
+  await page.goto(`${server.url}/dashboard`);
+  await page.click('#crash-act');
+  await page.waitForSelector('#crash-status.error', { timeout: 20000 });
+  assert.match(await page.textContent('#crash-status'), /race still locked: timed out/);
+  const { deaths } = await server.json('/workers');
+  assert.equal(deaths.length, 1);
+  const { keys } = await server.json('/locks');
+  assert.equal(keys.find((k) => k.key === 'race').owner_pid, deaths[0].pid);
+  const item = await page.waitForSelector(`#crashes li.locked[data-pid="${deaths[0].pid}"]`, { timeout: 5000 });
+  assert.match(await item.textContent(), new RegExp(`race still locked by the dead pid ${deaths[0].pid}`));
+});
+
 test('Dashboard: a control without the token is refused and shown, with it accepted', async (t) => {
   const { server, page, errors } = await setup(
     t, ['--lock-mode', 'thread', '--dashboard-controls', 'token', '--dashboard-token', TOKEN], 2);

@@ -126,7 +126,7 @@ async function onCrashAct() {
     status('crash-status', `killed pid ${pid} holding ${key}; waiting for the master to reap it…`);
     if (!(await waitForDeath(pid, 5000))) return status('crash-status', `pid ${pid} is not reaped after 5 s`, 'error');
     status('crash-status', `pid ${pid} died holding ${key}; asking for ${key} again…`);
-    const again = await increment(key, 'timeout_ms=5000');
+    const again = await increment(key, 'timeout_ms=3000'); // short: the death stays in view
     if (again.status === 200) {
       keyState(key).ack++;
       status('crash-status', `killed pid ${pid} holding ${key}; ${key} usable again: the next request waited ` +

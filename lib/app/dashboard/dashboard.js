@@ -160,14 +160,22 @@ async function pollLocks() {
   renderLocks();
 }
 
-async function pollKeys() {
-  const keys = [...state.keys.keys()].slice(-8);
-  await Promise.all(keys.map(async (key) => {
-    const q = encodeURIComponent(key);
-    const [counter, analysis] = await Promise.all([api('GET', `/counter/${q}`, POLL_TIMEOUT_MS), state.tracing ? api('GET', `/analysis?key=${q}`, POLL_TIMEOUT_MS) : null]);
-    const k = keyState(key);
-    if (counter.status === 200) k.value = counter.json.value;
-    if (analysis?.status === 200) k.analysis = analysis.json;
+const shownKeys = () => [...state.keys.keys()].slice(-8);
+
+async function pollCounters() {
+  await Promise.all(shownKeys().map(async (key) => {
+    const r = await api('GET', `/counter/${encodeURIComponent(key)}`, POLL_TIMEOUT_MS);
+    if (r.status === 200) keyState(key).value = r.json.value;
+  }));
+  renderKeys();
+}
+
+// Less often than the counters: each /analysis reads the whole trace ring.
+async function pollAnalyses() {
+  if (!state.tracing) return;
+  await Promise.all(shownKeys().map(async (key) => {
+    const r = await api('GET', `/analysis?key=${encodeURIComponent(key)}`, POLL_TIMEOUT_MS);
+    if (r.status === 200) keyState(key).analysis = r.json;
   }));
   renderKeys();
 }
@@ -226,7 +234,7 @@ function renderWorkers() {
   const w = state.workers;
   $('workers-summary').textContent = `master ${w.master_pid} · restarts ${w.restarts}`;
   renderRows($('worker-table').tBodies[0], w.workers, (x) => x.pid, (tr, x) =>
-    cells(tr, [x.pid, x.generation, x.mode ? `${x.mode}${x.preload ? '+preload' : ''}` : null, x.age_s.toFixed(1), x.requests, x.state]));
+    cells(tr, [x.pid, x.generation, x.mode ? `${x.mode}${x.preload ? '+preload' : ''}` : null, `${x.age_s.toFixed(1)} s`, x.requests, x.state]));
 }
 
 function renderLocks() {
@@ -310,5 +318,6 @@ installControls();
 every(250, pollTrace);
 every(500, pollWorkers);
 every(500, pollLocks);
-every(700, pollKeys);
+every(500, pollCounters);
+every(1000, pollAnalyses);
 requestAnimationFrame(frame);
