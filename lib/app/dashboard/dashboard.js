@@ -25,6 +25,7 @@ export const state = {
   deaths: new Map(), // "pid:died_ns" -> {pid, died_ns, signal, keys, usable: {key: ns}}
   killedKeys: new Map(), // pid -> {key, since_ns}: what this page killed it for, and since when
   holdSince: new Map(), // key -> server time this page's crash act saw its holder
+  open: new Map(), // key -> {pid, since_ns}: held now (a shared /locks), not yet in the trace
   clock: null, // {serverNs, perfMs}: server time = serverNs + (performance.now() - perfMs) ms
 };
 
@@ -157,6 +158,11 @@ async function pollLocks() {
   if (status !== 200) return;
   state.locks = json;
   for (const k of json.keys) keyState(k.key);
+  // A section enters the trace when it ends: a key held for seconds is drawn open until then.
+  // Only a shared table knows every worker's holds (thread mode: the answering worker's only).
+  const owned = new Map(json.shared ? json.keys.filter((k) => k.owner_pid).map((k) => [k.key, k.owner_pid]) : []);
+  for (const key of state.open.keys()) if (owned.get(key) !== state.open.get(key).pid) state.open.delete(key);
+  for (const [key, pid] of owned) if (!state.open.has(key)) state.open.set(key, { pid, since_ns: serverNow() });
   renderLocks();
 }
 

@@ -128,6 +128,32 @@ function drawSections(ctx, state, rowIndex, rowH, top, x, left, right) {
   }
   waits.fill(ctx);
   holds.fill(ctx);
+  drawOpen(ctx, state, rowIndex, rowH, top, x, left, right, h);
+}
+
+// Keys held right now (from /locks), on their holder's first lane (/locks names no thread; two
+// keys of one worker share the lane, one above the other), fading towards now.
+function drawOpen(ctx, state, rowIndex, rowH, top, x, left, right, h) {
+  const byRow = new Map();
+  for (const [key, open] of state.open) {
+    const tid = [...(state.threads.get(open.pid) ?? [open.pid])].sort((a, b) => a - b)[0];
+    const row = rowIndex.get(`${open.pid}:${tid}`);
+    if (row === undefined) continue;
+    if (!byRow.has(row)) byRow.set(row, []);
+    byRow.get(row).push([key, open]);
+  }
+  for (const [row, list] of byRow) {
+    const part = h / list.length;
+    list.forEach(([key, open], i) => {
+      const x0 = Math.max(left, x(open.since_ns));
+      const y = top + row * rowH + (rowH - h) / 2 + i * part;
+      const fade = ctx.createLinearGradient(x0, 0, right, 0);
+      fade.addColorStop(0, keyColor(state, key));
+      fade.addColorStop(1, '#ffffff00');
+      ctx.fillStyle = fade;
+      ctx.fillRect(x0, y, Math.max(2, right - x0), Math.max(1, part - (list.length > 1 ? 1 : 0)));
+    });
+  }
 }
 
 // A death: a black line across the dead pid's lanes, what it held, the section it never
