@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "app/api_dashboard.h"
 #include "os/current_pid.h"
 #include "os/monotonic_clock.h"
 
@@ -140,6 +141,7 @@ Response Api::route(const Request& r) const
         if (!is_get(r.method)) return method_not_allowed(r.method, "GET, HEAD");
         return path == "/trace" ? trace(r) : analysis(r);
     }
+    if (path == "/dashboard" || path.starts_with("/dashboard/")) return dashboard(r);
     using Handler = Response (Api::*)() const;
     static const std::pair<std::string_view, Handler> kPages[] = {
         {"/", &Api::index},          {"/healthz", nullptr},       {"/locks", &Api::locks},
@@ -280,6 +282,7 @@ Response Api::index() const
          "A then B (ordered=1: in byte order): the classic deadlock",
          "POST /control/kill?key=K|pid=P  SIGKILL the worker holding K, or worker P (token)",
          "POST /control/config?mode=M&preload=B&workers=N&threads=T  reload as on HUP (token)",
+         "GET /dashboard  the live classroom page: lanes, lost updates, controls",
          "GET /healthz  liveness"});
     return json_response(200, Json{{"name", "forklock"},
                                    {"lock_mode", to_string(ctx_.table->mode())},
