@@ -244,3 +244,17 @@ TEST_CASE("CounterStore: a reader racing a writer sees only values that were wri
     CHECK(corrupt == 0);
     CHECK(bad == 0);
 }
+
+TEST_CASE("CounterStore: update writes next(value), and nothing when next throws",
+          "[counter_store]")
+{
+    const harness::TempDir temp("store-update");
+    const auto& dir = temp.path();
+    CounterStore store(dir);
+    CHECK(store.update("k", [](std::uint64_t v) { return v + 5; }) == 5);
+    CHECK(store.update("k", [](std::uint64_t v) { return v * 3; }) == 15);
+    CHECK_THROWS_AS(
+        store.update("k", [](std::uint64_t) -> std::uint64_t { throw std::runtime_error("no"); }),
+        std::runtime_error);
+    CHECK(CounterStore(dir).read("k") == 15);
+}

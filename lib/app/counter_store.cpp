@@ -93,19 +93,30 @@ std::uint64_t CounterStore::read(std::string_view key) const
 
 void CounterStore::write(std::string_view key, std::uint64_t value) const
 {
-    std::string name(key);
-    auto fd = open_file(name);
-    if (!fd) {
-        if (create_file(name, value)) return;
-        fd = open_file(name); // created by another process meanwhile: update it in place
-        if (!fd) throw os_error(ENOENT, "open({}/{}, O_RDWR)", dir_.string(), name);
+    Pending p = begin_update(key);
+    finish_update(p, value);
+}
+
+CounterStore::Pending CounterStore::begin_update(std::string_view key) const
+{
+    Pending p{std::string(key), nullptr, {}};
+    p.fd = open_file(p.name);
+    if (p.fd) p.state = load(p.fd->get(), p.name);
+    return p;
+}
+
+void CounterStore::finish_update(Pending& p, std::uint64_t value) const
+{
+    if (!p.fd) {
+        if (create_file(p.name, value)) return;
+        p.fd = open_file(p.name); // created by another process meanwhile: update it in place
+        if (!p.fd) throw os_error(ENOENT, "open({}/{}, O_RDWR)", dir_.string(), p.name);
+        p.state = load(p.fd->get(), p.name);
     }
-    auto state = load(fd->get(), name);
-    auto index = counter_file::next_slot(state);
-    auto slot = counter_file::encode_slot({state.seq + 1, value});
-    auto offset = static_cast<off_t>(counter_file::slot_offset(index));
-    if (io_at(::pwrite, fd->get(), slot.data(), slot.size(), offset) != slot.size())
-        throw os_error(errno, "pwrite({}/{}, {} bytes at {})", dir_.string(), name, slot.size(),
+    auto slot = counter_file::encode_slot({p.state.seq + 1, value});
+    auto offset = static_cast<off_t>(counter_file::slot_offset(counter_file::next_slot(p.state)));
+    if (io_at(::pwrite, p.fd->get(), slot.data(), slot.size(), offset) != slot.size())
+        throw os_error(errno, "pwrite({}/{}, {} bytes at {})", dir_.string(), p.name, slot.size(),
                        offset);
 }
 

@@ -64,6 +64,16 @@ public:
     // Replaces the value atomically (see the crash contract above). Throws std::runtime_error on
     // a corrupt file (it is left as it is), std::system_error on an I/O error.
     void write(std::string_view key, std::uint64_t value) const;
+    // update: write(key, next(read(key))) reading the file once; returns what it wrote. For a
+    // caller holding the key's lock; next() may throw (nothing is written then).
+    template <typename Next>
+    std::uint64_t update(std::string_view key, Next&& next) const
+    {
+        Pending p = begin_update(key);
+        const std::uint64_t value = next(p.state.value);
+        finish_update(p, value);
+        return value;
+    }
 
     // Boot check: creates and removes a temporary file. Throws std::system_error.
     void check_writable() const;
@@ -75,6 +85,13 @@ public:
 
 private:
     using SharedFd = std::shared_ptr<const UniqueFd>;
+    struct Pending { // an update between its read and its write
+        std::string name;
+        SharedFd fd; // nullptr: the key has no file yet
+        counter_file::State state;
+    };
+    Pending begin_update(std::string_view key) const;
+    void finish_update(Pending& p, std::uint64_t value) const;
     // The key's open file, nullptr if there is none. Shared: closing the cache frees no fd in use.
     SharedFd open_file(const std::string& name) const;
     counter_file::State load(int fd, const std::string& name) const;
