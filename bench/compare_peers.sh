@@ -9,10 +9,10 @@
 # Each wrk figure is the median of RUNS runs (the peers take turns within a run), with the spread
 # min..max; a ratio is the median of the per-run ratios.
 # Needs: wrk, ab (apache2-utils), nginx-light, gunicorn (Debian packages), a built build/.
-# usage: [FORKLOCK=path/to/forklock] [RUNS=5] bench/compare_peers.sh [seconds per wrk run] [increments]
+# usage: [FORKLOCK=path/to/forklock] [RUNS=5] [SECTIONS=123] bench/compare_peers.sh [seconds per wrk run] [increments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECS=${1:-3}; N=${2:-5000}; RUNS=${RUNS:-5}
+SECS=${1:-3}; N=${2:-5000}; RUNS=${RUNS:-5}; SECTIONS=${SECTIONS:-123} # e.g. SECTIONS=2: increments only
 PEERS=${PEERS:-../shared/peers}
 FORKLOCK=${FORKLOCK:-build/server/forklock} # another build to compare, e.g. one from before a change
 [ -f "$PEERS/counter_app.py" ] || { echo "no $PEERS/counter_app.py (set PEERS=)"; exit 2; }
@@ -59,6 +59,7 @@ row() { printf '%-44s %s\n' "$1" "$(stats $2)"; }
 echo "forklock: $FORKLOCK; $RUNS runs of ${SECS}s each; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'wrk.method = "POST"\n' >"$tmp/post.lua"
 
+if [[ $SECTIONS == *1* ]]; then
 echo "== 1. trivial endpoint: wrk -t2 -c32 (req/s, median [min..max])"
 start_forklock 8201 -w 2; start_nginx 8202; start_gunicorn 8203 none -w 2
 fl=(); ng=(); gu=()
@@ -70,8 +71,10 @@ done
 row "forklock -w 2 GET /healthz" "${fl[*]}"; row "nginx return 200 (2 workers)" "${ng[*]}"; row "gunicorn -w 2 GET /" "${gu[*]}"
 echo "forklock/nginx = $(ratio "${fl[*]}" "${ng[*]}")   forklock/gunicorn = $(ratio "${fl[*]}" "${gu[*]}")"
 
+fi
+[[ $SECTIONS == *[23]* ]] && { start_forklock 8211 -w 4 --preload; start_gunicorn 8212 process -w 4 --preload; }
+if [[ $SECTIONS == *2* ]]; then
 echo "== 2. locked read-modify-write of one hot counter: wrk -t1 -c16 (req/s, median [min..max])"
-start_forklock 8211 -w 4 --preload; start_gunicorn 8212 process -w 4 --preload
 inc=(); hz=(); gu=()
 for _ in $(seq "$RUNS"); do
     inc+=("$(rps_wrk http://127.0.0.1:8211/counter/hot/increment -t1 -c16 -s "$tmp/post.lua")")
@@ -82,9 +85,12 @@ row "forklock -w 4 --preload POST increment" "${inc[*]}"; row "forklock -w 4 --p
 row "gunicorn -w 4 --preload mp.Lock /incr" "${gu[*]}"
 echo "forklock/gunicorn = $(ratio "${inc[*]}" "${gu[*]}")x   increment//healthz = $(ratio "${inc[*]}" "${hz[*]}")"
 
+fi
+if [[ $SECTIONS == *3* ]]; then
 echo "== 3. lost updates: ab -n $N -c 16 increments of a fresh key"
 ab -q -n "$N" -c 16 -m POST http://127.0.0.1:8211/counter/fresh/increment >/dev/null 2>&1
 ab -q -n "$N" -c 16 http://127.0.0.1:8212/incr/fresh >/dev/null 2>&1
 flv=$(curl -s http://127.0.0.1:8211/counter/fresh | sed 's/.*"value":\([0-9]*\).*/\1/'); guv=$(curl -s http://127.0.0.1:8212/get/fresh)
 printf '%-44s lost %s\n' "forklock -w 4 --preload (default mode)" "$((N - flv))" "gunicorn -w 4 --preload mp.Lock" "$((N - guv))"
+fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
