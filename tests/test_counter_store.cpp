@@ -111,6 +111,19 @@ TEST_CASE("CounterStore: a symlink planted in the data directory is not followed
     CHECK_THROWS_AS(store.read("link"), std::system_error);
 }
 
+TEST_CASE("CounterStore: a key whose name is taken by a directory or a FIFO is an error",
+          "[counter_store]")
+{
+    const harness::TempDir temp("store-odd");
+    const auto& dir = temp.path();
+    std::filesystem::create_directory(dir / "sub");
+    REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);
+    CounterStore store(dir);
+    CHECK_THROWS(store.read("sub"));
+    CHECK_THROWS_WITH(store.read("fifo"), Catch::Contains("not a regular file"));
+    CHECK_THROWS_WITH(store.write("fifo", 1), Catch::Contains("not a regular file"));
+}
+
 TEST_CASE("temp_file_owner: parses the pid out of .KEY.PID.TID.tmp names only", "[counter_store]")
 {
     CHECK(temp_file_owner(".k.123.456.tmp") == 123);

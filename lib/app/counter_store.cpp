@@ -68,6 +68,11 @@ CounterStore::SharedFd CounterStore::open_file(const std::string& name) const
     UniqueFd fd(::openat(dir_fd_.get(), name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     if (!fd && errno == ENOENT) return nullptr;
     if (!fd) throw os_error(errno, "open({}/{}, O_RDWR)", dir_.string(), name);
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) throw os_error(errno, "fstat({}/{})", dir_.string(), name);
+    if (!S_ISREG(st.st_mode))
+        throw std::runtime_error(
+            fmt::format("counter file {}/{} is not a regular file", dir_.string(), name));
     if (files_.size() >= kMaxOpenFiles) files_.clear();
     return files_.emplace(name, std::make_shared<const UniqueFd>(std::move(fd))).first->second;
 }
