@@ -14,6 +14,16 @@
 // a slot after the old bytes. This survives process death, not power loss or a kernel crash:
 // nothing is fsync()ed (that would cost milliseconds per increment on a disk).
 //
+// The kernel side (mm/filemap.c, generic_perform_write(), which ext4, xfs, btrfs and tmpfs's
+// buffered writes go through): per page it faults the source in, checks fatal_signal_pending(),
+// then copies with page faults disabled, where no signal can stop it. A copy comes out short only
+// if the source page vanished between the fault-in and the copy (our 64 bytes are on the stack,
+// just written); write_end() may then keep the part copied, and that slot fails its check. Not
+// covered: power loss and kernel crashes; file systems with their own write path (NFS, FUSE),
+// where only the check stands between a torn slot and a reader; writers of one key not
+// serialised by its lock (modes none and thread): the inode lock keeps each pwrite whole, but
+// those writers lose updates, as those modes are there to show.
+//
 // Files are updated in place and never replaced, so each process keeps its files open (at most
 // kMaxOpenFiles; then all are closed and reopened on use). Removing or replacing a counter file
 // while a server runs is not supported: a process holding it open keeps using the old inode.
