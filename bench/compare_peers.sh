@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Side-by-side figures against the peers, in one run, on loopback only:
-#   1. GET /healthz on forklock -w 2   vs  nginx `return 200` (2 workers)  vs  gunicorn -w 2 (sync)
-#   2. POST /counter/k/increment on forklock -w 4 --preload (default mode)
-#      vs  gunicorn -w 4 --preload with multiprocessing.Lock (../shared/peers/counter_app.py)
+#   1. GET /healthz on forklock -w 2   vs  nginx `return 200` (2 workers)  vs  gunicorn -w 2 (sync),
+#      wrk -t2 -c32
+#   2. POST /counter/hot/increment on forklock -w 4 --preload (default mode)  vs  the same server's
+#      GET /healthz  vs  gunicorn -w 4 --preload with multiprocessing.Lock
+#      (../shared/peers/counter_app.py), wrk -t1 -c16
+#   3. lost updates: ab -n N -c 16 increments against both, then the final values
+# Each wrk figure is the median of RUNS runs (the peers take turns within a run), with the spread
+# min..max; a ratio is the median of the per-run ratios.
 # Needs: wrk, ab (apache2-utils), nginx-light, gunicorn (Debian packages), a built build/.
-# usage: [FORKLOCK=path/to/forklock] bench/compare_peers.sh [seconds per wrk run] [increments]
+# usage: [FORKLOCK=path/to/forklock] [RUNS=5] [SECTIONS=123] bench/compare_peers.sh [seconds per wrk run] [increments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECS=${1:-5}; N=${2:-5000}
+SECS=${1:-3}; N=${2:-5000}; RUNS=${RUNS:-5}; SECTIONS=${SECTIONS:-123} # e.g. SECTIONS=2: increments only
 PEERS=${PEERS:-../shared/peers}
 FORKLOCK=${FORKLOCK:-build/server/forklock} # another build to compare, e.g. one from before a change
 [ -f "$PEERS/counter_app.py" ] || { echo "no $PEERS/counter_app.py (set PEERS=)"; exit 2; }
@@ -19,8 +24,10 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 wait_up() { for _ in $(seq 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "not up: $1"; exit 1; }
-rps_wrk() { wrk -t2 -c32 -d"${SECS}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
-rps_ab() { ab -q -n "$N" -c 16 $2 "$1" 2>/dev/null | awk '/Requests per second/ {print $4}'; }
+rps_wrk() { # url, then wrk flags
+    local url=$1; shift
+    wrk "$@" -d"${SECS}s" "$url" | awk '/Requests\/sec/ {print $2}'
+}
 
 start_forklock() { # port, then flags
     local port=$1; shift
@@ -43,15 +50,47 @@ CONF
     pids+=($!); wait_up "http://127.0.0.1:$1/"
 }
 
-echo "== 1. trivial endpoint: wrk -t2 -c32 -d${SECS}s (req/s)"
-start_forklock 8201 -w 2; start_nginx 8202; start_gunicorn 8203 none -w 2
-fl=$(rps_wrk http://127.0.0.1:8201/healthz); ng=$(rps_wrk http://127.0.0.1:8202/); gu=$(rps_wrk http://127.0.0.1:8203/)
-printf '%-36s %10s\n' "forklock -w 2 GET /healthz" "$fl" "nginx return 200 (2 workers)" "$ng" "gunicorn -w 2 GET /" "$gu"
-awk -v f="$fl" -v n="$ng" -v g="$gu" 'BEGIN {printf "forklock/nginx = %.2f   forklock/gunicorn = %.1fx\n", f/n, f/g}'
+# median [min..max] of numbers, one a line on stdin, printed with format $1
+summary() { sort -g | awk -v f="$1" '{v[NR] = $1} END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf f, m, v[1], v[NR]}'; }
+stats() { printf '%s\n' "$@" | summary "%10.0f  [%.0f..%.0f]"; }
+# the ratios a[i] / b[i] of two lists given as "a1 a2 ..." "b1 b2 ...": median [min..max]
+ratio() { paste <(tr ' ' '\n' <<<"$1") <(tr ' ' '\n' <<<"$2") | awk '{print $1 / $2}' | summary "%.2f [%.2f..%.2f]"; }
+row() { printf '%-44s %s\n' "$1" "$(stats $2)"; }
+echo "forklock: $FORKLOCK; $RUNS runs of ${SECS}s each; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'wrk.method = "POST"\n' >"$tmp/post.lua"
 
-echo "== 2. locked read-modify-write of one hot counter: ab -n $N -c 16 (req/s, lost updates)"
-start_forklock 8211 -w 4 --preload; start_gunicorn 8212 process -w 4 --preload
-fl=$(rps_ab http://127.0.0.1:8211/counter/k/increment "-m POST"); gu=$(rps_ab http://127.0.0.1:8212/incr/k "")
-flv=$(curl -s http://127.0.0.1:8211/counter/k | sed 's/.*"value":\([0-9]*\).*/\1/'); guv=$(curl -s http://127.0.0.1:8212/get/k)
-printf '%-36s %10s  lost %s\n' "forklock -w 4 --preload (mutex)" "$fl" "$((N - flv))" "gunicorn -w 4 --preload mp.Lock" "$gu" "$((N - guv))"
-awk -v f="$fl" -v g="$gu" 'BEGIN {printf "forklock/gunicorn = %.1fx\n", f/g}'
+if [[ $SECTIONS == *1* ]]; then
+echo "== 1. trivial endpoint: wrk -t2 -c32 (req/s, median [min..max])"
+start_forklock 8201 -w 2; start_nginx 8202; start_gunicorn 8203 none -w 2
+fl=(); ng=(); gu=()
+for _ in $(seq "$RUNS"); do
+    fl+=("$(rps_wrk http://127.0.0.1:8201/healthz -t2 -c32)")
+    ng+=("$(rps_wrk http://127.0.0.1:8202/ -t2 -c32)")
+    gu+=("$(rps_wrk http://127.0.0.1:8203/ -t2 -c32)")
+done
+row "forklock -w 2 GET /healthz" "${fl[*]}"; row "nginx return 200 (2 workers)" "${ng[*]}"; row "gunicorn -w 2 GET /" "${gu[*]}"
+echo "forklock/nginx = $(ratio "${fl[*]}" "${ng[*]}")   forklock/gunicorn = $(ratio "${fl[*]}" "${gu[*]}")"
+
+fi
+[[ $SECTIONS == *[23]* ]] && { start_forklock 8211 -w 4 --preload; start_gunicorn 8212 process -w 4 --preload; }
+if [[ $SECTIONS == *2* ]]; then
+echo "== 2. locked read-modify-write of one hot counter: wrk -t1 -c16 (req/s, median [min..max])"
+inc=(); hz=(); gu=()
+for _ in $(seq "$RUNS"); do
+    inc+=("$(rps_wrk http://127.0.0.1:8211/counter/hot/increment -t1 -c16 -s "$tmp/post.lua")")
+    hz+=("$(rps_wrk http://127.0.0.1:8211/healthz -t1 -c16)")
+    gu+=("$(rps_wrk http://127.0.0.1:8212/incr/hot -t1 -c16)")
+done
+row "forklock -w 4 --preload POST increment" "${inc[*]}"; row "forklock -w 4 --preload GET /healthz" "${hz[*]}"
+row "gunicorn -w 4 --preload mp.Lock /incr" "${gu[*]}"
+echo "forklock/gunicorn = $(ratio "${inc[*]}" "${gu[*]}")x   increment//healthz = $(ratio "${inc[*]}" "${hz[*]}")"
+
+fi
+if [[ $SECTIONS == *3* ]]; then
+echo "== 3. lost updates: ab -n $N -c 16 increments of a fresh key"
+ab -q -n "$N" -c 16 -m POST http://127.0.0.1:8211/counter/fresh/increment >/dev/null 2>&1
+ab -q -n "$N" -c 16 http://127.0.0.1:8212/incr/fresh >/dev/null 2>&1
+flv=$(curl -s http://127.0.0.1:8211/counter/fresh | sed 's/.*"value":\([0-9]*\).*/\1/'); guv=$(curl -s http://127.0.0.1:8212/get/fresh)
+printf '%-44s lost %s\n' "forklock -w 4 --preload (default mode)" "$((N - flv))" "gunicorn -w 4 --preload mp.Lock" "$((N - guv))"
+fi
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

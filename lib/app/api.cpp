@@ -57,10 +57,11 @@ void read_modify_write(const CounterStore& store, LockMetrics* metrics, KeyGuard
         r.released_ns = monotonic_ns();
     };
     try {
-        r.read = store.read(key);
-        if (hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
-        store.write(key, r.read + 1);
-        r.wrote = r.read + 1;
+        r.wrote = store.update(key, [&](std::uint64_t value) {
+            r.read = value;
+            if (hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
+            return value + 1;
+        });
     } catch (...) {
         release();
         on_failure();

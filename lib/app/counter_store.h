@@ -1,30 +1,54 @@
 #pragma once
-// CounterStore: one decimal counter per key, one file per key in a data directory.
+// CounterStore: one counter per key, one file per key in a data directory (format in
+// counter_file.h: a header line and two fixed-width slots, the value in the newer valid one).
 //
-// Crash contract: a process SIGKILLed at any instant never leaves a torn or empty counter, and
-// every write() that returned is in the file. write() puts "VALUE\n" in a private temporary
-// file `.KEY.PID.TID.tmp` and atomically swaps it with `KEY` (renameat2 RENAME_EXCHANGE, then
-// unlinks the old file; plain rename() for a new key): a reader sees the old file or the new one,
-// never a mix, and a killed writer leaves at most a stale temporary file behind. This survives
-// process death, not power loss: nothing is fsync()ed (that would cost milliseconds per increment
-// on a disk).
+// Crash contract: a process SIGKILLed at any instant never leaves a torn, empty or corrupt
+// counter, and every write() that returned is in the file. write() replaces the slot not holding
+// the newest value with one pwrite() of 64 bytes; the kernel copies a write within one page into
+// the page cache whole or not at all when the writer is killed (generic_perform_write() checks
+// fatal_signal_pending() only between pages), and even a slot torn some other way fails its
+// check, so the other slot, the previous value, is read. A key's first write puts a complete
+// file in place with rename(RENAME_NOREPLACE) from a private temporary `.KEY.PID.TID.tmp`, so a
+// killed writer leaves at most a stale temporary file behind. A format-1 file ("VALUE\n", from
+// earlier versions) is read as it is and migrated in place by its first write, which only appends
+// a slot after the old bytes. This survives process death, not power loss or a kernel crash:
+// nothing is fsync()ed (that would cost milliseconds per increment on a disk).
+//
+// The kernel side (mm/filemap.c, generic_perform_write(), which ext4, xfs, btrfs and tmpfs's
+// buffered writes go through): per page it faults the source in, checks fatal_signal_pending(),
+// then copies with page faults disabled, where no signal can stop it. A copy comes out short only
+// if the source page vanished between the fault-in and the copy (our 64 bytes are on the stack,
+// just written); write_end() may then keep the part copied, and that slot fails its check. Not
+// covered: power loss and kernel crashes; file systems with their own write path (NFS, FUSE),
+// where only the check stands between a torn slot and a reader; writers of one key not
+// serialised by its lock (modes none and thread): the inode lock keeps each pwrite whole, but
+// those writers lose updates, as those modes are there to show.
+//
+// Files are updated in place and never replaced, so each process keeps its files open (at most
+// kMaxOpenFiles; then all are closed and reopened on use). Removing or replacing a counter file
+// while a server runs is not supported: a process holding it open keeps using the old inode.
 //
 // Keys are validated (valid_key) before any path is built: 1..128 characters of A-Za-z0-9._-,
 // never starting with '.', so a key can't name a temporary file, "..", or anything outside the
 // directory; files are opened relative to the directory's fd with O_NOFOLLOW.
 //
-// Thread safety: const members may be called concurrently from any thread or process; they do
-// not lock: the caller serialises read-modify-write with a lock per key.
+// Thread safety: const members may be called concurrently from any thread or process. Readers
+// take no lock (a read racing a write sees the old value or the new one); the caller serialises
+// read-modify-write, and so concurrent write()s of one key, with a lock per key.
 
 #include <sys/types.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
+#include "app/counter_file.h"
 #include "os/unique_fd.h"
 
 namespace forklock {
@@ -37,6 +61,8 @@ inline bool valid_key(std::string_view key) { return !key_error(key).has_value()
 
 class CounterStore final {
 public:
+    static constexpr std::size_t kMaxOpenFiles = 256;
+
     // Opens an existing directory. Throws std::system_error.
     explicit CounterStore(const std::filesystem::path& dir);
 
@@ -45,8 +71,19 @@ public:
 
     // The stored value, 0 for a key never written. Throws std::runtime_error on a corrupt file.
     std::uint64_t read(std::string_view key) const;
-    // Replaces the value atomically (see the crash contract above).
+    // Replaces the value atomically (see the crash contract above). Throws std::runtime_error on
+    // a corrupt file (it is left as it is), std::system_error on an I/O error.
     void write(std::string_view key, std::uint64_t value) const;
+    // update: write(key, next(read(key))) reading the file once; returns what it wrote. For a
+    // caller holding the key's lock; next() may throw (nothing is written then).
+    template <typename Next>
+    std::uint64_t update(std::string_view key, Next&& next) const
+    {
+        Pending p = begin_update(key);
+        const std::uint64_t value = next(p.state.value);
+        finish_update(p, value);
+        return value;
+    }
 
     // Boot check: creates and removes a temporary file. Throws std::system_error.
     void check_writable() const;
@@ -57,10 +94,23 @@ public:
     const std::filesystem::path& dir() const noexcept { return dir_; }
 
 private:
+    using SharedFd = std::shared_ptr<const UniqueFd>;
+    struct Pending { // an update between its read and its write
+        std::string name;
+        SharedFd fd; // nullptr: the key has no file yet
+        counter_file::State state;
+    };
+    Pending begin_update(std::string_view key) const;
+    void finish_update(Pending& p, std::uint64_t value) const;
+    // The key's open file, nullptr if there is none. Shared: closing the cache frees no fd in use.
+    SharedFd open_file(const std::string& name) const;
+    counter_file::State load(int fd, const std::string& name) const;
+    bool create_file(const std::string& name, std::uint64_t value) const;
     std::string temp_name(std::string_view key) const;
-    void replace(const std::string& tmp, const std::string& name) const;
     std::filesystem::path dir_;
     UniqueFd dir_fd_;
+    mutable std::mutex files_mutex_;
+    mutable std::unordered_map<std::string, SharedFd> files_;
 };
 
 // `.KEY.PID.TID.tmp` -> PID, for names write() makes; nullopt for anything else.

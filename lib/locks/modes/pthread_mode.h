@@ -5,6 +5,9 @@
 // memory (mutex). Holder death is the derived class's: clear_dead_claim, release_dead.
 
 #include "locks/modes/mode.h"
+#include <algorithm>
+
+#include "locks/primitives/cpu_relax.h"
 #include "locks/primitives/pthread_mutex.h"
 
 namespace forklock {
@@ -58,6 +61,20 @@ public:
     }
 
 private:
+    // spin: a holder running on another core lets go within microseconds (the server holds a key
+    // for one pread and one pwrite), and a futex sleep plus its wake-up costs more than that, to
+    // the holder's unlock too. So a busy key is tried again for a few microseconds first, reading
+    // owner_pid (a shared line) until it looks free rather than hammering the mutex's word.
+    static constexpr int kSpins = 16;
+    static MutexResult spin(Slot& s) noexcept
+    {
+        for (int i = 0; i < kSpins; ++i) {
+            for (int j = 0; j < (1 << std::min(i, 5)); ++j) cpu_relax();
+            if (s.owner_pid.load(std::memory_order_relaxed) != 0) continue;
+            if (const MutexResult r = try_lock_mutex(&s.mutex); r != MutexResult::busy) return r;
+        }
+        return MutexResult::busy;
+    }
     MutexResult wait(Slot& s, std::uint32_t generation, Deadline deadline);
 };
 
@@ -70,7 +87,10 @@ Taken<NoHandle> PthreadMode<Kind, Sharing>::take(Slot& s, std::uint32_t generati
     if (r == MutexResult::busy) {
         t.blocked = true;
         if (expired(deadline)) return t;
-        r = blocking(s, t, [&] { return wait(s, generation, deadline); });
+        r = blocking(s, t, [&] {
+            const MutexResult spun = spin(s);
+            return spun != MutexResult::busy ? spun : wait(s, generation, deadline);
+        });
     }
     if (r == MutexResult::timed_out || r == MutexResult::busy) return t;
     if (r == MutexResult::owner_died) {

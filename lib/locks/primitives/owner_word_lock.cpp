@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "locks/primitives/cpu_relax.h"
 #include "os/monotonic_clock.h"
 #include "os/named_semaphore.h"
 #include "os/os_error.h"
@@ -10,13 +11,6 @@ namespace forklock {
 namespace {
 
 constexpr int kSpins = 64;
-
-inline void cpu_relax() noexcept
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
 
 } // namespace
 
