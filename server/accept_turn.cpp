@@ -30,4 +30,9 @@ bool AcceptTurn::my_turn() const noexcept
     return accepts_.load(std::memory_order_relaxed) > ticket_;
 }
 
+bool AcceptTurn::deep(std::uint32_t backlog) const noexcept
+{
+    return backlog > 0 && backlog >= loops_.load(std::memory_order_relaxed);
+}
+
 } // namespace forklock

@@ -127,3 +127,18 @@ TEST_CASE("AcceptTurn: an accept in another process gives this process its turn"
     REQUIRE(child.wait() == 0);
     CHECK(mine.my_turn());
 }
+
+TEST_CASE("AcceptTurn: a backlog of one connection per loop suspends the turns", "[accept_turn]")
+{
+    Counters c;
+    c.loops = 2;
+    AcceptTurn a(c.accepts, c.loops);
+    a.accepted(); // not its turn now, but a burst is waiting
+    REQUIRE_FALSE(a.my_turn());
+    CHECK_FALSE(a.deep(0));
+    CHECK_FALSE(a.deep(1)); // one waiting: the other loop's turn
+    CHECK(a.deep(2));
+    CHECK(a.deep(2000));
+    c.loops = 1;
+    CHECK(a.deep(1));
+}

@@ -52,6 +52,9 @@ std::optional<std::size_t> Scoreboard::claim(std::uint32_t threads)
         s.busy_threads = 0;
         s.born_ns = now;
         s.requests = 0;
+        s.connections = 0;
+        s.cap_reached = 0;
+        s.accept_backoffs = 0;
         for (auto& hb : s.heartbeat_ns) hb = now;
         s.state = static_cast<std::uint32_t>(WorkerState::booting);
         region()->totals.loops.fetch_add(threads);
@@ -91,8 +94,14 @@ std::vector<WorkerSnapshot> Scoreboard::snapshot() const
         if (state == WorkerState::free || pid == 0) continue;
         const std::uint32_t in_flight = s.busy_threads.load();
         if (state == WorkerState::idle && in_flight > 0) state = WorkerState::busy;
-        out.push_back({i, pid, state, static_cast<double>(now - s.born_ns.load()) / 1e9,
-                       s.requests.load(), oldest_heartbeat_ns(i), in_flight});
+        WorkerSnapshot w{i, pid, state, static_cast<double>(now - s.born_ns.load()) / 1e9,
+                         s.requests.load()};
+        w.connections = s.connections.load();
+        w.cap_reached = s.cap_reached.load();
+        w.accept_backoffs = s.accept_backoffs.load();
+        w.oldest_heartbeat_ns = oldest_heartbeat_ns(i);
+        w.in_flight = in_flight;
+        out.push_back(w);
     }
     return out;
 }

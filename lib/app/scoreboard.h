@@ -34,6 +34,11 @@ struct WorkerSlot {
     std::atomic<std::uint32_t> busy_threads;
     std::atomic<std::int64_t> born_ns; // steady clock (CLOCK_MONOTONIC: one clock per host)
     std::atomic<std::uint64_t> requests;
+    // Connections (server/http_adapter.h, "Limits"): open now, times a loop stopped accepting at
+    // --worker-connections, and runs of failed accept() calls (EMFILE...).
+    std::atomic<std::uint32_t> connections;
+    std::atomic<std::uint64_t> cap_reached;
+    std::atomic<std::uint64_t> accept_backoffs;
     std::array<std::atomic<std::int64_t>, kMaxThreads> heartbeat_ns;
 };
 
@@ -61,6 +66,9 @@ struct WorkerSnapshot {
     WorkerState state = WorkerState::free;
     double age_s = 0;
     std::uint64_t requests = 0;
+    std::uint32_t connections = 0;
+    std::uint64_t cap_reached = 0;
+    std::uint64_t accept_backoffs = 0;
     std::int64_t oldest_heartbeat_ns = 0;
     std::uint32_t in_flight = 0; // requests its threads are serving right now
 };
