@@ -1,5 +1,7 @@
 #include "accept_turn.h"
 
+#include <algorithm>
+
 namespace forklock {
 
 AcceptTurn::AcceptTurn(std::atomic<std::uint64_t>& accepts,
@@ -33,6 +35,13 @@ bool AcceptTurn::my_turn() const noexcept
 bool AcceptTurn::deep(std::uint32_t backlog) const noexcept
 {
     return backlog > 0 && backlog >= loops_.load(std::memory_order_relaxed);
+}
+
+std::uint32_t AcceptTurn::share(std::uint32_t backlog) const noexcept
+{
+    if (!deep(backlog)) return 0;
+    const std::uint32_t loops = std::max<std::uint32_t>(1, loops_.load(std::memory_order_relaxed));
+    return std::min(kMaxBatch, (backlog + loops - 1) / loops);
 }
 
 } // namespace forklock

@@ -13,10 +13,12 @@
 // takes its loops out of `loops`.
 //
 // A deep backlog suspends the turns: when at least one connection per loop is already waiting in
-// the kernel's accept queue (a burst), a loop accepts up to kMaxBatch in one wake-up without
-// waiting for its turn. Turns exist to spread a handful of keep-alive connections; in a burst every
-// loop that is awake takes its share anyway, and a turn that only a 1 ms timer can skip (idle
-// clients serve nothing) cost 3.9 s to accept 2,000 connections.
+// the kernel's accept queue (a burst), a loop accepts its share of them (backlog / loops, at most
+// kMaxBatch) in one wake-up without waiting for its turn, so a small burst (wrk opening 32
+// keep-alive connections) is still split between the loops. Turns exist to spread a handful of
+// keep-alive connections; in a burst every loop that is awake takes its share anyway, and a turn
+// that only a 1 ms timer can skip (idle clients serve nothing) cost 3.9 s to accept 2,000
+// connections.
 
 #include <atomic>
 #include <cstdint>
@@ -42,6 +44,9 @@ public:
     // deep: whether `backlog` connections waiting to be accepted suspend the turns (at least one
     // per loop). backlog comes from accept_backlog() (listener.h).
     [[nodiscard]] bool deep(std::uint32_t backlog) const noexcept;
+    // share: how many of `backlog` waiting connections this loop may take in one wake-up without
+    // its turn: 0 unless deep(), else backlog / loops rounded up, at most kMaxBatch.
+    [[nodiscard]] std::uint32_t share(std::uint32_t backlog) const noexcept;
 
     // How many connections a loop may accept in one wake-up of a deep backlog before it lets its
     // event loop serve the ones it has (their requests wait while it accepts).

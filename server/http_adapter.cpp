@@ -203,8 +203,8 @@ bufferevent* HttpLoop::on_connection(event_base* base, void* self)
     return bev;
 }
 
-// accepted: whether the listener goes on accepting in this wake-up (a deep backlog), stops until
-// a later one (a full batch), or stops until this loop's turn (see "Accept turns").
+// accepted: whether the listener goes on accepting in this wake-up (this loop's share of a deep
+// backlog), stops until the next one (a full batch), or stops until this loop's turn.
 void HttpLoop::accepted()
 {
     WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
@@ -212,15 +212,18 @@ void HttpLoop::accepted()
     turn_.accepted();
     episode_logged_ = false; // an accept worked: the next failure starts a new episode
     const bool capped = at_cap();
-    const bool deep = !capped && turn_.deep(accept_backlog(listen_fd_));
-    if (deep && ++batch_ < AcceptTurn::kMaxBatch) return;
+    const std::uint32_t backlog = capped ? 0 : accept_backlog(listen_fd_);
+    const std::uint32_t share = turn_.share(backlog);
+    if (++batch_ < share) return;
     stop_accepting();
     if (capped) {
         slot.cap_reached.fetch_add(1, std::memory_order_relaxed);
         paused_at_cap_ = true; // resume_below_cap() ends it
         return;
     }
-    event_add(reenable_.get(), deep ? &kNextBatch : &kTurnWait);
+    // A full batch leaves plenty for every loop: come back once the loop has served what it took.
+    // Below that the rest is the other loops' share, and this loop waits for its turn.
+    event_add(reenable_.get(), share == AcceptTurn::kMaxBatch ? &kNextBatch : &kTurnWait);
     event_add(watch_.get(), nullptr);
 }
 

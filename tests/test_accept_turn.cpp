@@ -142,3 +142,15 @@ TEST_CASE("AcceptTurn: a backlog of one connection per loop suspends the turns",
     c.loops = 1;
     CHECK(a.deep(1));
 }
+
+TEST_CASE("AcceptTurn: in a deep backlog a loop takes its share, at most kMaxBatch",
+          "[accept_turn]")
+{
+    Counters c;
+    c.loops = 2;
+    AcceptTurn a(c.accepts, c.loops);
+    CHECK(a.share(1) == 0);
+    CHECK(a.share(2) == 1);
+    CHECK(a.share(7) == 4);
+    CHECK(a.share(2000) == AcceptTurn::kMaxBatch);
+}
