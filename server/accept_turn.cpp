@@ -32,16 +32,12 @@ bool AcceptTurn::my_turn() const noexcept
     return accepts_.load(std::memory_order_relaxed) > ticket_;
 }
 
-bool AcceptTurn::deep(std::uint32_t backlog) const noexcept
+std::uint32_t AcceptTurn::share(std::uint32_t backlog) noexcept
 {
-    return backlog > 0 && backlog >= loops_.load(std::memory_order_relaxed);
-}
-
-std::uint32_t AcceptTurn::share(std::uint32_t backlog) const noexcept
-{
-    if (!deep(backlog)) return 0;
     const std::uint32_t loops = std::max<std::uint32_t>(1, loops_.load(std::memory_order_relaxed));
-    return std::min(kMaxBatch, (backlog + loops - 1) / loops);
+    if (backlog >= loops * kDeepPerLoop) burst_ = true;
+    if (backlog < loops) burst_ = false;
+    return burst_ ? std::min(kMaxBatch, (backlog + loops - 1) / loops) : 0;
 }
 
 } // namespace forklock

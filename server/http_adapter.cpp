@@ -27,7 +27,7 @@ constexpr timeval kTick{0, 100'000};
 constexpr std::int64_t kDrainLimitNs = 2'000'000'000;
 constexpr int kIdleTimeoutS = 30;
 constexpr timeval kTurnWait{0, 1'000};        // see "Accept turns" in the header
-constexpr timeval kNextBatch{0, 0};           // a deep backlog: serve what we took, then take more
+constexpr timeval kNextBatch{0, 0};           // a burst: serve what we took, then take more
 constexpr timeval kAcceptBackoff{0, 500'000}; // see "Limits" in the header
 
 // The loop running on this thread: libevent calls a listener's error callback with evhttp's
@@ -203,17 +203,17 @@ bufferevent* HttpLoop::on_connection(event_base* base, void* self)
     return bev;
 }
 
-// accepted: whether the listener goes on accepting in this wake-up (this loop's share of a deep
-// backlog), stops until the next one (a full batch), or stops until this loop's turn.
+// accepted: whether the listener goes on accepting in this wake-up (this loop's share of a
+// burst), stops until the next one (a full batch), or stops until this loop's turn.
 void HttpLoop::accepted()
 {
     WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
     slot.connections.fetch_add(1, std::memory_order_relaxed);
-    turn_.accepted();
     episode_logged_ = false; // an accept worked: the next failure starts a new episode
     const bool capped = at_cap();
     const std::uint32_t backlog = capped ? 0 : accept_backlog(listen_fd_);
     const std::uint32_t share = turn_.share(backlog);
+    turn_.accepted();
     if (++batch_ < share) return;
     stop_accepting();
     if (capped) {
@@ -221,9 +221,9 @@ void HttpLoop::accepted()
         paused_at_cap_ = true; // resume_below_cap() ends it
         return;
     }
-    // A full batch leaves plenty for every loop: come back once the loop has served what it took.
-    // Below that the rest is the other loops' share, and this loop waits for its turn.
-    event_add(reenable_.get(), share == AcceptTurn::kMaxBatch ? &kNextBatch : &kTurnWait);
+    // In a burst, come back once the loop has served what it took (the other loops take their
+    // shares meanwhile); otherwise wait for this loop's turn.
+    event_add(reenable_.get(), share > 0 ? &kNextBatch : &kTurnWait);
     event_add(watch_.get(), nullptr);
 }
 
@@ -305,8 +305,7 @@ void HttpLoop::accept_again()
 {
     if (accepting_ || stopping_ || backing_off_) return; // keep-alive requests: no syscall
     if (paused_at_cap_) return;                          // resume_below_cap() ends it
-    if (!turn_.my_turn() && !turn_.deep(accept_backlog(listen_fd_)))
-        return; // the watch and kTurnWait's timer are still pending
+    if (!turn_.my_turn()) return; // the watch and kTurnWait's timer are still pending
     event_del(reenable_.get());
     event_del(watch_.get());
     evconnlistener_enable(listener_);

@@ -12,8 +12,8 @@
 // of connections: wrk's 32 keep-alive connections sometimes all went to one of two workers (half
 // the machine idle), and a class would see its requests served one after another by a worker
 // blocked in hold_ms while the others sleep, hiding the races it came to see. A burst suspends the
-// turns (AcceptTurn::deep): with a connection per loop already waiting in the kernel's queue, a
-// loop accepts up to kMaxBatch per wake-up.
+// turns (AcceptTurn::share): with 32 connections per loop waiting in the kernel's queue, a loop
+// accepts its share of them, at most AcceptTurn::kMaxBatch, per wake-up until the queue is drained.
 //
 // Limits. A worker holds at most WorkerShared::max_connections connections (--worker-connections,
 // counted by HttpConnections): at the cap its loops stop accepting, so the kernel hands new

@@ -128,29 +128,21 @@ TEST_CASE("AcceptTurn: an accept in another process gives this process its turn"
     CHECK(mine.my_turn());
 }
 
-TEST_CASE("AcceptTurn: a backlog of one connection per loop suspends the turns", "[accept_turn]")
-{
-    Counters c;
-    c.loops = 2;
-    AcceptTurn a(c.accepts, c.loops);
-    a.accepted(); // not its turn now, but a burst is waiting
-    REQUIRE_FALSE(a.my_turn());
-    CHECK_FALSE(a.deep(0));
-    CHECK_FALSE(a.deep(1)); // one waiting: the other loop's turn
-    CHECK(a.deep(2));
-    CHECK(a.deep(2000));
-    c.loops = 1;
-    CHECK(a.deep(1));
-}
-
-TEST_CASE("AcceptTurn: in a deep backlog a loop takes its share, at most kMaxBatch",
+TEST_CASE("AcceptTurn: a burst suspends the turns until fewer than one per loop wait",
           "[accept_turn]")
 {
     Counters c;
     c.loops = 2;
     AcceptTurn a(c.accepts, c.loops);
-    CHECK(a.share(1) == 0);
+    a.accepted();
+    REQUIRE_FALSE(a.my_turn());
+    CHECK(a.share(2 * AcceptTurn::kDeepPerLoop - 1) == 0); // a small burst: turns spread it
+    CHECK(a.share(2000) == AcceptTurn::kMaxBatch);         // a burst starts
+    CHECK(a.share(7) == 4);                                // its tail: this loop's half
     CHECK(a.share(2) == 1);
-    CHECK(a.share(7) == 4);
-    CHECK(a.share(2000) == AcceptTurn::kMaxBatch);
+    CHECK(a.share(1) == 0); // over
+    CHECK(a.share(7) == 0); // and a small backlog afterwards keeps the turns
+    c.loops = 1;
+    CHECK(a.share(AcceptTurn::kDeepPerLoop - 1) == 0);
+    CHECK(a.share(AcceptTurn::kDeepPerLoop) == AcceptTurn::kDeepPerLoop);
 }
