@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "app/log.h"
+#include "listener.h"
 #include "os/os_error.h"
 
 namespace forklock {
@@ -27,7 +28,13 @@ constexpr timeval kTick{0, 100'000};
 // How long a stopping loop waits for its replies: one whose client vanished never completes.
 constexpr std::int64_t kDrainLimitNs = 2'000'000'000;
 constexpr int kIdleTimeoutS = 30;
-constexpr timeval kTurnWait{0, 1'000}; // see "Accept turns" in the header
+constexpr timeval kTurnWait{0, 1'000};        // see "Accept turns" in the header
+constexpr timeval kNextBatch{0, 0};           // a burst: serve what we took, then take more
+constexpr timeval kAcceptBackoff{0, 500'000}; // see "Limits" in the header
+
+// The loop running on this thread: libevent calls a listener's error callback with evhttp's
+// argument, not ours.
+thread_local HttpLoop* t_loop = nullptr;
 
 // Every method evhttp parses reaches the Api, which answers those it doesn't serve with a JSON
 // 405 and an Allow header; a method left out of evhttp's allowed set would get evhttp's own 501
@@ -163,7 +170,9 @@ HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
     : index_(index), shared_(shared), base_(new_base(), event_base_free),
       http_(nullptr, evhttp_free), tick_(nullptr, event_free), reenable_(nullptr, event_free),
       watch_fd_(::fcntl(listen_fd, F_DUPFD_CLOEXEC, 0)), watch_(nullptr, event_free),
-      turn_(shared.scoreboard->totals().accepts, shared.scoreboard->totals().loops)
+      backoff_(nullptr, event_free), listen_fd_(listen_fd),
+      turn_(shared.scoreboard->totals().accepts, shared.scoreboard->totals().loops),
+      connections_(base_.get(), [this] { connection_closed(); })
 {
     check(base_.get(), "event_base_new()");
     http_.reset(evhttp_new(base_.get()));
@@ -178,6 +187,9 @@ HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
     evhttp_bound_socket* bound = evhttp_accept_socket_with_handle(http_.get(), listen_fd);
     check(bound, "evhttp_accept_socket_with_handle()");
     listener_ = evhttp_bound_socket_get_listener(bound);
+    evconnlistener_set_error_cb(listener_, on_accept_error);
+    backoff_.reset(evtimer_new(base_.get(), on_backoff, this));
+    check(backoff_.get(), "event_new(backoff)");
     tick_.reset(event_new(base_.get(), -1, EV_PERSIST, on_tick, this));
     reenable_.reset(evtimer_new(base_.get(), on_reenable, this));
     if (!watch_fd_) throw os_error(errno, "fcntl({}, F_DUPFD_CLOEXEC)", listen_fd);
@@ -191,6 +203,8 @@ HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
 
 HttpLoop::~HttpLoop()
 {
+    stopping_ = true; // evhttp_free runs connection_closed() after freeing the listener
+    backoff_.reset();
     tick_.reset();
     reenable_.reset();
     watch_.reset();
@@ -199,6 +213,7 @@ HttpLoop::~HttpLoop()
 
 void HttpLoop::run()
 {
+    t_loop = this;
     tick();
     event_base_dispatch(base_.get());
 }
@@ -206,12 +221,102 @@ void HttpLoop::run()
 bufferevent* HttpLoop::on_connection(event_base* base, void* self)
 {
     auto* loop = static_cast<HttpLoop*>(self);
-    evconnlistener_disable(loop->listener_); // see "Accept turns" in the header
-    loop->accepting_ = false;
-    loop->turn_.accepted();
-    event_add(loop->reenable_.get(), &kTurnWait);
-    event_add(loop->watch_.get(), nullptr);
-    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    loop->accepted();
+    bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev != nullptr)
+        loop->connections_.track(bev);
+    else // evhttp makes its own, which we can't count
+        loop->shared_.scoreboard->slot(loop->shared_.slot).connections.fetch_sub(1);
+    return bev;
+}
+
+// accepted: whether the listener goes on accepting in this wake-up (this loop's share of a
+// burst), stops until the next one (a full batch), or stops until this loop's turn.
+void HttpLoop::accepted()
+{
+    WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
+    slot.connections.fetch_add(1, std::memory_order_relaxed);
+    episode_logged_ = false; // an accept worked: the next failure starts a new episode
+    const bool capped = at_cap();
+    const std::uint32_t backlog = capped ? 0 : accept_backlog(listen_fd_);
+    const std::uint32_t share = turn_.share(backlog);
+    turn_.accepted();
+    if (++batch_ < share) return;
+    stop_accepting();
+    if (capped) {
+        slot.cap_reached.fetch_add(1, std::memory_order_relaxed);
+        paused_at_cap_ = true; // resume_below_cap() ends it
+        return;
+    }
+    // In a burst, come back once the loop has served what it took (the other loops take their
+    // shares meanwhile); otherwise wait for this loop's turn.
+    event_add(reenable_.get(), share > 0 ? &kNextBatch : &kTurnWait);
+    event_add(watch_.get(), nullptr);
+}
+
+void HttpLoop::stop_accepting()
+{
+    evconnlistener_disable(listener_);
+    accepting_ = false;
+    batch_ = 0;
+    event_del(reenable_.get());
+    event_del(watch_.get());
+}
+
+bool HttpLoop::at_cap() const noexcept
+{
+    const WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
+    return shared_.max_connections != 0 &&
+           slot.connections.load(std::memory_order_relaxed) >= shared_.max_connections;
+}
+
+void HttpLoop::connection_closed()
+{
+    shared_.scoreboard->slot(shared_.slot).connections.fetch_sub(1, std::memory_order_relaxed);
+    if (backing_off_) { // a descriptor is free again
+        backing_off_ = false;
+        event_del(backoff_.get());
+        turn_.skip();
+    }
+    resume_below_cap();
+    accept_again();
+}
+
+// resume_below_cap: a loop that stopped at the cap accepts again at once when the worker is below
+// it: from its own closes, and from its tick for the closes of the worker's other loops.
+void HttpLoop::resume_below_cap()
+{
+    if (!paused_at_cap_ || at_cap()) return;
+    paused_at_cap_ = false;
+    turn_.skip();
+    accept_again();
+}
+
+void HttpLoop::on_accept_error(evconnlistener*, void*)
+{
+    const int error = errno; // libevent calls us right after the failed accept()
+    if (t_loop != nullptr) t_loop->back_off(error);
+}
+
+void HttpLoop::back_off(int error)
+{
+    stop_accepting();
+    backing_off_ = true;
+    event_add(backoff_.get(), &kAcceptBackoff);
+    if (episode_logged_) return;
+    episode_logged_ = true;
+    shared_.scoreboard->slot(shared_.slot).accept_backoffs.fetch_add(1, std::memory_order_relaxed);
+    log(LogLevel::warning,
+        "accept() failed: {}; not accepting for {} ms or until a connection closes ({} open)",
+        std::system_category().message(error), kAcceptBackoff.tv_usec / 1000, connections_.open());
+}
+
+void HttpLoop::on_backoff(int, short, void* self)
+{
+    auto* loop = static_cast<HttpLoop*>(self);
+    loop->backing_off_ = false;
+    loop->turn_.skip();
+    loop->accept_again();
 }
 
 void HttpLoop::on_watch(int, short, void* self) { static_cast<HttpLoop*>(self)->accept_again(); }
@@ -225,8 +330,9 @@ void HttpLoop::on_reenable(int, short, void* self)
 
 void HttpLoop::accept_again()
 {
-    if (accepting_ || stopping_) return; // keep-alive requests: nothing to do, no syscall
-    if (!turn_.my_turn()) return;        // the watch and kTurnWait's timer are still pending
+    if (accepting_ || stopping_ || backing_off_) return; // keep-alive requests: no syscall
+    if (paused_at_cap_) return;                          // resume_below_cap() ends it
+    if (!turn_.my_turn()) return; // the watch and kTurnWait's timer are still pending
     event_del(reenable_.get());
     event_del(watch_.get());
     evconnlistener_enable(listener_);
@@ -304,6 +410,7 @@ void HttpLoop::tick()
     WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
     slot.heartbeat_ns[index_].store(now, std::memory_order_relaxed);
     if (index_ == 0 && shared_.housekeeping) shared_.housekeeping();
+    resume_below_cap();
     if (!stopping_ && shared_.should_stop()) begin_stop();
     if (stopping_ && (in_flight_ == 0 || now - stop_started_ns_ > kDrainLimitNs))
         event_base_loopbreak(base_.get());
@@ -313,10 +420,8 @@ void HttpLoop::begin_stop()
 {
     stopping_ = true;
     stop_started_ns_ = Scoreboard::now_ns();
-    evconnlistener_disable(listener_);
-    event_del(reenable_.get());
-    event_del(watch_.get());
-    accepting_ = false;
+    stop_accepting();
+    event_del(backoff_.get());
 }
 
 } // namespace forklock

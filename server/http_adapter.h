@@ -11,7 +11,21 @@
 // accepts until the backlog is empty, and the loop that happens to be awake can take a whole burst
 // of connections: wrk's 32 keep-alive connections sometimes all went to one of two workers (half
 // the machine idle), and a class would see its requests served one after another by a worker
-// blocked in hold_ms while the others sleep, hiding the races it came to see.
+// blocked in hold_ms while the others sleep, hiding the races it came to see. A burst suspends the
+// turns (AcceptTurn::share): with 32 connections per loop waiting in the kernel's queue, a loop
+// accepts its share of them, at most AcceptTurn::kMaxBatch, per wake-up until the queue is drained.
+//
+// Limits. A worker holds at most WorkerShared::max_connections connections (--worker-connections,
+// counted by HttpConnections): at the cap its loops stop accepting, so the kernel hands new
+// connections to the workers with room, or keeps them in the listen backlog until one closes here
+// (nginx's accept_mutex also stops a nearly full worker from competing). We don't accept and
+// answer 503 instead: evhttp 2.1 gives no hook to refuse a connection before it is an
+// evhttp_connection, a 503 could only go out once the client had sent a request (a flood of idle
+// connections never does), and each refused connection would hold a descriptor meanwhile.
+// When accept() fails for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the
+// socket stays readable, and libevent's listener would call accept() again at once for as long
+// as it lasts (a core busy, nothing served): the loop stops accepting for kAcceptBackoff, or
+// until one of its connections closes, and logs once per episode (nginx waits 500 ms too).
 //
 // Create after fork(), one per thread; run() on that thread only.
 
@@ -24,6 +38,7 @@
 #include "accept_turn.h"
 #include "app/api.h"
 #include "app/scoreboard.h"
+#include "http_connections.h"
 #include "os/unique_fd.h"
 
 struct event_base;
@@ -42,6 +57,7 @@ struct WorkerShared {
     std::size_t slot = 0;
     std::function<bool()> should_stop;  // polled by every loop's tick
     std::function<void()> housekeeping; // called by loop 0's tick
+    std::uint32_t max_connections = 0;  // per worker, all its loops; 0 = no cap
     std::atomic<std::uint64_t> requests{0};
 };
 
@@ -68,12 +84,20 @@ private:
     static void on_tick(int fd, short what, void* self);
     static void on_reenable(int fd, short what, void* self);
     static void on_watch(int fd, short what, void* self);
+    static void on_accept_error(evconnlistener* listener, void* http);
+    static void on_backoff(int fd, short what, void* self);
     void serve(evhttp_request* req);
     void send(evhttp_request* req, const Response& response);
     static void write_through(bufferevent* bev);
     void tick();
     void begin_stop();
     void accept_again();
+    void accepted();
+    void stop_accepting();
+    [[nodiscard]] bool at_cap() const noexcept;
+    void connection_closed();
+    void resume_below_cap();
+    void back_off(int error);
 
     std::size_t index_;
     WorkerShared& shared_;
@@ -83,9 +107,16 @@ private:
     std::unique_ptr<event, void (*)(event*)> reenable_;
     UniqueFd watch_fd_; // a dup of the listening socket: its own epoll entry, edge-triggered
     std::unique_ptr<event, void (*)(event*)> watch_;
+    std::unique_ptr<event, void (*)(event*)> backoff_;
     evconnlistener* listener_ = nullptr; // owned by http_
+    int listen_fd_;
     bool accepting_ = true;
+    bool backing_off_ = false;    // accept() failed (EMFILE...): wait for kAcceptBackoff or a close
+    bool episode_logged_ = false; // the current run of failed accepts was logged
+    bool paused_at_cap_ = false;  // stopped at max_connections: a close (or the tick) resumes
+    std::uint32_t batch_ = 0;     // connections accepted since the listener was last enabled
     AcceptTurn turn_;
+    HttpConnections connections_;
     std::size_t in_flight_ = 0;
     bool stopping_ = false;
     std::int64_t stop_started_ns_ = 0;

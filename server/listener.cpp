@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -67,6 +68,14 @@ BindAddress bound_address(int fd)
 }
 
 } // namespace
+
+std::uint32_t accept_backlog(int fd) noexcept
+{
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return 0;
+    return info.tcpi_unacked;
+}
 
 Listener::Listener(const BindAddress& address)
 {

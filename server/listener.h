@@ -3,10 +3,17 @@
 // the inherited fd, so there is no SO_REUSEPORT: the kernel hands each connection to one of the
 // accept() calls racing for it.
 
+#include <cstdint>
+
 #include "app/options.h"
 #include "os/unique_fd.h"
 
 namespace forklock {
+
+// accept_backlog: connections the kernel has established on listening socket `fd` that no
+// accept() has taken yet (Linux reports it in TCP_INFO's tcpi_unacked for a listener: `ss -l`
+// shows it as Recv-Q). 0 when the call fails. Any thread, no side effects.
+[[nodiscard]] std::uint32_t accept_backlog(int fd) noexcept;
 
 class Listener final {
 public:

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -18,6 +19,10 @@
 
 namespace forklock {
 namespace {
+
+// Descriptors a worker needs besides its connections: logs, the listener and its dups, epoll,
+// lock files, counter files being written.
+constexpr rlim_t kReservedDescriptors = 32;
 
 volatile std::sig_atomic_t g_term = 0;
 volatile std::sig_atomic_t g_reopen = 0;
@@ -42,6 +47,19 @@ extern "C" void on_abort(int sig, siginfo_t* info, void*)
     }
     ::signal(sig, SIG_DFL);
     ::raise(sig);
+}
+
+// Like nginx's "worker_connections exceed open file resource limit": the cap can't be reached,
+// and accept() will fail with EMFILE first (the loops then back off, see http_adapter.h).
+void warn_if_descriptors_short(const Options& options)
+{
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
+    if (options.worker_connections + kReservedDescriptors <= limit.rlim_cur) return;
+    log(LogLevel::warning,
+        "--worker-connections {} exceeds the open file limit ({}, ulimit -n) less {} kept for "
+        "the worker itself",
+        options.worker_connections, limit.rlim_cur, kReservedDescriptors);
 }
 
 class Worker final {
@@ -73,6 +91,8 @@ Worker::Worker(const WorkerSpec& spec)
     shared_.api = &api_;
     shared_.scoreboard = spec_.scoreboard;
     shared_.slot = spec_.slot;
+    shared_.max_connections = spec_.options->worker_connections;
+    warn_if_descriptors_short(*spec_.options);
     shared_.should_stop = [this] { return should_stop(); };
     shared_.housekeeping = [this] { housekeeping(); };
     for (int t = 0; t < spec_.options->threads; ++t)

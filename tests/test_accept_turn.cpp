@@ -127,3 +127,22 @@ TEST_CASE("AcceptTurn: an accept in another process gives this process its turn"
     REQUIRE(child.wait() == 0);
     CHECK(mine.my_turn());
 }
+
+TEST_CASE("AcceptTurn: a burst suspends the turns until fewer than one per loop wait",
+          "[accept_turn]")
+{
+    Counters c;
+    c.loops = 2;
+    AcceptTurn a(c.accepts, c.loops);
+    a.accepted();
+    REQUIRE_FALSE(a.my_turn());
+    CHECK(a.share(2 * AcceptTurn::kDeepPerLoop - 1) == 0); // a small burst: turns spread it
+    CHECK(a.share(2000) == AcceptTurn::kMaxBatch);         // a burst starts
+    CHECK(a.share(7) == 4);                                // its tail: this loop's half
+    CHECK(a.share(2) == 1);
+    CHECK(a.share(1) == 0); // over
+    CHECK(a.share(7) == 0); // and a small backlog afterwards keeps the turns
+    c.loops = 1;
+    CHECK(a.share(AcceptTurn::kDeepPerLoop - 1) == 0);
+    CHECK(a.share(AcceptTurn::kDeepPerLoop) == AcceptTurn::kDeepPerLoop);
+}

@@ -29,6 +29,7 @@ TEST_CASE("parse_options: defaults match gunicorn's where gunicorn has the flag"
     CHECK(o.timeout_s == 30);
     CHECK(o.graceful_timeout_s == 30);
     CHECK(o.lock_slots == 1024);
+    CHECK(o.worker_connections == 4096);
 }
 
 TEST_CASE("parse_options: every flag is read", "[options]")
@@ -60,7 +61,9 @@ TEST_CASE("parse_options: every flag is read", "[options]")
                     "--log-level",
                     "debug",
                     "--lock-slots",
-                    "16"});
+                    "16",
+                    "--worker-connections",
+                    "64"});
     REQUIRE(r.options);
     const Options& o = *r.options;
     CHECK(o.workers == 4);
@@ -78,6 +81,7 @@ TEST_CASE("parse_options: every flag is read", "[options]")
     CHECK(o.access_log == "-");
     CHECK(o.log_level == LogLevel::debug);
     CHECK(o.lock_slots == 16);
+    CHECK(o.worker_connections == 64);
 }
 
 TEST_CASE("parse_options: invalid values exit 2 with a message naming the flag", "[options]")
@@ -95,6 +99,7 @@ TEST_CASE("parse_options: invalid values exit 2 with a message naming the flag",
         {"--log-level", "loud"},
         {"-t", "-1"},
         {"--lock-slots", "0"},
+        {"--worker-connections", "0"},
         {"--unknown"},
         {"--data-dir", ""},
         {"--lock-mode", "semaphore", "--lock-slots", "100000"},

@@ -142,6 +142,20 @@ Response Api::metrics() const
         for (const auto& w : workers)
             fmt::format_to(add, "forklock_http_requests_total{{pid=\"{}\"}} {}\n", w.pid,
                            w.requests);
+        metric(out, "forklock_http_connections", "gauge", "Connections open, per worker.");
+        for (const auto& w : workers)
+            fmt::format_to(add, "forklock_http_connections{{pid=\"{}\"}} {}\n", w.pid,
+                           w.connections);
+        metric(out, "forklock_http_connection_cap_reached_total", "counter",
+               "Times a worker stopped accepting at --worker-connections, per worker.");
+        for (const auto& w : workers)
+            fmt::format_to(add, "forklock_http_connection_cap_reached_total{{pid=\"{}\"}} {}\n",
+                           w.pid, w.cap_reached);
+        metric(out, "forklock_http_accept_backoffs_total", "counter",
+               "Runs of failed accept() calls (EMFILE...) that paused accepting, per worker.");
+        for (const auto& w : workers)
+            fmt::format_to(add, "forklock_http_accept_backoffs_total{{pid=\"{}\"}} {}\n", w.pid,
+                           w.accept_backoffs);
         metric(out, "forklock_workers", "gauge", "Worker processes alive.");
         fmt::format_to(add, "forklock_workers {}\n", workers.size());
         metric(out, "forklock_worker_restarts_total", "counter",

@@ -54,6 +54,9 @@ void add_flags(CLI::App& app, Options& o, RawOptions& raw)
         ->check(CLI::Range(1, static_cast<int>(kMaxWorkers)));
     app.add_option("--threads", o.threads, "threads (event loops) per worker")
         ->check(CLI::Range(1, static_cast<int>(kMaxThreads)));
+    app.add_option("--worker-connections", o.worker_connections,
+                   "connections a worker holds at once; at the cap it stops accepting")
+        ->check(CLI::Range(1u, 1u << 20));
     app.add_option("-b,--bind", raw.bind, "HOST:PORT or [IPV6]:PORT; port 0 picks a free port");
     app.add_flag("--preload", o.preload, "create the lock table in the master, before fork");
     app.add_option("--lock-mode", raw.lock_mode,

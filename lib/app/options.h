@@ -28,6 +28,9 @@ const char* to_string(DashboardControls controls) noexcept;
 struct Options {
     int workers = 1;
     int threads = 1;
+    // Connections a worker holds at once (nginx's worker_connections); at the cap its loops stop
+    // accepting and the other workers take the new ones.
+    std::uint32_t worker_connections = 4096;
     BindAddress bind;
     bool preload = false;
     LockMode lock_mode = kProcessMode;

@@ -132,6 +132,9 @@ std::optional<std::size_t> Scoreboard::claim(std::uint32_t threads)
         s.born_ns = now;
         s.requests = 0;
         s.config = 0;
+        s.connections = 0;
+        s.cap_reached = 0;
+        s.accept_backoffs = 0;
         for (auto& hb : s.heartbeat_ns) hb = now;
         s.state = static_cast<std::uint32_t>(WorkerState::booting);
         region()->totals.loops.fetch_add(threads);
@@ -171,17 +174,18 @@ std::vector<WorkerSnapshot> Scoreboard::snapshot() const
         if (state == WorkerState::free || pid == 0) continue;
         const std::uint32_t in_flight = s.busy_threads.load();
         if (state == WorkerState::idle && in_flight > 0) state = WorkerState::busy;
-        const std::uint64_t config = s.config.load();
-        out.push_back({i, pid, state, static_cast<double>(now - s.born_ns.load()) / 1e9,
-                       s.requests.load(), oldest_heartbeat_ns(i), in_flight,
-                       config ? std::optional(ServerConfig::unpack(config)) : std::nullopt});
+        WorkerSnapshot w{i, pid, state, static_cast<double>(now - s.born_ns.load()) / 1e9,
+                         s.requests.load()};
+        w.connections = s.connections.load();
+        w.cap_reached = s.cap_reached.load();
+        w.accept_backoffs = s.accept_backoffs.load();
+        w.oldest_heartbeat_ns = oldest_heartbeat_ns(i);
+        w.in_flight = in_flight;
+        if (const std::uint64_t config = s.config.load()) w.config = ServerConfig::unpack(config);
+        out.push_back(w);
     }
     return out;
 }
-
-} // namespace forklock
-
-namespace forklock {
 
 // Bits, high to low: generation 32, workers 16, threads 8, spare 3, preload 1, mode 4. The mode
 // is stored plus one, so a booted worker's word is never 0.

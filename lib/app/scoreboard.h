@@ -61,6 +61,11 @@ struct WorkerSlot {
     std::atomic<std::int64_t> born_ns; // steady clock (CLOCK_MONOTONIC: one clock per host)
     std::atomic<std::uint64_t> requests;
     std::atomic<std::uint64_t> config; // ServerConfig::pack() of what it booted with; 0 = not yet
+    // Connections (server/http_adapter.h, "Limits"): open now, times a loop stopped accepting at
+    // --worker-connections, and runs of failed accept() calls (EMFILE...).
+    std::atomic<std::uint32_t> connections;
+    std::atomic<std::uint64_t> cap_reached;
+    std::atomic<std::uint64_t> accept_backoffs;
     std::array<std::atomic<std::int64_t>, kMaxThreads> heartbeat_ns;
 };
 
@@ -103,6 +108,9 @@ struct WorkerSnapshot {
     WorkerState state = WorkerState::free;
     double age_s = 0;
     std::uint64_t requests = 0;
+    std::uint32_t connections = 0;
+    std::uint64_t cap_reached = 0;
+    std::uint64_t accept_backoffs = 0;
     std::int64_t oldest_heartbeat_ns = 0;
     std::uint32_t in_flight = 0;        // requests its threads are serving right now
     std::optional<ServerConfig> config; // what it booted with; nullopt while booting
