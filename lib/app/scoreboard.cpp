@@ -174,8 +174,12 @@ std::vector<WorkerSnapshot> Scoreboard::snapshot() const
         if (state == WorkerState::free || pid == 0) continue;
         const std::uint32_t in_flight = s.busy_threads.load();
         if (state == WorkerState::idle && in_flight > 0) state = WorkerState::busy;
-        WorkerSnapshot w{i, pid, state, static_cast<double>(now - s.born_ns.load()) / 1e9,
-                         s.requests.load()};
+        WorkerSnapshot w;
+        w.slot = i;
+        w.pid = pid;
+        w.state = state;
+        w.age_s = static_cast<double>(now - s.born_ns.load()) / 1e9;
+        w.requests = s.requests.load();
         w.connections = s.connections.load();
         w.cap_reached = s.cap_reached.load();
         w.accept_backoffs = s.accept_backoffs.load();
