@@ -27,9 +27,10 @@ namespace forklock {
 
 class Arbiter final {
 public:
-    // Exit codes: 0 after a stop by signal, 1 when the master can't start, 3 when a worker
-    // can't boot (gunicorn's WORKER_BOOT_ERROR).
+    // Exit codes: 0 after a stop by signal, 1 when the master can't start, 2 when --lock-name is
+    // a live server's and not shared, 3 when a worker can't boot (gunicorn's WORKER_BOOT_ERROR).
     static constexpr int kExitStartError = 1;
+    static constexpr int kExitLockNameInUse = 2; // --lock-name of a live server, not shared
     static constexpr int kExitBootError = 3;
 
     explicit Arbiter(const Options& options);
@@ -72,6 +73,7 @@ private:
     void request_stop(StopRequest request);
     void stop(bool graceful);
     int halt(const StopRequest& request);
+    void make_table();
     void warn_lost_updates();
 
     void dispatch(int sig);
@@ -90,7 +92,7 @@ private:
     SignalQueue signals_;
     std::optional<Listener> listener_;
     std::unique_ptr<Scoreboard> scoreboard_;
-    std::unique_ptr<LockTable> table_; // with --preload only
+    std::unique_ptr<LockTable> table_; // with --preload or --lock-name only
     std::unique_ptr<CounterStore> store_;
     std::unique_ptr<LockMetrics> metrics_; // always, before fork: one scrape sees every worker
     std::unique_ptr<TraceRing> trace_; // before fork whatever the lock mode; null with --no-trace
