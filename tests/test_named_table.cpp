@@ -110,6 +110,34 @@ TEST_CASE("Named table: tables opened by name after fork exclude each other", "[
     CHECK(shm_entries_of(name) == 0); // the last child to leave removed every name
 }
 
+TEST_CASE("Named table: processes opening and closing one name at once always share one table",
+          "[named_table]")
+{
+    // Creators, joiners and last users race: at every instant the live users must be in one
+    // table (max_inside 1), and nobody alive may be taken for stale (rebuilt 0).
+    const LockMode mode = GENERATE(LockMode::semaphore, LockMode::mutex);
+    INFO("mode " << to_string(mode));
+    const std::string name = unique_name("churn");
+    SharedBlock sh;
+    static_assert(sizeof(Shared) >= 4 * sizeof(int));
+    std::atomic<int>& rebuilt = sh->ready; // reused: how many opens found a stale name
+    std::vector<Child> kids;
+    for (int p = 0; p < 4; ++p)
+        kids.emplace_back([&] {
+            for (int round = 0; round < 100; ++round) {
+                LockTable own(named(mode, name, true, 8));
+                if (own.origin() == TableOrigin::rebuilt) rebuilt.fetch_add(1);
+                increment_many(own, *sh, 5);
+            }
+            return 0;
+        });
+    for (Child& k : kids) REQUIRE(k.wait() == 0);
+    CHECK(sh->counter.load() == 4 * 100 * 5);
+    CHECK(sh->max_inside.load() == 1);
+    CHECK(rebuilt.load() == 0);
+    CHECK(shm_entries_of(name) == 0);
+}
+
 TEST_CASE("Named table: a second live user is refused unless it asks to share", "[named_table]")
 {
     const LockMode mode = GENERATE(LockMode::semaphore, LockMode::mutex);

@@ -49,8 +49,11 @@
 //    (a child that inherited it) unlinks nothing.
 //  - Stale names (every user killed -9, or a creator killed half way): an opener that finds the
 //    object but gets the exclusive flock without waiting knows no live process uses it. The old
-//    table is never read or trusted: its names are removed and a fresh table is made (origin()
-//    says rebuilt). Its holders are dead, so no lock is lost.
+//    table is never trusted (only its header is read, to tell a creator still alive between its
+//    exclusive and its shared flock, which flock(2) does not convert atomically): its names are
+//    removed and a fresh table is made (origin() says rebuilt). Its holders are dead, so no lock
+//    is lost. (A creator that exec()s closes its fd, so its live pid makes an opener wait and
+//    fail with LockNameError instead: exec-ing users are not supported.)
 //  - A live table: joined (origin() joined) only if options.share and its header matches this
 //    table's layout version, mode and capacity; otherwise LockNameError, and nothing is changed.
 //    A header still being written by its creator is waited for.

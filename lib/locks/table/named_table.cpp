@@ -1,6 +1,7 @@
 #include "locks/table/named_table.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -146,6 +147,18 @@ std::optional<TableMemory> join(SharedMemoryObject object, const LockTableOption
                        std::make_unique<TableName>(std::move(state))};
 }
 
+// between_locks: whether an object nobody holds a flock on is a live creator's, caught between
+// its LOCK_EX and its LOCK_SH (flock(2): a conversion drops the old lock before it takes the
+// new one). Then it is complete and its creator runs; a stale object's creator is dead.
+bool between_locks(const SharedMemoryObject& object)
+{
+    if (object.size() < page_size()) return false;
+    const MemoryRegion header = object.map(page_size(), 0);
+    const auto& h = *static_cast<const NamedHeader*>(header.data());
+    if (h.magic.load(std::memory_order_acquire) != kReady || h.creator_pid <= 0) return false;
+    return ::kill(h.creator_pid, 0) == 0 || errno == EPERM;
+}
+
 } // namespace
 
 TableMemory anonymous_table_memory(std::size_t slot_bytes, std::size_t wait_bytes,
@@ -170,8 +183,14 @@ TableMemory named_table_memory(const LockTableOptions& o, std::size_t slot_bytes
         auto existing = SharedMemoryObject::open(shm);
         if (!existing) continue; // its last user removed it just now
         if (existing->try_lock_exclusive()) {
-            // Nobody holds it, not even a creator: every user died without closing. Never read.
-            if (existing->still_named()) remove_names(o.name);
+            // Nobody holds it, not even a creator: every user died without closing. Only its
+            // header is read, to tell a creator going from LOCK_EX to LOCK_SH; never its table.
+            if (!existing->still_named()) continue;
+            if (between_locks(*existing)) {
+                std::this_thread::sleep_for(kRetryPause);
+                continue;
+            }
+            remove_names(o.name);
             stale = true;
             continue;
         }
