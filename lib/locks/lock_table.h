@@ -7,14 +7,15 @@
 //  - thread: FAILS ACROSS PROCESSES. Private memory: fork() copies the table, so two workers both
 //    "hold" one key. Correct between the threads of one process.
 //  - semaphore: shared across processes and threads if the table is made before fork() and
-//    inherited (a process that makes its own table shares nothing). The lock word holds the
-//    owner's pid (nginx's ngx_shmtx); waiters sleep on one named POSIX semaphore per slot, which
-//    the creator unlinks at once, so nothing stays in /dev/shm, kill -9 included. Holder death:
-//    the key stays locked until a supervisor that reaped the pid calls release_owned_by(pid); with
-//    recover_dead_owners = false, for ever (as a multiprocessing.Lock under gunicorn).
-//  - mutex: shared across processes and threads if made before fork(). Robust process-shared
-//    pthread mutexes. Holder death: the next locker recovers the key by itself (EOWNERDEAD) and
-//    counts it; a supervisor may free it first with release_owned_by(pid).
+//    inherited, or named (a process that makes its own unnamed table shares nothing). The lock
+//    word holds the owner's pid (nginx's ngx_shmtx); waiters sleep on one named POSIX semaphore
+//    per slot, which an unnamed table's creator unlinks at once, so nothing stays in /dev/shm,
+//    kill -9 included (a named table's: see below). Holder death: the key stays locked until a
+//    supervisor that reaped the pid calls release_owned_by(pid); with recover_dead_owners =
+//    false, for ever (as a multiprocessing.Lock under gunicorn).
+//  - mutex: shared across processes and threads if made before fork() or named. Robust
+//    process-shared pthread mutexes. Holder death: the next locker recovers the key by itself
+//    (EOWNERDEAD) and counts it; a supervisor may free it first with release_owned_by(pid).
 //  - flock: shared across processes and threads with or without preload: every lock() opens
 //    lock_dir/KEY.lock itself and flock()s it. Holder death: the kernel drops the lock. Lock files
 //    are removed when their key's slot is reused. Statistics are shared only if made before fork.

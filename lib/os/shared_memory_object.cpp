@@ -18,7 +18,9 @@ std::optional<UniqueFd> shm_open_or_none(const std::string& name, int flags, int
         if (errno == missing_errno) return std::nullopt;
         if (errno != EINTR)
             throw os_error(errno, "shm_open(\"{}\", {}, 0600)", name,
-                           flags & O_EXCL ? "O_RDWR|O_CREAT|O_EXCL" : "O_RDWR");
+                           flags & O_EXCL                    ? "O_RDWR|O_CREAT|O_EXCL"
+                           : (flags & O_ACCMODE) == O_RDONLY ? "O_RDONLY"
+                                                             : "O_RDWR");
     }
 }
 
