@@ -20,16 +20,20 @@ std::vector<std::string> server_args(const ServerConfig& config)
     if (config.preload) args.emplace_back("--preload");
     args.insert(args.end(), {"--lock-mode", std::string(to_string(config.mode))});
     if (!config.lock_recovery) args.emplace_back("--no-lock-recovery");
+    if (!config.lock_name.empty()) args.insert(args.end(), {"--lock-name", config.lock_name});
+    if (config.lock_share) args.emplace_back("--lock-share");
     // -t 60: the crash act holds a key for 10 s; the hung-worker killer must not interfere.
     args.insert(args.end(), {"-t", "60", "--graceful-timeout", std::to_string(kGracefulTimeout),
                              "--log-level", "info"});
     return args;
 }
 
-harness::ServerProcess start_server(const std::filesystem::path& binary, const ServerConfig& config)
+harness::ServerProcess start_server(const std::filesystem::path& binary, const ServerConfig& config,
+                                    const std::filesystem::path& data_dir)
 {
     harness::ServerSpec spec;
     spec.binary = binary;
+    spec.data_dir = data_dir;
     spec.args = server_args(config);
     spec.workers = config.workers;
     spec.start_timeout = 15s;

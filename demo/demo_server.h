@@ -19,6 +19,8 @@ struct ServerConfig {
     int workers = 1;
     int threads = 1;
     bool lock_recovery = true;
+    std::string lock_name = {}; // --lock-name: semaphore, mutex tables met by name
+    bool lock_share = false;    // --lock-share: a second server joins the named table
 };
 
 // The server's flags for a config (the harness adds -b and --data-dir), pure so it can be tested.
@@ -26,7 +28,8 @@ std::vector<std::string> server_args(const ServerConfig& config);
 
 // Starts `binary` with the config's flags and returns once all its workers have booted. Throws
 // std::runtime_error (with the log's tail) when it does not come up, Interrupted on Ctrl-C.
-harness::ServerProcess start_server(const std::filesystem::path& binary,
-                                    const ServerConfig& config);
+// `data_dir`: the counters' directory; empty: one of the server's own.
+harness::ServerProcess start_server(const std::filesystem::path& binary, const ServerConfig& config,
+                                    const std::filesystem::path& data_dir = {});
 
 } // namespace forklock::demo

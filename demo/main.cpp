@@ -1,5 +1,6 @@
 // forklock-demo: the classroom demonstration (issue 4). Act 1 races concurrent increments
-// through every lock mode; act 2 kills a worker that holds a key. Exit 0 only when every row
+// through every lock mode; act 2 kills a worker that holds a key; act 3 runs two servers on one
+// data directory (issue 14). Exit 0 only when every row
 // did what the theory predicts (theory.h), 1 otherwise, 2 for bad usage, 130 on Ctrl-C.
 
 #include <cerrno>
@@ -53,14 +54,31 @@ void run_crash_act(const Options& options, Progress& progress, DemoResults& resu
     if (!options.json) std::cout << format_crash(results.crash, options.color) << std::endl;
 }
 
+void run_two_servers_act(const Options& options, Progress& progress, DemoResults& results)
+{
+    const auto scenarios = two_server_scenarios(options.sizes);
+    for (std::size_t i = 0; i < scenarios.size(); ++i) {
+        const std::string label =
+            fmt::format("act 3 [{}/{}] {}:", i + 1, scenarios.size(), describe(scenarios[i]));
+        results.two_servers.push_back(
+            run_two_servers(options.server, scenarios[i], options.sizes, progress, label));
+    }
+    progress.clear();
+    if (!options.json)
+        std::cout << format_two_servers(results.two_servers, options.sizes, options.color)
+                  << std::endl;
+}
+
 int run(const Options& options)
 {
     const auto start = std::chrono::steady_clock::now();
     Progress progress(Progress::stderr_is_terminal());
     DemoResults results;
     results.sizes = options.sizes;
-    if (options.acts != Acts::crash) run_race_act(options, progress, results);
-    if (options.acts != Acts::race) run_crash_act(options, progress, results);
+    const auto runs = [&](Acts act) { return options.acts == Acts::all || options.acts == act; };
+    if (runs(Acts::race)) run_race_act(options, progress, results);
+    if (runs(Acts::crash)) run_crash_act(options, progress, results);
+    if (runs(Acts::two_servers)) run_two_servers_act(options, progress, results);
     results.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (options.json)
@@ -83,8 +101,8 @@ int main(int argc, char** argv)
         return 2;
     }
     if (!options.trace_out.empty() && !std::ofstream(options.trace_out, std::ios::app)) {
-        std::cerr << "forklock-demo: cannot write --trace-out " << options.trace_out.string() << ": "
-                  << std::strerror(errno) << "\n";
+        std::cerr << "forklock-demo: cannot write --trace-out " << options.trace_out.string()
+                  << ": " << std::strerror(errno) << "\n";
         return 2;
     }
     install_interrupt_handlers();

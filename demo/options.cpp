@@ -59,8 +59,8 @@ ParsedOptions parse_options(int argc, char** argv)
     std::string acts = "all";
     std::string server;
     add_size_flags(app, options.sizes);
-    app.add_option("--act", acts, "which act to run: 1 (race), 2 (crash) or all")
-        ->check(CLI::IsMember({"1", "2", "all"}));
+    app.add_option("--act", acts, "which act to run: 1 (race), 2 (crash), 3 (two servers) or all")
+        ->check(CLI::IsMember({"1", "2", "3", "all"}));
     app.add_flag("--quick", quick, "small sizes (for the test suite); explicit flags still win");
     app.add_flag("--json", options.json, "print one JSON document instead of tables");
     app.add_flag("--no-color", no_color, "plain text even on a terminal");
@@ -78,7 +78,10 @@ ParsedOptions parse_options(int argc, char** argv)
     }
     if (quick) apply_quick_sizes(app, options.sizes);
     options.sizes.keep_trace = !options.trace_out.empty();
-    options.acts = acts == "1" ? Acts::race : acts == "2" ? Acts::crash : Acts::all;
+    options.acts = acts == "1"   ? Acts::race
+                   : acts == "2" ? Acts::crash
+                   : acts == "3" ? Acts::two_servers
+                                 : Acts::all;
     options.color = !no_color && std::getenv("NO_COLOR") == nullptr && ::isatty(STDOUT_FILENO) == 1;
     options.server = server.empty() ? default_server_path() : std::filesystem::path(server);
     return {std::move(options), 0};

@@ -9,7 +9,7 @@
 
 namespace forklock::demo {
 
-enum class Acts { race, crash, all };
+enum class Acts { race, crash, two_servers, all };
 
 struct Options {
     RaceSizes sizes;

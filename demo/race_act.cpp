@@ -1,5 +1,7 @@
 #include "race_act.h"
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "interrupt.h"
@@ -36,6 +38,11 @@ RaceRow measure(const std::filesystem::path& server, const ServerConfig& config,
 
 } // namespace
 
+std::string demo_lock_name(const std::string& what)
+{
+    return fmt::format("demo-{}-{}", ::getpid(), what);
+}
+
 std::vector<ServerConfig> race_scenarios(const RaceSizes& sizes)
 {
     const int w = sizes.workers;
@@ -47,6 +54,8 @@ std::vector<ServerConfig> race_scenarios(const RaceSizes& sizes)
         {LockMode::semaphore, true, w, 1, true},
         {LockMode::mutex, false, w, 1, true},
         {LockMode::mutex, true, w, 1, true},
+        {LockMode::semaphore, false, w, 1, true, demo_lock_name("semaphore")},
+        {LockMode::mutex, false, w, 1, true, demo_lock_name("mutex")},
         {LockMode::flock, false, w, 1, true},
     };
 }
@@ -56,6 +65,8 @@ std::string describe(const ServerConfig& config)
     std::string text(to_string(config.mode));
     if (config.preload) text += " --preload";
     if (!config.lock_recovery) text += " --no-lock-recovery";
+    if (!config.lock_name.empty()) text += " --lock-name";
+    if (config.lock_share) text += " --lock-share";
     text += fmt::format(" -w {}", config.workers);
     if (config.threads > 1) text += fmt::format(" --threads {}", config.threads);
     return text;

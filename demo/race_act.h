@@ -36,8 +36,11 @@ struct RaceRow {
 };
 
 // The table's rows, in teaching order: none, thread (many workers, then one), semaphore and
-// mutex without then with --preload, flock.
+// mutex without then with --preload, then without --preload but with --lock-name, flock.
 std::vector<ServerConfig> race_scenarios(const RaceSizes& sizes);
+
+// A --lock-name for one of this demo's servers: its pid in it, so two demos never meet.
+std::string demo_lock_name(const std::string& what);
 
 // One word or flag per config for labels: "semaphore --preload -w 4".
 std::string describe(const ServerConfig& config);

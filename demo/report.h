@@ -1,5 +1,5 @@
 #pragma once
-// The demo's output: the two acts as text tables (coloured on a terminal) or as one JSON
+// The demo's output: the acts as text tables (coloured on a terminal) or as one JSON
 // document. Pure functions of the measured rows, unit-tested without a server.
 
 #include <string>
@@ -9,6 +9,7 @@
 
 #include "crash_act.h"
 #include "race_act.h"
+#include "two_servers_act.h"
 
 namespace forklock::demo {
 
@@ -16,11 +17,15 @@ struct DemoResults {
     RaceSizes sizes;
     std::vector<RaceRow> race;
     std::vector<CrashRow> crash;
+    std::vector<TwoServerRow> two_servers;
     double seconds = 0;
 };
 
 std::string format_race(const std::vector<RaceRow>& rows, const RaceSizes& sizes, bool color);
 std::string format_crash(const std::vector<CrashRow>& rows, bool color);
+// Act 3, with the line that says the PostgreSQL rows come with the postgres mode.
+std::string format_two_servers(const std::vector<TwoServerRow>& rows, const RaceSizes& sizes,
+                               bool color);
 // The closing line: every row as predicted, or which were not.
 std::string format_summary(const DemoResults& results, bool color);
 

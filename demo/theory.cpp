@@ -26,7 +26,8 @@ std::string_view to_string(RowStatus status)
 
 Verdict predict_race(const ServerConfig& config)
 {
-    return serializes_increments(config.mode, config.preload, config.workers, config.threads)
+    return serializes_increments(config.mode, config.preload, config.workers, config.threads,
+                                 !config.lock_name.empty())
                ? Verdict::safe
                : Verdict::loses_updates;
 }
@@ -40,14 +41,61 @@ std::string_view why_race(const ServerConfig& config)
         return shared ? "one process: its threads share one std::mutex"
                       : "fork copies private memory: each worker has its own std::mutex";
     case LockMode::semaphore:
+        if (!config.lock_name.empty() && !config.preload)
+            return "every worker opens the same named semaphores: the name is the meeting point";
         return shared ? "semaphores made before fork are shared by every worker"
                       : "without preload each worker made its own semaphores";
     case LockMode::mutex:
+        if (!config.lock_name.empty() && !config.preload)
+            return "every worker maps /dev/shm/forklock-NAME: the name is the meeting point";
         return shared ? "mutexes in MAP_SHARED memory made before fork are shared"
                       : "without preload each worker mapped its own mutexes";
     case LockMode::flock: return "the kernel owns file locks: every worker opens the same file";
     }
     return "?";
+}
+
+Verdict predict_two_servers(const ServerConfig& config)
+{
+    const bool named = !config.lock_name.empty() && config.lock_share &&
+                       (config.mode == LockMode::semaphore || config.mode == LockMode::mutex);
+    return config.mode == LockMode::flock || named ? Verdict::safe : Verdict::loses_updates;
+}
+
+std::string_view why_two_servers(const ServerConfig& config)
+{
+    if (predict_two_servers(config) == Verdict::loses_updates) {
+        if (config.mode == LockMode::none || config.mode == LockMode::thread)
+            return "this mode does not even exclude the workers of one server";
+        return "each master made its own table before fork: two servers, two tables";
+    }
+    if (config.mode == LockMode::flock)
+        return "one kernel: both servers open the same lock files in the shared data directory";
+    return "one machine: both servers open /dev/shm/forklock-NAME, so there is one table";
+}
+
+RaceJudgement judge_two_servers(const ServerConfig& config, const TwoServerCounts& counts)
+{
+    RaceJudgement judgement;
+    judgement.observed = counts.final < counts.ok ? Verdict::loses_updates : Verdict::safe;
+    if (counts.errors > 0)
+        judgement.note = fmt::format("{} of {} increments failed", counts.errors, counts.sent);
+    else if (counts.final > counts.ok)
+        judgement.note = fmt::format("final {} is above the {} committed", counts.final, counts.ok);
+    else if (counts.served_by_a == 0 || counts.served_by_b == 0)
+        judgement.note = "one server answered every increment: nothing crossed servers";
+    else if (judgement.observed != predict_two_servers(config)) {
+        judgement.status = RowStatus::unexpected;
+        judgement.note = fmt::format("theory says {}", to_string(predict_two_servers(config)));
+        return judgement;
+    } else if (judgement.observed == Verdict::safe && counts.waited == 0)
+        judgement.note = "no increment waited for the lock: nothing tried to overlap";
+    else {
+        judgement.status = RowStatus::as_predicted;
+        return judgement;
+    }
+    judgement.status = RowStatus::inconclusive;
+    return judgement;
 }
 
 CrashVerdict predict_crash(const ServerConfig& config)

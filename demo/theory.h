@@ -28,6 +28,26 @@ std::string_view to_string(CrashVerdict verdict);
 CrashVerdict predict_crash(const ServerConfig& config);
 std::string_view why_crash(const ServerConfig& config);
 
+// Act 3: two servers (two masters, their own workers) on one data directory, increments
+// alternating between them. A lock excludes across servers only if both find it without
+// inheriting it: the kernel's (flock) or a named table both open (--lock-name, --lock-share);
+// --preload gives each master its own table. (PostgreSQL's, for many machines, comes with the
+// postgres mode.)
+Verdict predict_two_servers(const ServerConfig& config);
+std::string_view why_two_servers(const ServerConfig& config);
+
+// What one two-server run measured.
+struct TwoServerCounts {
+    int sent = 0;
+    int ok = 0;
+    int errors = 0;
+    long final = 0;
+    int served_by_a = 0; // 2xx increments each server answered
+    int served_by_b = 0;
+    int waited = 0;
+};
+
+
 // What one race run measured, and how it compares with the prediction.
 struct RaceCounts {
     int sent = 0;                      // increments attempted
@@ -49,6 +69,8 @@ struct RaceJudgement {
 };
 
 RaceJudgement judge_race(const ServerConfig& config, const RaceCounts& counts);
+// Act 3's judgement: as judge_race, without the trace (two servers, two traces).
+RaceJudgement judge_two_servers(const ServerConfig& config, const TwoServerCounts& counts);
 
 // What one crash run saw after the kill.
 struct CrashFacts {

@@ -43,6 +43,17 @@ void write_pid_file(const std::filesystem::path& path, pid_t pid)
     if (!out.flush()) throw os_error(errno, "write({})", path.string());
 }
 
+std::string_view origin_text(TableOrigin origin)
+{
+    switch (origin) {
+    case TableOrigin::anonymous: return "anonymous";
+    case TableOrigin::created: return "created";
+    case TableOrigin::rebuilt: return "rebuilt: a stale table under the name had no live user";
+    case TableOrigin::joined: return "joined: shared with another live server (--lock-share)";
+    }
+    return "?";
+}
+
 } // namespace
 
 Arbiter::Arbiter(const Options& options)
@@ -62,6 +73,9 @@ int Arbiter::run()
 {
     try {
         start();
+    } catch (const LockNameError& e) {
+        log(LogLevel::error, "{}", e.what());
+        return kExitLockNameInUse;
     } catch (const std::exception& e) {
         log(LogLevel::error, "{}", e.what());
         return kExitStartError;
@@ -102,7 +116,7 @@ void Arbiter::start()
         explain(options_.lock_mode));
     warn_lost_updates();
     scoreboard_ = std::make_unique<Scoreboard>(pid_, current_config());
-    if (options_.preload) table_ = std::make_shared<LockTable>(lock_table_options(options_));
+    make_table();
     metrics_ = std::make_unique<LockMetrics>();
     if (options_.trace) trace_ = std::make_unique<TraceRing>(options_.trace_size);
 }
@@ -126,7 +140,12 @@ void Arbiter::apply_requested_config()
     try {
         if (next.lock_mode == LockMode::flock)
             CounterStore::create_directory(lock_dir_for(next.data_dir));
-        table_ = next.preload ? std::make_shared<LockTable>(lock_table_options(next)) : nullptr;
+        if (!options_.lock_name.empty() && next.lock_mode != options_.lock_mode)
+            throw std::runtime_error("--lock-name: a named table keeps its lock mode while workers "
+                                     "hold it open; restart the server to change the mode");
+        // A named table stays: the workers of every generation open the one name.
+        if (lock_table_options(next).name.empty())
+            table_ = next.preload ? std::make_shared<LockTable>(lock_table_options(next)) : nullptr;
         options_ = next;
         num_workers_ = want.workers;
     } catch (const std::exception& e) {
@@ -139,6 +158,25 @@ void Arbiter::apply_requested_config()
         generation_, to_string(options_.lock_mode), options_.preload ? " with preload" : "",
         num_workers_, options_.threads, explain(options_.lock_mode));
     warn_lost_updates();
+}
+
+// make_table: the master's table, with --preload (inherited by the workers) or --lock-name (the
+// name is claimed here, before fork, so a second live server is refused before it serves; the
+// workers open it by name; the master keeps it to free a dead worker's keys and, as its last
+// user at exit, to remove the name).
+void Arbiter::make_table()
+{
+    const LockTableOptions o = lock_table_options(options_);
+    if (!options_.lock_name.empty() && o.name.empty())
+        log(LogLevel::info,
+            "--lock-name {} has no effect in {} mode: the kernel already shares "
+            "lock files by path",
+            options_.lock_name, to_string(options_.lock_mode));
+    if (!options_.preload && o.name.empty()) return;
+    table_ = std::make_shared<LockTable>(o);
+    if (!o.name.empty())
+        log(LogLevel::info, "Lock table '{}' ({}): {}", o.name, "/dev/shm/forklock-" + o.name,
+            origin_text(table_->origin()));
 }
 
 void Arbiter::warn_lost_updates()
@@ -173,8 +211,8 @@ void Arbiter::spawn_worker()
     pid_t pid = ::fork();
     if (pid == 0)
         run_worker(WorkerSpec{&options_, listener_->fd(), scoreboard_.get(), *slot, pid_,
-                              table_.get(), &signals_, max_requests, trace_.get(), metrics_.get(),
-                              generation_});
+                              options_.preload ? table_.get() : nullptr, &signals_, max_requests,
+                              trace_.get(), metrics_.get(), generation_});
     const int fork_errno = errno;
     ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     if (pid < 0) {

@@ -29,9 +29,10 @@ namespace forklock {
 
 class Arbiter final {
 public:
-    // Exit codes: 0 after a stop by signal, 1 when the master can't start, 3 when a worker
-    // can't boot (gunicorn's WORKER_BOOT_ERROR).
+    // Exit codes: 0 after a stop by signal, 1 when the master can't start, 2 when --lock-name is
+    // a live server's and not shared, 3 when a worker can't boot (gunicorn's WORKER_BOOT_ERROR).
     static constexpr int kExitStartError = 1;
+    static constexpr int kExitLockNameInUse = 2; // --lock-name of a live server, not shared
     static constexpr int kExitBootError = 3;
 
     explicit Arbiter(const Options& options);
@@ -76,6 +77,7 @@ private:
     void request_stop(StopRequest request);
     void stop(bool graceful);
     int halt(const StopRequest& request);
+    void make_table();
     void warn_lost_updates();
     void apply_requested_config();
     ServerConfig current_config() const;
@@ -96,7 +98,7 @@ private:
     SignalQueue signals_;
     std::optional<Listener> listener_;
     std::unique_ptr<Scoreboard> scoreboard_;
-    std::shared_ptr<LockTable> table_; // with preload only; workers keep theirs (see Worker)
+    std::shared_ptr<LockTable> table_; // --preload or --lock-name; workers keep theirs (see Worker)
     std::unique_ptr<CounterStore> store_;
     std::unique_ptr<LockMetrics> metrics_; // always, before fork: one scrape sees every worker
     std::unique_ptr<TraceRing> trace_; // before fork whatever the lock mode; null with --no-trace

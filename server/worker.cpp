@@ -104,7 +104,11 @@ Worker::Worker(const WorkerSpec& spec)
 LockTable& Worker::table()
 {
     if (spec_.preloaded_table != nullptr) return *spec_.preloaded_table;
-    if (!own_table_) own_table_ = std::make_unique<LockTable>(lock_table_options(*spec_.options));
+    if (!own_table_) {
+        LockTableOptions o = lock_table_options(*spec_.options);
+        o.share = true; // a named table: the master opened it before fork, and refused or shared
+        own_table_ = std::make_unique<LockTable>(o);
+    }
     return *own_table_;
 }
 
@@ -182,6 +186,10 @@ LockTableOptions lock_table_options(const Options& o)
     t.capacity = o.lock_slots;
     t.recover_dead_owners = o.lock_recovery;
     t.lock_dir = lock_dir_for(o.data_dir);
+    if (o.lock_mode == LockMode::semaphore || o.lock_mode == LockMode::mutex) {
+        t.name = o.lock_name; // flock: the kernel shares lock files by path, a name adds nothing
+        t.share = o.lock_share;
+    }
     return t;
 }
 

@@ -31,6 +31,7 @@ struct WorkerSpec {
     std::size_t slot = 0;
     pid_t master_pid = 0;
     LockTable* preloaded_table = nullptr; // the master's, with --preload; else the worker makes one
+                                          // (with --lock-name: opens the master's by name)
     SignalQueue* master_signals = nullptr; // detached in the child
     std::uint64_t max_requests = 0;        // jitter already added; 0 = never recycle
     TraceRing* trace = nullptr;            // the master's, shared; null with --no-trace

@@ -1,5 +1,6 @@
 // The classroom demo end to end: forklock-demo --quick drives the real server binary through
-// both acts; every verdict must be the one the theory predicts, and nothing may be left running.
+// its three acts; every verdict must be the one the theory predicts, and nothing may be left
+// running.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -110,19 +111,67 @@ bool file_named(const fs::path& dir, const std::string& name)
 
 bool empty_dir(const fs::path& dir) { return fs::is_empty(dir); }
 
-using RowKey = std::tuple<std::string, bool, int, int>; // mode, preload, workers, threads
+// mode, preload, named (--lock-name), workers, threads
+using RowKey = std::tuple<std::string, bool, bool, int, int>;
 
 // The truth table, written out independently of demo/theory.cpp.
 const std::map<RowKey, std::string> kExpectedRace{
-    {{"none", false, 4, 1}, "loses updates"}, {{"thread", true, 4, 1}, "loses updates"},
-    {{"thread", false, 1, 4}, "safe"},        {{"semaphore", false, 4, 1}, "loses updates"},
-    {{"semaphore", true, 4, 1}, "safe"},      {{"mutex", false, 4, 1}, "loses updates"},
-    {{"mutex", true, 4, 1}, "safe"},          {{"flock", false, 4, 1}, "safe"},
+    {{"none", false, false, 4, 1}, "loses updates"},
+    {{"thread", true, false, 4, 1}, "loses updates"},
+    {{"thread", false, false, 1, 4}, "safe"},
+    {{"semaphore", false, false, 4, 1}, "loses updates"},
+    {{"semaphore", true, false, 4, 1}, "safe"},
+    {{"mutex", false, false, 4, 1}, "loses updates"},
+    {{"mutex", true, false, 4, 1}, "safe"},
+    {{"semaphore", false, true, 4, 1}, "safe"}, // the name is the meeting point
+    {{"mutex", false, true, 4, 1}, "safe"},
+    {{"flock", false, false, 4, 1}, "safe"},
 };
+
+// Act 3, two servers: (mode, preload, named and shared) -> verdict.
+const std::map<std::tuple<std::string, bool, bool>, std::string> kExpectedTwoServers{
+    {{"mutex", true, false}, "loses updates"}, // each master has its own table
+    {{"flock", false, false}, "safe"},         // one kernel
+    {{"mutex", false, true}, "safe"},          // one machine, one name
+};
+
+RowKey key_of(const nlohmann::json& row)
+{
+    return {row["mode"], row["preload"], !row["lock_name"].get<std::string>().empty(),
+            row["workers"], row["threads"]};
+}
+
+void check_two_servers_row(const nlohmann::json& row)
+{
+    INFO(row.dump());
+    const auto key = std::tuple{row["mode"].get<std::string>(), row["preload"].get<bool>(),
+                                row["lock_share"].get<bool>()};
+    REQUIRE(kExpectedTwoServers.count(key) == 1);
+    CHECK(row["verdict"] == kExpectedTwoServers.at(key));
+    CHECK(row["as_predicted"] == true);
+    CHECK(row["errors"] == 0);
+    CHECK(row["committed_by_a"].get<int>() > 0);
+    CHECK(row["committed_by_b"].get<int>() > 0);
+    if (kExpectedTwoServers.at(key) == "safe")
+        CHECK(row["lost"] == 0);
+    else
+        CHECK(row["lost"].get<long>() > 0);
+}
+
+// Named tables the demo's servers made: none may outlive it.
+int demo_shm_names()
+{
+    int n = 0;
+    for (const auto& entry : fs::directory_iterator("/dev/shm")) {
+        const std::string name = entry.path().filename().string();
+        n += name.find("forklock-demo-") != std::string::npos ? 1 : 0;
+    }
+    return n;
+}
 
 void check_race_row(const nlohmann::json& row)
 {
-    const RowKey key{row["mode"], row["preload"], row["workers"], row["threads"]};
+    const RowKey key = key_of(row);
     INFO(row.dump());
     REQUIRE(kExpectedRace.count(key) == 1);
     CHECK(row["verdict"] == kExpectedRace.at(key));
@@ -166,6 +215,9 @@ TEST_CASE("forklock-demo --quick: every verdict as predicted, exit 0, nothing le
     for (const auto& row : report["race"]) check_race_row(row);
     REQUIRE(report["crash"].size() == 4);
     for (const auto& row : report["crash"]) check_crash_row(row);
+    REQUIRE(report["two_servers"].size() == kExpectedTwoServers.size());
+    for (const auto& row : report["two_servers"]) check_two_servers_row(row);
+    CHECK(demo_shm_names() == 0);
     CHECK(report["all_as_predicted"] == true);
     CHECK(rc == 0);
     CHECK(processes_mentioning(scratch.path().string()) == 0);
@@ -205,7 +257,7 @@ TEST_CASE("forklock-demo: bad usage exits 2 before starting anything", "[demo]")
 {
     const ScratchDir scratch;
     for (const auto& args : std::vector<std::vector<std::string>>{
-             {"--workers", "1"}, {"--act", "3"}, {"--no-such-flag"}, {"--hold-ms", "0"}}) {
+             {"--workers", "1"}, {"--act", "4"}, {"--no-such-flag"}, {"--hold-ms", "0"}}) {
         Demo demo = start_demo(args, scratch.path());
         (void)read_all(demo.stdout_fd, std::chrono::seconds(10));
         CHECK(demo.process.wait(std::chrono::seconds(10)) == 2);

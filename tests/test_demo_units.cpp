@@ -227,3 +227,68 @@ TEST_CASE("report: JSON carries verdicts and the overall result", "[demo_report]
     CHECK(json["race"][0]["lost"] == 0);
     CHECK(json["race"][0]["preload"] == true);
 }
+
+TEST_CASE("theory: semaphore and mutex without preload are safe when named", "[demo_theory]")
+{
+    ServerConfig named = config(LockMode::mutex, false, 4);
+    named.lock_name = "n";
+    CHECK(predict_race(named) == Verdict::safe);
+    CHECK(why_race(named).find("name is the meeting point") != std::string::npos);
+    named.mode = LockMode::semaphore;
+    CHECK(predict_race(named) == Verdict::safe);
+    CHECK(why_race(named).find("name is the meeting point") != std::string::npos);
+}
+
+TEST_CASE("theory: across two servers only the kernel's or one named table excludes",
+          "[demo_theory]")
+{
+    CHECK(predict_two_servers(config(LockMode::mutex, true, 2)) == Verdict::loses_updates);
+    CHECK(predict_two_servers(config(LockMode::semaphore, true, 2)) == Verdict::loses_updates);
+    CHECK(predict_two_servers(config(LockMode::flock, false, 2)) == Verdict::safe);
+    ServerConfig named = config(LockMode::mutex, false, 2);
+    named.lock_name = "n";
+    CHECK(predict_two_servers(named) == Verdict::loses_updates); // not shared: refused anyway
+    named.lock_share = true;
+    CHECK(predict_two_servers(named) == Verdict::safe);
+    CHECK(why_two_servers(config(LockMode::mutex, true, 2)).find("two tables") !=
+          std::string::npos);
+    CHECK(why_two_servers(config(LockMode::flock, false, 2)).find("one kernel") !=
+          std::string::npos);
+    CHECK(why_two_servers(named).find("one machine") != std::string::npos);
+}
+
+TEST_CASE("judge_two_servers: both servers served, verdict as theory, or why not", "[demo_verdict]")
+{
+    const ServerConfig preload = config(LockMode::mutex, true, 2);
+    CHECK(judge_two_servers(preload, {48, 48, 0, 30, 24, 24, 10}).status ==
+          RowStatus::as_predicted);
+    CHECK(judge_two_servers(preload, {48, 48, 0, 48, 24, 24, 10}).status == RowStatus::unexpected);
+    CHECK(
+        judge_two_servers(config(LockMode::flock, false, 2), {48, 48, 0, 48, 24, 24, 10}).status ==
+        RowStatus::as_predicted);
+    CHECK(judge_two_servers(preload, {48, 48, 0, 30, 48, 0, 10}).status == RowStatus::inconclusive);
+    CHECK(
+        judge_two_servers(config(LockMode::flock, false, 2), {48, 47, 1, 47, 24, 23, 10}).status ==
+        RowStatus::inconclusive);
+}
+
+TEST_CASE("report: Act 3 shows every row with its why and leaves PostgreSQL to its mode",
+          "[demo_report]")
+{
+    TwoServerRow row;
+    row.config = config(LockMode::mutex, true, 2);
+    row.a.sent = row.a.ok = 24;
+    row.b.sent = row.b.ok = 24;
+    row.final = 30;
+    row.judgement = judge_two_servers(row.config, {48, 48, 0, 30, 24, 24, 10});
+    const std::string text = format_two_servers({row}, RaceSizes{}, false);
+    CHECK(text.find("Act 3: two servers") != std::string::npos);
+    CHECK(text.find("24 / 24") != std::string::npos);
+    CHECK(text.find("two tables") != std::string::npos);
+    CHECK(text.find("PostgreSQL") != std::string::npos);
+    CHECK(text.find('\x1b') == std::string::npos);
+    DemoResults results;
+    results.two_servers.push_back(row);
+    CHECK(all_as_predicted(results));
+    CHECK(to_json(results)["two_servers"][0]["lost"] == 18);
+}

@@ -31,3 +31,13 @@ TEST_CASE("serializes_increments: shared modes need preload, flock does not, thr
     CHECK(serializes_increments(LockMode::flock, false, 4, 4));
     CHECK(explain(LockMode::thread).find("fork") != std::string_view::npos);
 }
+
+TEST_CASE("serializes_increments: semaphore and mutex opened by one name need no preload",
+          "[lock_mode]")
+{
+    CHECK(serializes_increments(LockMode::semaphore, false, 4, 1, true));
+    CHECK(serializes_increments(LockMode::mutex, false, 2, 2, true));
+    CHECK_FALSE(serializes_increments(LockMode::thread, false, 4, 1, true));
+    CHECK_FALSE(serializes_increments(LockMode::none, false, 4, 1, true));
+    CHECK(explain(LockMode::mutex).find("--lock-name") != std::string_view::npos);
+}

@@ -205,3 +205,41 @@ TEST_CASE("make_dashboard_token: 32 hex digits, a new one each time", "[options]
     CHECK(std::all_of(a.begin(), a.end(), [](char c) { return std::isxdigit(c); }));
     CHECK(a != b);
 }
+
+TEST_CASE("parse_options: --lock-name takes a checked name for semaphore and mutex", "[options]")
+{
+    auto r = parse({"--lock-mode", "semaphore", "--lock-name", "orders_1", "--lock-share"});
+    REQUIRE(r.options);
+    CHECK(r.options->lock_name == "orders_1");
+    CHECK(r.options->lock_share);
+    auto flock = parse({"--lock-mode", "flock", "--lock-name", "x"});
+    CHECK(flock.options); // accepted, a no-op the server notes: the kernel already shares
+    const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+        {{"--lock-name", "a.b"}, "--lock-name: a lock table name is made of"},
+        {{"--lock-name", "a/b"}, "--lock-name: a lock table name is made of"},
+        {{"--lock-name", std::string(65, 'a')}, "1 to 64 characters"},
+        {{"--lock-mode", "thread", "--lock-name", "x"}, "cannot be found by name"},
+        {{"--lock-mode", "none", "--lock-name", "x"}, "cannot be found by name"},
+        {{"--lock-share"}, "--lock-share: only with --lock-name"},
+    };
+    for (const auto& [args, why] : bad) {
+        auto p = parse(args);
+        INFO(why);
+        CHECK_FALSE(p.options);
+        CHECK(p.exit_code == 2);
+        CHECK(p.err.find(why) != std::string::npos);
+    }
+}
+
+TEST_CASE("lost_update_warnings: a named semaphore or mutex table without --preload is safe",
+          "[options]")
+{
+    Options o;
+    o.workers = 4;
+    o.lock_mode = LockMode::mutex;
+    CHECK(lost_update_warnings(o).size() == 1);
+    o.lock_name = "t";
+    CHECK(lost_update_warnings(o).empty());
+    o.lock_mode = LockMode::semaphore;
+    CHECK(lost_update_warnings(o).empty());
+}

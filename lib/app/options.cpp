@@ -61,6 +61,11 @@ void add_flags(CLI::App& app, Options& o, RawOptions& raw)
     app.add_flag("--preload", o.preload, "create the lock table in the master, before fork");
     app.add_option("--lock-mode", raw.lock_mode,
                    "none|thread|semaphore|mutex|flock|process (= mutex)");
+    app.add_option("--lock-name", o.lock_name,
+                   "semaphore, mutex: find the lock table by NAME (/dev/shm/forklock-NAME), so "
+                   "workers share it without --preload");
+    app.add_flag("--lock-share", o.lock_share,
+                 "with --lock-name: join a table another live server uses by that name");
     app.add_flag("--no-lock-recovery", raw.no_lock_recovery,
                  "semaphore mode: the master does not free keys of dead workers");
     app.add_option("--data-dir", raw.data_dir, "directory of counter files (created if missing)");
@@ -87,6 +92,19 @@ void add_flags(CLI::App& app, Options& o, RawOptions& raw)
                    "the token /control/... requests carry; default: a random one, logged");
     app.add_option("--dashboard-controls", raw.dashboard_controls,
                    "loopback (a loopback peer or the token) | token | off");
+}
+
+std::string lock_name_problem(const Options& o)
+{
+    if (o.lock_share && o.lock_name.empty()) return "--lock-share: only with --lock-name";
+    if (o.lock_name.empty()) return "";
+    if (auto problem = LockTable::name_problem(o.lock_name); !problem.empty())
+        return fmt::format("--lock-name: {}", problem);
+    if (o.lock_mode == LockMode::none || o.lock_mode == LockMode::thread)
+        return fmt::format("--lock-name: a {} table lives in each process's private memory and "
+                           "cannot be found by name (use semaphore or mutex)",
+                           to_string(o.lock_mode));
+    return "";
 }
 
 // Values CLI11 can't check alone. Returns the error message, or "" when all is well.
@@ -143,6 +161,7 @@ const char* to_string(DashboardControls controls) noexcept
 
 std::string config_error(const Options& o)
 {
+    if (auto problem = lock_name_problem(o); !problem.empty()) return problem;
     if (o.lock_mode == LockMode::semaphore && o.lock_slots > LockTable::kMaxSemaphoreCapacity)
         return fmt::format("--lock-slots: at most {} in semaphore mode (one mapping per semaphore)",
                            LockTable::kMaxSemaphoreCapacity);
@@ -233,10 +252,12 @@ std::vector<std::string> lost_update_warnings(const Options& o)
         break;
     case LockMode::semaphore:
     case LockMode::mutex:
-        if (!serializes_increments(o.lock_mode, o.preload, o.workers, o.threads))
+        if (!serializes_increments(o.lock_mode, o.preload, o.workers, o.threads,
+                                   !o.lock_name.empty()))
             out.push_back(fmt::format(
                 "--lock-mode {} without --preload: each of the {} workers creates its own lock "
-                "table after fork, so workers overwrite each other's updates (add --preload)",
+                "table after fork, so workers overwrite each other's updates (add --preload or "
+                "--lock-name NAME)",
                 to_string(o.lock_mode), o.workers));
         break;
     case LockMode::flock: break;

@@ -35,6 +35,8 @@ struct Options {
     bool preload = false;
     LockMode lock_mode = kProcessMode;
     bool lock_recovery = true;
+    std::string lock_name;   // --lock-name: semaphore, mutex: the table is found by this name
+    bool lock_share = false; // --lock-share: join a named table another live server uses
     std::filesystem::path data_dir = "forklock-data";
     int timeout_s = 30; // 0 = no hung-worker detection
     int graceful_timeout_s = 30;

@@ -21,4 +21,12 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// LockNameError: a named table (LockTableOptions::name) is in use by live processes this table
+// may not join: share is false, or they laid it out differently (another layout version, mode or
+// capacity). Nothing was changed; the caller should stop (the server exits with code 2).
+class LockNameError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 } // namespace forklock

@@ -25,13 +25,13 @@ std::string_view to_string(LockMode mode)
     return "?";
 }
 
-bool serializes_increments(LockMode mode, bool preload, int workers, int threads)
+bool serializes_increments(LockMode mode, bool preload, int workers, int threads, bool named)
 {
     const bool one_process = workers == 1;
     if (mode == LockMode::none) return one_process && threads == 1;
     if (one_process || mode == LockMode::flock) return true;
     if (mode == LockMode::thread) return false;
-    return preload;
+    return preload || named;
 }
 
 std::string_view explain(LockMode mode)
@@ -43,10 +43,10 @@ std::string_view explain(LockMode mode)
                "only excludes threads of one worker";
     case LockMode::semaphore:
         return "named semaphores and the owner word live in memory every worker maps, but only if "
-               "the master made them before fork";
+               "the master made them before fork or every worker opens them by one --lock-name";
     case LockMode::mutex:
         return "robust process-shared mutexes live in MAP_SHARED memory, but only if the master "
-               "made it before fork";
+               "made it before fork or every worker opens it by one --lock-name";
     case LockMode::flock:
         return "the kernel owns file locks: every worker opens the same lock file, so they "
                "exclude each other with or without preload";

@@ -27,9 +27,11 @@ inline constexpr LockMode kProcessMode = LockMode::mutex;
 // serializes_increments: true when no two read-modify-writes of one key can overlap in a
 // pre-fork server of `workers` processes x `threads` threads in this mode. The one rule the
 // server's warnings and the demo's predictions share: one process and one thread is always safe;
-// flock is shared with or without preload; semaphore and mutex only when the master made them
-// before fork; thread never across processes; none never with concurrency.
-bool serializes_increments(LockMode mode, bool preload, int workers, int threads);
+// flock is shared with or without preload; semaphore and mutex when the master made them before
+// fork (inherited) or every worker opens them by one name (`named`, --lock-name): "inherited or
+// named"; thread never across processes; none never with concurrency.
+bool serializes_increments(LockMode mode, bool preload, int workers, int threads,
+                           bool named = false);
 
 // One sentence, for logs, the demo and /locks: what this mode does across fork().
 std::string_view explain(LockMode mode);

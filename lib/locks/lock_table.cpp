@@ -16,6 +16,14 @@ std::unique_ptr<LockTable::Impl> make_impl(const LockTableOptions& o)
     if (o.capacity == 0 || o.capacity > LockTable::kMaxCapacity)
         throw std::invalid_argument(fmt::format("lock table capacity must be 1..{}, not {}",
                                                 LockTable::kMaxCapacity, o.capacity));
+    if (!o.name.empty()) {
+        if (auto problem = LockTable::name_problem(o.name); !problem.empty())
+            throw std::invalid_argument(problem);
+        if (o.mode == LockMode::none || o.mode == LockMode::thread)
+            throw std::invalid_argument(
+                fmt::format("a {} table lives in private memory and cannot be found by name",
+                            to_string(o.mode)));
+    }
     return make_table_impl(o);
 }
 } // namespace
@@ -25,6 +33,20 @@ LockTable::~LockTable() = default;
 
 LockMode LockTable::mode() const noexcept { return impl_->options.mode; }
 const LockTableOptions& LockTable::options() const noexcept { return impl_->options; }
+TableOrigin LockTable::origin() const noexcept { return impl_->origin; }
+
+std::string LockTable::name_problem(std::string_view name)
+{
+    if (name.empty() || name.size() > kMaxNameLength)
+        return fmt::format("a lock table name is 1 to {} characters, not {}", kMaxNameLength,
+                           name.size());
+    for (const char c : name)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return fmt::format("a lock table name is made of A-Z a-z 0-9 _ -, and '{}' has '{}'",
+                               name, c);
+    return "";
+}
 
 KeyGuard LockTable::lock(std::string_view key) { return impl_->acquire(*this, key, kNoTimeout); }
 KeyGuard LockTable::try_lock(std::string_view key)

@@ -7,14 +7,15 @@
 //  - thread: FAILS ACROSS PROCESSES. Private memory: fork() copies the table, so two workers both
 //    "hold" one key. Correct between the threads of one process.
 //  - semaphore: shared across processes and threads if the table is made before fork() and
-//    inherited (a process that makes its own table shares nothing). The lock word holds the
-//    owner's pid (nginx's ngx_shmtx); waiters sleep on one named POSIX semaphore per slot, which
-//    the creator unlinks at once, so nothing stays in /dev/shm, kill -9 included. Holder death:
-//    the key stays locked until a supervisor that reaped the pid calls release_owned_by(pid); with
-//    recover_dead_owners = false, for ever (as a multiprocessing.Lock under gunicorn).
-//  - mutex: shared across processes and threads if made before fork(). Robust process-shared
-//    pthread mutexes. Holder death: the next locker recovers the key by itself (EOWNERDEAD) and
-//    counts it; a supervisor may free it first with release_owned_by(pid).
+//    inherited, or named (a process that makes its own unnamed table shares nothing). The lock
+//    word holds the owner's pid (nginx's ngx_shmtx); waiters sleep on one named POSIX semaphore
+//    per slot, which an unnamed table's creator unlinks at once, so nothing stays in /dev/shm,
+//    kill -9 included (a named table's: see below). Holder death: the key stays locked until a
+//    supervisor that reaped the pid calls release_owned_by(pid); with recover_dead_owners =
+//    false, for ever (as a multiprocessing.Lock under gunicorn).
+//  - mutex: shared across processes and threads if made before fork() or named. Robust
+//    process-shared pthread mutexes. Holder death: the next locker recovers the key by itself
+//    (EOWNERDEAD) and counts it; a supervisor may free it first with release_owned_by(pid).
 //  - flock: shared across processes and threads with or without preload: every lock() opens
 //    lock_dir/KEY.lock itself and flock()s it. Holder death: the kernel drops the lock. Lock files
 //    are removed when their key's slot is reused. Statistics are shared only if made before fork.
@@ -32,13 +33,41 @@
 //    `capacity` keys are held: a key may only use its partition's share and the free pool, and
 //    its partition can fill first. A full table never merges keys.
 //  - Every member function may be called concurrently from any thread of any process sharing the
-//    table. Destroying the table unmaps this process's view and unlinks nothing (nothing named is
-//    left to unlink).
+//    table. Destroying an anonymous table unmaps this process's view and unlinks nothing (nothing
+//    named is left to unlink).
+//
+// Named tables (options.name, semaphore and mutex modes): the table's memory is the shared memory
+// object /dev/shm/forklock-NAME and its semaphores are /dev/shm/sem.forklock-NAME.I, so tables
+// made by processes that never inherited each other's memory (workers after fork without
+// preload, two servers) are one table. "Inherited or named" is the rule (lock_mode.h).
+//  - Who creates: the first opener, under O_CREAT|O_EXCL. It lays the table out holding an
+//    exclusive flock on the object, so nobody reads a half-made table; then it holds a shared
+//    flock, like every other user, for as long as its table lives. A live table is one whose
+//    object some process holds a flock on (a forked child with the inherited fd counts).
+//  - Who unlinks: the last user. Its destructor takes the flock exclusively without waiting; if
+//    it gets it, nobody else uses the table, and it unlinks the semaphores and the object. A
+//    clean exit of every user leaves nothing in /dev/shm. A process that did not open the table
+//    (a child that inherited it) unlinks nothing.
+//  - Stale names (every user killed -9, or a creator killed half way): an opener that finds the
+//    object but gets the exclusive flock without waiting knows no live process uses it. The old
+//    table is never trusted (only its header is read, to tell a creator still alive between its
+//    exclusive and its shared flock, which flock(2) does not convert atomically): its names are
+//    removed and a fresh table is made (origin() says rebuilt). Its holders are dead, so no lock
+//    is lost. (A creator that exec()s closes its fd, so its live pid makes an opener wait and
+//    fail with LockNameError instead: exec-ing users are not supported.)
+//  - A live table: joined (origin() joined) only if options.share and its header matches this
+//    table's layout version, mode and capacity; otherwise LockNameError, and nothing is changed.
+//    A header still being written by its creator is waited for.
+//  - Holder death works as in the mode's anonymous table; release_owned_by(pid) may be called by
+//    any user that knows pid is dead (it is no longer only the creator's).
+//  - flock mode ignores the name (the kernel already shares lock files by path); none and thread
+//    refuse one (std::invalid_argument): a private table cannot be found by name.
 
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <sys/types.h>
 #include <vector>
@@ -55,6 +84,16 @@ struct LockTableOptions {
     std::size_t capacity = 1024;     // 1..kMaxCapacity (semaphore: ..kMaxSemaphoreCapacity)
     bool recover_dead_owners = true; // semaphore: false = release_owned_by() leaves keys locked
     std::filesystem::path lock_dir;  // flock: directory for KEY.lock files (must exist)
+    std::string name;                // semaphore, mutex: "" = anonymous; else see "Named tables"
+    bool share = false;              // named: join a table live processes already use
+};
+
+// How this process came by its table.
+enum class TableOrigin {
+    anonymous, // unnamed: made here, shared only by inheritance
+    created,   // named: the name was free
+    rebuilt,   // named: a stale table under the name was removed and made anew
+    joined,    // named: a live table, shared (options.share)
 };
 
 class LockTable;
@@ -107,8 +146,9 @@ public:
     static constexpr std::size_t kMaxSemaphoreCapacity = 16384;
 
     // Makes the table in this process: shared memory for semaphore, mutex and flock, private
-    // memory for none and thread. Throws std::invalid_argument for bad options, std::system_error
-    // (the call, its arguments, errno) when the OS refuses memory or semaphores.
+    // memory for none and thread; named (options.name) as above. Throws std::invalid_argument for
+    // bad options, LockNameError for a live named table it may not join, std::system_error (the
+    // call, its arguments, errno) when the OS refuses memory or semaphores.
     explicit LockTable(const LockTableOptions& options);
     ~LockTable();
     LockTable(const LockTable&) = delete;
@@ -116,6 +156,12 @@ public:
 
     LockMode mode() const noexcept;
     const LockTableOptions& options() const noexcept;
+    TableOrigin origin() const noexcept;
+
+    // Names: 1..kMaxNameLength of A-Z a-z 0-9 _ - (no '.' or '/': the name is part of file names
+    // in /dev/shm). name_problem: why `name` is not one, or "" if it is.
+    static constexpr std::size_t kMaxNameLength = 64;
+    static std::string name_problem(std::string_view name);
 
     // lock: blocks until the key is held. Throws InvalidKeyError, TableFullError.
     KeyGuard lock(std::string_view key);

@@ -21,6 +21,15 @@ MemoryRegion::MemoryRegion(std::size_t size, Sharing sharing) : size_(size), sha
     data_ = p;
 }
 
+MemoryRegion MemoryRegion::map_file(int fd, std::size_t size, off_t offset, std::string_view what)
+{
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset);
+    if (p == MAP_FAILED)
+        throw os_error(errno, "mmap(NULL, {}, PROT_READ|PROT_WRITE, MAP_SHARED, {}, {})", size,
+                       what, offset);
+    return MemoryRegion(p, size);
+}
+
 MemoryRegion::MemoryRegion(MemoryRegion&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)),
       sharing_(other.sharing_)

@@ -21,6 +21,21 @@ NamedSemaphore NamedSemaphore::create_unlinked(const std::string& name, unsigned
     return NamedSemaphore(sem);
 }
 
+NamedSemaphore NamedSemaphore::create(const std::string& name, unsigned value)
+{
+    sem_t* sem = ::sem_open(name.c_str(), O_CREAT | O_EXCL, 0600, value);
+    if (sem == SEM_FAILED)
+        throw os_error(errno, "sem_open(\"{}\", O_CREAT|O_EXCL, 0600, {})", name, value);
+    return NamedSemaphore(sem);
+}
+
+NamedSemaphore NamedSemaphore::open(const std::string& name)
+{
+    sem_t* sem = ::sem_open(name.c_str(), 0);
+    if (sem == SEM_FAILED) throw os_error(errno, "sem_open(\"{}\", 0)", name);
+    return NamedSemaphore(sem);
+}
+
 bool NamedSemaphore::remove(const std::string& name) noexcept
 {
     return ::sem_unlink(name.c_str()) == 0;

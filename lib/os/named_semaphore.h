@@ -8,7 +8,9 @@
 //
 // create_unlinked() makes the name with O_CREAT|O_EXCL, mode 0600, and unlinks it at once, so
 // nothing is left in /dev/shm when the processes exit, kill -9 included. remove() unlinks a name
-// left behind by a process killed between the two calls.
+// left behind by a process killed between the two calls. create() and open() keep the name, for
+// processes that meet by it (a named lock table): whoever decided the name is no longer used
+// remove()s it; the destructor never does.
 
 #include <ctime>
 #include <optional>
@@ -21,6 +23,10 @@ class NamedSemaphore {
 public:
     // Throws std::system_error("sem_open(\"/name\", O_CREAT|O_EXCL, 0600, 0) failed: ...").
     static NamedSemaphore create_unlinked(const std::string& name, unsigned value = 0);
+    // create: O_CREAT|O_EXCL, 0600, the name kept. open: an existing name (no O_CREAT). Both throw
+    // std::system_error with the call and its arguments.
+    static NamedSemaphore create(const std::string& name, unsigned value = 0);
+    static NamedSemaphore open(const std::string& name);
     // Unlinks `name`; true if it existed. Never throws.
     static bool remove(const std::string& name) noexcept;
 

@@ -58,6 +58,7 @@ struct ModeParts {
     const LockTableOptions& options;
     SlotTable& slots;
     WaitRegistry& waits;
+    bool attach = false; // a named table another process made: open its semaphores, create none
 };
 
 class ModeBase {

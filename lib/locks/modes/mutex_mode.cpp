@@ -46,7 +46,10 @@ public:
 std::unique_ptr<LockTable::Impl> make_mutex_table(const LockTableOptions& o)
 {
     MutexMode::validate(o);
-    return std::make_unique<TableImpl<MutexMode>>(o);
+    using Table = TableImpl<MutexMode>;
+    if (o.name.empty()) return std::make_unique<Table>(o);
+    return std::make_unique<Table>(
+        o, named_table_memory(o, Table::slot_bytes(o), WaitRegistry::kBytes));
 }
 
 } // namespace forklock

@@ -1,8 +1,9 @@
 // semaphore: nginx's ngx_shmtx per slot. The lock word (owner pid) lives in shared memory, and
 // each slot has a named POSIX semaphore for its sleepers, made with O_CREAT|O_EXCL, 0600 by the
-// table's creator and unlinked at once. Holder death: nothing happens by itself; a supervisor
-// that reaped the pid calls release_owned_by(pid) (which does nothing with
-// recover_dead_owners = false: the key then stays locked for ever, as a multiprocessing.Lock).
+// table's creator and unlinked at once (a named table keeps them: named_table.h). Holder death:
+// nothing happens by itself; a supervisor that reaped the pid calls release_owned_by(pid) (which
+// does nothing with recover_dead_owners = false: the key then stays locked for ever, as a
+// multiprocessing.Lock).
 
 #include <dirent.h>
 #include <signal.h>
@@ -20,6 +21,25 @@
 
 namespace forklock {
 namespace {
+
+// A named table's semaphores (named_table.h): made by its creator, which holds the object
+// exclusively, so a name already there is a leftover of a dead table's and is replaced; opened
+// by everyone else. Removed by the table's last user.
+std::vector<NamedSemaphore> named_semaphores(const std::string& table, std::size_t n, bool attach)
+{
+    std::vector<NamedSemaphore> sems;
+    sems.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::string name = semaphore_name_of(table, i);
+        if (attach) {
+            sems.push_back(NamedSemaphore::open(name));
+            continue;
+        }
+        NamedSemaphore::remove(name);
+        sems.push_back(NamedSemaphore::create(name));
+    }
+    return sems;
+}
 
 // Names left in /dev/shm by a creator killed between sem_open and sem_unlink (microseconds, but
 // kill -9 finds every window): forklock.PID.* whose PID no longer runs.
@@ -63,7 +83,10 @@ public:
     using Early = NoEarly;
 
     explicit SemaphoreMode(const ModeParts& parts)
-        : ModeBase(parts), semaphores_(make_semaphores(parts.options.capacity))
+        : ModeBase(parts), semaphores_(parts.options.name.empty()
+                                           ? make_semaphores(parts.options.capacity)
+                                           : named_semaphores(parts.options.name,
+                                                              parts.options.capacity, parts.attach))
     {
     }
 
@@ -138,7 +161,10 @@ private:
 std::unique_ptr<LockTable::Impl> make_semaphore_table(const LockTableOptions& o)
 {
     SemaphoreMode::validate(o);
-    return std::make_unique<TableImpl<SemaphoreMode>>(o);
+    using Table = TableImpl<SemaphoreMode>;
+    if (o.name.empty()) return std::make_unique<Table>(o);
+    return std::make_unique<Table>(
+        o, named_table_memory(o, Table::slot_bytes(o), WaitRegistry::kBytes));
 }
 
 } // namespace forklock

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "locks/modes/mode.h"
+#include "locks/table/named_table.h"
 
 namespace forklock {
 
@@ -32,6 +33,7 @@ struct LockTable::Impl {
     virtual pid_t owner(std::string_view key) const = 0;
 
     const LockTableOptions options;
+    TableOrigin origin = TableOrigin::anonymous; // set by the mode's factory
 };
 
 inline void validate_key(std::string_view key)
@@ -53,11 +55,26 @@ public:
     using Handle = typename Mode::Handle;
 
     explicit TableImpl(const LockTableOptions& o)
-        : Impl(o), region_(TableGeometry::for_capacity(o.capacity).region_bytes(), Mode::kSharing),
-          mode_(ModeParts{options, slots_, waits_}),
-          slots_(region_.data(), TableGeometry::for_capacity(o.capacity), Mode::kMutexKind, mode_),
-          waits_(Mode::kSharing)
+        : TableImpl(o, anonymous_table_memory(slot_bytes(o), WaitRegistry::kBytes, Mode::kSharing))
     {
+    }
+    // In given memory: laid out here, or (memory.attach) by the process that made it.
+    TableImpl(const LockTableOptions& o, TableMemory memory)
+        : Impl(o), memory_(std::move(memory)),
+          mode_(ModeParts{options, slots_, waits_, memory_.attach}),
+          slots_(memory_.attach
+                     ? SlotTable(SlotTable::kAttach, memory_.slots.data(),
+                                 TableGeometry::for_capacity(o.capacity), mode_)
+                     : SlotTable(memory_.slots.data(), TableGeometry::for_capacity(o.capacity),
+                                 Mode::kMutexKind, mode_)),
+          waits_(std::move(memory_.waits), memory_.attach)
+    {
+        origin = memory_.origin;
+        publish(memory_);
+    }
+    static std::size_t slot_bytes(const LockTableOptions& o)
+    {
+        return TableGeometry::for_capacity(o.capacity).region_bytes();
     }
 
     KeyGuard acquire(LockTable& table, std::string_view key,
@@ -109,7 +126,7 @@ private:
         return static_cast<std::uint32_t>(&s - &slots_.slot(0));
     }
 
-    MemoryRegion region_;
+    TableMemory memory_;
     Mode mode_;
     SlotTable slots_;
     WaitRegistry waits_;

@@ -168,6 +168,19 @@ SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind, SlotL
     header_->pool_top = g.capacity;
 }
 
+SlotTable::SlotTable(Attach, void* memory, const TableGeometry& g, SlotLocks& locks)
+    : geometry_(g), locks_(locks), by_lock_(locks.pinned_by_lock())
+{
+    const Offsets o = offsets_of(g, kHeaderBytes, kPartitionBytes);
+    auto* base = static_cast<char*>(memory);
+    header_ = reinterpret_cast<Header*>(base);
+    seed_ = header_->seed;
+    partitions_ = reinterpret_cast<Partition*>(base + o.partitions);
+    indexes_ = reinterpret_cast<Entry*>(base + o.indexes);
+    pool_ = reinterpret_cast<std::uint32_t*>(base + o.pool);
+    slots_ = reinterpret_cast<Slot*>(base + o.slots);
+}
+
 void SlotTable::lock_partition(std::uint32_t p) const
 {
     Partition& part = partitions_[p];

@@ -99,6 +99,11 @@ public:
     static constexpr std::uint64_t kRandomSeed = 0;
     SlotTable(void* memory, const TableGeometry& geometry, MutexKind kind, SlotLocks& locks,
               std::uint64_t seed = kRandomSeed);
+    // Attaches to a table another process laid out in `memory` with the same geometry (a named
+    // table, named_table.h): initialises nothing, reads the seed from its header.
+    struct Attach {};
+    static constexpr Attach kAttach{};
+    SlotTable(Attach, void* memory, const TableGeometry& geometry, SlotLocks& locks);
 
     const TableGeometry& geometry() const { return geometry_; }
     std::uint64_t seed() const { return seed_; }

@@ -4,6 +4,7 @@
 #include <functional>
 #include <new>
 #include <thread>
+#include <utility>
 
 namespace forklock {
 namespace {
@@ -21,8 +22,14 @@ std::uint32_t record_slot(std::uint64_t r) { return static_cast<std::uint32_t>(r
 } // namespace
 
 WaitRegistry::WaitRegistry(MemoryRegion::Sharing sharing)
-    : region_(sizeof(Record) * kRecords, sharing)
+    : WaitRegistry(MemoryRegion(kBytes, sharing), false)
 {
+}
+
+WaitRegistry::WaitRegistry(MemoryRegion region, bool attach) : region_(std::move(region))
+{
+    static_assert(sizeof(Record) * kRecords == kBytes);
+    if (attach) return;
     auto* records = static_cast<Record*>(region_.data());
     for (std::size_t i = 0; i < kRecords; ++i) new (&records[i]) Record{0};
 }

@@ -5,7 +5,7 @@
 //
 // A fixed array of records, each one word: the waiter's pid and the slot id, set by one CAS when
 // a thread starts to block and cleared when it stops. Lives in memory shared like the table's
-// (MAP_SHARED for process-shared tables, MAP_PRIVATE for thread mode).
+// (MAP_SHARED for process-shared tables, MAP_PRIVATE for thread mode, a named table's object).
 //
 // Shared across processes and threads: every operation is lock-free and may run concurrently.
 // Owner death: records stay until a supervisor that reaped the pid calls forget(pid). When every
@@ -26,7 +26,11 @@ public:
     static constexpr std::size_t kRecords = 1024;
     static constexpr int kNoRecord = -1;
 
+    static constexpr std::size_t kBytes = sizeof(std::uint64_t) * kRecords;
+
     explicit WaitRegistry(MemoryRegion::Sharing sharing);
+    // In `region` (kBytes, zeroed when fresh); attach: another process already set it up.
+    WaitRegistry(MemoryRegion region, bool attach);
 
     // enter: this pid waits on `slot`; returns the record to leave(), or kNoRecord if all are
     // taken.

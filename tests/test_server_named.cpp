@@ -1,0 +1,140 @@
+// The server with --lock-name: workers that make their table after fork share it by name; a
+// second live server on the name is refused (exit code 2) unless it shares on purpose; nothing
+// stays in /dev/shm after the servers exit.
+
+#include <catch2/catch.hpp>
+
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "harness/http_client.h"
+#include "harness/server_process.h"
+#include "harness/temp_dir.h"
+
+using namespace forklock::harness;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int kRequests = 8;
+constexpr int kHoldMs = 60; // long enough that any two unexcluded increments overlap
+
+std::string unique_name(const char* what)
+{
+    static int n = 0;
+    return fmt::format("srv-{}-{}-{}", ::getpid(), what, n++);
+}
+
+int shm_entries_of(const std::string& name)
+{
+    const std::string object = "forklock-" + name;
+    const std::string sem_prefix = "sem.forklock-" + name + ".";
+    int n = 0;
+    DIR* dir = ::opendir("/dev/shm");
+    REQUIRE(dir != nullptr);
+    while (const dirent* e = ::readdir(dir)) {
+        const std::string entry = e->d_name;
+        n += entry == object || entry.rfind(sem_prefix, 0) == 0 ? 1 : 0;
+    }
+    ::closedir(dir);
+    return n;
+}
+
+std::uint64_t counter(const ServerProcess& server, const std::string& key)
+{
+    return http_request(server.endpoint(), "GET", "/counter/" + key)
+        .json()["value"]
+        .get<std::uint64_t>();
+}
+
+ServerSpec spec_for(std::vector<std::string> args, int workers,
+                    const std::filesystem::path& data = {})
+{
+    ServerSpec spec;
+    spec.args = std::move(args);
+    spec.workers = workers;
+    spec.data_dir = data;
+    return spec;
+}
+
+} // namespace
+
+TEST_CASE("Server: --lock-name without --preload loses no update across workers", "[server][named]")
+{
+    const std::string mode = GENERATE("mutex", "semaphore");
+    INFO("mode " << mode);
+    const std::string name = unique_name("race");
+    {
+        ServerProcess server({"-w", "4", "--lock-mode", mode, "--lock-name", name}, 4);
+        CHECK(server.log().find("[WARNING]") == std::string::npos);
+        CHECK(server.log().find(fmt::format("Lock table '{}'", name)) != std::string::npos);
+        const HttpRequest increment{
+            "POST", "/counter/k/increment?hold_ms=" + std::to_string(kHoldMs), {}, {}};
+        int ok = 0;
+        for (const auto& r : concurrent_requests(server.endpoint(), increment, kRequests, 30s))
+            ok += r.status == 200;
+        CHECK(ok == kRequests);
+        CHECK(counter(server, "k") == static_cast<std::uint64_t>(kRequests));
+        CHECK(shm_entries_of(name) > 0);
+    }
+    CHECK(shm_entries_of(name) == 0); // the master, the last user, removed every name
+}
+
+TEST_CASE("Server: a second live server on one --lock-name exits with code 2 unless it shares",
+          "[server][named]")
+{
+    const std::string name = unique_name("second");
+    TempDir data;
+    {
+        ServerProcess first(
+            spec_for({"-w", "2", "--lock-mode", "mutex", "--lock-name", name}, 2, data.path()));
+        {
+            ServerProcess refused(
+                spec_for({"--lock-mode", "mutex", "--lock-name", name}, 0, data.path()));
+            REQUIRE(refused.wait_exit(10s) == 2);
+            CHECK(refused.log().find("is in use by a live server") != std::string::npos);
+            CHECK(refused.log().find("--lock-share") != std::string::npos);
+            CHECK(refused.log().find("Booting worker") == std::string::npos); // before fork
+        }
+        ServerProcess second(
+            spec_for({"-w", "2", "--lock-mode", "mutex", "--lock-name", name, "--lock-share"}, 2,
+                     data.path()));
+        CHECK(second.log().find("joined") != std::string::npos);
+        // Increments alternate between the two servers on one data directory: one table.
+        const HttpRequest increment{
+            "POST", "/counter/k/increment?hold_ms=" + std::to_string(kHoldMs), {}, {}};
+        std::vector<std::thread> clients;
+        for (const ServerProcess* server : {&first, &second})
+            clients.emplace_back([&, server] {
+                concurrent_requests(server->endpoint(), increment, kRequests / 2, 30s);
+            });
+        for (auto& c : clients) c.join();
+        CHECK(counter(first, "k") == static_cast<std::uint64_t>(kRequests));
+    }
+    CHECK(shm_entries_of(name) == 0);
+}
+
+TEST_CASE("Server: a --lock-name left by a server killed -9 is rebuilt at the next start",
+          "[server][named]")
+{
+    const std::string name = unique_name("stale");
+    {
+        ServerProcess killed({"-w", "1", "--lock-mode", "semaphore", "--lock-name", name}, 1);
+        ::kill(-killed.pid(), SIGKILL); // the master and its worker: no destructor runs
+        REQUIRE(killed.wait_exit(10s).has_value());
+    }
+    REQUIRE(shm_entries_of(name) > 0);
+    {
+        ServerProcess next({"-w", "2", "--lock-mode", "semaphore", "--lock-name", name}, 2);
+        CHECK(next.log().find("rebuilt") != std::string::npos);
+        CHECK(http_request(next.endpoint(), "POST", "/counter/k/increment").status == 200);
+    }
+    CHECK(shm_entries_of(name) == 0);
+}
