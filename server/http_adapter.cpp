@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -25,6 +26,15 @@ constexpr timeval kTick{0, 100'000};
 // How long a stopping loop waits for its replies: one whose client vanished never completes.
 constexpr std::int64_t kDrainLimitNs = 2'000'000'000;
 constexpr int kIdleTimeoutS = 30;
+
+// evhttp's own timeout (no progress for this long, reading or writing) only backs up the
+// screen's timeouts, which come first; for a client that stops reading its answer it is the
+// only one.
+int backstop_timeout_s(const ConnectionTimeouts& t)
+{
+    const auto longest = std::max({t.header, t.body, t.keepalive}) + t.linger;
+    return std::max(kIdleTimeoutS, static_cast<int>(longest.count() / 1000) + 1);
+}
 constexpr timeval kTurnWait{0, 1'000}; // see "Accept turns" in the header
 
 // Every method evhttp parses reaches the Api, which answers those it doesn't serve with a JSON
@@ -143,7 +153,7 @@ HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
     check(http_.get(), "evhttp_new()");
     evhttp_set_max_headers_size(http_.get(), kHardMaxHeaderBytes);
     evhttp_set_max_body_size(http_.get(), kHardMaxBodyBytes);
-    evhttp_set_timeout(http_.get(), kIdleTimeoutS);
+    evhttp_set_timeout(http_.get(), backstop_timeout_s(shared.timeouts));
     evhttp_set_default_content_type(http_.get(), nullptr);
     evhttp_set_allowed_methods(http_.get(), kEveryMethod);
     evhttp_set_gencb(http_.get(), on_request, this);
@@ -184,7 +194,7 @@ bufferevent* HttpLoop::on_connection(event_base* base, void* self)
     loop->turn_.accepted();
     event_add(loop->reenable_.get(), &kTurnWait);
     event_add(loop->watch_.get(), nullptr);
-    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    return new_screened_bufferevent(base, loop->shared_.timeouts); // strict parsing, timeouts
 }
 
 void HttpLoop::on_watch(int, short, void* self) { static_cast<HttpLoop*>(self)->accept_again(); }
@@ -235,7 +245,8 @@ void HttpLoop::send(evhttp_request* req, const Response& response)
     for (const auto& [name, value] : response.headers)
         evhttp_add_header(headers, name.c_str(), value.c_str());
     // Don't keep a client we'll drop.
-    if (stopping_) evhttp_add_header(headers, "Connection", "close");
+    if (stopping_ || shared_.timeouts.keepalive.count() == 0)
+        evhttp_add_header(headers, "Connection", "close");
     evbuffer* body = evbuffer_new();
     // evhttp sends whatever body it is given, HEAD or not; a HEAD response must have none.
     if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)

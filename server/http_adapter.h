@@ -25,6 +25,7 @@
 #include "app/api.h"
 #include "app/scoreboard.h"
 #include "os/unique_fd.h"
+#include "screened_connection.h"
 
 struct event_base;
 struct evhttp;
@@ -43,6 +44,7 @@ struct WorkerShared {
     std::function<bool()> should_stop;  // polled by every loop's tick
     std::function<void()> housekeeping; // called by loop 0's tick
     std::atomic<std::uint64_t> requests{0};
+    ConnectionTimeouts timeouts; // see screened_connection.h
 };
 
 class HttpLoop final {

@@ -19,6 +19,13 @@
 namespace forklock {
 namespace {
 
+ConnectionTimeouts connection_timeouts(const Options& o)
+{
+    auto ms = [](double s) { return std::chrono::milliseconds(static_cast<long>(s * 1000)); };
+    return {ms(o.header_timeout_s), ms(o.body_timeout_s), ms(o.keepalive_timeout_s),
+            ConnectionTimeouts{}.linger};
+}
+
 volatile std::sig_atomic_t g_term = 0;
 volatile std::sig_atomic_t g_reopen = 0;
 
@@ -74,6 +81,7 @@ Worker::Worker(const WorkerSpec& spec)
     shared_.slot = spec_.slot;
     shared_.should_stop = [this] { return should_stop(); };
     shared_.housekeeping = [this] { housekeeping(); };
+    shared_.timeouts = connection_timeouts(*spec_.options);
     for (int t = 0; t < spec_.options->threads; ++t)
         loops_.push_back(
             std::make_unique<HttpLoop>(spec_.listen_fd, static_cast<std::size_t>(t), shared_));

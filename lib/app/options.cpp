@@ -78,6 +78,16 @@ void add_flags(CLI::App& app, Options& o, RawOptions& raw)
     app.add_option("--trace-size", o.trace_size,
                    "critical sections the trace keeps, a power of two")
         ->check(CLI::Range(TraceRing::kMinCapacity, TraceRing::kMaxCapacity));
+    app.add_option("--header-timeout", o.header_timeout_s,
+                   "seconds a request head may take to arrive (408, close); default 10")
+        ->check(CLI::Range(0.001, 3600.0));
+    app.add_option("--body-timeout", o.body_timeout_s,
+                   "seconds a request body may stall between reads (408, close); default 10")
+        ->check(CLI::Range(0.001, 3600.0));
+    app.add_option("--keepalive-timeout", o.keepalive_timeout_s,
+                   "seconds an idle keep-alive connection stays open; 0 = no keep-alive; "
+                   "default 75")
+        ->check(CLI::Range(0.0, 3600.0));
 }
 
 // Values CLI11 can't check alone. Returns the error message, or "" when all is well.
