@@ -8,6 +8,10 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 
@@ -233,4 +237,24 @@ TEST_CASE("Strict HTTP: keep-alive serves several requests within the timeout",
             5s));
         CHECK(!r.closed);
     }
+}
+
+TEST_CASE("Strict HTTP: every request of the corpus gets the status its file name gives",
+          "[server_strict_http]")
+{
+    const char* dir = std::getenv("FORKLOCK_HTTP_CORPUS");
+    REQUIRE(dir != nullptr);
+    ServerProcess server({"-w", "1"}, 1);
+    int files = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        const std::string name = entry.path().filename().string(); // "400-rule.txt"
+        std::ifstream in(entry.path(), std::ios::binary);
+        const std::string bytes{std::istreambuf_iterator<char>(in), {}};
+        INFO(name);
+        const auto r = send_and_read(server.endpoint(), bytes);
+        CHECK(r.bytes.rfind("HTTP/1.1 " + name.substr(0, 3) + " ", 0) == 0);
+        CHECK(r.closed);
+        ++files;
+    }
+    CHECK(files >= 60);
 }
