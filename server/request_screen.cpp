@@ -125,9 +125,29 @@ std::size_t RequestScreen::reject(int status, std::string message)
     return 0;
 }
 
+// run_of counts the leading bytes of `rest` that `ok` accepts.
+template <typename Pred>
+std::size_t run_of(std::string_view rest, Pred ok)
+{
+    std::size_t n = 0;
+    while (n < rest.size() && ok(static_cast<unsigned char>(rest[n]))) ++n;
+    return n;
+}
+
 std::size_t RequestScreen::step(std::string_view rest)
 {
     const auto c = static_cast<unsigned char>(rest.front());
+    // The bulk of a head, a byte class at a time; the state machine takes the byte after.
+    if (state_ == State::target) {
+        const std::size_t n = run_of(rest, is_target_byte);
+        if (n > 0) return token_length_ += n, n;
+    } else if (state_ == State::value) {
+        const std::size_t n = run_of(rest, [](unsigned char b) { return is_value_byte(b); });
+        if (n > 0) {
+            if (keep_value_) keep(rest.substr(0, n));
+            return n;
+        }
+    }
     if (state_ <= State::request_line_lf) return request_line_byte(c);
     if (state_ <= State::head_end_lf) return field_byte(c);
     if (state_ == State::length_body || state_ == State::chunk_data) return body_bytes(rest);
@@ -200,6 +220,8 @@ std::size_t RequestScreen::field_byte(unsigned char c)
         if (c == ':') {
             value_.clear();
             value_cut_ = false;
+            keep_value_ =
+                name_ == "content-length" || name_ == "transfer-encoding" || name_ == "host";
             return state_ = State::value_ows, 1;
         }
         if (c == ' ' || c == '\t')
@@ -215,10 +237,10 @@ std::size_t RequestScreen::field_byte(unsigned char c)
         if (c == '\r') return state_ = State::field_lf, 1;
         if (c == '\n') return reject("bare LF: field lines must end in CRLF");
         if (!is_value_byte(c)) return reject("a field value may not hold control characters");
-        if (value_.size() < kMaxKept)
-            value_.push_back(static_cast<char>(c));
-        else
-            value_cut_ = true;
+        if (keep_value_) {
+            const char byte = static_cast<char>(c);
+            keep({&byte, 1});
+        }
         return 1;
     case State::field_lf:
         if (c != '\n') return reject("bare CR: field lines must end in CRLF");
@@ -227,6 +249,13 @@ std::size_t RequestScreen::field_byte(unsigned char c)
         if (c != '\n') return reject("bare CR: the header section must end in CRLF");
         return end_head() ? 1 : 0;
     }
+}
+
+void RequestScreen::keep(std::string_view bytes)
+{
+    const std::size_t room = kMaxKept - std::min(kMaxKept, value_.size());
+    value_.append(bytes.substr(0, room));
+    if (bytes.size() > room) value_cut_ = true;
 }
 
 bool RequestScreen::end_field()

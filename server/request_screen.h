@@ -97,6 +97,7 @@ private:
     std::size_t body_bytes(std::string_view rest);
     bool check_version();
     bool end_field();
+    void keep(std::string_view bytes); // into value_, up to kMaxKept
     bool end_head();
     void start_request();
     void complete_request();
@@ -113,6 +114,7 @@ private:
     std::string name_;  // lower case, cut at kMaxKept
     std::string value_; // cut at kMaxKept (value_cut_ says so)
     bool value_cut_ = false;
+    bool keep_value_ = false; // the field is one whose value end_field checks
     bool has_length_ = false;
     bool has_chunked_ = false;
     bool has_host_ = false;
