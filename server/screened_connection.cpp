@@ -9,6 +9,7 @@
 
 #include <array>
 #include <string>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -51,7 +52,8 @@ std::string seconds(milliseconds ms) { return fmt::format("{:g} s", ms.count() /
 
 class ScreenedConnection final {
 public:
-    ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts);
+    ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts,
+                       std::function<void()> closed);
     ~ScreenedConnection();
     ScreenedConnection(const ScreenedConnection&) = delete;
     ScreenedConnection& operator=(const ScreenedConnection&) = delete;
@@ -93,10 +95,13 @@ private:
     std::uint64_t head_timed_ = 1; // the request whose head the header timer is for
     std::string answer_;
     std::chrono::steady_clock::time_point answer_deadline_;
+    std::function<void()> closed_;
 };
 
-ScreenedConnection::ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts)
-    : bev_(bev), timeouts_(timeouts), timer_(evtimer_new(bufferevent_get_base(bev), on_timer, this))
+ScreenedConnection::ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts,
+                                       std::function<void()> closed)
+    : bev_(bev), timeouts_(timeouts),
+      timer_(evtimer_new(bufferevent_get_base(bev), on_timer, this)), closed_(std::move(closed))
 {
     input_cb_ = evbuffer_add_cb(bufferevent_get_input(bev_), on_input, this);
     output_cb_ = evbuffer_add_cb(bufferevent_get_output(bev_), on_output, this);
@@ -126,7 +131,9 @@ void ScreenedConnection::attach()
 
 void ScreenedConnection::on_close(evhttp_connection*, void* self)
 {
-    delete static_cast<ScreenedConnection*>(self);
+    auto* c = static_cast<ScreenedConnection*>(self);
+    if (c->closed_) c->closed_();
+    delete c;
 }
 
 void ScreenedConnection::arm(Wait wait, milliseconds after)
@@ -274,10 +281,12 @@ void ScreenedConnection::close_now()
 
 } // namespace
 
-bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts)
+bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts,
+                                      std::function<void()> closed)
 {
     bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (bev != nullptr) new ScreenedConnection(bev, timeouts); // freed by evhttp's close callback
+    if (bev != nullptr) // freed by evhttp's close callback
+        new ScreenedConnection(bev, timeouts, std::move(closed));
     return bev;
 }
 

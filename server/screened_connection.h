@@ -19,9 +19,11 @@
 // nothing else is being written, then closes as above; an idle connection is just closed.
 //
 // One loop thread; the object lives as long as evhttp's connection (its close callback frees
-// it), so this takes evhttp_connection_set_closecb for itself.
+// it), so this takes evhttp_connection_set_closecb for itself: code that needs to know when a
+// connection closes passes `closed`, called from that callback.
 
 #include <chrono>
+#include <functional>
 
 struct bufferevent;
 struct event_base;
@@ -36,6 +38,7 @@ struct ConnectionTimeouts {
 };
 
 // Returns nullptr if libevent can't allocate. `timeouts` must outlive the connection.
-bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts);
+bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts,
+                                      std::function<void()> closed = {});
 
 } // namespace forklock
