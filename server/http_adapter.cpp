@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -28,6 +29,15 @@ constexpr timeval kTick{0, 100'000};
 // How long a stopping loop waits for its replies: one whose client vanished never completes.
 constexpr std::int64_t kDrainLimitNs = 2'000'000'000;
 constexpr int kIdleTimeoutS = 30;
+
+// evhttp's own timeout (no progress for this long, reading or writing) only backs up the
+// screen's timeouts, which come first; for a client that stops reading its answer it is the
+// only one.
+int backstop_timeout_s(const ConnectionTimeouts& t)
+{
+    const auto longest = std::max({t.header, t.body, t.keepalive}) + t.linger;
+    return std::max(kIdleTimeoutS, static_cast<int>(longest.count() / 1000) + 1);
+}
 constexpr timeval kTurnWait{0, 1'000};        // see "Accept turns" in the header
 constexpr timeval kNextBatch{0, 0};           // a burst: serve what we took, then take more
 constexpr timeval kAcceptBackoff{0, 500'000}; // see "Limits" in the header
@@ -171,15 +181,14 @@ HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
       http_(nullptr, evhttp_free), tick_(nullptr, event_free), reenable_(nullptr, event_free),
       watch_fd_(::fcntl(listen_fd, F_DUPFD_CLOEXEC, 0)), watch_(nullptr, event_free),
       backoff_(nullptr, event_free), listen_fd_(listen_fd),
-      turn_(shared.scoreboard->totals().accepts, shared.scoreboard->totals().loops),
-      connections_(base_.get(), [this] { connection_closed(); })
+      turn_(shared.scoreboard->totals().accepts, shared.scoreboard->totals().loops)
 {
     check(base_.get(), "event_base_new()");
     http_.reset(evhttp_new(base_.get()));
     check(http_.get(), "evhttp_new()");
     evhttp_set_max_headers_size(http_.get(), kHardMaxHeaderBytes);
     evhttp_set_max_body_size(http_.get(), kHardMaxBodyBytes);
-    evhttp_set_timeout(http_.get(), kIdleTimeoutS);
+    evhttp_set_timeout(http_.get(), backstop_timeout_s(shared.timeouts));
     evhttp_set_default_content_type(http_.get(), nullptr);
     evhttp_set_allowed_methods(http_.get(), kEveryMethod);
     evhttp_set_gencb(http_.get(), on_request, this);
@@ -222,10 +231,11 @@ bufferevent* HttpLoop::on_connection(event_base* base, void* self)
 {
     auto* loop = static_cast<HttpLoop*>(self);
     loop->accepted();
-    bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (bev != nullptr)
-        loop->connections_.track(bev);
-    else // evhttp makes its own, which we can't count
+    // Strict parsing and timeouts (screened_connection.h); its close hook counts the connection
+    // out.
+    bufferevent* bev = new_screened_bufferevent(base, loop->shared_.timeouts,
+                                                [loop] { loop->connection_closed(); });
+    if (bev == nullptr) // evhttp makes its own, which we can't count
         loop->shared_.scoreboard->slot(loop->shared_.slot).connections.fetch_sub(1);
     return bev;
 }
@@ -308,7 +318,8 @@ void HttpLoop::back_off(int error)
     shared_.scoreboard->slot(shared_.slot).accept_backoffs.fetch_add(1, std::memory_order_relaxed);
     log(LogLevel::warning,
         "accept() failed: {}; not accepting for {} ms or until a connection closes ({} open)",
-        std::system_category().message(error), kAcceptBackoff.tv_usec / 1000, connections_.open());
+        std::system_category().message(error), kAcceptBackoff.tv_usec / 1000,
+        shared_.scoreboard->slot(shared_.slot).connections.load(std::memory_order_relaxed));
 }
 
 void HttpLoop::on_backoff(int, short, void* self)
@@ -368,7 +379,8 @@ void HttpLoop::send(evhttp_request* req, const Response& response)
     for (const auto& [name, value] : response.headers)
         evhttp_add_header(headers, name.c_str(), value.c_str());
     // Don't keep a client we'll drop.
-    if (stopping_) evhttp_add_header(headers, "Connection", "close");
+    if (stopping_ || shared_.timeouts.keepalive.count() == 0)
+        evhttp_add_header(headers, "Connection", "close");
     evbuffer* body = evbuffer_new();
     // evhttp sends whatever body it is given, HEAD or not; a HEAD response must have none.
     if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)

@@ -16,10 +16,10 @@
 // accepts its share of them, at most AcceptTurn::kMaxBatch, per wake-up until the queue is drained.
 //
 // Limits. A worker holds at most WorkerShared::max_connections connections (--worker-connections,
-// counted by HttpConnections): at the cap its loops stop accepting, so the kernel hands new
-// connections to the workers with room, or keeps them in the listen backlog until one closes here
-// (nginx's accept_mutex also stops a nearly full worker from competing). We don't accept and
-// answer 503 instead: evhttp 2.1 gives no hook to refuse a connection before it is an
+// counted out by the screened connection's close hook): at the cap its loops stop accepting, so the
+// kernel hands new connections to the workers with room, or keeps them in the listen backlog until
+// one closes here (nginx's accept_mutex also stops a nearly full worker from competing). We don't
+// accept and answer 503 instead: evhttp 2.1 gives no hook to refuse a connection before it is an
 // evhttp_connection, a 503 could only go out once the client had sent a request (a flood of idle
 // connections never does), and each refused connection would hold a descriptor meanwhile.
 // When accept() fails for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the
@@ -38,8 +38,8 @@
 #include "accept_turn.h"
 #include "app/api.h"
 #include "app/scoreboard.h"
-#include "http_connections.h"
 #include "os/unique_fd.h"
+#include "screened_connection.h"
 
 struct event_base;
 struct evhttp;
@@ -59,6 +59,7 @@ struct WorkerShared {
     std::function<void()> housekeeping; // called by loop 0's tick
     std::uint32_t max_connections = 0;  // per worker, all its loops; 0 = no cap
     std::atomic<std::uint64_t> requests{0};
+    ConnectionTimeouts timeouts; // see screened_connection.h
 };
 
 class HttpLoop final {
@@ -116,7 +117,6 @@ private:
     bool paused_at_cap_ = false;  // stopped at max_connections: a close (or the tick) resumes
     std::uint32_t batch_ = 0;     // connections accepted since the listener was last enabled
     AcceptTurn turn_;
-    HttpConnections connections_;
     std::size_t in_flight_ = 0;
     bool stopping_ = false;
     std::int64_t stop_started_ns_ = 0;

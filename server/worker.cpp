@@ -23,6 +23,12 @@ namespace {
 // Descriptors a worker needs besides its connections: logs, the listener and its dups, epoll,
 // lock files, counter files being written.
 constexpr rlim_t kReservedDescriptors = 32;
+ConnectionTimeouts connection_timeouts(const Options& o)
+{
+    auto ms = [](double s) { return std::chrono::milliseconds(static_cast<long>(s * 1000)); };
+    return {ms(o.header_timeout_s), ms(o.body_timeout_s), ms(o.keepalive_timeout_s),
+            ConnectionTimeouts{}.linger};
+}
 
 volatile std::sig_atomic_t g_term = 0;
 volatile std::sig_atomic_t g_reopen = 0;
@@ -95,6 +101,7 @@ Worker::Worker(const WorkerSpec& spec)
     warn_if_descriptors_short(*spec_.options);
     shared_.should_stop = [this] { return should_stop(); };
     shared_.housekeeping = [this] { housekeeping(); };
+    shared_.timeouts = connection_timeouts(*spec_.options);
     for (int t = 0; t < spec_.options->threads; ++t)
         loops_.push_back(
             std::make_unique<HttpLoop>(spec_.listen_fd, static_cast<std::size_t>(t), shared_));

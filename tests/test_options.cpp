@@ -243,3 +243,37 @@ TEST_CASE("lost_update_warnings: a named semaphore or mutex table without --prel
     o.lock_mode = LockMode::semaphore;
     CHECK(lost_update_warnings(o).empty());
 }
+
+TEST_CASE("parse_options: connection timeouts default to 10 s, 10 s and 75 s and are read",
+          "[options]")
+{
+    auto defaults = parse({});
+    REQUIRE(defaults.options);
+    CHECK(defaults.options->header_timeout_s == 10);
+    CHECK(defaults.options->body_timeout_s == 10);
+    CHECK(defaults.options->keepalive_timeout_s == 75);
+    auto r = parse({"--header-timeout", "0.5", "--body-timeout", "2", "--keepalive-timeout", "0"});
+    REQUIRE(r.options);
+    CHECK(r.options->header_timeout_s == 0.5);
+    CHECK(r.options->body_timeout_s == 2);
+    CHECK(r.options->keepalive_timeout_s == 0);
+    const auto help = parse({"--help"}).out;
+    for (const char* flag : {"--header-timeout", "--body-timeout", "--keepalive-timeout"})
+        CHECK(help.find(flag) != std::string::npos);
+}
+
+TEST_CASE("parse_options: a connection timeout must be a number of seconds in range", "[options]")
+{
+    const std::vector<std::vector<std::string>> bad = {
+        {"--header-timeout", "0"},     {"--header-timeout", "-1"},
+        {"--body-timeout", "0"},       {"--body-timeout", "x"},
+        {"--keepalive-timeout", "-1"}, {"--keepalive-timeout", "3601"},
+        {"--header-timeout", "99999"}};
+    for (const auto& args : bad) {
+        INFO(args[0] << " " << args[1]);
+        auto r = parse(args);
+        CHECK_FALSE(r.options);
+        CHECK(r.exit_code == 2);
+        CHECK(r.err.find(args[0]) != std::string::npos);
+    }
+}

@@ -92,6 +92,16 @@ void add_flags(CLI::App& app, Options& o, RawOptions& raw)
                    "the token /control/... requests carry; default: a random one, logged");
     app.add_option("--dashboard-controls", raw.dashboard_controls,
                    "loopback (a loopback peer or the token) | token | off");
+    app.add_option("--header-timeout", o.header_timeout_s,
+                   "seconds a request head may take to arrive (408, close); default 10")
+        ->check(CLI::Range(0.001, 3600.0));
+    app.add_option("--body-timeout", o.body_timeout_s,
+                   "seconds a request body may stall between reads (408, close); default 10")
+        ->check(CLI::Range(0.001, 3600.0));
+    app.add_option("--keepalive-timeout", o.keepalive_timeout_s,
+                   "seconds an idle keep-alive connection stays open; 0 = no keep-alive; "
+                   "default 75")
+        ->check(CLI::Range(0.0, 3600.0));
 }
 
 std::string lock_name_problem(const Options& o)

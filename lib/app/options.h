@@ -50,6 +50,13 @@ struct Options {
     std::size_t trace_size = 65536; // records the trace keeps: a power of two (TraceRing's bounds)
     std::string dashboard_token;    // "": the master makes a random one at start and logs it
     DashboardControls dashboard_controls = DashboardControls::loopback;
+    // Connection timeouts in seconds, like nginx's client_header_timeout, client_body_timeout and
+    // keepalive_timeout. A head or a body of this API fits in a packet or two, so 10 s is
+    // generous for a real client, while nginx's 60 s lets a slowloris client hold a connection
+    // six times longer; keep-alive keeps nginx's 75 s.
+    double header_timeout_s = 10;    // the whole request head, however it trickles in
+    double body_timeout_s = 10;      // between two reads of a body
+    double keepalive_timeout_s = 75; // idle between requests; 0 = no keep-alive
 };
 
 // Either options to run with, or an exit code and the text to print (help, version or an error).

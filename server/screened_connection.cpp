@@ -1,0 +1,293 @@
+#include "screened_connection.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <sys/socket.h>
+
+#include <array>
+#include <string>
+#include <utility>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "app/log.h"
+#include "request_screen.h"
+
+namespace forklock {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr milliseconds kAnswerPoll{1}; // while evhttp still answers earlier pipelined requests
+
+timeval to_timeval(milliseconds ms)
+{
+    return {static_cast<time_t>(ms.count() / 1000),
+            static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
+}
+
+const char* reason(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 408: return "Request Timeout";
+    case 505: return "HTTP Version Not Supported";
+    }
+    return "Error";
+}
+
+std::string error_response(int status, const std::string& message)
+{
+    const std::string body = nlohmann::json{{"error", message}}.dump() + "\n";
+    return fmt::format("HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: "
+                       "{}\r\nConnection: close\r\n\r\n{}",
+                       status, reason(status), body.size(), body);
+}
+
+std::string seconds(milliseconds ms) { return fmt::format("{:g} s", ms.count() / 1000.0); }
+
+class ScreenedConnection final {
+public:
+    ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts,
+                       std::function<void()> closed);
+    ~ScreenedConnection();
+    ScreenedConnection(const ScreenedConnection&) = delete;
+    ScreenedConnection& operator=(const ScreenedConnection&) = delete;
+
+private:
+    enum class Wait { attach, header, body, keepalive, answer, linger };
+    enum class Mode { screening, answering, lingering };
+
+    static void on_input(evbuffer* buf, const evbuffer_cb_info* info, void* self);
+    static void on_output(evbuffer* buf, const evbuffer_cb_info* info, void* self);
+    static void on_timer(evutil_socket_t, short, void* self);
+    static void on_close(evhttp_connection*, void* self);
+    void screen(evbuffer* buf, std::size_t from, std::size_t length);
+    void follow_phase();
+    void expired();
+    void attach();
+    void arm(Wait wait, milliseconds after);
+    void answer(int status, const std::string& message);
+    void try_answer();
+    void truncate_input(std::size_t keep);
+    void close_now();
+    // Without keep-alive evhttp closes after its answer; the header limit bounds a client that
+    // sends a second request anyway.
+    milliseconds idle_limit() const
+    {
+        return timeouts_.keepalive.count() > 0 ? timeouts_.keepalive : timeouts_.header;
+    }
+
+    bufferevent* bev_;
+    const ConnectionTimeouts& timeouts_;
+    RequestScreen screen_;
+    event* timer_;
+    evbuffer_cb_entry* input_cb_ = nullptr;
+    evbuffer_cb_entry* output_cb_ = nullptr;
+    Wait wait_ = Wait::attach;
+    Mode mode_ = Mode::screening;
+    bool attached_ = false;
+    bool cutting_ = false;         // our own changes to the input: not news
+    std::uint64_t head_timed_ = 1; // the request whose head the header timer is for
+    std::string answer_;
+    std::chrono::steady_clock::time_point answer_deadline_;
+    std::function<void()> closed_;
+};
+
+ScreenedConnection::ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts,
+                                       std::function<void()> closed)
+    : bev_(bev), timeouts_(timeouts),
+      timer_(evtimer_new(bufferevent_get_base(bev), on_timer, this)), closed_(std::move(closed))
+{
+    input_cb_ = evbuffer_add_cb(bufferevent_get_input(bev_), on_input, this);
+    output_cb_ = evbuffer_add_cb(bufferevent_get_output(bev_), on_output, this);
+    // evhttp makes its connection object after the bevcb returns and before this runs (the
+    // loop runs active events before it polls again, so before the socket can say anything).
+    event_active(timer_, EV_TIMEOUT, 0);
+}
+
+ScreenedConnection::~ScreenedConnection()
+{
+    evbuffer_remove_cb_entry(bufferevent_get_input(bev_), input_cb_);
+    evbuffer_remove_cb_entry(bufferevent_get_output(bev_), output_cb_);
+    event_free(timer_);
+}
+
+void ScreenedConnection::attach()
+{
+    if (attached_) return;
+    bufferevent_data_cb read_cb = nullptr, write_cb = nullptr;
+    bufferevent_event_cb event_cb = nullptr;
+    void* evcon = nullptr;
+    bufferevent_getcb(bev_, &read_cb, &write_cb, &event_cb, &evcon); // evhttp's arg: its evcon
+    evhttp_connection_set_closecb(static_cast<evhttp_connection*>(evcon), on_close, this);
+    attached_ = true;
+    arm(Wait::header, timeouts_.header);
+}
+
+void ScreenedConnection::on_close(evhttp_connection*, void* self)
+{
+    auto* c = static_cast<ScreenedConnection*>(self);
+    if (c->closed_) c->closed_();
+    delete c;
+}
+
+void ScreenedConnection::arm(Wait wait, milliseconds after)
+{
+    wait_ = wait;
+    const timeval tv = to_timeval(after);
+    event_add(timer_, &tv);
+}
+
+void ScreenedConnection::on_input(evbuffer* buf, const evbuffer_cb_info* info, void* self)
+{
+    auto* c = static_cast<ScreenedConnection*>(self);
+    if (c->cutting_ || info->n_added == 0) return;
+    if (!c->attached_) c->attach();
+    if (c->mode_ != Mode::screening) return c->truncate_input(info->orig_size);
+    c->screen(buf, info->orig_size, info->n_added);
+}
+
+// screen feeds the new bytes [from, from + length) of the input, chunk by chunk, as they lie.
+void ScreenedConnection::screen(evbuffer* buf, std::size_t from, std::size_t length)
+{
+    evbuffer_ptr at;
+    evbuffer_ptr_set(buf, &at, from, EVBUFFER_PTR_SET);
+    std::array<evbuffer_iovec, 8> chunks;
+    while (length > 0) {
+        const int n = evbuffer_peek(buf, static_cast<ev_ssize_t>(length), &at, chunks.data(),
+                                    static_cast<int>(chunks.size()));
+        for (int i = 0; i < n && length > 0; ++i) {
+            const std::size_t len = std::min(chunks[i].iov_len, length);
+            auto verdict = screen_.feed({static_cast<const char*>(chunks[i].iov_base), len});
+            if (verdict.kind == RequestScreen::Verdict::Kind::reject) {
+                log(LogLevel::debug, "refused a request: {} {}", verdict.status, verdict.message);
+                truncate_input(from + verdict.passed);
+                return answer(verdict.status, verdict.message);
+            }
+            from += len;
+            length -= len;
+        }
+        evbuffer_ptr_set(buf, &at, from, EVBUFFER_PTR_SET);
+    }
+    follow_phase();
+}
+
+// follow_phase arms the timer for the phase the screen is in after a read.
+void ScreenedConnection::follow_phase()
+{
+    switch (screen_.phase()) {
+    case RequestScreen::Phase::head:
+        if (screen_.requests_begun() != head_timed_) {
+            head_timed_ = screen_.requests_begun();
+            arm(Wait::header, timeouts_.header);
+        }
+        break;
+    case RequestScreen::Phase::body: arm(Wait::body, timeouts_.body); break;
+    case RequestScreen::Phase::idle:
+        if (wait_ != Wait::keepalive) arm(Wait::keepalive, idle_limit());
+        break;
+    }
+}
+
+// on_output: the keep-alive wait starts again when the last byte of an answer went out.
+void ScreenedConnection::on_output(evbuffer* buf, const evbuffer_cb_info* info, void* self)
+{
+    auto* c = static_cast<ScreenedConnection*>(self);
+    if (info->n_deleted == 0 || evbuffer_get_length(buf) != 0) return;
+    if (c->mode_ == Mode::screening && c->screen_.phase() == RequestScreen::Phase::idle &&
+        c->screen_.requests_completed() > 0)
+        c->arm(Wait::keepalive, c->idle_limit());
+}
+
+void ScreenedConnection::on_timer(evutil_socket_t, short, void* self)
+{
+    static_cast<ScreenedConnection*>(self)->expired();
+}
+
+void ScreenedConnection::expired()
+{
+    const bool writing = evbuffer_get_length(bufferevent_get_output(bev_)) != 0;
+    switch (wait_) {
+    case Wait::attach: return attach();
+    case Wait::header:
+        if (writing) return close_now();
+        return answer(408, "the request head did not arrive within " + seconds(timeouts_.header));
+    case Wait::body:
+        if (writing) return close_now();
+        return answer(408, "the request body stalled for " + seconds(timeouts_.body));
+    case Wait::keepalive:
+        if (writing) return arm(Wait::keepalive, idle_limit());
+        return close_now();
+    case Wait::answer: return try_answer();
+    case Wait::linger: return close_now();
+    }
+}
+
+void ScreenedConnection::answer(int status, const std::string& message)
+{
+    mode_ = Mode::answering;
+    answer_ = error_response(status, message);
+    answer_deadline_ = std::chrono::steady_clock::now() + timeouts_.linger;
+    arm(Wait::answer, milliseconds(0)); // after evhttp's read callback, outside this one
+}
+
+// try_answer sends the refusal once evhttp has taken (and so answered) every request before it:
+// what is left in the input is then at most the refused request's own bytes.
+void ScreenedConnection::try_answer()
+{
+    const bool earlier_pending =
+        evbuffer_get_length(bufferevent_get_input(bev_)) > screen_.request_bytes() ||
+        evbuffer_get_length(bufferevent_get_output(bev_)) != 0;
+    if (earlier_pending) {
+        if (std::chrono::steady_clock::now() > answer_deadline_) return close_now();
+        return arm(Wait::answer, kAnswerPoll);
+    }
+    const int fd = bufferevent_getfd(bev_);
+    // A short answer to a socket that has sent nothing back yet: it fits the send buffer; if a
+    // client that reads nothing filled it, the answer is lost and the close is all it gets.
+    [[maybe_unused]] auto sent =
+        ::send(fd, answer_.data(), answer_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::shutdown(fd, SHUT_WR);
+    mode_ = Mode::lingering;
+    truncate_input(0);
+    arm(Wait::linger, timeouts_.linger);
+}
+
+// truncate_input keeps the first `keep` bytes of the input, which evhttp may parse.
+void ScreenedConnection::truncate_input(std::size_t keep)
+{
+    evbuffer* in = bufferevent_get_input(bev_);
+    if (evbuffer_get_length(in) <= keep) return;
+    cutting_ = true;
+    evbuffer* kept = evbuffer_new();
+    evbuffer_remove_buffer(in, kept, keep);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    evbuffer_add_buffer(in, kept);
+    evbuffer_free(kept);
+    cutting_ = false;
+}
+
+// close_now makes evhttp close the connection as if the socket failed; its close callback
+// deletes this object, so nothing may follow.
+void ScreenedConnection::close_now()
+{
+    bufferevent_trigger_event(bev_, BEV_EVENT_READING | BEV_EVENT_ERROR, 0);
+}
+
+} // namespace
+
+bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts,
+                                      std::function<void()> closed)
+{
+    bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev != nullptr) // freed by evhttp's close callback
+        new ScreenedConnection(bev, timeouts, std::move(closed));
+    return bev;
+}
+
+} // namespace forklock

@@ -1,0 +1,44 @@
+#pragma once
+// new_screened_bufferevent: the bufferevent evhttp_set_bevcb hands evhttp for each accepted
+// connection: a plain socket bufferevent whose input buffer runs every new byte through a
+// RequestScreen before evhttp's read callback sees it (an evbuffer callback runs inside the read,
+// between the recv() and evhttp's parse), and a per-connection timer for the nginx-style
+// timeouts, which the screen can run because it knows the connection's phase.
+//
+// A rejected request: the bytes from the offending one on are cut from the input (evhttp never
+// sees a complete bad request), and once evhttp has answered the requests before it in the
+// pipeline, the connection gets the 400 or 505 (JSON {"error": rule}, Connection: close)
+// straight on the socket, a FIN, and a lingering close: later input is discarded until the
+// client closes or `linger` passes (closing at once with unread input would send a RST, which
+// can destroy the answer before the client reads it).
+//
+// Timeouts (like nginx's client_header_timeout, client_body_timeout, keepalive_timeout):
+// `header` from the connection's start or a request's first byte to the end of its head,
+// whatever trickles in (slowloris); `body` between two reads of a body; `keepalive` idle between
+// requests, counted from the last response byte written. A head or body timeout answers 408 when
+// nothing else is being written, then closes as above; an idle connection is just closed.
+//
+// One loop thread; the object lives as long as evhttp's connection (its close callback frees
+// it), so this takes evhttp_connection_set_closecb for itself: code that needs to know when a
+// connection closes passes `closed`, called from that callback.
+
+#include <chrono>
+#include <functional>
+
+struct bufferevent;
+struct event_base;
+
+namespace forklock {
+
+struct ConnectionTimeouts {
+    std::chrono::milliseconds header{10'000};
+    std::chrono::milliseconds body{10'000};
+    std::chrono::milliseconds keepalive{75'000}; // 0: no keep-alive (the adapter says close)
+    std::chrono::milliseconds linger{2'000};
+};
+
+// Returns nullptr if libevent can't allocate. `timeouts` must outlive the connection.
+bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts,
+                                      std::function<void()> closed = {});
+
+} // namespace forklock
