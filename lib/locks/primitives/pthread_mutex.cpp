@@ -42,7 +42,16 @@ MutexResult mutex_result(int err, const char* call)
     }
 }
 
-#if defined(__SANITIZE_THREAD__) || (defined(__has_feature) && __has_feature(thread_sanitizer))
+// gcc says __SANITIZE_THREAD__, clang __has_feature (which gcc 12 cannot even parse).
+#if defined(__SANITIZE_THREAD__)
+#define FORKLOCK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FORKLOCK_TSAN 1
+#endif
+#endif
+
+#ifdef FORKLOCK_TSAN
 // ThreadSanitizer (gcc 12, clang 14) does not intercept pthread_mutex_clocklock: it would miss
 // every acquisition made by a timed wait and report their unlocks and sections as races. Its
 // builds only take the same monotonic deadline as a CLOCK_REALTIME one for timedlock, which it
