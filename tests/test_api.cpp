@@ -108,6 +108,24 @@ TEST_CASE("Api: unknown paths are 404, wrong methods 405 with Allow", "[api]")
     CHECK(f.body(f.call("DELETE", "/locks")).contains("error"));
 }
 
+// Found by tests/fuzz/fuzz_api: a parameter name that is not UTF-8 made the 400's JSON dump throw
+// inside handle()'s catch, which terminated the worker; a path or method gave a 500.
+TEST_CASE("Api: bytes that are not UTF-8 get their JSON error, not a crash or a 500", "[api]")
+{
+    Fixture f;
+    TraceRing trace(TraceRing::kMinCapacity);
+    Api traced{ApiContext{&f.table, &f.store, &f.scoreboard, ::getpid(), &trace}};
+    auto r = traced.handle(Request{"GET", "/trace", "since=0&li\xff\xff=1"});
+    CHECK(r.status == 400);
+    CHECK(f.body(r)["error"] == "unknown parameter 'li\uFFFD\uFFFD'");
+    r = f.call("GET", "/no\xc3");
+    CHECK(r.status == 404);
+    CHECK(f.body(r).contains("error"));
+    r = f.call("G\xe9T", "/healthz");
+    CHECK(r.status == 405);
+    CHECK(f.body(r).contains("error"));
+}
+
 TEST_CASE("Api: timeout_ms gives 503 with the owner's pid when the key stays held", "[api]")
 {
     Fixture f;

@@ -102,6 +102,37 @@ TEST_CASE("analyze_trace: a stale write that rolls a newer value back loses ever
     CHECK(a.examples[0].seqs == std::vector<std::uint64_t>{0, 1});
 }
 
+// Found by tests/fuzz/fuzz_trace_analysis: the replay subtracted values as int64, which overflowed
+// (undefined behaviour, reported by the UBSan build) for a counter set by hand near 2^63.
+TEST_CASE("analyze_trace: counters past 2^63 and wrapping at 2^64 are replayed modulo 2^64",
+          "[trace_analysis]")
+{
+    constexpr std::uint64_t kHalf = std::uint64_t{1} << 63;
+    auto a = analyze_trace({section(0, 1, kHalf - 1, 1.0, 3.0), section(1, 2, kHalf - 1, 2.0, 4.0),
+                            section(2, 3, kHalf, 5.0, 6.0)},
+                           "k");
+    CHECK(a.increments == 3);
+    CHECK(a.lost == 1);
+    auto wrapped =
+        analyze_trace({section(0, 1, UINT64_MAX, 1.0, 2.0), section(1, 2, 0, 3.0, 4.0)}, "k");
+    CHECK(wrapped.lost == 0);
+}
+
+// Found by tests/fuzz/fuzz_trace_analysis: an example's times were int64 differences, which
+// overflowed (UBSan) for records spanning more than INT64_MAX ns, as a garbled record can.
+TEST_CASE("analyze_trace: an example spanning more than INT64_MAX ns is still told",
+          "[trace_analysis]")
+{
+    TraceRecord early = section(0, 1, 3, 0.0, 0.0), late = section(1, 2, 3, 0.0, 0.0);
+    early.acquired_ns = INT64_MIN + 1;
+    early.unlock_ns = INT64_MAX;
+    late.acquired_ns = 0;
+    late.unlock_ns = 1;
+    auto a = analyze_trace({early, late}, "k");
+    REQUIRE(a.examples.size() == 1);
+    CHECK(a.examples[0].text.find("wrote 4 at 18446744073709.551 ms") != std::string::npos);
+}
+
 TEST_CASE("analyze_trace: threads of one process are told apart by tid", "[trace_analysis]")
 {
     auto a = analyze_trace({section(0, 9, 0, 1.0, 3.0, 10), section(1, 9, 0, 2.0, 4.0, 11)}, "k");

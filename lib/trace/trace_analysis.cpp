@@ -51,7 +51,11 @@ TraceExample tell(std::vector<const TraceRecord*> group)
     int inside = 0;
     std::size_t writes = 0;
     for (const Event& e : events) {
-        double at = static_cast<double>(e.ns - t0) / 1e6;
+        // e.ns >= t0: their difference is exact unsigned, where int64 overflowed on records that
+        // span more than 292 years (a hostile or torn record; found by fuzz_trace_analysis).
+        double at =
+            static_cast<double>(static_cast<std::uint64_t>(e.ns) - static_cast<std::uint64_t>(t0)) /
+            1e6;
         std::string note;
         if (!e.is_write && ++inside > 1)
             note = inside == 2 ? "<- both inside the \"locked\" section at once"
@@ -96,19 +100,21 @@ std::uint64_t replay_lost(std::vector<const TraceRecord*> sections)
     std::stable_sort(sections.begin(), sections.end(),
                      [](auto* x, auto* y) { return x->unlock_ns < y->unlock_ns; });
     bool known = false; // the file's value before the first write is what that write read
-    std::int64_t value = 0, lost = 0;
+    // Modulo 2^64, as the counter itself counts (read + 1 wraps): a counter near 2^63 made the
+    // signed differences overflow; the sum is right whenever the true one fits in 63 bits.
+    std::uint64_t value = 0, lost = 0;
     for (const TraceRecord* r : sections) {
         if (r->outcome == TraceOutcome::reset) {
             value = 0;
             known = true;
             continue;
         }
-        if (!known) value = static_cast<std::int64_t>(r->read);
+        if (!known) value = r->read;
         known = true;
-        lost += value - static_cast<std::int64_t>(r->read); // 0: it read what the file held
-        value = static_cast<std::int64_t>(r->wrote);
+        lost += value - r->read; // 0: it read what the file held
+        value = r->wrote;
     }
-    return lost > 0 ? static_cast<std::uint64_t>(lost) : 0;
+    return static_cast<std::int64_t>(lost) > 0 ? lost : 0;
 }
 
 } // namespace
