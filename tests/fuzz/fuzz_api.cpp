@@ -1,12 +1,17 @@
 // Fuzz target: the HTTP handler, Api::handle, as the adapter calls it. The fuzz bytes, split at
-// NUL, are the method, the path and the query. A thread-mode table, a CounterStore in a temporary
-// directory, a scoreboard, metrics and a trace ring, so every route has what it needs.
+// NUL, are the method, the path, the query, the X-Forklock-Token header and whether the peer is
+// on loopback (a fifth field that is not empty: it is not). A thread-mode table, a CounterStore
+// in a temporary directory, a scoreboard, metrics, a trace ring and options with a token, so
+// every route has what it needs, the dashboard's controls included: the "master" the scoreboard
+// names is this process, which ignores the SIGHUP a /control/config sends it, and a
+// /control/kill can only name a worker, of which the scoreboard has none.
 // Invariants: the status is in 100..599; a JSON body parses; no file appears anywhere but in the
 // data directory, and there only a valid key's file.
 
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/api.h"
+#include "app/options.h"
 #include "fuzz_input.h"
 #include "harness/temp_dir.h"
 
@@ -26,12 +32,21 @@ namespace fs = std::filesystem;
 struct World {
     forklock::harness::TempDir root{"forklock-fuzz-api"};
     fs::path data = make_data(root.path());
-    forklock::LockTable table{{forklock::LockMode::thread, 64, true, {}}};
+    forklock::LockTable table{{forklock::LockMode::thread, 64, true, {}, {}, false}};
     forklock::CounterStore store{data};
     forklock::Scoreboard scoreboard{::getpid()};
     forklock::TraceRing trace{1024};
     forklock::LockMetrics metrics;
-    forklock::Api api{{&table, &store, &scoreboard, ::getpid(), &trace, &metrics}};
+    forklock::Options options = make_options();
+    forklock::Api api{{&table, &store, &scoreboard, ::getpid(), &trace, &metrics, &options}};
+
+    static forklock::Options make_options()
+    {
+        std::signal(SIGHUP, SIG_IGN);
+        forklock::Options o;
+        o.dashboard_token = "fuzz-token";
+        return o;
+    }
 
     static fs::path make_data(const fs::path& root)
     {
@@ -70,6 +85,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto fields = forklock::fuzz::split_fields(data, size);
     forklock::Request request{forklock::fuzz::field(fields, 0), forklock::fuzz::field(fields, 1),
                               forklock::fuzz::field(fields, 2)};
+    request.token = forklock::fuzz::field(fields, 3);
+    request.from_loopback = forklock::fuzz::field(fields, 4).empty();
     try { // a held section sleeps hold_ms: the fuzzer would spend its time asleep
         if (forklock::query_int(request.query, "hold_ms", 0, forklock::kMaxHoldMs).value_or(0) > 0)
             return 0;
