@@ -3,7 +3,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "harness/child.h"
+#include "harness/shm_names.h"
 #include "harness/wait.h"
 #include "locks/lock_table.h"
 #include "os/memory_region.h"
@@ -59,22 +59,6 @@ LockTableOptions named(LockMode mode, const std::string& name, bool share = fals
     return o;
 }
 
-// Entries of /dev/shm that belong to table `name`: its object and its semaphores.
-int shm_entries_of(const std::string& name)
-{
-    const std::string object = "forklock-" + name;
-    const std::string sem_prefix = "sem.forklock-" + name + ".";
-    int n = 0;
-    DIR* dir = ::opendir("/dev/shm");
-    REQUIRE(dir != nullptr);
-    while (const dirent* e = ::readdir(dir)) {
-        const std::string entry = e->d_name;
-        n += entry == object || entry.rfind(sem_prefix, 0) == 0 ? 1 : 0;
-    }
-    ::closedir(dir);
-    return n;
-}
-
 int increment_many(LockTable& table, Shared& sh, int n)
 {
     for (int i = 0; i < n; ++i) {
@@ -107,7 +91,7 @@ TEST_CASE("Named table: tables opened by name after fork exclude each other", "[
     for (Child& k : kids) REQUIRE(k.wait() == 0);
     CHECK(sh->counter.load() == 9000);
     CHECK(sh->max_inside.load() == 1);
-    CHECK(shm_entries_of(name) == 0); // the last child to leave removed every name
+    CHECK(named_table_entries(name) == 0); // the last child to leave removed every name
 }
 
 TEST_CASE("Named table: processes opening and closing one name at once always share one table",
@@ -135,7 +119,7 @@ TEST_CASE("Named table: processes opening and closing one name at once always sh
     CHECK(sh->counter.load() == 4 * 100 * 5);
     CHECK(sh->max_inside.load() == 1);
     CHECK(rebuilt.load() == 0);
-    CHECK(shm_entries_of(name) == 0);
+    CHECK(named_table_entries(name) == 0);
 }
 
 TEST_CASE("Named table: a second live user is refused unless it asks to share", "[named_table]")
@@ -176,14 +160,14 @@ TEST_CASE("Named table: a stale name left by a creator killed -9 is rebuilt, not
     REQUIRE(wait_until([&] { return sh->ready.load() == 1; }));
     ::kill(creator.pid(), SIGKILL);
     REQUIRE(creator.wait() == 128 + SIGKILL);
-    REQUIRE(shm_entries_of(name) > 0); // kill -9 ran no destructor
+    REQUIRE(named_table_entries(name) > 0); // kill -9 ran no destructor
     {
         LockTable table(named(mode, name)); // not refused: nobody alive uses the name
         CHECK(table.origin() == TableOrigin::rebuilt);
         CHECK(table.owner("k") == 0); // a fresh table: the dead holder's slot was not read
         CHECK(table.try_lock("k"));
     }
-    CHECK(shm_entries_of(name) == 0);
+    CHECK(named_table_entries(name) == 0);
 }
 
 TEST_CASE("Named table: only the last user unlinks the names", "[named_table]")
@@ -193,9 +177,9 @@ TEST_CASE("Named table: only the last user unlinks the names", "[named_table]")
     const std::string name = unique_name("last");
     auto first = std::make_unique<LockTable>(named(mode, name));
     auto second = std::make_unique<LockTable>(named(mode, name, true));
-    REQUIRE(shm_entries_of(name) == (mode == LockMode::semaphore ? 65 : 1));
+    REQUIRE(named_table_entries(name) == (mode == LockMode::semaphore ? 65 : 1));
     first.reset();
-    CHECK(shm_entries_of(name) == (mode == LockMode::semaphore ? 65 : 1));
+    CHECK(named_table_entries(name) == (mode == LockMode::semaphore ? 65 : 1));
     {
         KeyGuard g = second->lock("k");
     }
@@ -204,7 +188,7 @@ TEST_CASE("Named table: only the last user unlinks the names", "[named_table]")
     CHECK(third.origin() == TableOrigin::joined);
     CHECK(third.key_stats().size() == 1);
     second.reset();
-    CHECK(shm_entries_of(name) > 0);
+    CHECK(named_table_entries(name) > 0);
 }
 
 TEST_CASE("Named table: a child that inherited a named table unlinks nothing", "[named_table]")
@@ -218,7 +202,7 @@ TEST_CASE("Named table: a child that inherited a named table unlinks nothing", "
         return 0;
     });
     REQUIRE(child.wait() == 0);
-    CHECK(shm_entries_of(name) == 1);
+    CHECK(named_table_entries(name) == 1);
     LockTable joined(named(LockMode::mutex, name, true));
     CHECK(joined.origin() == TableOrigin::joined);
 }

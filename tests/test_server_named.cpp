@@ -4,7 +4,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 
 #include "harness/http_client.h"
 #include "harness/server_process.h"
+#include "harness/shm_names.h"
 #include "harness/temp_dir.h"
 
 using namespace forklock::harness;
@@ -30,21 +30,6 @@ std::string unique_name(const char* what)
 {
     static int n = 0;
     return fmt::format("srv-{}-{}-{}", ::getpid(), what, n++);
-}
-
-int shm_entries_of(const std::string& name)
-{
-    const std::string object = "forklock-" + name;
-    const std::string sem_prefix = "sem.forklock-" + name + ".";
-    int n = 0;
-    DIR* dir = ::opendir("/dev/shm");
-    REQUIRE(dir != nullptr);
-    while (const dirent* e = ::readdir(dir)) {
-        const std::string entry = e->d_name;
-        n += entry == object || entry.rfind(sem_prefix, 0) == 0 ? 1 : 0;
-    }
-    ::closedir(dir);
-    return n;
 }
 
 std::uint64_t counter(const ServerProcess& server, const std::string& key)
@@ -82,9 +67,9 @@ TEST_CASE("Server: --lock-name without --preload loses no update across workers"
             ok += r.status == 200;
         CHECK(ok == kRequests);
         CHECK(counter(server, "k") == static_cast<std::uint64_t>(kRequests));
-        CHECK(shm_entries_of(name) > 0);
+        CHECK(named_table_entries(name) > 0);
     }
-    CHECK(shm_entries_of(name) == 0); // the master, the last user, removed every name
+    CHECK(named_table_entries(name) == 0); // the master, the last user, removed every name
 }
 
 TEST_CASE("Server: a second live server on one --lock-name exits with code 2 unless it shares",
@@ -118,7 +103,7 @@ TEST_CASE("Server: a second live server on one --lock-name exits with code 2 unl
         for (auto& c : clients) c.join();
         CHECK(counter(first, "k") == static_cast<std::uint64_t>(kRequests));
     }
-    CHECK(shm_entries_of(name) == 0);
+    CHECK(named_table_entries(name) == 0);
 }
 
 TEST_CASE("Server: a --lock-name left by a server killed -9 is rebuilt at the next start",
@@ -130,11 +115,11 @@ TEST_CASE("Server: a --lock-name left by a server killed -9 is rebuilt at the ne
         ::kill(-killed.pid(), SIGKILL); // the master and its worker: no destructor runs
         REQUIRE(killed.wait_exit(10s).has_value());
     }
-    REQUIRE(shm_entries_of(name) > 0);
+    REQUIRE(named_table_entries(name) > 0);
     {
         ServerProcess next({"-w", "2", "--lock-mode", "semaphore", "--lock-name", name}, 2);
         CHECK(next.log().find("rebuilt") != std::string::npos);
         CHECK(http_request(next.endpoint(), "POST", "/counter/k/increment").status == 200);
     }
-    CHECK(shm_entries_of(name) == 0);
+    CHECK(named_table_entries(name) == 0);
 }
