@@ -30,7 +30,9 @@ bool some_worker_busy(const ServerProcess& server)
 {
     return wait_until([&] {
         int in_flight = 0;
-        auto workers = http_request(server.endpoint(), "GET", "/workers")
+        // A poll that lands behind the slow request on its loop gives up after 1 s, so the next
+        // one (on another loop) still sees the slow request in flight.
+        auto workers = http_request(server.endpoint(), "GET", "/workers", 1s)
                            .json(); // named: the loop must not outlive it
         if (!workers.is_object()) return false;
         for (const auto& w : workers["workers"]) in_flight += w["in_flight"].get<int>();
@@ -70,7 +72,7 @@ TEST_CASE("Server: TERM lets a request in flight complete, then everything exits
     CHECK(wait_until([&] { return std::filesystem::exists(pid_file); }));
     auto workers = server.worker_pids();
     HttpResponse slow;
-    std::jthread client([&] { slow = increment(server, 700); });
+    std::jthread client([&] { slow = increment(server, 2000); });
     REQUIRE(some_worker_busy(server));
     server.signal(SIGTERM);
     client.join();
@@ -100,7 +102,7 @@ TEST_CASE("Server: HUP replaces every worker without failing a request in flight
     ServerProcess server({"-w", "2", "--preload"}, 2);
     auto old = server.worker_pids();
     HttpResponse slow;
-    std::jthread client([&] { slow = increment(server, 500); });
+    std::jthread client([&] { slow = increment(server, 2000); });
     REQUIRE(some_worker_busy(server));
     server.signal(SIGHUP);
     client.join();
