@@ -41,6 +41,9 @@ constexpr std::uint32_t kLayoutVersion = 1;
 // out or cleared by someone else, before it gives up.
 constexpr int kAttempts = 200;
 constexpr auto kRetryPause = std::chrono::milliseconds(5);
+// A creator holds no lock between its O_EXCL create and its LOCK_EX: an opener that finds a
+// half-made object nobody locks waits this many pauses before it calls the object stale.
+constexpr int kHalfMadeTries = 10;
 
 std::size_t page_size() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
 std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
@@ -147,6 +150,15 @@ std::optional<TableMemory> join(SharedMemoryObject object, const LockTableOption
                        std::make_unique<TableName>(std::move(state))};
 }
 
+// half_made: whether the object's header is not complete (no page yet, or no magic).
+bool half_made(const SharedMemoryObject& object)
+{
+    if (object.size() < page_size()) return true;
+    const MemoryRegion header = object.map(page_size(), 0);
+    return static_cast<const NamedHeader*>(header.data())->magic.load(std::memory_order_acquire) !=
+           kReady;
+}
+
 // between_locks: whether an object nobody holds a flock on is a live creator's, caught between
 // its LOCK_EX and its LOCK_SH (flock(2): a conversion drops the old lock before it takes the
 // new one). Then it is complete and its creator runs; a stale object's creator is dead.
@@ -173,6 +185,7 @@ TableMemory named_table_memory(const LockTableOptions& o, std::size_t slot_bytes
 {
     const std::string shm = shm_name_of(o.name);
     bool stale = false;
+    int half_made_seen = 0;
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
         if (auto created = SharedMemoryObject::create(shm)) {
             created->lock_exclusive(); // waits only for an opener that took it for stale
@@ -183,10 +196,12 @@ TableMemory named_table_memory(const LockTableOptions& o, std::size_t slot_bytes
         auto existing = SharedMemoryObject::open(shm);
         if (!existing) continue; // its last user removed it just now
         if (existing->try_lock_exclusive()) {
-            // Nobody holds it, not even a creator: every user died without closing. Only its
-            // header is read, to tell a creator going from LOCK_EX to LOCK_SH; never its table.
+            // Nobody holds it: every user died without closing, or a live creator is between its
+            // create and its LOCK_EX, or between its LOCK_EX and its LOCK_SH. Only the header is
+            // read, to tell those apart; never the table.
             if (!existing->still_named()) continue;
-            if (between_locks(*existing)) {
+            if (between_locks(*existing) ||
+                (half_made(*existing) && ++half_made_seen < kHalfMadeTries)) {
                 std::this_thread::sleep_for(kRetryPause);
                 continue;
             }
