@@ -92,9 +92,12 @@ int processes_mentioning(const std::string& needle)
     for (const auto& entry : fs::directory_iterator("/proc")) {
         const std::string name = entry.path().filename().string();
         if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream in(entry.path() / "cmdline", std::ios::binary);
-        const std::string cmdline((std::istreambuf_iterator<char>(in)), {});
-        if (cmdline.find(needle) != std::string::npos) ++count;
+        try { // a process may exit while we read it: reading its cmdline then fails (ESRCH)
+            std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+            const std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+            if (cmdline.find(needle) != std::string::npos) ++count;
+        } catch (const std::ios_base::failure&) {
+        }
     }
     return count;
 }
