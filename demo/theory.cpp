@@ -51,6 +51,7 @@ std::string_view why_race(const ServerConfig& config)
         return shared ? "mutexes in MAP_SHARED memory made before fork are shared"
                       : "without preload each worker mapped its own mutexes";
     case LockMode::flock: return "the kernel owns file locks: every worker opens the same file";
+    case LockMode::postgres: return "PostgreSQL holds the locks for every connection";
     }
     return "?";
 }

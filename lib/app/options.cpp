@@ -270,7 +270,8 @@ std::vector<std::string> lost_update_warnings(const Options& o)
                 "--lock-name NAME)",
                 to_string(o.lock_mode), o.workers));
         break;
-    case LockMode::flock: break;
+    case LockMode::flock:
+    case LockMode::postgres: break;
     }
     return out;
 }

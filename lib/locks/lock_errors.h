@@ -29,4 +29,12 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// LockServerError: the server that holds the locks (postgres mode) could not be reached, refused
+// the connection or lost it. Not the caller's fault and not contention: answer 503; the next
+// call connects again.
+class LockServerError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 } // namespace forklock

@@ -9,6 +9,7 @@ std::optional<LockMode> parse_lock_mode(std::string_view name)
     if (name == "semaphore") return LockMode::semaphore;
     if (name == "mutex") return LockMode::mutex;
     if (name == "flock") return LockMode::flock;
+    if (name == "postgres") return LockMode::postgres;
     if (name == "process") return kProcessMode;
     return std::nullopt;
 }
@@ -21,6 +22,7 @@ std::string_view to_string(LockMode mode)
     case LockMode::semaphore: return "semaphore";
     case LockMode::mutex: return "mutex";
     case LockMode::flock: return "flock";
+    case LockMode::postgres: return "postgres";
     }
     return "?";
 }
@@ -29,7 +31,7 @@ bool serializes_increments(LockMode mode, bool preload, int workers, int threads
 {
     const bool one_process = workers == 1;
     if (mode == LockMode::none) return one_process && threads == 1;
-    if (one_process || mode == LockMode::flock) return true;
+    if (one_process || mode == LockMode::flock || mode == LockMode::postgres) return true;
     if (mode == LockMode::thread) return false;
     return preload || named;
 }
@@ -50,6 +52,9 @@ std::string_view explain(LockMode mode)
     case LockMode::flock:
         return "the kernel owns file locks: every worker opens the same lock file, so they "
                "exclude each other with or without preload";
+    case LockMode::postgres:
+        return "PostgreSQL holds advisory locks for every connection to one database: workers, "
+               "and servers on other machines, exclude each other with or without preload";
     }
     return "?";
 }

@@ -1,5 +1,5 @@
 #pragma once
-// The five lock modes one binary can run, and what each of them promises.
+// The six lock modes one binary can run, and what each of them promises.
 
 #include <optional>
 #include <string_view>
@@ -12,10 +12,11 @@ enum class LockMode {
     semaphore, // named POSIX semaphores + an owner word in shared memory (nginx shmtx style)
     mutex,     // robust PTHREAD_PROCESS_SHARED mutexes in shared memory
     flock,     // flock(2) on a per-key lock file each process opens itself
+    postgres,  // PostgreSQL advisory locks, one connection per thread: shared across machines
 };
 
-// "none", "thread", "semaphore", "mutex", "flock"; "process" is accepted as a name for the
-// default process-shared mode, kProcessMode (see below). nullopt for anything else.
+// "none", "thread", "semaphore", "mutex", "flock", "postgres"; "process" is accepted as a name for
+// the default process-shared mode, kProcessMode (see below). nullopt for anything else.
 std::optional<LockMode> parse_lock_mode(std::string_view name);
 std::string_view to_string(LockMode mode);
 
@@ -27,9 +28,9 @@ inline constexpr LockMode kProcessMode = LockMode::mutex;
 // serializes_increments: true when no two read-modify-writes of one key can overlap in a
 // pre-fork server of `workers` processes x `threads` threads in this mode. The one rule the
 // server's warnings and the demo's predictions share: one process and one thread is always safe;
-// flock is shared with or without preload; semaphore and mutex when the master made them before
-// fork (inherited) or every worker opens them by one name (`named`, --lock-name): "inherited or
-// named"; thread never across processes; none never with concurrency.
+// flock and postgres are shared with or without preload; semaphore and mutex when the master made
+// them before fork (inherited) or every worker opens them by one name (`named`, --lock-name):
+// "inherited or named"; thread never across processes; none never with concurrency.
 bool serializes_increments(LockMode mode, bool preload, int workers, int threads,
                            bool named = false);
 

@@ -1,6 +1,6 @@
 #pragma once
 // LockTable: the cross-process "lock dictionary". One lock per key, made on first use, in one of
-// five modes (lock_mode.h). Each mode is one class in lib/locks/modes/.
+// six modes (lock_mode.h). Each mode is one class in lib/locks/modes/.
 //
 // Contract per mode (shared across processes / threads, holder death):
 //  - none: FAILS EVERYWHERE: lock() never blocks and excludes nobody. For the demonstration only.
@@ -19,6 +19,12 @@
 //  - flock: shared across processes and threads with or without preload: every lock() opens
 //    lock_dir/KEY.lock itself and flock()s it. Holder death: the kernel drops the lock. Lock files
 //    are removed when their key's slot is reused. Statistics are shared only if made before fork.
+//  - postgres: shared across threads, processes and machines connected to one database
+//    (options.url): PostgreSQL session-level advisory locks, one exact id per key, one connection
+//    per (table, thread) opened after fork (modes/postgres_mode.cpp, primitives/pg_session.h).
+//    Holder death: PostgreSQL releases the locks when the session's connection closes. A server
+//    that is down or lost makes lock() throw LockServerError. Here alone locking a key this
+//    thread holds does not deadlock (the session counts it twice): as invalid as elsewhere.
 //
 // Common to all modes:
 //  - Not reentrant: locking a key this thread holds deadlocks (flock: blocks for ever).
@@ -84,6 +90,7 @@ struct LockTableOptions {
     std::size_t capacity = 1024;     // 1..kMaxCapacity (semaphore: ..kMaxSemaphoreCapacity)
     bool recover_dead_owners = true; // semaphore: false = release_owned_by() leaves keys locked
     std::filesystem::path lock_dir;  // flock: directory for KEY.lock files (must exist)
+    std::string url;                 // postgres: a libpq connection string or URI (required)
     std::string name;                // semaphore, mutex: "" = anonymous; else see "Named tables"
     bool share = false;              // named: join a table live processes already use
 };

@@ -16,6 +16,7 @@ std::unique_ptr<LockTable::Impl> make_table_impl(const LockTableOptions& o)
     case LockMode::semaphore: return make_semaphore_table(o);
     case LockMode::mutex: return make_mutex_table(o);
     case LockMode::flock: return make_flock_table(o);
+    case LockMode::postgres: return make_postgres_table(o);
     }
     throw std::invalid_argument(fmt::format("unknown lock mode {}", static_cast<int>(o.mode)));
 }

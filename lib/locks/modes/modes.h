@@ -13,6 +13,7 @@ std::unique_ptr<LockTable::Impl> make_thread_table(const LockTableOptions& optio
 std::unique_ptr<LockTable::Impl> make_semaphore_table(const LockTableOptions& options);
 std::unique_ptr<LockTable::Impl> make_mutex_table(const LockTableOptions& options);
 std::unique_ptr<LockTable::Impl> make_flock_table(const LockTableOptions& options);
+std::unique_ptr<LockTable::Impl> make_postgres_table(const LockTableOptions& options);
 
 // make_table_impl: the table for options.mode. Throws std::invalid_argument for options the mode
 // refuses, std::system_error when the OS refuses memory or semaphores.

@@ -1,0 +1,178 @@
+// postgres: PostgreSQL session-level advisory locks, one exact bigint id per key (pg_session.h
+// says why not a hash). Shared across threads, processes and machines: everything connected to
+// one database excludes everything else, with or without preload.
+//
+// Connections: one per (table, thread), opened on that thread's first lock and never inherited:
+// a session whose pid is not the caller's (a forked child's copy) is abandoned (its socket closed
+// without a word to the server) and a new one opened. A thread's sessions end when the thread
+// exits; destroying the table ends the calling thread's at once.
+//
+// Holder death: PostgreSQL releases a session's locks when its connection closes, which the
+// kernel does at once for a killed process (pg_session.h: a vanished host). The slots here only
+// carry statistics and owner_pid, shared if the table was made before fork (as flock's): the next
+// holder or release_owned_by() clears a dead holder's owner word and counts the recovery.
+//
+// Errors: a PostgreSQL that cannot be reached, refuses or loses the connection makes lock(),
+// try_lock() and lock_for() throw LockServerError (HTTP 503), and the next call reconnects.
+// Lost while a key is held: PostgreSQL released the key when the session ended, so another
+// holder may already be inside; unlock() notices (pg_advisory_unlock fails), logs it and
+// reconnects later, but the guard cannot report it to its holder yet (see lock_table.h).
+// Not covered yet: /locks showing pg_locks joined with pg_stat_activity.
+//
+// Why the advisory lock is tried before the slot is pinned: as in flock mode, a process killed
+// between pin and owner word leaves a reference nobody returns, and the round trip to PostgreSQL
+// is the slow step; so before_pin() tries the lock once and take() waits only when it failed.
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "locks/modes/modes.h"
+#include "locks/modes/table_impl.h"
+#include "locks/primitives/pg_session.h"
+
+namespace forklock {
+namespace {
+
+struct ThreadSession {
+    pid_t pid = 0;
+    std::unique_ptr<PgSession> session;
+};
+// The calling thread's sessions, by table serial (two tables in one thread are two sessions,
+// so they exclude each other as two processes would).
+thread_local std::unordered_map<std::uint64_t, ThreadSession> t_sessions;
+std::atomic<std::uint64_t> g_next_serial{1};
+
+class PostgresMode final : public ModeBase, public SlotLocks {
+public:
+    static constexpr bool kPinnedByLock = false;
+    static constexpr bool kExcludes = true;
+    static constexpr MemoryRegion::Sharing kSharing = MemoryRegion::Sharing::shared;
+    static constexpr MutexKind kMutexKind = MutexKind::shared_robust;
+    using Handle = NoHandle;
+    struct Early {
+        std::int64_t id = 0;
+        bool locked = false;
+    };
+
+    explicit PostgresMode(const ModeParts& parts) : ModeBase(parts) {}
+    ~PostgresMode() { t_sessions.erase(serial_); }
+    PostgresMode(const PostgresMode&) = delete;
+    PostgresMode& operator=(const PostgresMode&) = delete;
+
+    // validate: a URL is given and the server answers; makes forklock_keys. The connection is
+    // closed again, so nothing is inherited by workers forked after.
+    static void validate(const LockTableOptions& o)
+    {
+        if (o.url.empty()) throw std::invalid_argument("postgres mode needs a url");
+        PgSession(o.url).prepare_database();
+    }
+
+    bool pinned_by_lock() const override { return kPinnedByLock; }
+    bool claim(Slot& s) override { return s.refs.load(std::memory_order_seq_cst) == 0; }
+    void hand_over(Slot&) override {}
+    void unclaim(Slot&) noexcept override {}
+    void clear_dead_claim(Slot&) override {}
+
+    Early before_pin(std::string_view key)
+    {
+        PgSession& pg = session();
+        const std::int64_t id = pg.key_id(key);
+        return {id, pg.try_lock(id)};
+    }
+    Taken<Handle> take(Slot& s, std::uint32_t, Deadline deadline, Early&& early)
+    {
+        Taken<Handle> t;
+        if (!early.locked)
+            early.locked =
+                blocking(s, t, [&] { return session().lock(early.id, ms_until(deadline)); });
+        if (early.locked) own(s, t);
+        return t;
+    }
+    void unlock(Slot& s, Handle&&) noexcept
+    {
+        s.owner_pid.store(0, std::memory_order_release);
+        unlock_key(s);
+    }
+    void release(Slot& s, Handle&&) noexcept
+    {
+        s.owner_pid.store(0, std::memory_order_release);
+        const std::string key(s.key_view()); // copied: the unpinned slot may be rebound
+        unpin(s);
+        unlock_key(key);
+    }
+    void unpin(Slot& s) noexcept { parts_.slots.release_ref(s); }
+
+    // release_dead: PostgreSQL already released the lock with the dead holder's session; this
+    // clears the bookkeeping and returns the dead holder's reference.
+    bool release_dead(Slot& s, pid_t dead) noexcept
+    {
+        pid_t expected = dead;
+        if (!s.owner_pid.compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
+            return false;
+        count_supervised_recovery(s, dead);
+        unpin(s);
+        return true;
+    }
+    pid_t owner(const Slot& s) const noexcept
+    {
+        return s.owner_pid.load(std::memory_order_relaxed);
+    }
+
+private:
+    PgSession& session()
+    {
+        ThreadSession& ts = t_sessions[serial_];
+        if (ts.session && ts.pid != current_pid()) { // inherited across fork: not ours
+            ts.session->abandon();
+            ts.session.reset();
+        }
+        if (!ts.session) {
+            ts.session = std::make_unique<PgSession>(parts_.options.url);
+            ts.pid = current_pid();
+        }
+        return *ts.session;
+    }
+    static std::optional<std::chrono::milliseconds> ms_until(Deadline deadline) noexcept
+    {
+        if (!deadline) return std::nullopt;
+        const std::int64_t left = *deadline - monotonic_ns();
+        return std::chrono::milliseconds(left <= 0 ? 0 : (left + 999'999) / 1'000'000);
+    }
+    void unlock_key(std::string_view key) noexcept
+    {
+        try {
+            PgSession& pg = session();
+            pg.unlock(pg.key_id(key));
+        } catch (const std::exception& e) { // the session is closed: nothing of it stays held
+            std::fprintf(stderr, "forklock: unlock: %s\n", e.what());
+        }
+    }
+    void unlock_key(const Slot& s) noexcept { unlock_key(s.key_view()); }
+    // own: the advisory lock is ours; so is the key. owner_pid still set means its holder died
+    // holding it (PostgreSQL released it) before a supervisor cleaned up: that recovery is ours.
+    void own(Slot& s, Taken<Handle>& t) noexcept
+    {
+        t.ok = true;
+        const pid_t previous = s.owner_pid.exchange(current_pid(), std::memory_order_acq_rel);
+        if (previous != 0) {
+            t.recovered_from = previous;
+            count_recovery(s, previous);
+            unpin(s);
+        }
+    }
+
+    const std::uint64_t serial_ = g_next_serial.fetch_add(1, std::memory_order_relaxed);
+};
+
+} // namespace
+
+std::unique_ptr<LockTable::Impl> make_postgres_table(const LockTableOptions& o)
+{
+    PostgresMode::validate(o);
+    return std::make_unique<TableImpl<PostgresMode>>(o);
+}
+
+} // namespace forklock

@@ -1,0 +1,233 @@
+// The postgres lock mode against a throwaway PostgreSQL (harness/pg_cluster.h): exclusion between
+// sessions (processes, tables, threads), timeouts, holder death, a lost connection, exact keys.
+
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <libpq-fe.h>
+
+#include "harness/child.h"
+#include "harness/pg_cluster.h"
+#include "harness/wait.h"
+#include "locks/lock_table.h"
+#include "os/memory_region.h"
+
+using namespace forklock;
+using namespace forklock::harness;
+using namespace std::chrono_literals;
+
+namespace {
+
+// One cluster for the whole binary, made on the main thread (its PDEATHSIG follows that thread).
+PgCluster& cluster()
+{
+    static PgCluster c;
+    return c;
+}
+
+LockTableOptions pg_options(std::string url = cluster().conninfo())
+{
+    LockTableOptions o;
+    o.mode = LockMode::postgres;
+    o.capacity = 256;
+    o.url = std::move(url);
+    return o;
+}
+
+// What the processes of one test share, in MAP_SHARED memory made before fork.
+struct Shared {
+    std::atomic<int> counter; // read and written non-atomically (load, then store): a plain RMW
+    std::atomic<int> holding; // the child holds its key
+    std::atomic<int> release; // the parent lets it go
+};
+
+class SharedBlock {
+public:
+    SharedBlock() : region_(sizeof(Shared), MemoryRegion::Sharing::shared) {}
+    Shared* operator->() const { return static_cast<Shared*>(region_.data()); }
+
+private:
+    MemoryRegion region_;
+};
+
+// A child that makes its own table (after fork), holds `key` until told, then exits 0.
+Child holder(SharedBlock& sh, const std::string& key, std::chrono::milliseconds hold_after = 0ms)
+{
+    return Child([&sh, key, hold_after, o = pg_options()] { // the cluster is made here, not there
+        LockTable own(o);
+        KeyGuard g = own.lock(key);
+        sh->holding.store(1);
+        if (!wait_until([&] { return sh->release.load() != 0; }, 30s)) return 2;
+        std::this_thread::sleep_for(hold_after);
+        return 0;
+    });
+}
+
+using Connection = std::unique_ptr<PGconn, decltype(&PQfinish)>;
+Connection admin()
+{
+    const std::string conninfo = cluster().conninfo() + " application_name=forklock-test";
+    Connection c(PQconnectdb(conninfo.c_str()), &PQfinish);
+    REQUIRE(PQstatus(c.get()) == CONNECTION_OK);
+    return c;
+}
+std::string query_value(PGconn* c, const char* sql)
+{
+    std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(c, sql), &PQclear);
+    REQUIRE(PQresultStatus(r.get()) == PGRES_TUPLES_OK);
+    return PQgetvalue(r.get(), 0, 0);
+}
+
+} // namespace
+
+TEST_CASE("PostgresMode: tables made after fork exclude each other's increments", "[postgres_mode]")
+{
+    SharedBlock sh;
+    constexpr int kEach = 150;
+    auto work = [&, o = pg_options()] { // the cluster is made here, not in each child
+        LockTable own(o);
+        for (int i = 0; i < kEach; ++i) {
+            KeyGuard g = own.lock("counter");
+            const int v = sh->counter.load();
+            std::this_thread::yield();
+            sh->counter.store(v + 1);
+        }
+        return 0;
+    };
+    Child a(work);
+    Child b(work);
+    CHECK(a.wait(60s) == 0);
+    CHECK(b.wait(60s) == 0);
+    CHECK(sh->counter.load() == 2 * kEach);
+}
+
+TEST_CASE("PostgresMode: a key held in another process, table or thread is not free",
+          "[postgres_mode]")
+{
+    SharedBlock sh;
+    Child child = holder(sh, "busy");
+    REQUIRE(wait_until([&] { return sh->holding.load() != 0; }, 20s));
+    LockTable table(pg_options());
+    CHECK_FALSE(table.try_lock("busy"));
+    CHECK(table.try_lock("other"));
+    sh->release.store(1);
+    REQUIRE(child.wait() == 0);
+    CHECK(table.try_lock("busy"));
+
+    LockTable second(pg_options()); // another table in this thread: another session
+    KeyGuard mine = table.lock("shared-by-tables");
+    CHECK_FALSE(second.try_lock("shared-by-tables"));
+    bool other_thread_got_it = true;
+    std::thread([&] {
+        other_thread_got_it = table.try_lock("shared-by-tables").owns_lock();
+    }).join();
+    CHECK_FALSE(other_thread_got_it);
+    mine.unlock();
+    CHECK(second.try_lock("shared-by-tables"));
+}
+
+TEST_CASE("PostgresMode: lock_for gives up at its timeout, and its timeout ends with it",
+          "[postgres_mode]")
+{
+    LockTable table(pg_options());
+    SharedBlock first;
+    Child child = holder(first, "slow", 300ms);
+    REQUIRE(wait_until([&] { return first->holding.load() != 0; }, 20s));
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_FALSE(table.lock_for("slow", 100ms));
+    CHECK(std::chrono::steady_clock::now() - start >= 90ms);
+    first->release.store(1); // let go 300 ms from now: within the next timeout
+    KeyGuard g = table.lock_for("slow", 600ms);
+    REQUIRE(g.owns_lock());
+    CHECK(g.waited() > 0ns);
+    g.unlock();
+    CHECK(child.wait() == 0);
+
+    // A lock_for that waited and succeeded must not leave its 600 ms on the session: lock() then
+    // waits for a holder that keeps the key longer than that.
+    SharedBlock second;
+    Child next = holder(second, "slow", 900ms);
+    REQUIRE(wait_until([&] { return second->holding.load() != 0; }, 20s));
+    second->release.store(1);
+    KeyGuard later = table.lock("slow");
+    CHECK(later.owns_lock());
+    CHECK(later.waited() >= 600ms);
+    CHECK(next.wait() == 0);
+}
+
+TEST_CASE("PostgresMode: a SIGKILLed holder's key is free again", "[postgres_mode]")
+{
+    SharedBlock sh;
+    Child child = holder(sh, "crash");
+    REQUIRE(wait_until([&] { return sh->holding.load() != 0; }, 20s));
+    LockTable table(pg_options());
+    REQUIRE_FALSE(table.try_lock("crash"));
+    const auto killed = std::chrono::steady_clock::now();
+    child.kill();
+    KeyGuard g = table.lock_for("crash", 10s);
+    const auto ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed);
+    CHECK(g.owns_lock());
+    std::printf("postgres mode: SIGKILL of the holder -> key taken by the next waiter: %.2f ms\n",
+                ms.count());
+}
+
+TEST_CASE("PostgresMode: a lost connection throws LockServerError and the next lock reconnects",
+          "[postgres_mode]")
+{
+    LockTable table(pg_options());
+    LockTable other(pg_options());
+    KeyGuard held = table.lock("lost");
+    Connection c = admin();
+    query_value(c.get(), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                         "WHERE application_name = 'forklock' AND pid <> pg_backend_pid()");
+    // PostgreSQL released the key with the session: another session takes it.
+    CHECK(wait_until([&] { return other.try_lock("lost").owns_lock(); }, 10s));
+    CHECK_THROWS_AS(table.lock("next"), LockServerError);
+    held.unlock(); // logs the lost session; must not throw
+    CHECK(table.lock("next").owns_lock());
+}
+
+TEST_CASE("PostgresMode: two keys never share a lock", "[postgres_mode]")
+{
+    LockTable a(pg_options());
+    LockTable b(pg_options());
+    std::vector<KeyGuard> held;
+    for (int i = 0; i < 100; ++i) held.push_back(a.try_lock("a-" + std::to_string(i)));
+    for (int i = 0; i < 100; ++i) held.push_back(b.try_lock("b-" + std::to_string(i)));
+    for (const KeyGuard& g : held) CHECK(g.owns_lock());
+    CHECK_FALSE(b.try_lock("a-7"));
+    Connection c = admin();
+    CHECK(query_value(c.get(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                               "objid >= 1 AND granted") == "200");
+    CHECK(query_value(c.get(), "SELECT count(*) = count(DISTINCT id) FROM forklock_keys") == "t");
+}
+
+TEST_CASE("PostgresMode: a child never uses the session it inherited", "[postgres_mode]")
+{
+    LockTable table(pg_options());
+    KeyGuard g = table.lock("parents");
+    Child child([&] {
+        // The inherited table's session is the parent's: reusing it would re-enter the lock.
+        return table.try_lock("parents").owns_lock() ? 1 : 0;
+    });
+    CHECK(child.wait() == 0);
+    g.unlock();
+    CHECK(table.lock("parents").owns_lock()); // the parent's session survived the child
+}
+
+TEST_CASE("PostgresMode: a server that is down or a missing URL is refused at once",
+          "[postgres_mode]")
+{
+    CHECK_THROWS_AS(LockTable(pg_options("host=/nonexistent-forklock dbname=postgres")),
+                    LockServerError);
+    CHECK_THROWS_AS(LockTable(pg_options("")), std::invalid_argument);
+}
