@@ -76,6 +76,9 @@ int Arbiter::run()
     } catch (const LockNameError& e) {
         log(LogLevel::error, "{}", e.what());
         return kExitLockNameInUse;
+    } catch (const LockServerError& e) {
+        log(LogLevel::error, "--lock-url: {}", e.what());
+        return kExitLockServer;
     } catch (const std::exception& e) {
         log(LogLevel::error, "{}", e.what());
         return kExitStartError;
@@ -163,7 +166,8 @@ void Arbiter::apply_requested_config()
 // make_table: the master's table, with --preload (inherited by the workers) or --lock-name (the
 // name is claimed here, before fork, so a second live server is refused before it serves; the
 // workers open it by name; the master keeps it to free a dead worker's keys and, as its last
-// user at exit, to remove the name).
+// user at exit, to remove the name). postgres without --preload: a table made and dropped at once,
+// so a PostgreSQL that is down or a bad --lock-url stops the server here, before fork.
 void Arbiter::make_table()
 {
     const LockTableOptions o = lock_table_options(options_);
@@ -172,6 +176,10 @@ void Arbiter::make_table()
             "--lock-name {} has no effect in {} mode: the kernel already shares "
             "lock files by path",
             options_.lock_name, to_string(options_.lock_mode));
+    if (o.mode == LockMode::postgres && !options_.preload) {
+        LockTable probe(o); // reaches the server and makes its key table, before fork
+        return;
+    }
     if (!options_.preload && o.name.empty()) return;
     table_ = std::make_shared<LockTable>(o);
     if (!o.name.empty())

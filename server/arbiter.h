@@ -33,6 +33,7 @@ public:
     // a live server's and not shared, 3 when a worker can't boot (gunicorn's WORKER_BOOT_ERROR).
     static constexpr int kExitStartError = 1;
     static constexpr int kExitLockNameInUse = 2; // --lock-name of a live server, not shared
+    static constexpr int kExitLockServer = 2;    // --lock-url: PostgreSQL down, refusing, bad URL
     static constexpr int kExitBootError = 3;
 
     explicit Arbiter(const Options& options);

@@ -114,6 +114,21 @@ TEST_CASE("parse_options: invalid values exit 2 with a message naming the flag",
     CHECK(parse({"--lock-mode", "spin"}).err.find("--lock-mode") != std::string::npos);
 }
 
+TEST_CASE("parse_options: --lock-mode postgres needs --lock-url, and only it takes one",
+          "[options]")
+{
+    auto ok = parse({"--lock-mode", "postgres", "--lock-url", "host=/run/pg dbname=locks"});
+    REQUIRE(ok.options);
+    CHECK(ok.options->lock_mode == forklock::LockMode::postgres);
+    CHECK(ok.options->lock_url == "host=/run/pg dbname=locks");
+    auto missing = parse({"--lock-mode", "postgres"});
+    CHECK(missing.exit_code == 2);
+    CHECK(missing.err.find("--lock-url") != std::string::npos);
+    auto stray = parse({"--lock-mode", "mutex", "--lock-url", "host=/run/pg"});
+    CHECK(stray.exit_code == 2);
+    CHECK(stray.err.find("--lock-url: only with --lock-mode postgres") != std::string::npos);
+}
+
 TEST_CASE("parse_options: --help and --version print and exit 0", "[options]")
 {
     auto help = parse({"--help"});

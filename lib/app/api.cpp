@@ -124,6 +124,8 @@ Response Api::handle(const Request& request) const noexcept
     } catch (const TableFullError& e) {
         return json_error(503,
                           fmt::format("the lock table is full, try again later: {}", e.what()));
+    } catch (const LockServerError& e) {
+        return json_error(503, fmt::format("the lock server is unavailable: {}", e.what()));
     } catch (const std::exception& e) {
         return json_error(500, e.what());
     } catch (...) {

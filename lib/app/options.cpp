@@ -60,7 +60,10 @@ void add_flags(CLI::App& app, Options& o, RawOptions& raw)
     app.add_option("-b,--bind", raw.bind, "HOST:PORT or [IPV6]:PORT; port 0 picks a free port");
     app.add_flag("--preload", o.preload, "create the lock table in the master, before fork");
     app.add_option("--lock-mode", raw.lock_mode,
-                   "none|thread|semaphore|mutex|flock|process (= mutex)");
+                   "none|thread|semaphore|mutex|flock|postgres|process (= mutex)");
+    app.add_option("--lock-url", o.lock_url,
+                   "postgres: the libpq connection string or URI of the database holding the "
+                   "locks");
     app.add_option("--lock-name", o.lock_name,
                    "semaphore, mutex: find the lock table by NAME (/dev/shm/forklock-NAME), so "
                    "workers share it without --preload");
@@ -126,7 +129,8 @@ std::string finish(Options& o, const RawOptions& raw)
     auto mode = parse_lock_mode(raw.lock_mode);
     if (!mode)
         return fmt::format(
-            "--lock-mode: '{}' is not one of none, thread, semaphore, mutex, flock, process",
+            "--lock-mode: '{}' is not one of none, thread, semaphore, mutex, flock, postgres, "
+            "process",
             raw.lock_mode);
     o.lock_mode = *mode;
     auto level = parse_log_level(raw.log_level);
@@ -172,6 +176,10 @@ const char* to_string(DashboardControls controls) noexcept
 std::string config_error(const Options& o)
 {
     if (auto problem = lock_name_problem(o); !problem.empty()) return problem;
+    if (o.lock_mode == LockMode::postgres && o.lock_url.empty())
+        return "--lock-mode postgres: needs --lock-url URL (a libpq connection string)";
+    if (o.lock_mode != LockMode::postgres && !o.lock_url.empty())
+        return "--lock-url: only with --lock-mode postgres";
     if (o.lock_mode == LockMode::semaphore && o.lock_slots > LockTable::kMaxSemaphoreCapacity)
         return fmt::format("--lock-slots: at most {} in semaphore mode (one mapping per semaphore)",
                            LockTable::kMaxSemaphoreCapacity);

@@ -37,6 +37,7 @@ struct Options {
     bool lock_recovery = true;
     std::string lock_name;   // --lock-name: semaphore, mutex: the table is found by this name
     bool lock_share = false; // --lock-share: join a named table another live server uses
+    std::string lock_url;    // --lock-url: postgres: the libpq connection string or URI
     std::filesystem::path data_dir = "forklock-data";
     int timeout_s = 30; // 0 = no hung-worker detection
     int graceful_timeout_s = 30;

@@ -19,8 +19,16 @@ constexpr std::size_t kMaxCachedIds = 4096;
 
 std::string message_of(PGconn* conn)
 {
-    std::string m = conn ? PQerrorMessage(conn) : "out of memory";
-    while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+    // One line: libpq's messages end in a newline and may add a tab-indented hint.
+    std::string m;
+    for (const char* p = conn ? PQerrorMessage(conn) : "out of memory"; *p; ++p) {
+        const bool space = *p == '\n' || *p == '\t';
+        if (!space)
+            m += *p;
+        else if (!m.empty() && m.back() != ' ')
+            m += ' ';
+    }
+    while (!m.empty() && m.back() == ' ') m.pop_back();
     return m;
 }
 
