@@ -19,7 +19,7 @@ namespace {
 
 struct Fixture {
     harness::TempDir dir{"api"};
-    LockTable table{LockTableOptions{LockMode::thread, 8, true, {}, {}, false}};
+    LockTable table{LockTableOptions{LockMode::thread, 8, true, {}, {}, false, {}}};
     CounterStore store{dir.path()};
     Scoreboard scoreboard{::getpid()};
     Api api{ApiContext{&table, &store, &scoreboard, ::getpid()}};
@@ -145,7 +145,7 @@ TEST_CASE("Api: timeout_ms gives 503 with the owner's pid when the key stays hel
 TEST_CASE("Api: a full lock table is a 503, not a crash", "[api]")
 {
     const harness::TempDir dir("api-full");
-    LockTable table{LockTableOptions{LockMode::thread, 1, true, {}, {}, false}};
+    LockTable table{LockTableOptions{LockMode::thread, 1, true, {}, {}, false, {}}};
     CounterStore store{dir.path()};
     Api api{ApiContext{&table, &store, nullptr, ::getpid()}};
     std::jthread holder([&] { api.handle({"POST", "/counter/a/increment", "hold_ms=300"}); });

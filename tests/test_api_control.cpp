@@ -44,7 +44,8 @@ Request request(std::string query, std::string token, bool loopback,
 struct Fixture {
     explicit Fixture(LockMode mode = LockMode::thread, pid_t master = 0,
                      Options o = options_with(DashboardControls::loopback))
-        : table(LockTableOptions{mode, 8, true, {}, {}, false}), scoreboard(master), options(std::move(o)),
+        : table(LockTableOptions{mode, 8, true, {}, {}, false, {}}), scoreboard(master),
+          options(std::move(o)),
           api(ApiContext{&table, &store, &scoreboard, ::getpid(), nullptr, nullptr, &options})
     {
     }

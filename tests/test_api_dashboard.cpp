@@ -16,7 +16,7 @@ namespace {
 
 struct Fixture {
     harness::TempDir dir{"api_dashboard"};
-    LockTable table{LockTableOptions{LockMode::thread, 8, true, {}, {}, false}};
+    LockTable table{LockTableOptions{LockMode::thread, 8, true, {}, {}, false, {}}};
     CounterStore store{dir.path()};
     Api api{ApiContext{&table, &store, nullptr, ::getpid()}};
 

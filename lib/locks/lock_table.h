@@ -90,9 +90,9 @@ struct LockTableOptions {
     std::size_t capacity = 1024;     // 1..kMaxCapacity (semaphore: ..kMaxSemaphoreCapacity)
     bool recover_dead_owners = true; // semaphore: false = release_owned_by() leaves keys locked
     std::filesystem::path lock_dir;  // flock: directory for KEY.lock files (must exist)
-    std::string url;                 // postgres: a libpq connection string or URI (required)
     std::string name;                // semaphore, mutex: "" = anonymous; else see "Named tables"
     bool share = false;              // named: join a table live processes already use
+    std::string url;                 // postgres: a libpq connection string or URI (required)
 };
 
 // How this process came by its table.
