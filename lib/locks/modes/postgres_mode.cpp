@@ -85,7 +85,7 @@ public:
     Taken<Handle> take(Slot& s, std::uint32_t, Deadline deadline, Early&& early)
     {
         Taken<Handle> t;
-        if (!early.locked)
+        if (!early.locked && !expired(deadline)) // try_lock: before_pin's try was the one
             early.locked =
                 blocking(s, t, [&] { return session().lock(early.id, ms_until(deadline)); });
         if (early.locked) own(s, t);
