@@ -47,12 +47,15 @@ std::string refused(std::vector<std::string> args)
 
 } // namespace
 
-TEST_CASE("Server: postgres mode without --preload loses no concurrent increment",
+TEST_CASE("Server: postgres mode loses no concurrent increment, with or without --preload",
           "[server][postgres]")
 {
-    ServerProcess server({"-w", "2", "--threads", "2", "--lock-mode", "postgres", "--lock-url",
-                          cluster().conninfo()},
-                         2);
+    const bool preload = GENERATE(false, true);
+    std::vector<std::string> args = {"-w",          "2",        "--threads",  "2",
+                                     "--lock-mode", "postgres", "--lock-url", cluster().conninfo()};
+    if (preload) args.push_back("--preload");
+    INFO("preload " << preload);
+    ServerProcess server(args, 2);
     const HttpRequest increment{"POST", "/counter/pg/increment?hold_ms=20", {}, {}};
     int ok = 0;
     for (const auto& r : concurrent_requests(server.endpoint(), increment, 12, 30s))

@@ -17,7 +17,12 @@
 // Lost while a key is held: PostgreSQL released the key when the session ended, so another
 // holder may already be inside; unlock() notices (pg_advisory_unlock fails), logs it and
 // reconnects later, but the guard cannot report it to its holder yet (see lock_table.h).
-// Not covered yet: /locks showing pg_locks joined with pg_stat_activity.
+//
+// Not covered yet (issue 14, the next step): /locks showing the holders from pg_locks joined with
+// pg_stat_activity; telling a holder that its session was lost *while* it held the key (so the
+// API can fail that request with 503 before it writes; today only the next lock() throws); a
+// PostgreSQL restart while serving; the pgbench comparison; Act 3 of the demo; a switch to
+// postgres mode from the dashboard (its config carries no URL).
 //
 // Why the advisory lock is tried before the slot is pinned: as in flock mode, a process killed
 // between pin and owner word leaves a reference nobody returns, and the round trip to PostgreSQL
