@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "demo_server.h"
+#include "holder.h"
 #include "interrupt.h"
 #include "os/os_error.h"
 #include "server_api.h"
@@ -21,50 +22,7 @@ const std::string kKey = "crash";
 constexpr int kHoldMs = 10'000;      // the victim holds the key far longer than the act lasts
 constexpr int kStuckProbeMs = 2'000; // how long the no-recovery probe waits for the lock
 constexpr int kCommitsAround = 3;    // increments committed before and after the crash
-constexpr auto kStepDeadline = 10s;
-
-void sleep_or_throw(Clock::duration pause)
-{
-    throw_if_interrupted();
-    std::this_thread::sleep_for(pause);
-}
-
-int commit(const ServerApi& api, int count)
-{
-    int committed = 0;
-    for (int i = 0; i < count; ++i)
-        committed += api.increment(kKey, 0, 5'000, 10s).status == 200 ? 1 : 0;
-    return committed;
-}
-
-// A query that may land on a thread blocked by the victim's hold: retried until it answers.
-template <typename Query>
-auto retry(const Query& query, const char* what)
-{
-    const auto deadline = Clock::now() + kStepDeadline;
-    for (;;) {
-        try {
-            return query();
-        } catch (const HttpError&) {
-            if (Clock::now() >= deadline)
-                throw HttpError(fmt::format("{}: no answer in 10 s", what));
-        }
-        sleep_or_throw(10ms);
-    }
-}
-
-// Polls GET /locks until somebody owns the key.
-pid_t wait_for_owner(const ServerApi& api)
-{
-    const auto deadline = Clock::now() + kStepDeadline;
-    while (Clock::now() < deadline) {
-        if (const pid_t owner = retry([&] { return api.lock_owner(kKey); }, "GET /locks");
-            owner > 0)
-            return owner;
-        sleep_or_throw(10ms);
-    }
-    throw std::runtime_error("no worker took the key within 10 s");
-}
+constexpr auto kStepDeadline = 10s;  // holder.h's helpers wait as long
 
 // After the kill: increments until one succeeds (recovery) or, with recovery off, one probe
 // that must time out with 503.
@@ -122,7 +80,7 @@ void crash(const std::filesystem::path& server, CrashRow& row, Progress& progres
 {
     harness::ServerProcess process = start_server(server, row.config);
     const ServerApi api(process.port(), 1s);
-    row.committed = commit(api, kCommitsAround);
+    row.committed = commit(api, kKey, kCommitsAround);
     // The victim: its reply never comes (its worker dies), so its increment is not committed.
     std::jthread victim([&api] {
         try {
@@ -134,7 +92,7 @@ void crash(const std::filesystem::path& server, CrashRow& row, Progress& progres
     // Connections that arrive together may all be accepted by the victim's thread and wait out
     // its hold; giving the victim a head start keeps the polls out of that batch.
     sleep_or_throw(50ms);
-    row.killed_pid = wait_for_owner(api);
+    row.killed_pid = wait_for_owner(api, kKey);
     const WorkersSnapshot before = retry([&] { return api.workers(); }, "GET /workers");
     row.restarts_before = before.restarts;
     progress.show(fmt::format("{} kill -9 {}", label, row.killed_pid));
@@ -147,7 +105,7 @@ void crash(const std::filesystem::path& server, CrashRow& row, Progress& progres
     // TERM that arrives earlier is lost, and the master waits out --graceful-timeout.
     if (row.new_pid != 0)
         (void)process.wait_for_log(fmt::format("Booting worker with pid: {}", row.new_pid), 3s);
-    if (row.freed) row.committed += commit(api, kCommitsAround);
+    if (row.freed) row.committed += commit(api, kKey, kCommitsAround);
     row.final = retry([&] { return api.counter(kKey); }, "GET /counter");
     process.stop();
 }

@@ -22,6 +22,7 @@ std::vector<std::string> server_args(const ServerConfig& config)
     if (!config.lock_recovery) args.emplace_back("--no-lock-recovery");
     if (!config.lock_name.empty()) args.insert(args.end(), {"--lock-name", config.lock_name});
     if (config.lock_share) args.emplace_back("--lock-share");
+    if (!config.lock_url.empty()) args.insert(args.end(), {"--lock-url", config.lock_url});
     // -t 60: the crash act holds a key for 10 s; the hung-worker killer must not interfere.
     args.insert(args.end(), {"-t", "60", "--graceful-timeout", std::to_string(kGracefulTimeout),
                              "--log-level", "info"});

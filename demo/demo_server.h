@@ -21,6 +21,7 @@ struct ServerConfig {
     bool lock_recovery = true;
     std::string lock_name = {}; // --lock-name: semaphore, mutex tables met by name
     bool lock_share = false;    // --lock-share: a second server joins the named table
+    std::string lock_url = {};  // --lock-url: the postgres mode's database (a libpq conninfo)
 };
 
 // The server's flags for a config (the harness adds -b and --data-dir), pure so it can be tested.

@@ -17,6 +17,7 @@
 
 #include "interrupt.h"
 #include "options.h"
+#include "postgres_rows.h"
 #include "report.h"
 
 namespace {
@@ -57,16 +58,28 @@ void run_crash_act(const Options& options, Progress& progress, DemoResults& resu
 void run_two_servers_act(const Options& options, Progress& progress, DemoResults& results)
 {
     const auto scenarios = two_server_scenarios(options.sizes);
+    const int rows = static_cast<int>(scenarios.size()) + kPostgresRows;
     for (std::size_t i = 0; i < scenarios.size(); ++i) {
         const std::string label =
-            fmt::format("act 3 [{}/{}] {}:", i + 1, scenarios.size(), describe(scenarios[i]));
+            fmt::format("act 3 [{}/{}] {}:", i + 1, rows, describe(scenarios[i]));
         results.two_servers.push_back(
             run_two_servers(options.server, scenarios[i], options.sizes, progress, label));
     }
+    PostgresRows postgres = run_postgres_rows(options.server, options.sizes, progress,
+                                              static_cast<int>(scenarios.size()) + 1, rows);
+    for (auto& row : postgres.two_servers) results.two_servers.push_back(std::move(row));
+    results.postgres_crash = std::move(postgres.crash);
+    results.postgres_pause = std::move(postgres.pause);
+    results.postgres_skipped = std::move(postgres.skipped);
     progress.clear();
-    if (!options.json)
-        std::cout << format_two_servers(results.two_servers, options.sizes, options.color)
-                  << std::endl;
+    if (options.json) return;
+    std::cout << format_two_servers(results.two_servers, options.sizes, options.color,
+                                    results.postgres_skipped)
+              << std::endl;
+    if (const std::string holders =
+            format_postgres_holders(results.postgres_crash, results.postgres_pause, options.color);
+        !holders.empty())
+        std::cout << holders << std::endl;
 }
 
 int run(const Options& options)

@@ -67,6 +67,7 @@ std::string describe(const ServerConfig& config)
     if (!config.lock_recovery) text += " --no-lock-recovery";
     if (!config.lock_name.empty()) text += " --lock-name";
     if (config.lock_share) text += " --lock-share";
+    if (!config.lock_url.empty()) text += " --lock-url";
     text += fmt::format(" -w {}", config.workers);
     if (config.threads > 1) text += fmt::format(" --threads {}", config.threads);
     return text;

@@ -1,5 +1,7 @@
 #include "report.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "table.h"
@@ -30,90 +32,6 @@ std::string detail(std::string_view why, const std::string& note)
 std::string workers_x_threads(const ServerConfig& config)
 {
     return fmt::format("{} x {}", config.workers, config.threads);
-}
-
-nlohmann::json config_json(const ServerConfig& config)
-{
-    return {{"mode", to_string(config.mode)},
-            {"preload", config.preload},
-            {"workers", config.workers},
-            {"threads", config.threads},
-            {"lock_recovery", config.lock_recovery},
-            {"lock_name", config.lock_name},
-            {"lock_share", config.lock_share}};
-}
-
-nlohmann::json race_json(const RaceRow& row)
-{
-    nlohmann::json out = config_json(row.config);
-    out.update({{"sent", row.load.sent},
-                {"committed", row.load.ok},
-                {"errors", row.load.errors},
-                {"final", row.final},
-                {"lost", row.load.ok - row.final},
-                {"worker_pids", std::vector<pid_t>(row.load.pids.begin(), row.load.pids.end())},
-                {"duplicate_values", row.load.duplicate_values},
-                {"waited", row.load.waited},
-                {"overlaps", row.witness.overlaps},
-                {"trace_lost", row.witness.lost},
-                {"trace_increments", row.witness.increments},
-                {"examples", row.witness.examples},
-                {"trace_error", row.trace_error},
-                {"predicted", to_string(predict_race(row.config))},
-                {"verdict", to_string(row.judgement.observed)},
-                {"status", to_string(row.judgement.status)},
-                {"as_predicted", row.judgement.status == RowStatus::as_predicted},
-                {"why", why_race(row.config)},
-                {"note", row.judgement.note},
-                {"seconds", row.seconds}});
-    return out;
-}
-
-nlohmann::json crash_json(const CrashRow& row)
-{
-    nlohmann::json out = config_json(row.config);
-    out.update({{"killed_pid", row.killed_pid},
-                {"freed", row.freed},
-                {"freed_after_ms", row.freed_after_ms},
-                {"recovered_from", row.recovered_from},
-                {"stuck_503", row.stuck_503},
-                {"stuck_owner_pid", row.stuck_owner},
-                {"probe_timeout_ms", row.probe_timeout_ms},
-                {"new_pid", row.new_pid},
-                {"restarts_before", row.restarts_before},
-                {"restarts_after", row.restarts_after},
-                {"committed", row.committed},
-                {"final", row.final},
-                {"predicted", to_string(predict_crash(row.config))},
-                {"verdict", to_string(row.observed)},
-                {"status", to_string(row.status)},
-                {"as_predicted", row.status == RowStatus::as_predicted},
-                {"summary", describe_recovery(row)},
-                {"why", why_crash(row.config)},
-                {"note", row.note},
-                {"seconds", row.seconds}});
-    return out;
-}
-
-nlohmann::json two_servers_json(const TwoServerRow& row)
-{
-    nlohmann::json out = config_json(row.config);
-    out.update({{"sent", row.a.sent + row.b.sent},
-                {"committed", row.a.ok + row.b.ok},
-                {"errors", row.a.errors + row.b.errors},
-                {"committed_by_a", row.a.ok},
-                {"committed_by_b", row.b.ok},
-                {"final", row.final},
-                {"lost", row.a.ok + row.b.ok - row.final},
-                {"waited", row.a.waited + row.b.waited},
-                {"predicted", to_string(predict_two_servers(row.config))},
-                {"verdict", to_string(row.judgement.observed)},
-                {"status", to_string(row.judgement.status)},
-                {"as_predicted", row.judgement.status == RowStatus::as_predicted},
-                {"why", why_two_servers(row.config)},
-                {"note", row.judgement.note},
-                {"seconds", row.seconds}});
-    return out;
 }
 
 // "yes", "no", or how a table without preload is still found: by name.
@@ -203,7 +121,9 @@ std::string format_race(const std::vector<RaceRow>& rows, const RaceSizes& sizes
                        sizes.hold_ms, table.render(), interleavings(rows, color));
 }
 
-std::string format_crash(const std::vector<CrashRow>& rows, bool color)
+namespace {
+
+std::string crash_table(const std::vector<CrashRow>& rows, bool color)
 {
     Table table({"mode", "preload", "recovery", "killed", "key usable again", "replaced by",
                  "committed", "final", "theory"},
@@ -226,15 +146,59 @@ std::string format_crash(const std::vector<CrashRow>& rows, bool color)
                        theory_cell(row.status)},
                       crash_detail(row));
     }
+    return table.render();
+}
+
+std::string pause_during_cell(const PauseRow& row)
+{
+    if (row.probes == 0) return "-";
+    return fmt::format("{} of {}: 503 ({} ms)", row.refused, row.probes, row.probe_timeout_ms);
+}
+
+std::string pause_after_cell(const PauseRow& row)
+{
+    if (!row.holder_finished) return "holder: no 200";
+    if (!row.freed_after) return "key: still locked";
+    return fmt::format("holder 200 after {:.1f} ms, key free after {:.1f} ms",
+                       row.holder_finished_after_ms, row.freed_after_ms);
+}
+
+std::string pause_table(const std::vector<PauseRow>& rows, bool color)
+{
+    Table table({"mode", "preload", "paused", "for", "while paused", "after SIGCONT", "committed",
+                 "final", "theory"},
+                {Align::left, Align::left, Align::right, Align::right, Align::left, Align::left,
+                 Align::right, Align::right, Align::left},
+                color);
+    for (const auto& row : rows) {
+        const bool held = row.observed == PauseVerdict::held_while_paused;
+        table.add_row({{std::string(to_string(row.config.mode))},
+                       {row.config.preload ? "yes" : "no"},
+                       {std::to_string(row.paused_pid)},
+                       {fmt::format("{:.2f} s", row.paused_ms / 1000)},
+                       {pause_during_cell(row), held ? kGreen : kRed},
+                       {pause_after_cell(row), row.freed_after ? kGreen : kRed},
+                       {std::to_string(row.committed)},
+                       {std::to_string(row.final)},
+                       theory_cell(row.status)},
+                      detail(why_pause(row.config), row.note));
+    }
+    return table.render();
+}
+
+} // namespace
+
+std::string format_crash(const std::vector<CrashRow>& rows, bool color)
+{
     return fmt::format(
         "{}\nA worker holding a key's lock (for 10 s) is killed with SIGKILL; how soon "
         "does the next increment of that key succeed?\n'committed': increments "
         "answered 2xx, before and after the kill; 'final' must equal it.\n\n{}",
-        paint("Act 2: the crash", "1", color), table.render());
+        paint("Act 2: the crash", "1", color), crash_table(rows, color));
 }
 
 std::string format_two_servers(const std::vector<TwoServerRow>& rows, const RaceSizes& sizes,
-                               bool color)
+                               bool color, const std::string& postgres_skipped)
 {
     Table table(
         {"mode", "flags", "w x t", "sent", "A / B", "final", "lost", "waited", "verdict", "theory"},
@@ -244,10 +208,12 @@ std::string format_two_servers(const std::vector<TwoServerRow>& rows, const Race
     for (const auto& row : rows) {
         const bool loses = row.judgement.observed == Verdict::loses_updates;
         std::string flags = describe(row.config);
-        flags = flags.substr(flags.find(' ') + 1, flags.rfind(" -w") - flags.find(' ') - 1);
+        const auto first = flags.find(" --");
+        flags = first < flags.rfind(" -w") ? flags.substr(first + 1, flags.rfind(" -w") - first - 1)
+                                           : std::string();
         const int ok = row.a.ok + row.b.ok;
         table.add_row({{std::string(to_string(row.config.mode))},
-                       {row.config.preload || !row.config.lock_name.empty() ? flags : "-"},
+                       {flags.empty() ? "-" : flags},
                        {workers_x_threads(row.config)},
                        {std::to_string(row.a.sent + row.b.sent)},
                        {fmt::format("{} / {}", row.a.ok, row.b.ok)},
@@ -261,82 +227,61 @@ std::string format_two_servers(const std::vector<TwoServerRow>& rows, const Race
     return fmt::format(
         "{}\nTwo servers (two masters on two ports) share one data directory, like two machines "
         "behind a load balancer; {} increments of one counter alternate between them, {} at a "
-        "time, each holding the lock {} ms.\n'A / B': increments each server committed.\n\n{}"
-        "PostgreSQL (a lock held by a database server, for many machines): its rows come with "
-        "the postgres lock mode, not run here.\n",
+        "time, each holding the lock {} ms.\n'A / B': increments each server committed.\n\n{}{}",
         paint("Act 3: two servers", "1", color), sizes.requests, sizes.concurrency, sizes.hold_ms,
-        table.render());
+        table.render(),
+        postgres_skipped.empty() ? ""
+                                 : fmt::format("PostgreSQL rows skipped: {}.\n", postgres_skipped));
 }
+
+std::string format_postgres_holders(const std::vector<CrashRow>& crash,
+                                    const std::vector<PauseRow>& pause, bool color)
+{
+    if (crash.empty() && pause.empty()) return {};
+    return fmt::format(
+        "{}\nA worker holding a key in postgres mode (its lock is PostgreSQL's advisory lock, "
+        "held by the worker's session) is killed with SIGKILL; how soon does the next "
+        "increment succeed?\n\n{}\nThe holder is stopped with SIGSTOP instead, inside a "
+        "{} ms hold; increments with timeout_ms are sent while it sleeps, then SIGCONT.\n"
+        "'while paused': increments that answered 503 naming the paused pid as the owner; "
+        "'committed' includes the holder's.\n\n{}",
+        paint("Act 3: a PostgreSQL holder that dies, and one that sleeps", "1", color),
+        crash_table(crash, color), kPauseHoldMs, pause_table(pause, color));
+}
+
+namespace {
+
+// Every row's status, in the order the acts print them.
+std::vector<RowStatus> statuses(const DemoResults& results)
+{
+    std::vector<RowStatus> out;
+    for (const auto& row : results.race) out.push_back(row.judgement.status);
+    for (const auto& row : results.crash) out.push_back(row.status);
+    for (const auto& row : results.two_servers) out.push_back(row.judgement.status);
+    for (const auto& row : results.postgres_crash) out.push_back(row.status);
+    for (const auto& row : results.postgres_pause) out.push_back(row.status);
+    return out;
+}
+
+} // namespace
 
 std::string format_summary(const DemoResults& results, bool color)
 {
-    int total = 0;
-    int matching = 0;
-    for (const auto& row : results.race) {
-        ++total;
-        matching += row.judgement.status == RowStatus::as_predicted ? 1 : 0;
-    }
-    for (const auto& row : results.crash) {
-        ++total;
-        matching += row.status == RowStatus::as_predicted ? 1 : 0;
-    }
-    for (const auto& row : results.two_servers) {
-        ++total;
-        matching += row.judgement.status == RowStatus::as_predicted ? 1 : 0;
-    }
-    const bool all = total > 0 && matching == total;
+    const std::vector<RowStatus> all_rows = statuses(results);
+    const auto matching = std::count(all_rows.begin(), all_rows.end(), RowStatus::as_predicted);
+    const bool all = all_as_predicted(results);
     const std::string text =
-        fmt::format("{} of {} rows as the theory predicts ({:.1f} s){}", matching, total,
+        fmt::format("{} of {} rows as the theory predicts ({:.1f} s){}", matching, all_rows.size(),
                     results.seconds, all ? "." : ": the result is not proof, see the notes above.");
     return paint(text, all ? kGreen : kRed, color) + "\n";
 }
 
-nlohmann::json chrome_trace(const std::vector<RaceRow>& rows)
-{
-    nlohmann::json events = nlohmann::json::array();
-    for (const auto& row : rows) {
-        for (auto event : row.chrome) {
-            // Name each worker's track after its row: the rows' servers ran one after another.
-            if (event.value("name", "") == "process_name")
-                event["args"]["name"] =
-                    describe(row.config) + ": " + event["args"].value("name", "");
-            events.push_back(std::move(event));
-        }
-    }
-    return {{"traceEvents", std::move(events)}, {"displayTimeUnit", "ms"}};
-}
-
-nlohmann::json to_json(const DemoResults& results)
-{
-    nlohmann::json race = nlohmann::json::array();
-    for (const auto& row : results.race) race.push_back(race_json(row));
-    nlohmann::json crash = nlohmann::json::array();
-    for (const auto& row : results.crash) crash.push_back(crash_json(row));
-    nlohmann::json two_servers = nlohmann::json::array();
-    for (const auto& row : results.two_servers) two_servers.push_back(two_servers_json(row));
-    return {{"sizes",
-             {{"requests", results.sizes.requests},
-              {"concurrency", results.sizes.concurrency},
-              {"hold_ms", results.sizes.hold_ms},
-              {"workers", results.sizes.workers},
-              {"threads", results.sizes.threads}}},
-            {"race", race},
-            {"crash", crash},
-            {"two_servers", two_servers},
-            {"seconds", results.seconds},
-            {"all_as_predicted", all_as_predicted(results)}};
-}
-
 bool all_as_predicted(const DemoResults& results)
 {
-    if (results.race.empty() && results.crash.empty() && results.two_servers.empty()) return false;
-    for (const auto& row : results.race)
-        if (row.judgement.status != RowStatus::as_predicted) return false;
-    for (const auto& row : results.two_servers)
-        if (row.judgement.status != RowStatus::as_predicted) return false;
-    for (const auto& row : results.crash)
-        if (row.status != RowStatus::as_predicted) return false;
-    return true;
+    const std::vector<RowStatus> all_rows = statuses(results);
+    return !all_rows.empty() && std::all_of(all_rows.begin(), all_rows.end(), [](RowStatus s) {
+        return s == RowStatus::as_predicted;
+    });
 }
 
 } // namespace forklock::demo

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "crash_act.h"
+#include "pause_row.h"
 #include "race_act.h"
 #include "two_servers_act.h"
 
@@ -17,15 +18,22 @@ struct DemoResults {
     RaceSizes sizes;
     std::vector<RaceRow> race;
     std::vector<CrashRow> crash;
-    std::vector<TwoServerRow> two_servers;
+    std::vector<TwoServerRow> two_servers; // the postgres row last, when it ran
+    std::vector<CrashRow> postgres_crash;  // Act 3's holder rows in postgres mode
+    std::vector<PauseRow> postgres_pause;
+    std::string postgres_skipped; // why Act 3's postgres rows did not run; empty when they ran
     double seconds = 0;
 };
 
 std::string format_race(const std::vector<RaceRow>& rows, const RaceSizes& sizes, bool color);
 std::string format_crash(const std::vector<CrashRow>& rows, bool color);
-// Act 3, with the line that says the PostgreSQL rows come with the postgres mode.
+// Act 3's two-server table; `postgres_skipped` (non-empty) adds the one line saying why its
+// PostgreSQL rows did not run.
 std::string format_two_servers(const std::vector<TwoServerRow>& rows, const RaceSizes& sizes,
-                               bool color);
+                               bool color, const std::string& postgres_skipped = {});
+// Act 3's PostgreSQL holders, killed and paused; empty when neither row ran.
+std::string format_postgres_holders(const std::vector<CrashRow>& crash,
+                                    const std::vector<PauseRow>& pause, bool color);
 // The closing line: every row as predicted, or which were not.
 std::string format_summary(const DemoResults& results, bool color);
 

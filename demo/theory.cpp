@@ -60,7 +60,9 @@ Verdict predict_two_servers(const ServerConfig& config)
 {
     const bool named = !config.lock_name.empty() && config.lock_share &&
                        (config.mode == LockMode::semaphore || config.mode == LockMode::mutex);
-    return config.mode == LockMode::flock || named ? Verdict::safe : Verdict::loses_updates;
+    const bool kernel_or_database =
+        config.mode == LockMode::flock || config.mode == LockMode::postgres;
+    return kernel_or_database || named ? Verdict::safe : Verdict::loses_updates;
 }
 
 std::string_view why_two_servers(const ServerConfig& config)
@@ -72,6 +74,9 @@ std::string_view why_two_servers(const ServerConfig& config)
     }
     if (config.mode == LockMode::flock)
         return "one kernel: both servers open the same lock files in the shared data directory";
+    if (config.mode == LockMode::postgres)
+        return "one database server: both servers lock the key's advisory id in it, as they "
+               "would from two machines";
     return "one machine: both servers open /dev/shm/forklock-NAME, so there is one table";
 }
 
@@ -99,6 +104,28 @@ RaceJudgement judge_two_servers(const ServerConfig& config, const TwoServerCount
     return judgement;
 }
 
+std::string_view to_string(PauseVerdict verdict)
+{
+    return verdict == PauseVerdict::held_while_paused ? "held while paused"
+                                                      : "released while paused";
+}
+
+PauseVerdict predict_pause(const ServerConfig& config)
+{
+    const bool excludes = config.mode != LockMode::none && config.mode != LockMode::thread;
+    return excludes ? PauseVerdict::held_while_paused : PauseVerdict::released_while_paused;
+}
+
+std::string_view why_pause(const ServerConfig& config)
+{
+    if (config.mode == LockMode::postgres)
+        return "a stopped process still has its connection open, so its session and the "
+               "session's locks live on: PostgreSQL cannot tell paused from slow";
+    return predict_pause(config) == PauseVerdict::held_while_paused
+               ? "nothing died, so nothing releases the lock of a stopped holder"
+               : "this mode does not exclude processes";
+}
+
 CrashVerdict predict_crash(const ServerConfig& config)
 {
     return config.mode == LockMode::semaphore && !config.lock_recovery ? CrashVerdict::stays_locked
@@ -114,6 +141,9 @@ std::string_view why_crash(const ServerConfig& config)
                    : "a semaphore has no owner, so nobody ever posts it again";
     case LockMode::mutex: return "robust mutex: the next locker gets EOWNERDEAD and takes over";
     case LockMode::flock: return "the kernel drops a dead process's file locks";
+    case LockMode::postgres:
+        return "the dead worker's socket closes, so PostgreSQL ends its session and releases "
+               "the session's advisory locks";
     default: return "this mode does not exclude processes";
     }
 }
@@ -179,6 +209,41 @@ CrashJudgement judge_crash(const ServerConfig& config, const CrashFacts& facts)
         judgement.note = fmt::format("theory says {}", to_string(predict_crash(config)));
     else if (!facts.replaced)
         judgement.note = "the master did not replace the killed worker within 10 s";
+    else if (facts.final != facts.committed)
+        judgement.note = fmt::format("{} increments committed but the counter says {}",
+                                     facts.committed, facts.final);
+    else
+        judgement.status = RowStatus::as_predicted;
+    return judgement;
+}
+
+PauseJudgement judge_pause(const ServerConfig& config, const PauseFacts& facts)
+{
+    PauseJudgement judgement;
+    judgement.observed =
+        facts.admitted > 0 ? PauseVerdict::released_while_paused : PauseVerdict::held_while_paused;
+    if (!facts.paused_holding) {
+        judgement.note = "the holder finished before it was paused";
+        return judgement;
+    }
+    if (judgement.observed == PauseVerdict::held_while_paused && facts.refused < facts.probes) {
+        judgement.note = fmt::format("{} of {} increments sent during the pause answered 503",
+                                     facts.refused, facts.probes);
+        return judgement;
+    }
+    if (judgement.observed == PauseVerdict::held_while_paused && facts.refused_past_hold == 0) {
+        judgement.note = "no increment was refused after the holder's own hold had ended";
+        return judgement;
+    }
+    judgement.status = RowStatus::unexpected;
+    if (judgement.observed != predict_pause(config))
+        judgement.note =
+            fmt::format("theory says {} ({} of {} increments got the key)",
+                        to_string(predict_pause(config)), facts.admitted, facts.probes);
+    else if (!facts.holder_finished)
+        judgement.note = "the paused holder's increment did not answer 200 after SIGCONT";
+    else if (!facts.freed_after)
+        judgement.note = "the key was not usable again after SIGCONT";
     else if (facts.final != facts.committed)
         judgement.note = fmt::format("{} increments committed but the counter says {}",
                                      facts.committed, facts.final);

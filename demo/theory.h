@@ -30,11 +30,21 @@ std::string_view why_crash(const ServerConfig& config);
 
 // Act 3: two servers (two masters, their own workers) on one data directory, increments
 // alternating between them. A lock excludes across servers only if both find it without
-// inheriting it: the kernel's (flock) or a named table both open (--lock-name, --lock-share);
-// --preload gives each master its own table. (PostgreSQL's, for many machines, comes with the
-// postgres mode.)
+// inheriting it: the kernel's (flock), a named table both open (--lock-name, --lock-share), or
+// the database server's (postgres, which would work across machines too); --preload gives each
+// master its own table.
 Verdict predict_two_servers(const ServerConfig& config);
 std::string_view why_two_servers(const ServerConfig& config);
+
+// Act 3, a paused holder (SIGSTOP): nothing died, so nothing is released. A paused process keeps
+// its connections open, so PostgreSQL keeps its session and the session's locks for as long as
+// the pause lasts; waiters with timeout_ms answer 503 and write nothing; SIGCONT lets the holder
+// finish and the key is free again. Every excluding mode predicts the same; the row runs in
+// postgres mode, where "the lock lives as long as the session" is the contract.
+enum class PauseVerdict { held_while_paused, released_while_paused };
+std::string_view to_string(PauseVerdict verdict);
+PauseVerdict predict_pause(const ServerConfig& config);
+std::string_view why_pause(const ServerConfig& config);
 
 // What one two-server run measured.
 struct TwoServerCounts {
@@ -46,7 +56,6 @@ struct TwoServerCounts {
     int served_by_b = 0;
     int waited = 0;
 };
-
 
 // What one race run measured, and how it compares with the prediction.
 struct RaceCounts {
@@ -88,5 +97,27 @@ struct CrashJudgement {
 };
 
 CrashJudgement judge_crash(const ServerConfig& config, const CrashFacts& facts);
+
+// What one pause run saw.
+struct PauseFacts {
+    bool paused_holding = false;  // the holder was stopped before its increment answered
+    int probes = 0;               // increments with timeout_ms sent while it was stopped
+    int refused = 0;              // of them, 503 (timeout_ms elapsed) naming the paused holder
+    int refused_past_hold = 0;    // of those, answered after the holder's hold_ms had run out:
+                                  // only the pause kept the key locked then
+    int admitted = 0;             // of them, 200: the key was free while its holder slept
+    bool holder_finished = false; // the holder's increment answered 200 after SIGCONT
+    bool freed_after = false;     // a later increment of the key succeeded
+    int committed = 0;            // 2xx increments, the holder's included
+    long final = -1;              // the counter at the end
+};
+
+struct PauseJudgement {
+    PauseVerdict observed = PauseVerdict::held_while_paused;
+    RowStatus status = RowStatus::inconclusive;
+    std::string note;
+};
+
+PauseJudgement judge_pause(const ServerConfig& config, const PauseFacts& facts);
 
 } // namespace forklock::demo

@@ -36,9 +36,15 @@ std::string env_or_fail(const char* name)
     return value;
 }
 
-// A private TMPDIR for one demo run: its servers' directories land there, so the test can see
-// whether any of them (or their processes) outlive the demo.
+// A private TMPDIR for one demo run: its servers' directories land there (Act 3's PostgreSQL's
+// too), so the test can see whether any of them (or their processes) outlive the demo.
 struct ScratchDir {
+    ScratchDir()
+    {
+        // Searchable by others: under root the PostgreSQL runs as `nobody`, in a directory in here.
+        fs::permissions(dir.path(), fs::perms::others_exec | fs::perms::group_exec,
+                        fs::perm_options::add);
+    }
     forklock::harness::TempDir dir{"test_demo"};
     [[nodiscard]] const fs::path& path() const { return dir.path(); }
 };
@@ -136,6 +142,7 @@ const std::map<std::tuple<std::string, bool, bool>, std::string> kExpectedTwoSer
     {{"mutex", true, false}, "loses updates"}, // each master has its own table
     {{"flock", false, false}, "safe"},         // one kernel
     {{"mutex", false, true}, "safe"},          // one machine, one name
+    {{"postgres", false, false}, "safe"},      // one database server, wherever the servers run
 };
 
 RowKey key_of(const nlohmann::json& row)
@@ -187,6 +194,26 @@ void check_race_row(const nlohmann::json& row)
     if (row["workers"].get<int>() > 1) CHECK(row["worker_pids"].size() >= 2);
 }
 
+// Act 3's paused holder: every increment sent during the pause was refused (503 naming it),
+// the holder finished after SIGCONT, the key was free again, and nothing was lost.
+void check_pause_row(const nlohmann::json& row)
+{
+    INFO(row.dump());
+    CHECK(row["mode"] == "postgres");
+    CHECK(row["verdict"] == "held while paused");
+    CHECK(row["as_predicted"] == true);
+    CHECK(row["paused_holding"] == true);
+    CHECK(row["probes"].get<int>() > 0);
+    CHECK(row["refused"] == row["probes"]);
+    CHECK(row["admitted"] == 0);
+    CHECK(row["refused_past_hold"].get<int>() > 0); // refused when only the pause held the key
+    CHECK(row["paused_ms"].get<double>() >=
+          row["probes"].get<int>() * row["probe_timeout_ms"].get<int>());
+    CHECK(row["holder_finished"] == true);
+    CHECK(row["freed_after"] == true);
+    CHECK(row["final"] == row["committed"]);
+}
+
 void check_crash_row(const nlohmann::json& row)
 {
     INFO(row.dump());
@@ -220,6 +247,13 @@ TEST_CASE("forklock-demo --quick: every verdict as predicted, exit 0, nothing le
     for (const auto& row : report["crash"]) check_crash_row(row);
     REQUIRE(report["two_servers"].size() == kExpectedTwoServers.size());
     for (const auto& row : report["two_servers"]) check_two_servers_row(row);
+    // The suite has PostgreSQL (README's test command installs it): its rows must have run.
+    CHECK(report["postgres_skipped"] == "");
+    REQUIRE(report["postgres_crash"].size() == 1);
+    CHECK(report["postgres_crash"][0]["mode"] == "postgres");
+    check_crash_row(report["postgres_crash"][0]);
+    REQUIRE(report["postgres_pause"].size() == 1);
+    check_pause_row(report["postgres_pause"][0]);
     CHECK(demo_shm_names() == 0);
     CHECK(report["all_as_predicted"] == true);
     CHECK(rc == 0);
@@ -228,7 +262,8 @@ TEST_CASE("forklock-demo --quick: every verdict as predicted, exit 0, nothing le
 }
 
 // Ctrl-C once the demo's counter file `key` exists: in act 1 while 8 clients are mid-load, in
-// act 2 while a worker is about to hold (or holds) the crash key for 10 s.
+// act 2 while a worker is about to hold (or holds) the crash key for 10 s, in act 3 while a
+// worker is about to be (or is) stopped holding the pause key, with a PostgreSQL running.
 void interrupt_when_counter_exists(const std::vector<std::string>& args, const std::string& key)
 {
     const ScratchDir scratch;
@@ -253,6 +288,10 @@ TEST_CASE("forklock-demo: Ctrl-C stops every server it started and removes their
     SECTION("during the crash")
     {
         interrupt_when_counter_exists({"--quick", "--act", "2"}, "crash");
+    }
+    SECTION("during Act 3's paused PostgreSQL holder (its cluster is stopped too)")
+    {
+        interrupt_when_counter_exists({"--quick", "--act", "3"}, "pause");
     }
 }
 

@@ -272,7 +272,7 @@ TEST_CASE("judge_two_servers: both servers served, verdict as theory, or why not
         RowStatus::inconclusive);
 }
 
-TEST_CASE("report: Act 3 shows every row with its why and leaves PostgreSQL to its mode",
+TEST_CASE("report: Act 3 shows every row with its why, and why its PostgreSQL rows were skipped",
           "[demo_report]")
 {
     TwoServerRow row;
@@ -285,10 +285,82 @@ TEST_CASE("report: Act 3 shows every row with its why and leaves PostgreSQL to i
     CHECK(text.find("Act 3: two servers") != std::string::npos);
     CHECK(text.find("24 / 24") != std::string::npos);
     CHECK(text.find("two tables") != std::string::npos);
-    CHECK(text.find("PostgreSQL") != std::string::npos);
+    CHECK(text.find("PostgreSQL") == std::string::npos);
+    CHECK(format_two_servers({row}, RaceSizes{}, false, "not installed")
+              .find("PostgreSQL rows skipped: not installed.") != std::string::npos);
     CHECK(text.find('\x1b') == std::string::npos);
     DemoResults results;
     results.two_servers.push_back(row);
     CHECK(all_as_predicted(results));
     CHECK(to_json(results)["two_servers"][0]["lost"] == 18);
+}
+
+TEST_CASE("theory: PostgreSQL excludes across servers and releases a dead holder's key",
+          "[demo_theory]")
+{
+    const ServerConfig postgres = config(LockMode::postgres, false, 2);
+    CHECK(predict_two_servers(postgres) == Verdict::safe);
+    CHECK(why_two_servers(postgres).find("one database server") != std::string::npos);
+    CHECK(predict_crash(config(LockMode::postgres, true, 2)) == CrashVerdict::recovers);
+    CHECK(why_crash(postgres).find("PostgreSQL ends its session") != std::string::npos);
+    CHECK(predict_pause(postgres) == PauseVerdict::held_while_paused);
+    CHECK(why_pause(postgres).find("session") != std::string::npos);
+    CHECK(predict_pause(config(LockMode::none, false, 2)) == PauseVerdict::released_while_paused);
+}
+
+TEST_CASE("judge_pause: refused while paused, finished and free after SIGCONT, nothing lost",
+          "[demo_verdict]")
+{
+    const ServerConfig postgres = config(LockMode::postgres, true, 2, 2);
+    // paused_holding, probes, refused, refused_past_hold, admitted, holder_finished, freed_after,
+    // committed, final
+    CHECK(judge_pause(postgres, {true, 3, 3, 1, 0, true, true, 6, 6}).status ==
+          RowStatus::as_predicted);
+    const auto admitted = judge_pause(postgres, {true, 3, 2, 1, 1, true, true, 7, 7});
+    CHECK(admitted.status == RowStatus::unexpected);
+    CHECK(admitted.observed == PauseVerdict::released_while_paused);
+    CHECK(judge_pause(postgres, {true, 3, 3, 1, 0, false, true, 5, 5}).status ==
+          RowStatus::unexpected);
+    CHECK(judge_pause(postgres, {true, 3, 3, 1, 0, true, false, 5, 5}).status ==
+          RowStatus::unexpected);
+    CHECK(judge_pause(postgres, {true, 3, 3, 1, 0, true, true, 6, 5}).status ==
+          RowStatus::unexpected);
+    CHECK(judge_pause(postgres, {false, 3, 0, 0, 0, true, true, 6, 6}).note ==
+          "the holder finished before it was paused");
+    CHECK(judge_pause(postgres, {true, 3, 2, 1, 0, true, true, 6, 6}).status ==
+          RowStatus::inconclusive);
+    // Refused only within the holder's own hold: the pause kept nothing locked.
+    CHECK(judge_pause(postgres, {true, 3, 3, 0, 0, true, true, 6, 6}).status ==
+          RowStatus::inconclusive);
+}
+
+TEST_CASE("report: the PostgreSQL holders' rows are shown, counted and in the JSON",
+          "[demo_report]")
+{
+    DemoResults results;
+    CrashRow crash;
+    crash.config = config(LockMode::postgres, true, 2, 2);
+    crash.freed = true;
+    crash.freed_after_ms = 1.3;
+    crash.status = RowStatus::as_predicted;
+    results.postgres_crash.push_back(crash);
+    PauseRow pause;
+    pause.config = crash.config;
+    pause.paused_pid = 4242;
+    pause.probes = pause.refused = 3;
+    pause.probe_timeout_ms = 300;
+    pause.holder_finished = pause.freed_after = true;
+    pause.status = RowStatus::as_predicted;
+    results.postgres_pause.push_back(pause);
+    const std::string text =
+        format_postgres_holders(results.postgres_crash, results.postgres_pause, false);
+    CHECK(text.find("after 1.3 ms") != std::string::npos);
+    CHECK(text.find("3 of 3: 503 (300 ms)") != std::string::npos);
+    CHECK(text.find("4242") != std::string::npos);
+    CHECK(format_postgres_holders({}, {}, false).empty());
+    CHECK(all_as_predicted(results));
+    CHECK(format_summary(results, false).find("2 of 2 rows") != std::string::npos);
+    CHECK(to_json(results)["postgres_pause"][0]["refused"] == 3);
+    results.postgres_pause[0].status = RowStatus::unexpected;
+    CHECK_FALSE(all_as_predicted(results));
 }
