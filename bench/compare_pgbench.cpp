@@ -196,12 +196,13 @@ int compare(const Settings& s)
                 fmt::format("{}", fmt::join(spec.args, " ")).c_str(), c.wrk.c_str(),
                 c.simple.c_str(), c.prepared.c_str());
     std::fflush(stdout);
+    // Before the load: its aftermath (a busy machine, PostgreSQL's own work) doubled this figure.
+    const auto trips = forklock::bench::measure_round_trips(cluster.conninfo(), 2000);
     const Figures f = measure(s, c);
     if (f.forklock.empty()) return 130;
     report(f);
-    const auto trips = forklock::bench::measure_round_trips(cluster.conninfo(), 2000);
-    std::printf("one round trip (bench_postgres): try_lock refused %.1f us, lock + unlock "
-                "%.1f us; load after: %s\n",
+    std::printf("round trips (bench_postgres), before the runs: try_lock refused %.1f us, "
+                "lock + unlock %.1f us; load after: %s\n",
                 trips.refused_us, trips.lock_unlock_us, loadavg().c_str());
     return g_stop ? 130 : 0;
 }
