@@ -4,8 +4,11 @@
 // mode on one data directory (safe: one database server), a holder killed with SIGKILL (is the
 // key usable again, and how fast) and a holder paused with SIGSTOP (the lock lives as long as
 // its session). The cluster is stopped and its directory removed before run_postgres_rows
-// returns, also when a row fails or Ctrl-C unwinds through it. Without PostgreSQL 15 installed,
-// or a demo built without libpq, the rows are skipped and `skipped` says why in one line.
+// returns, also when a row fails or Ctrl-C unwinds through it. A second Ctrl-C (interrupt.h:
+// exit at once) still ends the postmaster (PR_SET_PDEATHSIG, and the terminal's SIGINT reaches
+// it too) but leaves its directory in $TMPDIR: only a live owner removes it. Without PostgreSQL
+// 15 installed, or a demo built without libpq, the rows are skipped and `skipped` says why in
+// one line. Construct on the main thread: the cluster dies with the thread that made it.
 
 #include <filesystem>
 #include <string>

@@ -25,7 +25,7 @@ struct TwoServerRow {
 };
 
 // The rows: mutex --preload (loses updates), flock (safe), mutex --lock-name --lock-share
-// (safe). The PostgreSQL rows come with the postgres mode.
+// (safe). The postgres row needs a PostgreSQL, so postgres_rows.h runs it (and its holder rows).
 std::vector<ServerConfig> two_server_scenarios(const RaceSizes& sizes);
 
 TwoServerRow run_two_servers(const std::filesystem::path& server, const ServerConfig& config,
