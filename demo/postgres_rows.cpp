@@ -34,9 +34,9 @@ std::string label(int row, int rows, const ServerConfig& config, const char* wha
 }
 
 // Every row inconclusive with the cluster's error: nothing was measured.
-PostgresRows failed_rows(const std::string& error)
+PostgresRows failed_rows(const RaceSizes& sizes, const std::string& error)
 {
-    const PostgresConfigs configs = postgres_configs(RaceSizes{}, "");
+    const PostgresConfigs configs = postgres_configs(sizes, "");
     PostgresRows rows;
     TwoServerRow two;
     two.config = configs.two_servers;
@@ -70,7 +70,7 @@ PostgresRows run_postgres_rows(const std::filesystem::path& server, const RaceSi
         cluster = std::make_unique<harness::PgCluster>();
     } catch (const std::exception& error) {
         throw_if_interrupted(); // a Ctrl-C from the terminal reaches initdb and postgres too
-        return failed_rows(error.what());
+        return failed_rows(sizes, error.what());
     }
     const PostgresConfigs configs = postgres_configs(sizes, cluster->conninfo());
     PostgresRows out;
