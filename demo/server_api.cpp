@@ -72,6 +72,8 @@ TraceWitness ServerApi::analysis(const std::string& key) const
     witness.increments = field_or<long>(body, "increments", 0);
     witness.overlaps = field_or<long>(body, "overlaps", 0);
     witness.lost = field_or<long>(body, "lost", 0);
+    witness.lost_min = field_or<long>(body, "lost_min", witness.lost);
+    witness.lost_max = field_or<long>(body, "lost_max", witness.lost);
     if (body.contains("examples") && body["examples"].is_array())
         for (const auto& example : body["examples"])
             witness.examples.push_back(example.value("text", std::string()));

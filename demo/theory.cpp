@@ -161,9 +161,12 @@ std::string trace_disagreement(const RaceCounts& counts, Verdict observed)
                            counts.ok);
     if (observed == Verdict::safe && trace.overlaps > 0)
         return fmt::format("nothing was lost, yet the trace witnessed {} overlaps", trace.overlaps);
-    if (trace.lost != counts.ok - counts.final)
-        return fmt::format("the trace explains {} of the {} lost updates", trace.lost,
-                           counts.ok - counts.final);
+    const long lost = counts.ok - counts.final;
+    if (lost < trace.lost_min || lost > trace.lost_max)
+        return trace.lost_min == trace.lost_max
+                   ? fmt::format("the trace explains {} of the {} lost updates", trace.lost, lost)
+                   : fmt::format("the trace explains {} to {} of the {} lost updates",
+                                 trace.lost_min, trace.lost_max, lost);
     return {};
 }
 

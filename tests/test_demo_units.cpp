@@ -22,7 +22,13 @@ ServerConfig config(LockMode mode, bool preload, int workers, int threads = 1)
 RaceCounts counts(int ok, long final, int pids)
 {
     const long lost = ok - final;
-    return {ok, ok, 0, final, pids, ok / 2, TraceWitness{ok, lost > 0 ? 2 * lost : 0, lost, {}}};
+    return {ok,
+            ok,
+            0,
+            final,
+            pids,
+            ok / 2,
+            TraceWitness{ok, lost > 0 ? 2 * lost : 0, lost, {}, lost, lost}};
 }
 
 } // namespace
@@ -133,9 +139,17 @@ TEST_CASE("judge_race: a trace that disagrees with the counter makes the row unc
     CHECK(judgement.note == "nothing was lost, yet the trace witnessed 3 overlaps");
 
     RaceCounts unexplained = counts(100, 40, 4);
-    unexplained.trace->lost = 59;
+    unexplained.trace->lost = unexplained.trace->lost_min = unexplained.trace->lost_max = 59;
     CHECK(judge_race(losing, unexplained).note == "the trace explains 59 of the 60 lost updates");
     CHECK(judge_race(losing, unexplained).status == RowStatus::inconclusive);
+
+    // Two writes that ended at once: the trace's 61 may be 60 if the other one landed last.
+    RaceCounts ambiguous = counts(100, 40, 4);
+    ambiguous.trace->lost = ambiguous.trace->lost_max = 61;
+    ambiguous.trace->lost_min = 60;
+    CHECK(judge_race(losing, ambiguous).status == RowStatus::as_predicted);
+    ambiguous.trace->lost_min = 61;
+    CHECK(judge_race(losing, ambiguous).note == "the trace explains 61 of the 60 lost updates");
 
     RaceCounts missed = counts(100, 40, 4);
     missed.trace->increments = 99;

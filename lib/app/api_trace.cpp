@@ -128,6 +128,8 @@ Response Api::analysis(const Request& request) const
                         {"increments", a.increments},
                         {"overlaps", a.overlaps},
                         {"lost", a.lost},
+                        {"lost_min", a.lost_min},
+                        {"lost_max", a.lost_max},
                         {"examples", std::move(examples)},
                         {"times", "ms from each example's first read"},
                         {"records_dropped", got.dropped}});

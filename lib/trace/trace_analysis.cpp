@@ -94,8 +94,52 @@ std::vector<std::vector<const TraceRecord*>> racing(std::vector<const TraceRecor
     return runs;
 }
 
+struct Replay {
+    std::uint64_t lost = 0, lost_min = 0, lost_max = 0;
+};
+
+std::uint64_t clamped(std::uint64_t lost) noexcept
+{
+    return static_cast<std::int64_t>(lost) > 0 ? lost : 0;
+}
+
+// Differences of counter values, modulo 2^64 as the replay counts, as a signed shift.
+std::int64_t shift(std::uint64_t to, std::uint64_t from) noexcept
+{
+    return static_cast<std::int64_t>(to - from);
+}
+
+// The range of `lost` over the other orders the records allow (trace_analysis.h): the sum is
+// n - (last write - first read), so only two choices matter. The value before the first write
+// landed was read by every section that read before it; the section whose write landed first
+// acquired before the first section by unlock_ns ended, so its read is among those. The write that
+// landed last is the last section's or one that ended after the last section acquired.
+void widen(Replay& replay, const std::vector<const TraceRecord*>& sections, std::size_t first_reset,
+           std::size_t since_reset, std::uint64_t final_value)
+{
+    std::int64_t first_low = 0, first_high = 0, last_low = 0, last_high = 0;
+    if (first_reset > 0) { // the story starts with a write: its initial value is not known
+        const TraceRecord* first = sections.front();
+        for (std::size_t i = 1; i < first_reset; ++i) {
+            if (sections[i]->acquired_ns >= first->unlock_ns) continue;
+            first_low = std::min(first_low, shift(sections[i]->read, first->read));
+            first_high = std::max(first_high, shift(sections[i]->read, first->read));
+        }
+    }
+    const TraceRecord* last = sections.back();
+    if (last->outcome != TraceOutcome::reset) {
+        for (std::size_t i = since_reset; i + 1 < sections.size(); ++i) {
+            if (sections[i]->unlock_ns <= last->acquired_ns) continue;
+            last_low = std::min(last_low, shift(final_value, sections[i]->wrote));
+            last_high = std::max(last_high, shift(final_value, sections[i]->wrote));
+        }
+    }
+    replay.lost_min = clamped(replay.lost + static_cast<std::uint64_t>(first_low + last_low));
+    replay.lost_max = clamped(replay.lost + static_cast<std::uint64_t>(first_high + last_high));
+}
+
 // replay_lost: the file's story (see trace_analysis.h), from the key's written and reset records.
-std::uint64_t replay_lost(std::vector<const TraceRecord*> sections)
+Replay replay_lost(std::vector<const TraceRecord*> sections)
 {
     std::stable_sort(sections.begin(), sections.end(),
                      [](auto* x, auto* y) { return x->unlock_ns < y->unlock_ns; });
@@ -103,10 +147,14 @@ std::uint64_t replay_lost(std::vector<const TraceRecord*> sections)
     // Modulo 2^64, as the counter itself counts (read + 1 wraps): a counter near 2^63 made the
     // signed differences overflow; the sum is right whenever the true one fits in 63 bits.
     std::uint64_t value = 0, lost = 0;
-    for (const TraceRecord* r : sections) {
+    std::size_t first_reset = sections.size(), since_reset = 0;
+    for (std::size_t i = 0; i < sections.size(); ++i) {
+        const TraceRecord* r = sections[i];
         if (r->outcome == TraceOutcome::reset) {
             value = 0;
             known = true;
+            first_reset = std::min(first_reset, i);
+            since_reset = i + 1;
             continue;
         }
         if (!known) value = r->read;
@@ -114,7 +162,10 @@ std::uint64_t replay_lost(std::vector<const TraceRecord*> sections)
         lost += value - r->read; // 0: it read what the file held
         value = r->wrote;
     }
-    return static_cast<std::int64_t>(lost) > 0 ? lost : 0;
+    Replay replay{lost, 0, 0};
+    if (!sections.empty()) widen(replay, sections, first_reset, since_reset, value);
+    replay.lost = clamped(lost);
+    return replay;
 }
 
 } // namespace
@@ -148,7 +199,10 @@ TraceAnalysis analyze_trace(const std::vector<TraceRecord>& records, std::string
         by_read[r.read].push_back(&r);
         file_story.push_back(&r);
     }
-    a.lost = replay_lost(std::move(file_story));
+    const Replay replay = replay_lost(std::move(file_story));
+    a.lost = replay.lost;
+    a.lost_min = replay.lost_min;
+    a.lost_max = replay.lost_max;
     std::vector<std::vector<const TraceRecord*>> groups;
     for (auto& [value, same_read] : by_read)
         for (auto& group : racing(std::move(same_read)))

@@ -12,8 +12,13 @@
 // update since that value, its own included, and a reset sets the file to 0. Summed, that is
 // exactly increments - (last value written - first value read) since the last reset: what a
 // client computes as committed minus final, here found from the records alone, so the two can
-// check each other. (Two writes that end within a clock read of each other may be replayed in the
-// wrong order; the sum then differs by the difference of their values.)
+// check each other. The sum depends only on the value before the first write landed and on which
+// write landed last, and the records tell those only up to their windows: a section reads and
+// writes between its acquired_ns and its unlock_ns, and a writer preempted between its pwrite and
+// its clock read ends "later" than a write that landed after its own. lost replays the order of
+// unlock_ns; [lost_min, lost_max] spans every order the windows allow (trace_analysis.cpp), and a
+// client's committed minus final lies in it. Sections that never overlap give one order: then
+// lost_min == lost == lost_max.
 // Examples: the groups of written records that read one value while racing (each read before an
 // earlier one of the group wrote), told in time order: k of them lost k - 1 updates.
 
@@ -36,6 +41,8 @@ struct TraceAnalysis {
     std::uint64_t increments = 0; // written records of the key
     std::uint64_t overlaps = 0;
     std::uint64_t lost = 0;
+    std::uint64_t lost_min = 0; // lost_min <= lost <= lost_max: which write landed last (above)
+    std::uint64_t lost_max = 0;
     std::vector<TraceExample> examples; // the first groups that lost updates, oldest first
 };
 

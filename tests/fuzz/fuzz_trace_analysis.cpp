@@ -123,12 +123,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check(a.examples.size() <= 2, "examples <= max_examples");
         for (const auto& ex : a.examples)
             check(ex.seqs.size() >= 2, "an example tells >= 2 records");
+        check(a.lost_min <= a.lost && a.lost <= a.lost_max, "lost_min <= lost <= lost_max");
         return 0;
     }
     Simulation s = simulate(in);
     auto a = forklock::analyze_trace(s.records, "k");
     check(a.increments == s.increments, "increments == written sections");
     check(a.lost <= a.increments, "lost <= increments");
+    check(a.lost_min <= a.lost && a.lost <= a.lost_max, "lost_min <= lost <= lost_max");
+    if (!s.overlapped) check(a.lost_min == a.lost_max, "serial sections: one order");
     if (!s.reset)
         check(a.lost == s.increments - (s.final_value - s.initial),
               "lost == increments - (final - initial)");
