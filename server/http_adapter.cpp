@@ -236,8 +236,8 @@ bufferevent* HttpLoop::on_connection(event_base* base, void* self)
     // out.
     bufferevent* bev = new_screened_bufferevent(
         base, loop->shared_.timeouts, [loop] { loop->connection_closed(); },
-        [loop](const SimpleGet& get, bool from_loopback, std::string& out) {
-            return loop->serve_simple(get, from_loopback, out);
+        [loop](const SimpleRequest& simple, bool from_loopback, std::string& out) {
+            return loop->serve_simple(simple, from_loopback, out);
         });
     if (bev == nullptr) // evhttp makes its own, which we can't count
         loop->shared_.scoreboard->slot(loop->shared_.slot).connections.fetch_sub(1);
@@ -376,16 +376,17 @@ void HttpLoop::serve(evhttp_request* req)
     accept_again();
 }
 
-// serve_simple: serve() for a simple GET (see the header), the response's bytes into `out`.
-bool HttpLoop::serve_simple(const SimpleGet& get, bool from_loopback, std::string& out)
+// serve_simple: serve() for a simple request (see the header), the response's bytes into `out`.
+bool HttpLoop::serve_simple(const SimpleRequest& simple, bool from_loopback, std::string& out)
 {
     if (stopping_ || shared_.timeouts.keepalive.count() == 0 || access_log_enabled() ||
-        get.bytes > kMaxHeaderBytes) // convert()'s 414 and 431 need no checking below this
+        simple.bytes > kMaxHeaderBytes) // convert()'s 414 and 431 need no checking below this
         return false;
     WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
     slot.busy_threads.fetch_add(1, std::memory_order_relaxed);
     turn_.served();
-    Request request{"GET", std::string(get.path), std::string(get.query)};
+    Request request{std::string(simple.method), std::string(simple.path),
+                    std::string(simple.query)};
     request.token = query_string(request.query, "token").value_or(""); // no X-Forklock-Token
     request.from_loopback = from_loopback;
     const Response response = shared_.api->handle(request);

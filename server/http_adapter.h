@@ -27,14 +27,14 @@
 // as it lasts (a core busy, nothing served): the loop stops accepting for kAcceptBackoff, or
 // until one of its connections closes, and logs once per episode (nginx waits 500 ms too).
 //
-// Simple GETs. A GET that one read brings whole to an idle keep-alive connection, with none of the
-// headers that change evhttp's framing (simple_get.h), is answered without evhttp: the screened
-// connection hands it to serve_simple(), which calls the Api as serve() does and formats the
-// bytes evhttp would have written. Per /healthz that saves evhttp's request object, its header
-// parsing and copying, its printf-built response head, and two epoll_ctl calls (evhttp disables
-// reading for each request and enables it again). It is declined (evhttp answers as before) while
-// stopping, without keep-alive, and with the access log on, where evhttp's view of the request
-// is what the log prints.
+// Simple requests. A request without a body that one read brings whole to an idle keep-alive
+// connection, with none of the headers that change evhttp's framing (simple_request.h), is
+// answered without evhttp: the screened connection hands it to serve_simple(), which calls the
+// Api as serve() does and formats the bytes evhttp would have written. Per /healthz that saves
+// evhttp's request object, its header parsing and copying, its printf-built response head, and two
+// epoll_ctl calls (evhttp disables reading for each request and enables it again). It is declined
+// (evhttp answers as before) while stopping, without keep-alive, and with the access log on, where
+// evhttp's view of the request is what the log prints.
 //
 // Create after fork(), one per thread; run() on that thread only.
 
@@ -99,7 +99,7 @@ private:
     static void on_accept_error(evconnlistener* listener, void* http);
     static void on_backoff(int fd, short what, void* self);
     void serve(evhttp_request* req);
-    bool serve_simple(const SimpleGet& get, bool from_loopback, std::string& out);
+    bool serve_simple(const SimpleRequest& simple, bool from_loopback, std::string& out);
     std::string_view http_date();
     void send(evhttp_request* req, const Response& response);
     static void write_through(bufferevent* bev);

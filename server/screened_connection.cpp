@@ -65,7 +65,7 @@ bool is_loopback_address(const sockaddr_storage& a)
 class ScreenedConnection final {
 public:
     ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts,
-                       std::function<void()> closed, SimpleGetHandler simple);
+                       std::function<void()> closed, SimpleRequestHandler simple);
     ~ScreenedConnection();
     ScreenedConnection(const ScreenedConnection&) = delete;
     ScreenedConnection& operator=(const ScreenedConnection&) = delete;
@@ -111,13 +111,13 @@ private:
     std::string answer_;
     std::chrono::steady_clock::time_point answer_deadline_;
     std::function<void()> closed_;
-    SimpleGetHandler simple_;
+    SimpleRequestHandler simple_;
     std::string simple_out_; // kept between answers: no allocation per request
     int from_loopback_ = -1; // the peer's address, looked up once: -1 not yet, else 0 or 1
 };
 
 ScreenedConnection::ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts,
-                                       std::function<void()> closed, SimpleGetHandler simple)
+                                       std::function<void()> closed, SimpleRequestHandler simple)
     : bev_(bev), timeouts_(timeouts),
       timer_(evtimer_new(bufferevent_get_base(bev), on_timer, this)), closed_(std::move(closed)),
       simple_(std::move(simple))
@@ -179,16 +179,16 @@ void ScreenedConnection::on_input(evbuffer* buf, const evbuffer_cb_info* info, v
         c->send_simple();
 }
 
-// answer_simple: whether the one request in `buf` (its `length` bytes) is a simple GET that the
+// answer_simple: whether the one request in `buf` (its `length` bytes) is a simple one that the
 // handler answered, into simple_out_.
 bool ScreenedConnection::answer_simple(evbuffer* buf, std::size_t length)
 {
     evbuffer_iovec chunk;
     if (evbuffer_peek(buf, -1, nullptr, &chunk, 1) != 1 || chunk.iov_len != length) return false;
-    const auto get = parse_simple_get({static_cast<const char*>(chunk.iov_base), length});
-    if (!get) return false;
+    const auto simple = parse_simple_request({static_cast<const char*>(chunk.iov_base), length});
+    if (!simple) return false;
     simple_out_.clear();
-    return simple_(*get, from_loopback(), simple_out_);
+    return simple_(*simple, from_loopback(), simple_out_);
 }
 
 // send_simple: the request leaves the input (evhttp's read callback, next, finds nothing) and the
@@ -358,7 +358,7 @@ void ScreenedConnection::close_now()
 } // namespace
 
 bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts,
-                                      std::function<void()> closed, SimpleGetHandler simple)
+                                      std::function<void()> closed, SimpleRequestHandler simple)
 {
     bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (bev != nullptr) // freed by evhttp's close callback

@@ -1,6 +1,6 @@
-// The simple GETs a worker answers without evhttp (http_adapter.h, "Simple GETs"): the same bytes
-// as evhttp's answers, keep-alive kept, and answers that wait for a client that reads slowly
-// leave the connection's order intact.
+// The simple requests a worker answers without evhttp (http_adapter.h, "Simple requests"): the
+// same bytes as evhttp's answers, keep-alive kept, and answers that wait for a client that reads
+// slowly leave the connection's order intact.
 
 #include <catch2/catch.hpp>
 
@@ -13,6 +13,8 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "harness/raw_exchange.h"
 #include "harness/server_process.h"
@@ -96,31 +98,48 @@ int unacknowledged(int fd)
     return bytes;
 }
 
-std::string get(const std::string& target, const std::string& fields = "")
+std::string get(const std::string& target, const std::string& fields = "",
+                const std::string& method = "GET")
 {
-    return "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + fields + "\r\n";
+    return method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + fields + "\r\n";
 }
 
 } // namespace
 
-TEST_CASE("Server: a simple GET is answered with the bytes evhttp writes for it",
-          "[server][simple_get]")
+TEST_CASE("Server: a simple request is answered with the bytes evhttp writes for it",
+          "[server][simple_request]")
 {
     ServerProcess server({"-w", "1"}, 1);
     const forklock::UniqueFd fd = connect_raw(server.endpoint());
     // "Connection: keep-alive" changes nothing in HTTP/1.1 but sends the request through evhttp.
-    for (const std::string target :
-         {"/healthz", "/nope", "/counter/a", "/counter/a/increment", "/", "/dashboard"}) {
-        INFO(target);
-        const std::string simple = exchange(fd.get(), get(target));
-        const std::string parsed = exchange(fd.get(), get(target, "Connection: keep-alive\r\n"));
+    for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+             {"GET", "/healthz"},
+             {"GET", "/nope"},
+             {"GET", "/counter/a"},
+             {"GET", "/counter/a/increment"},
+             {"GET", "/"},
+             {"GET", "/dashboard"},
+             {"DELETE", "/counter/a"},
+             {"PUT", "/counter/a"},
+             {"POST", "/counter/a/increment?hold_ms=nope"}}) {
+        INFO(method << " " << target);
+        const std::string simple = exchange(fd.get(), get(target, "", method));
+        const std::string parsed =
+            exchange(fd.get(), get(target, "Connection: keep-alive\r\n", method));
         CHECK(simple.starts_with("HTTP/1.1 "));
         CHECK(simple == parsed);
     }
+    // An increment, each way: the same answer but for the value.
+    const std::string first = exchange(fd.get(), get("/counter/b/increment", "", "POST"));
+    const std::string second =
+        exchange(fd.get(), get("/counter/b/increment", "Connection: keep-alive\r\n", "POST"));
+    CHECK(first.find("\"value\":1") != std::string::npos);
+    CHECK(second.find("\"value\":2") != std::string::npos);
+    CHECK(first.size() == second.size());
 }
 
 TEST_CASE("Server: a client that reads nothing until the end gets every answer whole and in order",
-          "[server][simple_get]")
+          "[server][simple_request]")
 {
     ServerProcess server({"-w", "1"}, 1);
     const forklock::UniqueFd fd = connect_small_window(server.endpoint().port);
@@ -147,7 +166,7 @@ TEST_CASE("Server: a client that reads nothing until the end gets every answer w
 }
 
 TEST_CASE("Server: a request half sent behind a slow client's answers is served once they are read",
-          "[server][simple_get]")
+          "[server][simple_request]")
 {
     ServerProcess server({"-w", "1"}, 1);
     const forklock::UniqueFd fd = connect_small_window(server.endpoint().port);

@@ -1,4 +1,4 @@
-// parse_simple_get and format_response: which requests may skip evhttp, and the bytes evhttp
+// parse_simple_request and format_response: which requests may skip evhttp, and the bytes evhttp
 // 2.1 would have written for their answers.
 
 #include <catch2/catch.hpp>
@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "simple_get.h"
+#include "simple_request.h"
 
 using forklock::format_response;
-using forklock::parse_simple_get;
+using forklock::parse_simple_request;
 using forklock::ResponseParts;
 
 namespace {
@@ -21,57 +21,73 @@ std::string with_fields(std::string request_line, const std::string& fields)
 
 } // namespace
 
-TEST_CASE("SimpleGet: a plain GET splits into path and query", "[simple_get]")
+TEST_CASE("SimpleRequest: a plain GET splits into path and query", "[simple_request]")
 {
     const std::string raw = with_fields("GET /counter/a%20b?hold_ms=3&x=? HTTP/1.1",
                                         "User-Agent: curl/7.88\r\nAccept: */*\r\n");
-    const auto get = parse_simple_get(raw);
+    const auto get = parse_simple_request(raw);
     REQUIRE(get);
     CHECK(get->path == "/counter/a%20b");
     CHECK(get->query == "hold_ms=3&x=?");
     CHECK(get->bytes == raw.size());
 
     const std::string bare_raw = with_fields("GET /healthz HTTP/1.1", ""); // the views point here
-    const auto bare = parse_simple_get(bare_raw);
+    const auto bare = parse_simple_request(bare_raw);
     REQUIRE(bare);
     CHECK(bare->path == "/healthz");
     CHECK(bare->query.empty());
 }
 
-TEST_CASE("SimpleGet: other methods, versions and targets are left to evhttp", "[simple_get]")
+TEST_CASE("SimpleRequest: a bodyless POST, DELETE or PUT is as simple as a GET", "[simple_request]")
 {
-    for (const char* line :
-         {"POST /healthz HTTP/1.1", "HEAD /healthz HTTP/1.1", "get /healthz HTTP/1.1",
-          "GET /healthz HTTP/1.0", "GET http://h/healthz HTTP/1.1", "GET //h/healthz HTTP/1.1",
-          "GET /healthz#top HTTP/1.1", "GET * HTTP/1.1", "GET  /healthz HTTP/1.1"}) {
-        INFO(line);
-        CHECK_FALSE(parse_simple_get(with_fields(line, "")));
+    for (const std::string method : {"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"}) {
+        const std::string raw =
+            with_fields(method + " /counter/a/increment?hold_ms=1 HTTP/1.1", "");
+        const auto r = parse_simple_request(raw);
+        REQUIRE(r);
+        CHECK(r->method == method);
+        CHECK(r->path == "/counter/a/increment");
+        CHECK(r->query == "hold_ms=1");
     }
 }
 
-TEST_CASE("SimpleGet: the fields that change evhttp's framing or answer are left to it",
-          "[simple_get]")
+TEST_CASE("SimpleRequest: other methods, versions and targets are left to evhttp",
+          "[simple_request]")
+{
+    for (const char* line :
+         {"HEAD /healthz HTTP/1.1", "CONNECT /healthz HTTP/1.1", "FOO /healthz HTTP/1.1",
+          "get /healthz HTTP/1.1", "GET", "GET /healthz", "GET /healthz HTTP/1.1 x",
+          "GET /healthz HTTP/1.0", "GET http://h/healthz HTTP/1.1", "GET //h/healthz HTTP/1.1",
+          "GET /healthz#top HTTP/1.1", "GET * HTTP/1.1", "GET  /healthz HTTP/1.1"}) {
+        INFO(line);
+        CHECK_FALSE(parse_simple_request(with_fields(line, "")));
+    }
+}
+
+TEST_CASE("SimpleRequest: the fields that change evhttp's framing or answer are left to it",
+          "[simple_request]")
 {
     for (const char* field :
          {"Connection: keep-alive", "connection: close", "Keep-Alive: 5", "Proxy-Connection: x",
           "Content-Length: 0", "Transfer-Encoding: chunked", "Expect: 100-continue", "Upgrade: h2c",
           "TE: trailers", "X-Forklock-Token: secret"}) {
         INFO(field);
-        CHECK_FALSE(
-            parse_simple_get(with_fields("GET /healthz HTTP/1.1", field + std::string("\r\n"))));
+        CHECK_FALSE(parse_simple_request(
+            with_fields("GET /healthz HTTP/1.1", field + std::string("\r\n"))));
     }
-    CHECK(parse_simple_get(with_fields("GET /healthz HTTP/1.1", "X-Connection: close\r\n")));
+    CHECK(parse_simple_request(with_fields("GET /healthz HTTP/1.1", "X-Connection: close\r\n")));
 }
 
-TEST_CASE("SimpleGet: only exactly one whole request qualifies", "[simple_get]")
+TEST_CASE("SimpleRequest: only exactly one whole request qualifies", "[simple_request]")
 {
     const std::string one = with_fields("GET /healthz HTTP/1.1", "");
-    CHECK_FALSE(parse_simple_get(one.substr(0, one.size() - 2))); // no end of head
-    CHECK_FALSE(parse_simple_get(one + one));                     // pipelined
-    CHECK_FALSE(parse_simple_get(one + "x"));                     // a body
+    CHECK_FALSE(parse_simple_request(one.substr(0, one.size() - 2))); // no end of head
+    CHECK_FALSE(parse_simple_request(one + one));                     // pipelined
+    CHECK_FALSE(parse_simple_request(one + "x"));                     // a body
 }
 
-TEST_CASE("SimpleGet: format_response writes evhttp's status line and header order", "[simple_get]")
+TEST_CASE("SimpleRequest: format_response writes evhttp's status line and header order",
+          "[simple_request]")
 {
     const std::vector<std::pair<std::string, std::string>> extra = {{"Allow", "GET, POST"}};
     std::string out = "left over";
@@ -84,7 +100,7 @@ TEST_CASE("SimpleGet: format_response writes evhttp's status line and header ord
                  "Content-Length: 3\r\n\r\n{}\n");
 }
 
-TEST_CASE("SimpleGet: a 204 or 304 answer has no Content-Length", "[simple_get]")
+TEST_CASE("SimpleRequest: a 204 or 304 answer has no Content-Length", "[simple_request]")
 {
     for (int status : {204, 304}) {
         std::string out;

@@ -1,4 +1,4 @@
-#include "simple_get.h"
+#include "simple_request.h"
 
 #include <array>
 #include <charconv>
@@ -43,27 +43,38 @@ bool fields_are_simple(std::string_view rest)
     }
 }
 
+// The methods evhttp parses, but HEAD (an answer without a body) and CONNECT (no path).
+bool simple_method(std::string_view m)
+{
+    for (std::string_view known : {"GET", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH"})
+        if (m == known) return true;
+    return false;
+}
+
 bool has_body(int status) { return status >= 200 && status != 204 && status != 304; }
 
 } // namespace
 
-std::optional<SimpleGet> parse_simple_get(std::string_view request)
+std::optional<SimpleRequest> parse_simple_request(std::string_view request)
 {
-    constexpr std::string_view kMethod = "GET ", kVersion = " HTTP/1.1\r\n";
-    if (!request.starts_with(kMethod)) return std::nullopt;
+    constexpr std::string_view kVersion = " HTTP/1.1\r\n";
+    const std::size_t sp = request.find(' ');
     const std::size_t eol = request.find("\r\n");
-    if (eol == std::string_view::npos || eol < kMethod.size() + kVersion.size() - 2)
+    if (sp == std::string_view::npos || eol == std::string_view::npos ||
+        eol + 2 < sp + kVersion.size())
         return std::nullopt;
+    const std::string_view method = request.substr(0, sp);
+    if (!simple_method(method)) return std::nullopt;
     const std::size_t target_end = eol + 2 - kVersion.size();
     if (request.substr(target_end, kVersion.size()) != kVersion) return std::nullopt;
-    const std::string_view target = request.substr(kMethod.size(), target_end - kMethod.size());
+    const std::string_view target = request.substr(sp + 1, target_end - sp - 1);
     if (target.empty() || target[0] != '/' || target.starts_with("//") ||
         target.find_first_of(" #") != std::string_view::npos)
         return std::nullopt;
     if (!fields_are_simple(request.substr(eol + 2))) return std::nullopt;
     const std::size_t q = target.find('?');
-    if (q == std::string_view::npos) return SimpleGet{target, {}, request.size()};
-    return SimpleGet{target.substr(0, q), target.substr(q + 1), request.size()};
+    if (q == std::string_view::npos) return SimpleRequest{method, target, {}, request.size()};
+    return SimpleRequest{method, target.substr(0, q), target.substr(q + 1), request.size()};
 }
 
 void format_response(const ResponseParts& r, std::string& out)

@@ -1,11 +1,13 @@
 #pragma once
-// The simple GET: the request forklock answers without evhttp, because it is the one a load
-// balancer's health check or a dashboard's poll sends thousands of times a second, and evhttp
-// spends on it more than the whole rest of the exchange (see http_adapter.h, "Simple GETs").
+// The simple request: what forklock answers without evhttp, because it is what a load balancer's
+// health check, a dashboard's poll or a client's increment sends thousands of times a second, and
+// evhttp spends on it more than the whole rest of the exchange (http_adapter.h, "Simple
+// requests").
 //
-// parse_simple_get: whether `request`, the bytes of exactly one complete request that a
-// RequestScreen has passed (so already well framed: CRLF lines, token names, a Host), is GET in
-// HTTP/1.1 with an origin-form target ('/' first, no fragment) and none of the header fields that
+// parse_simple_request: whether `request`, the bytes of exactly one complete request that a
+// RequestScreen has passed (so already well framed: CRLF lines, token names, a Host), is in
+// HTTP/1.1, without a body, with a method evhttp knows but HEAD and CONNECT (GET POST PUT DELETE
+// OPTIONS TRACE PATCH), an origin-form target ('/' first, no fragment) and none of the fields that
 // change how evhttp frames or answers it (Connection, Keep-Alive, Proxy-Connection,
 // Content-Length, Transfer-Encoding, Expect, Upgrade, TE), nor X-Forklock-Token. Anything else is
 // nullopt: evhttp parses it as before, as it does a target starting with "//" (an authority to
@@ -26,13 +28,14 @@
 
 namespace forklock {
 
-struct SimpleGet {
-    std::string_view path;  // as sent, percent-encoding included
-    std::string_view query; // after '?', without it; empty if none
-    std::size_t bytes = 0;  // of the whole request
+struct SimpleRequest {
+    std::string_view method; // "GET", "POST", ...
+    std::string_view path;   // as sent, percent-encoding included
+    std::string_view query;  // after '?', without it; empty if none
+    std::size_t bytes = 0;   // of the whole request
 };
 
-std::optional<SimpleGet> parse_simple_get(std::string_view request);
+std::optional<SimpleRequest> parse_simple_request(std::string_view request);
 
 struct ResponseParts {
     int status = 200;
