@@ -31,10 +31,13 @@
 // connection, with none of the headers that change evhttp's framing (simple_request.h), is
 // answered without evhttp: the screened connection hands it to serve_simple(), which calls the
 // Api as serve() does and formats the bytes evhttp would have written. Per /healthz that saves
-// evhttp's request object, its header parsing and copying, its printf-built response head, and two
-// epoll_ctl calls (evhttp disables reading for each request and enables it again). It is declined
-// (evhttp answers as before) while stopping, without keep-alive, and with the access log on, where
-// evhttp's view of the request is what the log prints.
+// evhttp's request object, its header parsing and copying, its printf-built response head, and an
+// EPOLL_CTL_MOD (evhttp disables reading for each request and enables it again, which libevent's
+// changelist merges into one MOD, not into nothing): a worker's CPU per /healthz fell from about
+// 13 us to about 5 us, nginx's `return 200` being 5.5-8. It is declined (evhttp answers as
+// before) while stopping, without keep-alive, and with the access log on, where evhttp's view of
+// the request is what the log prints. Such an answer is not counted in flight: if the socket did
+// not take all of it, the rest is lost when a stopping loop breaks before it went out.
 //
 // Create after fork(), one per thread; run() on that thread only.
 

@@ -138,6 +138,27 @@ TEST_CASE("Server: a simple request is answered with the bytes evhttp writes for
     CHECK(first.size() == second.size());
 }
 
+TEST_CASE("Server: a simple request's peer address and query token reach the controls",
+          "[server][simple_request]")
+{
+    // The controls read Request::from_loopback (loopback mode) and the token (token mode): a
+    // request from loopback, and one with the right token, get past them to the 400 for a kill
+    // that names nothing; a wrong token gets the 403, as through evhttp.
+    const auto mode = GENERATE(std::string("loopback"), std::string("token"));
+    INFO(mode);
+    ServerProcess server({"-w", "1", "--dashboard-controls", mode, "--dashboard-token", "t0k3n"},
+                         1);
+    const forklock::UniqueFd fd = connect_raw(server.endpoint());
+    for (const std::string target :
+         {"/control/kill", "/control/kill?token=t0k3n", "/control/kill?token=wrong"}) {
+        INFO(target);
+        const std::string simple = exchange(fd.get(), get(target, "", "POST"));
+        CHECK(simple == exchange(fd.get(), get(target, "Connection: keep-alive\r\n", "POST")));
+        const bool allowed = mode == "loopback" || target.ends_with("t0k3n");
+        CHECK(simple.starts_with(allowed ? "HTTP/1.1 400 " : "HTTP/1.1 403 "));
+    }
+}
+
 TEST_CASE("Server: a client that reads nothing until the end gets every answer whole and in order",
           "[server][simple_request]")
 {
