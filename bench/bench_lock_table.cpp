@@ -1,7 +1,9 @@
 // bench_lock_table: what one lock-table operation costs, per mode, side by side in one run.
 //
-//   build/bench/bench_lock_table [seconds-per-figure]
+//   build/bench/bench_lock_table [seconds-per-figure [mode]]
 //
+// With a mode (none, thread, semaphore, mutex, flock), only the primitives and that mode's row are
+// printed: a quicker loop while working on one mode, or one to profile.
 // Figures: the bare primitives (std::mutex, the robust process-shared mutex, sem_trywait+sem_post
 // and the owner word the semaphore mode locks); lock+unlock cycling over 1, 1,000 and 100,000
 // distinct keys (ns/op; 1 key is the uncontended figure, taken with a second thread alive so glibc
@@ -24,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -353,8 +356,10 @@ void bench_raw_primitives()
 int main(int argc, char** argv)
 {
     if (argc > 1) g_seconds = std::atof(argv[1]);
-    if (g_seconds <= 0 || g_seconds > 60) {
-        std::fprintf(stderr, "usage: bench_lock_table [seconds-per-figure, 0 < s <= 60]\n");
+    std::optional<LockMode> only;
+    if (argc > 2) only = parse_lock_mode(argv[2]);
+    if (g_seconds <= 0 || g_seconds > 60 || argc > 3 || (argc > 2 && !only)) {
+        std::fprintf(stderr, "usage: bench_lock_table [seconds-per-figure, 0 < s <= 60 [mode]]\n");
         return 2;
     }
     char tmpl[] = "/tmp/forklock-bench-XXXXXX";
@@ -371,8 +376,8 @@ int main(int argc, char** argv)
                "1k keys", "100k keys", "100k/1", "2 procs: ops/s", "hand-offs/s");
     for (LockMode m :
          {LockMode::none, LockMode::thread, LockMode::semaphore, LockMode::mutex, LockMode::flock})
-        bench_mode(m, dir);
-    bench_all_keys_bound();
+        if (!only || *only == m) bench_mode(m, dir);
+    if (!only) bench_all_keys_bound();
     stop = true;
     idle.join();
     std::filesystem::remove_all(dir);

@@ -9,7 +9,9 @@
 # Each wrk figure is the median of RUNS runs (the peers take turns within a run), with the spread
 # min..max; a ratio is the median of the per-run ratios.
 # Needs: wrk, ab (apache2-utils), nginx-light, gunicorn (Debian packages), a built build/.
-# usage: [FORKLOCK=path/to/forklock] [RUNS=5] [SECTIONS=123] bench/compare_peers.sh [seconds per wrk run] [increments]
+# BASELINE=path/to/another/forklock adds that binary to section 1, measured in turn with the others
+# (e.g. one built from before a change), with its ratio to nginx.
+# usage: [FORKLOCK=path/to/forklock] [BASELINE=path] [RUNS=5] [SECTIONS=123] bench/compare_peers.sh [seconds per wrk run] [increments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-3}; N=${2:-5000}; RUNS=${RUNS:-5}; SECTIONS=${SECTIONS:-123} # e.g. SECTIONS=2: increments only
@@ -29,9 +31,9 @@ rps_wrk() { # url, then wrk flags
     wrk "$@" -d"${SECS}s" "$url" | awk '/Requests\/sec/ {print $2}'
 }
 
-start_forklock() { # port, then flags
+start_forklock() { # port, then flags (BIN= another binary)
     local port=$1; shift
-    "$FORKLOCK" -b "127.0.0.1:$port" --data-dir "$tmp/fl-$port" --log-level warning "$@" 2>"$tmp/fl-$port.log" &
+    "${BIN:-$FORKLOCK}" -b "127.0.0.1:$port" --data-dir "$tmp/fl-$port" --log-level warning "$@" 2>"$tmp/fl-$port.log" &
     pids+=($!); wait_up "http://127.0.0.1:$port/healthz"
 }
 start_gunicorn() { # port, lock, then flags
@@ -62,14 +64,18 @@ printf 'wrk.method = "POST"\n' >"$tmp/post.lua"
 if [[ $SECTIONS == *1* ]]; then
 echo "== 1. trivial endpoint: wrk -t2 -c32 (req/s, median [min..max])"
 start_forklock 8201 -w 2; start_nginx 8202; start_gunicorn 8203 none -w 2
-fl=(); ng=(); gu=()
+[ -n "${BASELINE:-}" ] && BIN=$BASELINE start_forklock 8204 -w 2
+fl=(); ng=(); gu=(); bl=()
 for _ in $(seq "$RUNS"); do
     fl+=("$(rps_wrk http://127.0.0.1:8201/healthz -t2 -c32)")
     ng+=("$(rps_wrk http://127.0.0.1:8202/ -t2 -c32)")
     gu+=("$(rps_wrk http://127.0.0.1:8203/ -t2 -c32)")
+    [ -n "${BASELINE:-}" ] && bl+=("$(rps_wrk http://127.0.0.1:8204/healthz -t2 -c32)")
 done
 row "forklock -w 2 GET /healthz" "${fl[*]}"; row "nginx return 200 (2 workers)" "${ng[*]}"; row "gunicorn -w 2 GET /" "${gu[*]}"
+[ -n "${BASELINE:-}" ] && row "baseline forklock -w 2 GET /healthz" "${bl[*]}"
 echo "forklock/nginx = $(ratio "${fl[*]}" "${ng[*]}")   forklock/gunicorn = $(ratio "${fl[*]}" "${gu[*]}")"
+[ -n "${BASELINE:-}" ] && echo "baseline/nginx = $(ratio "${bl[*]}" "${ng[*]}")   forklock/baseline = $(ratio "${fl[*]}" "${bl[*]}")"
 
 fi
 [[ $SECTIONS == *[23]* ]] && { start_forklock 8211 -w 4 --preload; start_gunicorn 8212 process -w 4 --preload; }

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -233,8 +234,11 @@ bufferevent* HttpLoop::on_connection(event_base* base, void* self)
     loop->accepted();
     // Strict parsing and timeouts (screened_connection.h); its close hook counts the connection
     // out.
-    bufferevent* bev = new_screened_bufferevent(base, loop->shared_.timeouts,
-                                                [loop] { loop->connection_closed(); });
+    bufferevent* bev = new_screened_bufferevent(
+        base, loop->shared_.timeouts, [loop] { loop->connection_closed(); },
+        [loop](const SimpleRequest& simple, bool from_loopback, std::string& out) {
+            return loop->serve_simple(simple, from_loopback, out);
+        });
     if (bev == nullptr) // evhttp makes its own, which we can't count
         loop->shared_.scoreboard->slot(loop->shared_.slot).connections.fetch_sub(1);
     return bev;
@@ -370,6 +374,46 @@ void HttpLoop::serve(evhttp_request* req)
     if (access_log_enabled()) access_log(req, response);
     send(req, response);
     accept_again();
+}
+
+// serve_simple: serve() for a simple request (see the header), the response's bytes into `out`.
+bool HttpLoop::serve_simple(const SimpleRequest& simple, bool from_loopback, std::string& out)
+{
+    if (stopping_ || shared_.timeouts.keepalive.count() == 0 || access_log_enabled() ||
+        simple.bytes > kMaxHeaderBytes) // convert()'s 414 and 431 need no checking below this
+        return false;
+    WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
+    slot.busy_threads.fetch_add(1, std::memory_order_relaxed);
+    turn_.served();
+    Request request{std::string(simple.method), std::string(simple.path),
+                    std::string(simple.query)};
+    request.token = query_string(request.query, "token").value_or(""); // no X-Forklock-Token
+    request.from_loopback = from_loopback;
+    const Response response = shared_.api->handle(request);
+    slot.busy_threads.fetch_sub(1, std::memory_order_relaxed);
+    slot.requests.fetch_add(1, std::memory_order_relaxed);
+    shared_.requests.fetch_add(1, std::memory_order_relaxed);
+    format_response({response.status, reason(response.status), response.content_type,
+                     &response.headers, response.body, http_date()},
+                    out);
+    accept_again();
+    return true;
+}
+
+// http_date: the Date header's value, as evhttp formats it, once a second.
+std::string_view HttpLoop::http_date()
+{
+    const std::time_t now = std::time(nullptr);
+    if (now == date_second_) return date_;
+    static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    std::tm t{};
+    ::gmtime_r(&now, &t);
+    date_ = fmt::format("{}, {:02} {} {:4} {:02}:{:02}:{:02} GMT", kDays[t.tm_wday], t.tm_mday,
+                        kMonths[t.tm_mon], t.tm_year + 1900, t.tm_hour, t.tm_min, t.tm_sec);
+    date_second_ = now;
+    return date_;
 }
 
 void HttpLoop::send(evhttp_request* req, const Response& response)

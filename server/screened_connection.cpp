@@ -5,6 +5,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -50,10 +52,20 @@ std::string error_response(int status, const std::string& message)
 
 std::string seconds(milliseconds ms) { return fmt::format("{:g} s", ms.count() / 1000.0); }
 
+// 127.0.0.0/8, ::1, or ::ffff:127.x.y.z (an IPv4 peer on a dual-stack socket).
+bool is_loopback_address(const sockaddr_storage& a)
+{
+    if (a.ss_family == AF_INET)
+        return (ntohl(reinterpret_cast<const sockaddr_in&>(a).sin_addr.s_addr) >> 24) == 127;
+    if (a.ss_family != AF_INET6) return false;
+    const in6_addr& v6 = reinterpret_cast<const sockaddr_in6&>(a).sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+}
+
 class ScreenedConnection final {
 public:
     ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts,
-                       std::function<void()> closed);
+                       std::function<void()> closed, SimpleRequestHandler simple);
     ~ScreenedConnection();
     ScreenedConnection(const ScreenedConnection&) = delete;
     ScreenedConnection& operator=(const ScreenedConnection&) = delete;
@@ -67,6 +79,9 @@ private:
     static void on_timer(evutil_socket_t, short, void* self);
     static void on_close(evhttp_connection*, void* self);
     void screen(evbuffer* buf, std::size_t from, std::size_t length);
+    bool answer_simple(evbuffer* buf, std::size_t length);
+    void send_simple();
+    bool from_loopback();
     void follow_phase();
     void expired();
     void attach();
@@ -96,12 +111,16 @@ private:
     std::string answer_;
     std::chrono::steady_clock::time_point answer_deadline_;
     std::function<void()> closed_;
+    SimpleRequestHandler simple_;
+    std::string simple_out_; // kept between answers: no allocation per request
+    int from_loopback_ = -1; // the peer's address, looked up once: -1 not yet, else 0 or 1
 };
 
 ScreenedConnection::ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts,
-                                       std::function<void()> closed)
+                                       std::function<void()> closed, SimpleRequestHandler simple)
     : bev_(bev), timeouts_(timeouts),
-      timer_(evtimer_new(bufferevent_get_base(bev), on_timer, this)), closed_(std::move(closed))
+      timer_(evtimer_new(bufferevent_get_base(bev), on_timer, this)), closed_(std::move(closed)),
+      simple_(std::move(simple))
 {
     input_cb_ = evbuffer_add_cb(bufferevent_get_input(bev_), on_input, this);
     output_cb_ = evbuffer_add_cb(bufferevent_get_output(bev_), on_output, this);
@@ -149,7 +168,64 @@ void ScreenedConnection::on_input(evbuffer* buf, const evbuffer_cb_info* info, v
     if (c->cutting_ || info->n_added == 0) return;
     if (!c->attached_) c->attach();
     if (c->mode_ != Mode::screening) return c->truncate_input(info->orig_size);
+    const bool was_idle = info->orig_size == 0 &&
+                          c->screen_.requests_begun() == c->screen_.requests_completed() &&
+                          evbuffer_get_length(bufferevent_get_output(c->bev_)) == 0;
+    const std::uint64_t completed = c->screen_.requests_completed();
     c->screen(buf, info->orig_size, info->n_added);
+    if (was_idle && c->simple_ && c->mode_ == Mode::screening &&
+        c->screen_.requests_begun() == completed + 1 &&
+        c->screen_.requests_completed() == completed + 1 && c->answer_simple(buf, info->n_added))
+        c->send_simple();
+}
+
+// answer_simple: whether the one request in `buf` (its `length` bytes) is a simple one that the
+// handler answered, into simple_out_.
+bool ScreenedConnection::answer_simple(evbuffer* buf, std::size_t length)
+{
+    evbuffer_iovec chunk;
+    if (evbuffer_peek(buf, -1, nullptr, &chunk, 1) != 1 || chunk.iov_len != length) return false;
+    const auto simple = parse_simple_request({static_cast<const char*>(chunk.iov_base), length});
+    if (!simple) return false;
+    simple_out_.clear();
+    return simple_(*simple, from_loopback(), simple_out_);
+}
+
+// send_simple: the request leaves the input (evhttp's read callback, next, finds nothing) and the
+// answer goes out on the socket; the keep-alive wait starts again, as after evhttp's answers.
+void ScreenedConnection::send_simple()
+{
+    truncate_input(0);
+    const int fd = bufferevent_getfd(bev_);
+    const ssize_t sent =
+        ::send(fd, simple_out_.data(), simple_out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    const std::size_t done = sent > 0 ? static_cast<std::size_t>(sent) : 0;
+    if (done < simple_out_.size()) {
+        // A full socket (or an error, which the write will report): the rest waits in the output.
+        // evhttp's write callback would take its draining for the end of a reply of its own.
+        bufferevent_data_cb read_cb = nullptr, write_cb = nullptr;
+        bufferevent_event_cb event_cb = nullptr;
+        void* evcon = nullptr;
+        bufferevent_getcb(bev_, &read_cb, &write_cb, &event_cb, &evcon);
+        bufferevent_setcb(bev_, read_cb, nullptr, event_cb, evcon);
+        evbuffer_add(bufferevent_get_output(bev_), simple_out_.data() + done,
+                     simple_out_.size() - done);
+        bufferevent_enable(bev_, EV_WRITE);
+        return; // on_output arms the keep-alive wait once it is out
+    }
+    arm(Wait::keepalive, idle_limit());
+}
+
+bool ScreenedConnection::from_loopback()
+{
+    if (from_loopback_ < 0) {
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
+        from_loopback_ =
+            ::getpeername(bufferevent_getfd(bev_), reinterpret_cast<sockaddr*>(&peer), &len) == 0 &&
+            is_loopback_address(peer);
+    }
+    return from_loopback_ == 1;
 }
 
 // screen feeds the new bytes [from, from + length) of the input, chunk by chunk, as they lie.
@@ -282,11 +358,11 @@ void ScreenedConnection::close_now()
 } // namespace
 
 bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts,
-                                      std::function<void()> closed)
+                                      std::function<void()> closed, SimpleRequestHandler simple)
 {
     bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (bev != nullptr) // freed by evhttp's close callback
-        new ScreenedConnection(bev, timeouts, std::move(closed));
+        new ScreenedConnection(bev, timeouts, std::move(closed), std::move(simple));
     return bev;
 }
 

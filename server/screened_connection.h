@@ -18,12 +18,23 @@
 // requests, counted from the last response byte written. A head or body timeout answers 408 when
 // nothing else is being written, then closes as above; an idle connection is just closed.
 //
+// Simple requests: when one read brings exactly one complete request to an idle connection (nothing
+// left in the input, nothing being written) and parse_simple_request accepts it, `simple` may
+// answer it (true, the response's bytes in `out`): the request is cut from the input before
+// evhttp's read callback runs, so evhttp never sees it, and the answer goes straight to the socket
+// (what the socket does not take waits in the output buffer, with evhttp's write callback unset
+// until evhttp writes again, so its write-done callback never runs for a reply it did not send).
+// False: evhttp parses it as usual.
+//
 // One loop thread; the object lives as long as evhttp's connection (its close callback frees
 // it), so this takes evhttp_connection_set_closecb for itself: code that needs to know when a
 // connection closes passes `closed`, called from that callback.
 
 #include <chrono>
 #include <functional>
+#include <string>
+
+#include "simple_request.h"
 
 struct bufferevent;
 struct event_base;
@@ -37,8 +48,14 @@ struct ConnectionTimeouts {
     std::chrono::milliseconds linger{2'000};
 };
 
+// The answer to a simple request from a peer on loopback (`from_loopback`), or false to leave it to
+// evhttp; must decide before it does anything with the request.
+using SimpleRequestHandler =
+    std::function<bool(const SimpleRequest& request, bool from_loopback, std::string& out)>;
+
 // Returns nullptr if libevent can't allocate. `timeouts` must outlive the connection.
 bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts,
-                                      std::function<void()> closed = {});
+                                      std::function<void()> closed = {},
+                                      SimpleRequestHandler simple = {});
 
 } // namespace forklock

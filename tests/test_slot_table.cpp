@@ -284,6 +284,36 @@ TEST_CASE("SlotTable: after any sequence of binds and evictions every bound key 
     CHECK(s.full_errors == 0);
 }
 
+TEST_CASE("SlotTable: a key of any length is found again, also in a slot a longer key had",
+          "[slot_table]")
+{
+    // Keys are stored and compared as 8-byte words, the last one padded: every length from 1 to
+    // the maximum, each beside a twin that differs in its last byte only.
+    const std::string base(kSlotKeyBytes, 'k');
+    std::vector<std::string> keys;
+    for (std::size_t n = 1; n <= kSlotKeyBytes; ++n) {
+        keys.push_back(base.substr(0, n));
+        keys.push_back(base.substr(0, n - 1) + 'K');
+    }
+    Table t(true, TableGeometry::for_capacity(2 * keys.size()),
+            MemoryRegion::Sharing::private_copy);
+    Model m;
+    for (const auto& key : keys) {
+        const std::uint32_t id = t.pin(key);
+        t.unpin(id);
+        m.bound_to(key, id);
+    }
+    check_against(t, m);
+
+    // A slot rebound from a long key to a shorter one keeps no byte of the old one in its words.
+    Table one(true, TableGeometry::for_capacity(1), MemoryRegion::Sharing::private_copy);
+    one.unpin(one.pin(base));
+    one.unpin(one.pin(base.substr(0, 9))); // evicts the long key, same slot
+    const std::uint64_t evictions = one.evictions();
+    CHECK(one.find(base.substr(0, 9)) == 0);
+    CHECK(one.evictions() == evictions); // found, not bound again
+}
+
 TEST_CASE("SlotTable: a key's partition fills to its limit, then a new key of it evicts in it",
           "[slot_table]")
 {

@@ -61,13 +61,23 @@ struct alignas(64) Slot {
     std::atomic<std::uint64_t> recoveries;
     std::atomic<std::int32_t> last_dead_owner;
 
-    alignas(64) char key[kSlotKeyBytes];
+    // The key, as 8-byte words: lockless readers (SlotTable::find) compare it while an evictor
+    // may rewrite it, a seqlock that the generation validates afterwards, so both sides access
+    // the words and key_len through relaxed std::atomic_ref: the same plain moves, and no data
+    // race. The last word is padded with zeros, so whole words compare.
+    alignas(64) std::uint64_t key_words[kSlotKeyBytes / sizeof(std::uint64_t)];
 
-    std::string_view key_view() const { return {key, key_len}; }
+    // key_view: for readers that hold the partition lock or pin the slot (the key can't change).
+    std::string_view key_view() const
+    {
+        return {reinterpret_cast<const char*>(key_words), key_len};
+    }
 };
 
 static_assert(std::is_standard_layout_v<Slot>);
-static_assert(offsetof(Slot, key) == 128 && sizeof(Slot) == 256, "four cache lines, key last");
+static_assert(offsetof(Slot, key_words) == 128 && sizeof(Slot) == 256,
+              "four cache lines, key last");
+static_assert(kSlotKeyBytes % sizeof(std::uint64_t) == 0);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // Holder-only counter bump: the key's lock orders the writers, so no locked instruction is needed.

@@ -91,6 +91,41 @@ std::uint64_t hash_key(std::string_view key, std::uint64_t seed)
     return h ^ (h >> 33);
 }
 
+// The `n`th 8-byte word of `key` as the slot stores it: its bytes in memory order, the last word
+// padded with zeros. (Not a memcpy of min(8, rest) bytes: a variable-length copy into a word
+// and the load of that word stalled store forwarding, the costliest instruction of a miss.)
+static_assert(std::endian::native == std::endian::little, "key words are assembled little-end");
+std::uint64_t key_word(std::string_view key, std::size_t n)
+{
+    const std::size_t at = 8 * n;
+    std::uint64_t w = 0;
+    if (key.size() - at >= 8) {
+        std::memcpy(&w, key.data() + at, 8);
+        return w;
+    }
+    for (std::size_t i = 0; at + i < key.size(); ++i)
+        w |= std::uint64_t{static_cast<unsigned char>(key[at + i])} << (8 * i);
+    return w;
+}
+
+// store_key, key_matches: the two sides of the key's seqlock (Slot::key_words).
+void store_key(Slot& s, std::string_view key)
+{
+    for (std::size_t n = 0; 8 * n < key.size(); ++n)
+        std::atomic_ref(s.key_words[n]).store(key_word(key, n), std::memory_order_relaxed);
+    std::atomic_ref(s.key_len).store(static_cast<std::uint32_t>(key.size()),
+                                     std::memory_order_relaxed);
+}
+
+bool key_matches(Slot& s, std::string_view key)
+{
+    if (std::atomic_ref(s.key_len).load(std::memory_order_relaxed) != key.size()) return false;
+    for (std::size_t n = 0; 8 * n < key.size(); ++n)
+        if (std::atomic_ref(s.key_words[n]).load(std::memory_order_relaxed) != key_word(key, n))
+            return false;
+    return true;
+}
+
 std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
 std::uint64_t random_seed()
@@ -299,7 +334,7 @@ SlotRef SlotTable::find(std::uint32_t p, std::string_view key, std::uint64_t has
             sure = false; // being evicted: a miss, retried under the lock
             continue;
         }
-        if (s.key_len == key.size() && std::memcmp(s.key, key.data(), key.size()) == 0) {
+        if (key_matches(s, key)) {
             // The key was read under generation g: keep those reads before the caller's re-check.
             std::atomic_thread_fence(std::memory_order_acquire);
             return {&s, g};
@@ -328,8 +363,7 @@ void SlotTable::bind(Slot& s, std::uint32_t p, std::string_view key, std::uint64
     // The slot is claimed by p (generation odd) and in no index: a reader that still reaches it
     // through an old index entry skips it, or fails its generation check.
     s.hash = hash;
-    s.key_len = static_cast<std::uint32_t>(key.size());
-    std::memcpy(s.key, key.data(), key.size());
+    store_key(s, key);
     s.acquisitions.store(0, std::memory_order_relaxed);
     s.contended.store(0, std::memory_order_relaxed);
     s.wait_ns_total.store(0, std::memory_order_relaxed);
