@@ -12,7 +12,9 @@
 #include <string>
 #include <thread>
 
+#include <fmt/format.h>
 #include <libpq-fe.h>
+#include <unistd.h>
 
 #include "harness/child.h"
 #include "harness/pg_cluster.h"
@@ -180,20 +182,89 @@ TEST_CASE("PostgresMode: a SIGKILLed holder's key is free again", "[postgres_mod
                 ms.count());
 }
 
-TEST_CASE("PostgresMode: a lost connection throws LockServerError and the next lock reconnects",
+namespace {
+
+// terminate: ends every forklock session of this test process but `keep` (0: none) from the
+// admin connection, and waits until they are gone (pg_terminate_backend's timeout).
+void terminate(PGconn* admin, int keep = 0)
+{
+    const std::string sql =
+        fmt::format("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                    "WHERE application_name LIKE 'forklock host=% pid={}' AND pid <> {}",
+                    ::getpid(), keep);
+    query_value(admin, sql.c_str());
+}
+
+} // namespace
+
+TEST_CASE("PostgresMode: a session lost while a key is held: the guard says so at once",
           "[postgres_mode]")
 {
     LockTable table(pg_options());
     LockTable other(pg_options());
     KeyGuard held = table.lock("lost");
+    REQUIRE(held.still_held());
     Connection c = admin();
-    query_value(c.get(), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                         "WHERE application_name = 'forklock' AND pid <> pg_backend_pid()");
+    terminate(c.get());
+    // No round trip: the FATAL message (or the close) is already in this end's socket.
+    CHECK_FALSE(held.still_held());
     // PostgreSQL released the key with the session: another session takes it.
-    CHECK(wait_until([&] { return other.try_lock("lost").owns_lock(); }, 10s));
-    CHECK_THROWS_AS(table.lock("next"), LockServerError);
-    held.unlock(); // logs the lost session; must not throw
-    CHECK(table.lock("next").owns_lock());
+    CHECK(other.try_lock("lost").owns_lock());
+    CHECK_FALSE(held.unlock());            // reported, not thrown
+    CHECK(table.lock("next").owns_lock()); // reconnected
+}
+
+TEST_CASE("PostgresMode: a session lost after the check makes its unlock report the loss",
+          "[postgres_mode]")
+{
+    LockTable table(pg_options());
+    KeyGuard held = table.lock("late");
+    REQUIRE(held.still_held());
+    Connection c = admin();
+    terminate(c.get());
+    CHECK_FALSE(held.unlock());
+}
+
+TEST_CASE("PostgresMode: a session lost between locks reconnects without an error",
+          "[postgres_mode]")
+{
+    LockTable table(pg_options());
+    table.lock("idle").unlock();
+    Connection c = admin();
+    terminate(c.get());
+    KeyGuard g;
+    CHECK_NOTHROW(g = table.lock("idle"));
+    CHECK(g.still_held());
+    CHECK(g.unlock());
+}
+
+TEST_CASE("PostgresMode: the unlock of a lost key leaves the new session's keys alone",
+          "[postgres_mode]")
+{
+    LockTable table(pg_options());
+    LockTable other(pg_options());
+    KeyGuard first = table.lock("first");
+    Connection c = admin();
+    terminate(c.get());
+    KeyGuard second = table.lock("second"); // a new session, while `first` is still a guard
+    CHECK_FALSE(first.still_held());
+    CHECK_FALSE(first.unlock());
+    CHECK(second.still_held());
+    CHECK_FALSE(other.try_lock("second")); // still held by the new session
+    CHECK(second.unlock());
+    CHECK(other.try_lock("second"));
+}
+
+TEST_CASE("PostgresMode: a lock refused by a full table gives its advisory lock back",
+          "[postgres_mode]")
+{
+    LockTableOptions o = pg_options();
+    o.capacity = 1;
+    LockTable table(o);
+    LockTable other(pg_options());
+    KeyGuard a = table.lock("full-a");
+    CHECK_THROWS_AS(table.try_lock("full-b"), TableFullError);
+    CHECK(other.try_lock("full-b")); // not kept by the session of the refused call
 }
 
 TEST_CASE("PostgresMode: two keys never share a lock", "[postgres_mode]")

@@ -1,17 +1,21 @@
 // The real server in --lock-mode postgres against a throwaway PostgreSQL (harness/pg_cluster.h):
 // workers made without --preload exclude each other through it; a PostgreSQL that is down or a
-// bad --lock-url stops the server with code 2 before fork; a lost session is one 503.
+// bad --lock-url stops the server with code 2 before fork; a session lost while it holds
+// a key fails that increment with 503 before it writes, and one lost while idle reconnects.
 
 #include <catch2/catch.hpp>
 
+#include <future>
 #include <memory>
 #include <string>
 
+#include <fmt/format.h>
 #include <libpq-fe.h>
 
 #include "harness/http_client.h"
 #include "harness/pg_cluster.h"
 #include "harness/server_process.h"
+#include "harness/wait.h"
 
 using namespace forklock::harness;
 using namespace std::chrono_literals;
@@ -45,6 +49,28 @@ std::string refused(std::vector<std::string> args)
     return server.log();
 }
 
+using Connection = std::unique_ptr<PGconn, decltype(&PQfinish)>;
+Connection connect_admin()
+{
+    const std::string info = cluster().conninfo() + " application_name=forklock-test";
+    Connection c(PQconnectdb(info.c_str()), &PQfinish);
+    REQUIRE(PQstatus(c.get()) == CONNECTION_OK);
+    return c;
+}
+std::string query_value(PGconn* c, const std::string& sql)
+{
+    std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(c, sql.c_str()), &PQclear);
+    INFO(PQresultErrorMessage(r.get()));
+    REQUIRE(PQresultStatus(r.get()) == PGRES_TUPLES_OK);
+    REQUIRE(PQntuples(r.get()) == 1);
+    return PQgetvalue(r.get(), 0, 0);
+}
+// The backend holding key 'lost' (0: nobody), straight from pg_locks.
+constexpr const char* kHolderOfLost =
+    "SELECT coalesce(max(l.pid), 0) FROM pg_locks l JOIN forklock_keys k "
+    "ON k.id = (l.classid::bigint << 32) | l.objid::bigint "
+    "WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND k.key = 'lost'";
+
 } // namespace
 
 TEST_CASE("Server: postgres mode loses no concurrent increment, with or without --preload",
@@ -74,23 +100,45 @@ TEST_CASE("Server: a PostgreSQL that is down or a bad --lock-url exits with code
     CHECK(bad.find("--lock-url") != std::string::npos);
 }
 
-TEST_CASE("Server: a lost PostgreSQL session fails one request with 503 and the next reconnects",
+TEST_CASE("Server: a session lost while its increment holds the key answers 503 before it writes",
           "[server][postgres]")
 {
     ServerProcess server({"--lock-mode", "postgres", "--lock-url", cluster().conninfo()}, 1);
     REQUIRE(http_request(server.endpoint(), "POST", "/counter/lost/increment").status == 200);
-    const std::string admin_info = cluster().conninfo() + " application_name=forklock-test";
-    std::unique_ptr<PGconn, decltype(&PQfinish)> admin(PQconnectdb(admin_info.c_str()), &PQfinish);
-    REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
-    std::unique_ptr<PGresult, decltype(&PQclear)> killed(
-        PQexec(admin.get(), "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-                            "WHERE application_name = 'forklock'"),
-        &PQclear);
-    REQUIRE(PQresultStatus(killed.get()) == PGRES_TUPLES_OK);
-    REQUIRE(PQntuples(killed.get()) == 1);
-    const auto lost = http_request(server.endpoint(), "POST", "/counter/lost/increment");
+    auto holder = std::async(std::launch::async, [&] {
+        return http_request(server.endpoint(), "POST", "/counter/lost/increment?hold_ms=1500");
+    });
+    Connection admin = connect_admin();
+    int backend = 0; // the session holding the key, as pg_locks sees it
+    REQUIRE(wait_until(
+        [&] {
+            backend = std::stoi(query_value(admin.get(), kHolderOfLost));
+            return backend != 0;
+        },
+        10s));
+    query_value(admin.get(), fmt::format("SELECT pg_terminate_backend({}, 5000)", backend));
+    const HttpResponse lost = holder.get();
+    INFO(lost.body);
     CHECK(lost.status == 503);
-    CHECK(lost.body.find("lock server") != std::string::npos);
+    CHECK(lost.body.find("lost the lock server while holding key 'lost'; this increment is not "
+                         "acknowledged") != std::string::npos);
+    CHECK(lost.json()["written"] == false);
     CHECK(http_request(server.endpoint(), "POST", "/counter/lost/increment").status == 200);
     CHECK(counter_value(server, "lost") == 2); // the acknowledged ones, no more, no less
+}
+
+TEST_CASE("Server: a session lost between requests reconnects without failing the next one",
+          "[server][postgres]")
+{
+    ServerProcess server({"--lock-mode", "postgres", "--lock-url", cluster().conninfo()}, 1);
+    REQUIRE(http_request(server.endpoint(), "POST", "/counter/idle/increment").status == 200);
+    Connection admin = connect_admin();
+    const std::string terminated = query_value(
+        admin.get(), fmt::format("SELECT count(pg_terminate_backend(pid, 5000)) FROM "
+                                 "pg_stat_activity WHERE application_name LIKE 'forklock host=% "
+                                 "pid={}'",
+                                 *server.worker_pids().begin()));
+    REQUIRE(terminated == "1");
+    CHECK(http_request(server.endpoint(), "POST", "/counter/idle/increment").status == 200);
+    CHECK(counter_value(server, "idle") == 2);
 }
