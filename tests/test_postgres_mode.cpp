@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
@@ -265,6 +266,70 @@ TEST_CASE("PostgresMode: a lock refused by a full table gives its advisory lock 
     KeyGuard a = table.lock("full-a");
     CHECK_THROWS_AS(table.try_lock("full-b"), TableFullError);
     CHECK(other.try_lock("full-b")); // not kept by the session of the refused call
+}
+
+TEST_CASE("PostgresMode: server_locks names a holder in another process, and a waiter",
+          "[postgres_mode]")
+{
+    SharedBlock sh;
+    Child child = holder(sh, "seen");
+    REQUIRE(wait_until([&] { return sh->holding.load() != 0; }, 20s));
+    LockTable table(pg_options());
+    LockTable waiting(pg_options());
+    std::atomic<bool> waited_and_got{false};
+    std::thread waiter([&] { waited_and_got = waiting.lock_for("seen", 30s).owns_lock(); });
+    auto of = [](const std::vector<ServerLock>& locks, bool granted) {
+        std::vector<ServerLock> out;
+        for (const auto& l : locks)
+            if (l.key == "seen" && l.granted == granted) out.push_back(l);
+        return out;
+    };
+    std::vector<ServerLock> locks;
+    CHECK(wait_until([&] { return of(locks = table.server_locks(), false).size() == 1; }, 10s));
+    sh->release.store(1);
+    waiter.join();
+    CHECK(waited_and_got);
+    CHECK(child.wait() == 0);
+
+    char host[256] = {};
+    REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+    const auto granted = of(locks, true);
+    REQUIRE(granted.size() == 1);
+    CHECK(granted[0].pid == child.pid());
+    CHECK(granted[0].host == host);
+    CHECK(granted[0].backend_pid > 0);
+    CHECK(granted[0].client_addr.empty()); // a Unix socket
+    CHECK_FALSE(granted[0].since.empty());
+    CHECK(granted[0].for_ms >= 0);
+    const auto waiters = of(locks, false);
+    REQUIRE(waiters.size() == 1);
+    CHECK(waiters[0].pid == ::getpid());
+    CHECK(waiters[0].backend_pid != granted[0].backend_pid);
+    CHECK_FALSE(waiters[0].since.empty());
+    CHECK(of(table.server_locks(), true).empty()); // let go by the waiter that got it
+}
+
+TEST_CASE("PostgresMode: server_locks gives up on a backend that does not answer",
+          "[postgres_mode]")
+{
+    LockTable table(pg_options());
+    CHECK(table.server_locks().empty());
+    Connection c = admin();
+    const std::string sql = fmt::format("SELECT pid FROM pg_stat_activity WHERE "
+                                        "application_name LIKE 'forklock host=% pid={}'",
+                                        ::getpid());
+    const pid_t backend = std::stoi(query_value(c.get(), sql.c_str()));
+    REQUIRE(::kill(backend, SIGSTOP) == 0);
+    struct Resume {
+        pid_t pid;
+        ~Resume() { ::kill(pid, SIGCONT); }
+    } resume{backend};
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(table.server_locks(300ms), LockServerError);
+    // A bound on "does not hang", far above the 300 ms + grace it takes.
+    CHECK(std::chrono::steady_clock::now() - start < 10s);
+    ::kill(backend, SIGCONT);
+    CHECK_NOTHROW(table.server_locks()); // a new session
 }
 
 TEST_CASE("PostgresMode: two keys never share a lock", "[postgres_mode]")

@@ -5,17 +5,25 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <atomic>
+
 #include <future>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
+#include "harness/child.h"
 #include "harness/http_client.h"
 #include "harness/pg_cluster.h"
 #include "harness/server_process.h"
 #include "harness/wait.h"
+#include "locks/lock_table.h"
+#include "os/memory_region.h"
 
 using namespace forklock::harness;
 using namespace std::chrono_literals;
@@ -70,6 +78,47 @@ constexpr const char* kHolderOfLost =
     "SELECT coalesce(max(l.pid), 0) FROM pg_locks l JOIN forklock_keys k "
     "ON k.id = (l.classid::bigint << 32) | l.objid::bigint "
     "WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND k.key = 'lost'";
+
+// A process outside the server holding `key` through a table of its own until it is killed.
+class OutsideHolder {
+public:
+    explicit OutsideHolder(const std::string& key)
+        : flag_(sizeof(std::atomic<int>), forklock::MemoryRegion::Sharing::shared),
+          child_([this, key, url = cluster().conninfo()] {
+              forklock::LockTableOptions o;
+              o.mode = forklock::LockMode::postgres;
+              o.url = url;
+              forklock::LockTable own(o);
+              forklock::KeyGuard g = own.lock(key);
+              holding().store(1);
+              for (;;) ::pause();
+              return 0;
+          })
+    {
+        REQUIRE(wait_until([&] { return holding().load() != 0; }, 20s));
+    }
+    pid_t pid() const { return child_.pid(); }
+    void kill() { child_.kill(); }
+
+private:
+    std::atomic<int>& holding() { return *static_cast<std::atomic<int>*>(flag_.data()); }
+    forklock::MemoryRegion flag_;
+    Child child_;
+};
+
+// The /locks holders of `key` in `state` ("granted" or "waiting").
+std::vector<nlohmann::json> holders(const ServerProcess& server, const std::string& key,
+                                    const std::string& state)
+{
+    const auto r = http_request(server.endpoint(), "GET", "/locks");
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+    const nlohmann::json body = r.json(); // kept: the loop's range is a reference into it
+    std::vector<nlohmann::json> out;
+    for (const auto& h : body["holders"])
+        if (h["key"] == key && h["state"] == state) out.push_back(h);
+    return out;
+}
 
 } // namespace
 
@@ -141,4 +190,46 @@ TEST_CASE("Server: a session lost between requests reconnects without failing th
     REQUIRE(terminated == "1");
     CHECK(http_request(server.endpoint(), "POST", "/counter/idle/increment").status == 200);
     CHECK(counter_value(server, "idle") == 2);
+}
+
+TEST_CASE("Server: /locks in postgres mode names a holder in another process, and a waiter",
+          "[server][postgres]")
+{
+    ServerProcess server(
+        {"--threads", "2", "--lock-mode", "postgres", "--lock-url", cluster().conninfo()}, 1);
+    OutsideHolder outside("shown");
+    auto waiter = std::async(std::launch::async, [&] {
+        return http_request(server.endpoint(), "POST", "/counter/shown/increment?timeout_ms=20000",
+                            30s);
+    });
+    std::vector<nlohmann::json> waiting;
+    CHECK(
+        wait_until([&] { return !(waiting = holders(server, "shown", "waiting")).empty(); }, 10s));
+    const auto granted = holders(server, "shown", "granted");
+    REQUIRE(granted.size() == 1);
+    char host[256] = {};
+    REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+    CHECK(granted[0]["pid"] == outside.pid());
+    CHECK(granted[0]["host"] == host);
+    CHECK(granted[0]["backend_pid"].get<int>() > 0);
+    REQUIRE(waiting.size() == 1);
+    CHECK(waiting[0]["pid"] == *server.worker_pids().begin());
+    outside.kill(); // PostgreSQL lets the waiter in
+    CHECK(waiter.get().status == 200);
+    CHECK(holders(server, "shown", "granted").empty());
+}
+
+TEST_CASE("Server: /locks answers 503 while PostgreSQL is down, and 200 once it is back",
+          "[server][postgres]")
+{
+    PgCluster own; // stopped here: not the binary's
+    ServerProcess server({"--lock-mode", "postgres", "--lock-url", own.conninfo()}, 1);
+    REQUIRE(http_request(server.endpoint(), "GET", "/locks").status == 200);
+    own.stop();
+    const auto down = http_request(server.endpoint(), "GET", "/locks", 20s);
+    INFO(down.body);
+    CHECK(down.status == 503);
+    CHECK(down.json()["error"].get<std::string>().find("lock server") != std::string::npos);
+    own.start();
+    CHECK(http_request(server.endpoint(), "GET", "/locks").status == 200);
 }

@@ -317,7 +317,8 @@ Response Api::index() const
     Json endpoints = Json::array(
         {"POST /counter/{key}/increment?hold_ms=N&timeout_ms=M  add one under the key's lock",
          "GET /counter/{key}  read a counter", "DELETE /counter/{key}  reset a counter to 0",
-         "GET /locks  the lock table", "GET /workers  the workers", "GET /metrics  Prometheus text",
+         "GET /locks  the lock table (postgres: who holds and waits, from pg_locks)",
+         "GET /workers  the workers", "GET /metrics  Prometheus text",
          "GET /trace?key=K&since=SEQ&limit=N&format=chrome  the critical sections traced",
          "GET /analysis?key=K  overlaps and lost updates of a key, explained",
          "POST /pair/increment?first=A&second=B&hold_ms=H&timeout_ms=T&ordered=0|1  two keys, "

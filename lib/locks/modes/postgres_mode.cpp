@@ -22,9 +22,14 @@
 // says what window remains), and unlock() returns false for a lease whose session is gone,
 // without touching the newer session's locks.
 //
-// Not covered yet (issue 14, the next step): /locks showing the holders from pg_locks joined with
-// pg_stat_activity; a PostgreSQL restart while serving; the pgbench comparison; Act 3 of the
-// demo; a switch to postgres mode from the dashboard (its config carries no URL).
+// Who holds what: server_locks() asks pg_locks joined with pg_stat_activity and forklock_keys
+// (pg_session.h), on the calling thread's session: a worker thread serves one request at a time,
+// so between requests its session holds nothing, and a session that times out can be closed
+// without losing anyone's key. Bounded by a statement_timeout and a client-side deadline.
+//
+// Not covered yet (issue 14, the next step): a PostgreSQL restart while serving; the pgbench
+// comparison; Act 3 of the demo; a switch to postgres mode from the dashboard (its config
+// carries no URL).
 //
 // Why the advisory lock is tried before the slot is pinned: as in flock mode, a process killed
 // between pin and owner word leaves a reference nobody returns, and the round trip to PostgreSQL
