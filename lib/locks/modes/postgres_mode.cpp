@@ -27,9 +27,12 @@
 // so between requests its session holds nothing, and a session that times out can be closed
 // without losing anyone's key. Bounded by a statement_timeout and a client-side deadline.
 //
-// Not covered yet (issue 14, the next step): a PostgreSQL restart while serving; the pgbench
-// comparison; Act 3 of the demo; a switch to postgres mode from the dashboard (its config
-// carries no URL).
+// A PostgreSQL restart while serving: every session ends (held keys are lost and said so), each
+// call while it is down throws LockServerError at once (a refused connect; connect_timeout bounds
+// one that is not refused), and the first lock after it is back reconnects: nothing to restart.
+//
+// Not covered yet (issue 14): the pgbench comparison; Act 3 of the demo; a switch to postgres
+// mode from the dashboard (its config carries no URL).
 //
 // Why the advisory lock is tried before the slot is pinned: as in flock mode, a process killed
 // between pin and owner word leaves a reference nobody returns, and the round trip to PostgreSQL

@@ -157,6 +157,7 @@ bool PgSession::alive() noexcept
         if (ready < 0 && errno == EINTR) continue;
         if (ready <= 0) break;
         if (PQconsumeInput(conn_) == 0) break; // EOF or a reset: the status says so
+        (void)PQisBusy(conn_); // parses what was read: a FATAL reaches the notice receiver
     }
     if (!fatal_ && PQstatus(conn_) == CONNECTION_OK) return true;
     close();
