@@ -1,7 +1,8 @@
 // The real server in --lock-mode postgres against a throwaway PostgreSQL (harness/pg_cluster.h):
 // workers made without --preload exclude each other through it; a PostgreSQL that is down or a
-// bad --lock-url stops the server with code 2 before fork; a session lost while it holds
-// a key fails that increment with 503 before it writes, and one lost while idle reconnects.
+// bad --lock-url stops the server with code 2 before fork; a session lost while it holds a key
+// fails that increment with 503 before it writes, and one lost while idle reconnects; /locks
+// shows the holders PostgreSQL knows; /control/config switches to postgres with --lock-url only.
 
 #include <catch2/catch.hpp>
 
@@ -232,4 +233,48 @@ TEST_CASE("Server: /locks answers 503 while PostgreSQL is down, and 200 once it 
     CHECK(down.json()["error"].get<std::string>().find("lock server") != std::string::npos);
     own.start();
     CHECK(http_request(server.endpoint(), "GET", "/locks").status == 200);
+}
+
+namespace {
+
+// Every worker of `server` runs `mode` in configuration `generation`.
+bool all_run(const ServerProcess& server, int generation, const std::string& mode)
+{
+    const nlohmann::json w = http_request(server.endpoint(), "GET", "/workers").json();
+    if (!w.is_object() || w["workers"].empty()) return false;
+    for (const auto& one : w["workers"])
+        if (one.value("generation", -1) != generation || one.value("mode", "") != mode)
+            return false;
+    return true;
+}
+
+} // namespace
+
+TEST_CASE("Server: /control/config leaves postgres mode and comes back to it with its --lock-url",
+          "[server][postgres]")
+{
+    ServerProcess server({"--lock-mode", "postgres", "--lock-url", cluster().conninfo()}, 1);
+    const auto away = http_request(server.endpoint(), "POST", "/control/config?mode=mutex");
+    INFO(away.body);
+    REQUIRE(away.status == 202);
+    REQUIRE(wait_until([&] { return all_run(server, 1, "mutex"); }, 15s));
+    const auto back = http_request(server.endpoint(), "POST", "/control/config?mode=postgres");
+    INFO(back.body);
+    REQUIRE(back.status == 202);
+    REQUIRE(wait_until([&] { return all_run(server, 2, "postgres"); }, 15s));
+    const auto r = http_request(server.endpoint(), "POST", "/counter/switched/increment");
+    CHECK(r.status == 200);
+    CHECK(r.json()["lock_mode"] == "postgres");
+    CHECK(http_request(server.endpoint(), "GET", "/locks").json().contains("holders"));
+}
+
+TEST_CASE("Server: /control/config refuses postgres mode to a server started without --lock-url",
+          "[server][postgres]")
+{
+    ServerProcess server({"--lock-mode", "mutex"}, 1);
+    const auto r = http_request(server.endpoint(), "POST", "/control/config?mode=postgres");
+    INFO(r.body);
+    CHECK(r.status == 403);
+    CHECK(r.json()["error"].get<std::string>().find("--lock-url") != std::string::npos);
+    CHECK(all_run(server, 0, "mutex")); // nothing was asked of the master
 }

@@ -31,8 +31,10 @@
 // call while it is down throws LockServerError at once (a refused connect; connect_timeout bounds
 // one that is not refused), and the first lock after it is back reconnects: nothing to restart.
 //
-// Not covered yet (issue 14): the pgbench comparison; Act 3 of the demo; a switch to postgres
-// mode from the dashboard (its config carries no URL).
+// The dashboard's POST /control/config switches to this mode with the server's --lock-url, and
+// refuses (403) on a server started without one: a request never carries a URL.
+//
+// Not covered here (issue 14): the pgbench comparison and Act 3 of the demo.
 //
 // Why the advisory lock is tried before the slot is pinned: as in flock mode, a process killed
 // between pin and owner word leaves a reference nobody returns, and the round trip to PostgreSQL
