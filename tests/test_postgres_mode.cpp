@@ -2,12 +2,15 @@
 // sessions (processes, tables, threads), timeouts, holder death, a lost connection, exact keys.
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,9 +22,11 @@
 
 #include "harness/child.h"
 #include "harness/pg_cluster.h"
+#include "harness/temp_dir.h"
 #include "harness/wait.h"
 #include "locks/lock_table.h"
 #include "os/memory_region.h"
+#include "os/unique_fd.h"
 
 using namespace forklock;
 using namespace forklock::harness;
@@ -358,6 +363,29 @@ TEST_CASE("PostgresMode: a child never uses the session it inherited", "[postgre
     CHECK(child.wait() == 0);
     g.unlock();
     CHECK(table.lock("parents").owns_lock()); // the parent's session survived the child
+}
+
+TEST_CASE("PostgresMode: a server that accepts but never answers is given up at connect_timeout",
+          "[postgres_mode]")
+{
+    // A socket where PostgreSQL's would be, listening but never accepting: the kernel completes
+    // the connect, libpq sends its startup packet, and nothing ever answers it.
+    TempDir dir("forklock-mute");
+    UniqueFd mute(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(mute.get() >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string path = (dir.path() / ".s.PGSQL.5432").string();
+    REQUIRE(path.size() < sizeof addr.sun_path);
+    std::strcpy(addr.sun_path, path.c_str());
+    REQUIRE(::bind(mute.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(mute.get(), 8) == 0);
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(
+        LockTable(pg_options(fmt::format("host={} dbname=postgres", dir.path().string()))),
+        LockServerError);
+    // Not for ever: PgSession::kConnectTimeoutS (5 s), far below this bound.
+    CHECK(std::chrono::steady_clock::now() - start < 30s);
 }
 
 TEST_CASE("PostgresMode: a server that is down or a missing URL is refused at once",
