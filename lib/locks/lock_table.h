@@ -135,14 +135,15 @@ public:
     // a terminated backend sends a FATAL message and closes) and, if the session is gone, closes
     // it, so the next lock() reconnects; call it on the thread that took the guard. Every other
     // mode answers true from a member of the guard, without a call.
-    // The window that remains: a loss after this check (or one whose FATAL message and close
-    // have not reached this host yet: a vanished host, a network partition) is not seen before
-    // the write, and the next holder may be inside while it happens; unlock() then returns false,
-    // so the writer knows afterwards and can refuse to acknowledge. Closing the window needs a
-    // fencing token (a number that grows with each grant, sent with the write and checked by the
-    // storage, which refuses a write older than the newest it has seen): the check has to be
-    // atomic with the write, inside the storage. A counter file written with pwrite() cannot
-    // refuse anything; checking a token stored in the file first is again a check, then a write.
+    // The window that remains: a loss after this check, or one not visible here yet (a backend
+    // told to end that has not sent its FATAL yet, a vanished host, a network partition), is not
+    // seen before the write, and the next holder may be inside while it happens; unlock() then
+    // returns false, so the writer knows afterwards and can refuse to acknowledge. Closing the
+    // window needs a fencing token (a number that grows with each grant, sent with the write and
+    // checked by the storage, which refuses a write older than the newest it has seen): the check
+    // has to be atomic with the write, inside the storage. A counter file written with pwrite()
+    // cannot refuse anything; checking a token stored in the file first is again a check, then a
+    // write.
     bool still_held() const noexcept;
 
     // How long lock() waited (0 for an uncontended acquisition).
