@@ -316,3 +316,19 @@ TEST_CASE("LockTable: owner of a key that has no slot binds none", "[lock_table]
     CHECK(table.owner("") == 0);
     CHECK(table.stats().keys == 1);
 }
+
+TEST_CASE("LockTable: a guard in a mode without a lock server is held until its unlock",
+          "[lock_table][guard]")
+{
+    const auto mode = GENERATE(LockMode::none, LockMode::thread, LockMode::semaphore,
+                               LockMode::mutex, LockMode::flock);
+    INFO("mode " << to_string(mode));
+    TempDir dir;
+    LockTable table(options_for(mode, dir.path()));
+    KeyGuard g = table.lock("k");
+    CHECK(g.still_held());
+    CHECK(g.unlock()); // nothing can take a held key away from its holder in these modes
+    CHECK_FALSE(g.still_held());
+    CHECK(g.unlock()); // an empty guard has nothing to lose
+    CHECK_FALSE(KeyGuard().still_held());
+}

@@ -77,6 +77,32 @@ TEST_CASE("PgCluster: a started cluster answers SELECT 1 on its Unix socket only
     CHECK(query_value(conn.get(), "SHOW dynamic_shared_memory_type") == "mmap");
 }
 
+TEST_CASE("PgCluster: a cluster stopped and started again keeps its data and its conninfo",
+          "[pg_cluster]")
+{
+    PgCluster cluster;
+    {
+        Connection conn = connect(cluster.conninfo());
+        std::unique_ptr<PGresult, decltype(&PQclear)> made(
+            PQexec(conn.get(), "CREATE TABLE kept AS SELECT 42 AS v"), &PQclear);
+        REQUIRE(PQresultStatus(made.get()) == PGRES_COMMAND_OK);
+    }
+    const pid_t first = cluster.postmaster_pid();
+    cluster.stop();
+    CHECK(cluster.postmaster_pid() == 0);
+    CHECK(gone(first));
+    CHECK(PQping(cluster.conninfo().c_str()) == PQPING_NO_RESPONSE);
+    cluster.stop(); // stopped already: nothing
+    cluster.start();
+    CHECK(cluster.postmaster_pid() != 0);
+    CHECK(cluster.postmaster_pid() != first);
+    Connection again = connect(cluster.conninfo());
+    CHECK(query_value(again.get(), "SELECT v FROM kept") == "42");
+    const pid_t second = cluster.postmaster_pid();
+    cluster.start(); // running already: nothing
+    CHECK(cluster.postmaster_pid() == second);
+}
+
 TEST_CASE("PgCluster: the server never runs as root", "[pg_cluster]")
 {
     PgCluster cluster;

@@ -2,23 +2,31 @@
 // sessions (processes, tables, threads), timeouts, holder death, a lost connection, exact keys.
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include <fmt/format.h>
 #include <libpq-fe.h>
+#include <unistd.h>
 
 #include "harness/child.h"
 #include "harness/pg_cluster.h"
+#include "harness/temp_dir.h"
 #include "harness/wait.h"
 #include "locks/lock_table.h"
 #include "os/memory_region.h"
+#include "os/unique_fd.h"
 
 using namespace forklock;
 using namespace forklock::harness;
@@ -180,20 +188,153 @@ TEST_CASE("PostgresMode: a SIGKILLed holder's key is free again", "[postgres_mod
                 ms.count());
 }
 
-TEST_CASE("PostgresMode: a lost connection throws LockServerError and the next lock reconnects",
+namespace {
+
+// terminate: ends every forklock session of this test process but `keep` (0: none) from the
+// admin connection, and waits until they are gone (pg_terminate_backend's timeout).
+void terminate(PGconn* admin, int keep = 0)
+{
+    const std::string sql =
+        fmt::format("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                    "WHERE application_name LIKE 'forklock host=% pid={}' AND pid <> {}",
+                    ::getpid(), keep);
+    query_value(admin, sql.c_str());
+}
+
+} // namespace
+
+TEST_CASE("PostgresMode: a session lost while a key is held: the guard says so at once",
           "[postgres_mode]")
 {
     LockTable table(pg_options());
     LockTable other(pg_options());
     KeyGuard held = table.lock("lost");
+    REQUIRE(held.still_held());
     Connection c = admin();
-    query_value(c.get(), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                         "WHERE application_name = 'forklock' AND pid <> pg_backend_pid()");
+    terminate(c.get());
+    // No round trip: the FATAL message (or the close) is already in this end's socket.
+    CHECK_FALSE(held.still_held());
     // PostgreSQL released the key with the session: another session takes it.
-    CHECK(wait_until([&] { return other.try_lock("lost").owns_lock(); }, 10s));
-    CHECK_THROWS_AS(table.lock("next"), LockServerError);
-    held.unlock(); // logs the lost session; must not throw
-    CHECK(table.lock("next").owns_lock());
+    CHECK(other.try_lock("lost").owns_lock());
+    CHECK_FALSE(held.unlock());            // reported, not thrown
+    CHECK(table.lock("next").owns_lock()); // reconnected
+}
+
+TEST_CASE("PostgresMode: a session lost after the check makes its unlock report the loss",
+          "[postgres_mode]")
+{
+    LockTable table(pg_options());
+    KeyGuard held = table.lock("late");
+    REQUIRE(held.still_held());
+    Connection c = admin();
+    terminate(c.get());
+    CHECK_FALSE(held.unlock());
+}
+
+TEST_CASE("PostgresMode: a session lost between locks reconnects without an error",
+          "[postgres_mode]")
+{
+    LockTable table(pg_options());
+    table.lock("idle").unlock();
+    Connection c = admin();
+    terminate(c.get());
+    KeyGuard g;
+    CHECK_NOTHROW(g = table.lock("idle"));
+    CHECK(g.still_held());
+    CHECK(g.unlock());
+}
+
+TEST_CASE("PostgresMode: the unlock of a lost key leaves the new session's keys alone",
+          "[postgres_mode]")
+{
+    LockTable table(pg_options());
+    LockTable other(pg_options());
+    KeyGuard first = table.lock("first");
+    Connection c = admin();
+    terminate(c.get());
+    KeyGuard second = table.lock("second"); // a new session, while `first` is still a guard
+    CHECK_FALSE(first.still_held());
+    CHECK_FALSE(first.unlock());
+    CHECK(second.still_held());
+    CHECK_FALSE(other.try_lock("second")); // still held by the new session
+    CHECK(second.unlock());
+    CHECK(other.try_lock("second"));
+}
+
+TEST_CASE("PostgresMode: a lock refused by a full table gives its advisory lock back",
+          "[postgres_mode]")
+{
+    LockTableOptions o = pg_options();
+    o.capacity = 1;
+    LockTable table(o);
+    LockTable other(pg_options());
+    KeyGuard a = table.lock("full-a");
+    CHECK_THROWS_AS(table.try_lock("full-b"), TableFullError);
+    CHECK(other.try_lock("full-b")); // not kept by the session of the refused call
+}
+
+TEST_CASE("PostgresMode: server_locks names a holder in another process, and a waiter",
+          "[postgres_mode]")
+{
+    SharedBlock sh;
+    Child child = holder(sh, "seen");
+    REQUIRE(wait_until([&] { return sh->holding.load() != 0; }, 20s));
+    LockTable table(pg_options());
+    LockTable waiting(pg_options());
+    std::atomic<bool> waited_and_got{false};
+    std::thread waiter([&] { waited_and_got = waiting.lock_for("seen", 30s).owns_lock(); });
+    auto of = [](const std::vector<ServerLock>& locks, bool granted) {
+        std::vector<ServerLock> out;
+        for (const auto& l : locks)
+            if (l.key == "seen" && l.granted == granted) out.push_back(l);
+        return out;
+    };
+    std::vector<ServerLock> locks;
+    CHECK(wait_until([&] { return of(locks = table.server_locks(), false).size() == 1; }, 10s));
+    sh->release.store(1);
+    waiter.join();
+    CHECK(waited_and_got);
+    CHECK(child.wait() == 0);
+
+    char host[256] = {};
+    REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+    const auto granted = of(locks, true);
+    REQUIRE(granted.size() == 1);
+    CHECK(granted[0].pid == child.pid());
+    CHECK(granted[0].host == host);
+    CHECK(granted[0].backend_pid > 0);
+    CHECK(granted[0].client_addr.empty()); // a Unix socket
+    CHECK_FALSE(granted[0].since.empty());
+    CHECK(granted[0].for_ms >= 0);
+    const auto waiters = of(locks, false);
+    REQUIRE(waiters.size() == 1);
+    CHECK(waiters[0].pid == ::getpid());
+    CHECK(waiters[0].backend_pid != granted[0].backend_pid);
+    CHECK_FALSE(waiters[0].since.empty());
+    CHECK(of(table.server_locks(), true).empty()); // let go by the waiter that got it
+}
+
+TEST_CASE("PostgresMode: server_locks gives up on a backend that does not answer",
+          "[postgres_mode]")
+{
+    LockTable table(pg_options());
+    CHECK(table.server_locks().empty());
+    Connection c = admin();
+    const std::string sql = fmt::format("SELECT pid FROM pg_stat_activity WHERE "
+                                        "application_name LIKE 'forklock host=% pid={}'",
+                                        ::getpid());
+    const pid_t backend = std::stoi(query_value(c.get(), sql.c_str()));
+    REQUIRE(::kill(backend, SIGSTOP) == 0);
+    struct Resume {
+        pid_t pid;
+        ~Resume() { ::kill(pid, SIGCONT); }
+    } resume{backend};
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(table.server_locks(300ms), LockServerError);
+    // A bound on "does not hang", far above the 300 ms + grace it takes.
+    CHECK(std::chrono::steady_clock::now() - start < 10s);
+    ::kill(backend, SIGCONT);
+    CHECK_NOTHROW(table.server_locks()); // a new session
 }
 
 TEST_CASE("PostgresMode: two keys never share a lock", "[postgres_mode]")
@@ -222,6 +363,29 @@ TEST_CASE("PostgresMode: a child never uses the session it inherited", "[postgre
     CHECK(child.wait() == 0);
     g.unlock();
     CHECK(table.lock("parents").owns_lock()); // the parent's session survived the child
+}
+
+TEST_CASE("PostgresMode: a server that accepts but never answers is given up at connect_timeout",
+          "[postgres_mode]")
+{
+    // A socket where PostgreSQL's would be, listening but never accepting: the kernel completes
+    // the connect, libpq sends its startup packet, and nothing ever answers it.
+    TempDir dir("forklock-mute");
+    UniqueFd mute(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(mute.get() >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string path = (dir.path() / ".s.PGSQL.5432").string();
+    REQUIRE(path.size() < sizeof addr.sun_path);
+    std::strcpy(addr.sun_path, path.c_str());
+    REQUIRE(::bind(mute.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(mute.get(), 8) == 0);
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(
+        LockTable(pg_options(fmt::format("host={} dbname=postgres", dir.path().string()))),
+        LockServerError);
+    // Not for ever: PgSession::kConnectTimeoutS (5 s), far below this bound.
+    CHECK(std::chrono::steady_clock::now() - start < 30s);
 }
 
 TEST_CASE("PostgresMode: a server that is down or a missing URL is refused at once",

@@ -1,17 +1,30 @@
 // The real server in --lock-mode postgres against a throwaway PostgreSQL (harness/pg_cluster.h):
 // workers made without --preload exclude each other through it; a PostgreSQL that is down or a
-// bad --lock-url stops the server with code 2 before fork; a lost session is one 503.
+// bad --lock-url stops the server with code 2 before fork; a session lost while it holds a key
+// fails that increment with 503 before it writes, and one lost while idle reconnects; /locks
+// shows the holders PostgreSQL knows; /control/config switches to postgres with --lock-url only.
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <atomic>
+
+#include <future>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include <fmt/format.h>
 #include <libpq-fe.h>
 
+#include "harness/child.h"
 #include "harness/http_client.h"
 #include "harness/pg_cluster.h"
 #include "harness/server_process.h"
+#include "harness/wait.h"
+#include "locks/lock_table.h"
+#include "os/memory_region.h"
 
 using namespace forklock::harness;
 using namespace std::chrono_literals;
@@ -45,6 +58,69 @@ std::string refused(std::vector<std::string> args)
     return server.log();
 }
 
+using Connection = std::unique_ptr<PGconn, decltype(&PQfinish)>;
+Connection connect_admin()
+{
+    const std::string info = cluster().conninfo() + " application_name=forklock-test";
+    Connection c(PQconnectdb(info.c_str()), &PQfinish);
+    REQUIRE(PQstatus(c.get()) == CONNECTION_OK);
+    return c;
+}
+std::string query_value(PGconn* c, const std::string& sql)
+{
+    std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(c, sql.c_str()), &PQclear);
+    INFO(PQresultErrorMessage(r.get()));
+    REQUIRE(PQresultStatus(r.get()) == PGRES_TUPLES_OK);
+    REQUIRE(PQntuples(r.get()) == 1);
+    return PQgetvalue(r.get(), 0, 0);
+}
+// The backend holding key 'lost' (0: nobody), straight from pg_locks.
+constexpr const char* kHolderOfLost =
+    "SELECT coalesce(max(l.pid), 0) FROM pg_locks l JOIN forklock_keys k "
+    "ON k.id = (l.classid::bigint << 32) | l.objid::bigint "
+    "WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND k.key = 'lost'";
+
+// A process outside the server holding `key` through a table of its own until it is killed.
+class OutsideHolder {
+public:
+    explicit OutsideHolder(const std::string& key)
+        : flag_(sizeof(std::atomic<int>), forklock::MemoryRegion::Sharing::shared),
+          child_([this, key, url = cluster().conninfo()] {
+              forklock::LockTableOptions o;
+              o.mode = forklock::LockMode::postgres;
+              o.url = url;
+              forklock::LockTable own(o);
+              forklock::KeyGuard g = own.lock(key);
+              holding().store(1);
+              for (;;) ::pause();
+              return 0;
+          })
+    {
+        REQUIRE(wait_until([&] { return holding().load() != 0; }, 20s));
+    }
+    pid_t pid() const { return child_.pid(); }
+    void kill() { child_.kill(); }
+
+private:
+    std::atomic<int>& holding() { return *static_cast<std::atomic<int>*>(flag_.data()); }
+    forklock::MemoryRegion flag_;
+    Child child_;
+};
+
+// The /locks holders of `key` in `state` ("granted" or "waiting").
+std::vector<nlohmann::json> holders(const ServerProcess& server, const std::string& key,
+                                    const std::string& state)
+{
+    const auto r = http_request(server.endpoint(), "GET", "/locks");
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+    const nlohmann::json body = r.json(); // kept: the loop's range is a reference into it
+    std::vector<nlohmann::json> out;
+    for (const auto& h : body["holders"])
+        if (h["key"] == key && h["state"] == state) out.push_back(h);
+    return out;
+}
+
 } // namespace
 
 TEST_CASE("Server: postgres mode loses no concurrent increment, with or without --preload",
@@ -74,23 +150,131 @@ TEST_CASE("Server: a PostgreSQL that is down or a bad --lock-url exits with code
     CHECK(bad.find("--lock-url") != std::string::npos);
 }
 
-TEST_CASE("Server: a lost PostgreSQL session fails one request with 503 and the next reconnects",
+TEST_CASE("Server: a session lost while its increment holds the key answers 503 before it writes",
           "[server][postgres]")
 {
     ServerProcess server({"--lock-mode", "postgres", "--lock-url", cluster().conninfo()}, 1);
     REQUIRE(http_request(server.endpoint(), "POST", "/counter/lost/increment").status == 200);
-    const std::string admin_info = cluster().conninfo() + " application_name=forklock-test";
-    std::unique_ptr<PGconn, decltype(&PQfinish)> admin(PQconnectdb(admin_info.c_str()), &PQfinish);
-    REQUIRE(PQstatus(admin.get()) == CONNECTION_OK);
-    std::unique_ptr<PGresult, decltype(&PQclear)> killed(
-        PQexec(admin.get(), "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-                            "WHERE application_name = 'forklock'"),
-        &PQclear);
-    REQUIRE(PQresultStatus(killed.get()) == PGRES_TUPLES_OK);
-    REQUIRE(PQntuples(killed.get()) == 1);
-    const auto lost = http_request(server.endpoint(), "POST", "/counter/lost/increment");
+    auto holder = std::async(std::launch::async, [&] {
+        return http_request(server.endpoint(), "POST", "/counter/lost/increment?hold_ms=1500");
+    });
+    Connection admin = connect_admin();
+    int backend = 0; // the session holding the key, as pg_locks sees it
+    REQUIRE(wait_until(
+        [&] {
+            backend = std::stoi(query_value(admin.get(), kHolderOfLost));
+            return backend != 0;
+        },
+        10s));
+    query_value(admin.get(), fmt::format("SELECT pg_terminate_backend({}, 5000)", backend));
+    const HttpResponse lost = holder.get();
+    INFO(lost.body);
     CHECK(lost.status == 503);
-    CHECK(lost.body.find("lock server") != std::string::npos);
+    CHECK(lost.body.find("lost the lock server while holding key 'lost'; this increment is not "
+                         "acknowledged") != std::string::npos);
+    CHECK(lost.json()["written"] == false);
     CHECK(http_request(server.endpoint(), "POST", "/counter/lost/increment").status == 200);
     CHECK(counter_value(server, "lost") == 2); // the acknowledged ones, no more, no less
+}
+
+TEST_CASE("Server: a session lost between requests reconnects without failing the next one",
+          "[server][postgres]")
+{
+    ServerProcess server({"--lock-mode", "postgres", "--lock-url", cluster().conninfo()}, 1);
+    REQUIRE(http_request(server.endpoint(), "POST", "/counter/idle/increment").status == 200);
+    Connection admin = connect_admin();
+    const std::string terminated = query_value(
+        admin.get(), fmt::format("SELECT count(pg_terminate_backend(pid, 5000)) FROM "
+                                 "pg_stat_activity WHERE application_name LIKE 'forklock host=% "
+                                 "pid={}'",
+                                 *server.worker_pids().begin()));
+    REQUIRE(terminated == "1");
+    CHECK(http_request(server.endpoint(), "POST", "/counter/idle/increment").status == 200);
+    CHECK(counter_value(server, "idle") == 2);
+}
+
+TEST_CASE("Server: /locks in postgres mode names a holder in another process, and a waiter",
+          "[server][postgres]")
+{
+    ServerProcess server(
+        {"--threads", "2", "--lock-mode", "postgres", "--lock-url", cluster().conninfo()}, 1);
+    OutsideHolder outside("shown");
+    auto waiter = std::async(std::launch::async, [&] {
+        return http_request(server.endpoint(), "POST", "/counter/shown/increment?timeout_ms=20000",
+                            30s);
+    });
+    std::vector<nlohmann::json> waiting;
+    CHECK(
+        wait_until([&] { return !(waiting = holders(server, "shown", "waiting")).empty(); }, 10s));
+    const auto granted = holders(server, "shown", "granted");
+    REQUIRE(granted.size() == 1);
+    char host[256] = {};
+    REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+    CHECK(granted[0]["pid"] == outside.pid());
+    CHECK(granted[0]["host"] == host);
+    CHECK(granted[0]["backend_pid"].get<int>() > 0);
+    REQUIRE(waiting.size() == 1);
+    CHECK(waiting[0]["pid"] == *server.worker_pids().begin());
+    outside.kill(); // PostgreSQL lets the waiter in
+    CHECK(waiter.get().status == 200);
+    CHECK(holders(server, "shown", "granted").empty());
+}
+
+TEST_CASE("Server: /locks answers 503 while PostgreSQL is down, and 200 once it is back",
+          "[server][postgres]")
+{
+    PgCluster own; // stopped here: not the binary's
+    ServerProcess server({"--lock-mode", "postgres", "--lock-url", own.conninfo()}, 1);
+    REQUIRE(http_request(server.endpoint(), "GET", "/locks").status == 200);
+    own.stop();
+    const auto down = http_request(server.endpoint(), "GET", "/locks", 20s);
+    INFO(down.body);
+    CHECK(down.status == 503);
+    CHECK(down.json()["error"].get<std::string>().find("lock server") != std::string::npos);
+    own.start();
+    CHECK(http_request(server.endpoint(), "GET", "/locks").status == 200);
+}
+
+namespace {
+
+// Every worker of `server` runs `mode` in configuration `generation`.
+bool all_run(const ServerProcess& server, int generation, const std::string& mode)
+{
+    const nlohmann::json w = http_request(server.endpoint(), "GET", "/workers").json();
+    if (!w.is_object() || w["workers"].empty()) return false;
+    for (const auto& one : w["workers"])
+        if (one.value("generation", -1) != generation || one.value("mode", "") != mode)
+            return false;
+    return true;
+}
+
+} // namespace
+
+TEST_CASE("Server: /control/config leaves postgres mode and comes back to it with its --lock-url",
+          "[server][postgres]")
+{
+    ServerProcess server({"--lock-mode", "postgres", "--lock-url", cluster().conninfo()}, 1);
+    const auto away = http_request(server.endpoint(), "POST", "/control/config?mode=mutex");
+    INFO(away.body);
+    REQUIRE(away.status == 202);
+    REQUIRE(wait_until([&] { return all_run(server, 1, "mutex"); }, 15s));
+    const auto back = http_request(server.endpoint(), "POST", "/control/config?mode=postgres");
+    INFO(back.body);
+    REQUIRE(back.status == 202);
+    REQUIRE(wait_until([&] { return all_run(server, 2, "postgres"); }, 15s));
+    const auto r = http_request(server.endpoint(), "POST", "/counter/switched/increment");
+    CHECK(r.status == 200);
+    CHECK(r.json()["lock_mode"] == "postgres");
+    CHECK(http_request(server.endpoint(), "GET", "/locks").json().contains("holders"));
+}
+
+TEST_CASE("Server: /control/config refuses postgres mode to a server started without --lock-url",
+          "[server][postgres]")
+{
+    ServerProcess server({"--lock-mode", "mutex"}, 1);
+    const auto r = http_request(server.endpoint(), "POST", "/control/config?mode=postgres");
+    INFO(r.body);
+    CHECK(r.status == 403);
+    CHECK(r.json()["error"].get<std::string>().find("--lock-url") != std::string::npos);
+    CHECK(all_run(server, 0, "mutex")); // nothing was asked of the master
 }

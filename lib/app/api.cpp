@@ -47,24 +47,47 @@ pid_t current_tid() noexcept
     return tid;
 }
 
-// The increment under the held key: read, hold, write, release, with the trace's times. The
-// metrics see the thread inside from acquired to unlock. On an exception, releases the key,
-// calls on_failure() (the record still knows what it read) and rethrows.
+// What a holder says when the lock server lost its key: before the write (nothing written), or
+// found by the unlock after it (written, and the next holder may have been inside meanwhile).
+std::string lost_message(std::string_view key, std::string_view what, bool written)
+{
+    return fmt::format("lost the lock server while holding key '{}'; this {} is not acknowledged "
+                       "({})",
+                       key, what,
+                       written ? "it was written, but another holder may have been inside"
+                               : "nothing was written");
+}
+
+Response lost_response(std::string_view key, bool written)
+{
+    return json_response(503, Json{{"error", lost_message(key, "increment", written)},
+                                   {"key", key},
+                                   {"written", written}});
+}
+
+// The increment under the held key: read, hold, check that the key is still held, write,
+// release, with the trace's times. The metrics see the thread inside from acquired to unlock.
+// Returns whether the key was held until the unlock (false: the lock server lost it after the
+// check; the write happened). On an exception, releases the key, calls on_failure() (the record
+// still knows what it read) and rethrows; LockLostError: lost before the write, nothing written.
 template <typename OnFailure>
-void read_modify_write(const CounterStore& store, LockMetrics* metrics, KeyGuard& guard,
+bool read_modify_write(const CounterStore& store, LockMetrics* metrics, KeyGuard& guard,
                        std::string_view key, int hold_ms, TraceRecord& r, OnFailure on_failure)
 {
     if (metrics) metrics->enter(key);
     auto release = [&] {
         r.unlock_ns = monotonic_ns();
         if (metrics) metrics->leave(key);
-        guard.unlock();
+        const bool held = guard.unlock();
         r.released_ns = monotonic_ns();
+        return held;
     };
     try {
         r.wrote = store.update(key, [&](std::uint64_t value) {
             r.read = value;
             if (hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
+            // The last moment to refuse: the next step is the pwrite (lock_table.h: the window).
+            if (!guard.still_held()) throw LockLostError(lost_message(key, "increment", false));
             return value + 1;
         });
     } catch (...) {
@@ -72,7 +95,7 @@ void read_modify_write(const CounterStore& store, LockMetrics* metrics, KeyGuard
         on_failure();
         throw;
     }
-    release();
+    return release();
 }
 
 bool is_get(const std::string& method) { return method == "GET" || method == "HEAD"; }
@@ -124,6 +147,8 @@ Response Api::handle(const Request& request) const noexcept
     } catch (const TableFullError& e) {
         return json_error(503,
                           fmt::format("the lock table is full, try again later: {}", e.what()));
+    } catch (const LockLostError& e) {
+        return json_error(503, e.what());
     } catch (const LockServerError& e) {
         return json_error(503, fmt::format("the lock server is unavailable: {}", e.what()));
     } catch (const std::exception& e) {
@@ -196,9 +221,15 @@ Response Api::increment(std::string_view key, const std::string& query) const
     }
     r.acquired_ns = monotonic_ns();
     r.recovered_from = guard.recovered_from();
-    read_modify_write(*ctx_.store, ctx_.metrics, guard, key, hold_ms, r,
-                      [&] { record(r, key, TraceOutcome::failed); });
+    bool kept = false;
+    try {
+        kept = read_modify_write(*ctx_.store, ctx_.metrics, guard, key, hold_ms, r,
+                                 [&] { record(r, key, TraceOutcome::failed); });
+    } catch (const LockLostError&) {
+        return lost_response(key, false);
+    }
     record(r, key, TraceOutcome::written);
+    if (!kept) return lost_response(key, true);
     auto held = std::chrono::nanoseconds(r.unlock_ns - r.acquired_ns);
     if (ctx_.scoreboard) {
         auto& t = ctx_.scoreboard->totals();
@@ -221,9 +252,10 @@ Response Api::increment(std::string_view key, const std::string& query) const
 // than one (/pair/increment); unlocks the guard.
 void Api::write_held(KeyGuard& guard, std::string_view key, TraceRecord& r) const
 {
-    read_modify_write(*ctx_.store, ctx_.metrics, guard, key, 0, r,
-                      [&] { record(r, key, TraceOutcome::failed); });
+    const bool kept = read_modify_write(*ctx_.store, ctx_.metrics, guard, key, 0, r,
+                                        [&] { record(r, key, TraceOutcome::failed); });
     record(r, key, TraceOutcome::written);
+    if (!kept) throw LockLostError(lost_message(key, "increment", true));
     if (ctx_.scoreboard)
         ctx_.scoreboard->totals().increments.fetch_add(1, std::memory_order_relaxed);
 }
@@ -270,11 +302,13 @@ Response Api::reset(std::string_view key) const
     r.acquired_ns = monotonic_ns();
     r.recovered_from = guard.recovered_from();
     if (ctx_.trace) r.read = ctx_.store->read(key);
+    if (!guard.still_held()) throw LockLostError(lost_message(key, "reset", false));
     ctx_.store->write(key, 0);
     r.unlock_ns = monotonic_ns();
-    guard.unlock();
+    const bool kept = guard.unlock();
     r.released_ns = monotonic_ns();
     record(r, key, TraceOutcome::reset);
+    if (!kept) throw LockLostError(lost_message(key, "reset", true));
     return json_response(200, Json{{"key", key}, {"value", 0}});
 }
 
@@ -283,7 +317,8 @@ Response Api::index() const
     Json endpoints = Json::array(
         {"POST /counter/{key}/increment?hold_ms=N&timeout_ms=M  add one under the key's lock",
          "GET /counter/{key}  read a counter", "DELETE /counter/{key}  reset a counter to 0",
-         "GET /locks  the lock table", "GET /workers  the workers", "GET /metrics  Prometheus text",
+         "GET /locks  the lock table (postgres: who holds and waits, from pg_locks)",
+         "GET /workers  the workers", "GET /metrics  Prometheus text",
          "GET /trace?key=K&since=SEQ&limit=N&format=chrome  the critical sections traced",
          "GET /analysis?key=K  overlaps and lost updates of a key, explained",
          "POST /pair/increment?first=A&second=B&hold_ms=H&timeout_ms=T&ordered=0|1  two keys, "

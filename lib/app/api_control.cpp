@@ -138,7 +138,8 @@ ConfigChange parse_change(const Request& r)
         change.mode = parse_lock_mode(*mode);
         if (!change.mode)
             throw BadRequest(fmt::format(
-                "mode: '{}' is not one of none, thread, semaphore, mutex, flock, process", *mode));
+                "mode: '{}' is not one of none, thread, semaphore, mutex, flock, postgres, process",
+                *mode));
     }
     if (auto preload = query_string(r.query, "preload")) {
         change.preload = parse_bool(*preload);
@@ -154,12 +155,20 @@ ConfigChange parse_change(const Request& r)
 } // namespace
 
 // config: validated as the command line validates it, then left for the master, which applies it
-// on the HUP sent here (new lock table, new workers, the old ones drain).
+// on the HUP sent here (new lock table, new workers, the old ones drain). postgres mode uses the
+// server's --lock-url: a request carries no URL, since that would let whoever may control the
+// server point it at any database; without one the switch is refused (403). The URL stays with
+// the server through other modes, for a switch back.
 Response Api::config(const Request& r) const
 {
     const ConfigChange change = parse_change(r);
     Options check = *ctx_.options;
     check.lock_mode = change.mode.value_or(ctx_.scoreboard->requested_config().mode);
+    if (check.lock_mode == LockMode::postgres && check.lock_url.empty())
+        return json_error(403, "mode postgres needs the lock server this server was started "
+                               "with (--lock-url URL), and it has none: restart it with "
+                               "--lock-mode postgres --lock-url URL");
+    if (check.lock_mode != LockMode::postgres) check.lock_url.clear(); // kept, not used
     if (auto problem = config_error(check); !problem.empty()) throw BadRequest(problem);
     const ServerConfig next = ctx_.scoreboard->request_config(change);
     const pid_t master = ctx_.scoreboard->totals().master_pid.load();

@@ -1,5 +1,7 @@
 // The read-only status pages of the API: /locks, /workers, /metrics.
 
+#include <chrono>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -10,6 +12,9 @@ namespace forklock {
 namespace {
 
 using Json = nlohmann::ordered_json;
+
+// How long /locks waits for PostgreSQL's pg_locks before it answers 503.
+constexpr std::chrono::milliseconds kServerLocksTimeout{2000};
 
 double ns_to_ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 
@@ -24,6 +29,20 @@ Json key_json(const KeyStats& k)
                 {"wait_ms_max", ns_to_ms(k.wait_ns_max)},
                 {"recoveries", k.recoveries},
                 {"last_dead_owner", k.last_dead_owner}};
+}
+
+// One lock as the lock server sees it: who (host, pid, backend), granted or waiting, since when.
+Json server_lock_json(const ServerLock& l)
+{
+    return Json{{"key", l.key},
+                {"state", l.granted ? "granted" : "waiting"},
+                {"host", l.host},
+                {"pid", l.pid},
+                {"backend_pid", l.backend_pid},
+                {"client_addr", l.client_addr},
+                {"application_name", l.application_name},
+                {"since", l.since},
+                {"for_ms", l.for_ms}};
 }
 
 // Prometheus label values escape backslash, quote and newline.
@@ -108,7 +127,19 @@ Response Api::locks() const
               {"full_errors", s.full_errors},
               {"recoveries", s.recoveries},
               {"keys", std::move(keys)}};
-    return {200, "application/json", body.dump() + "\n", {}};
+    if (ctx_.table->mode() == LockMode::postgres) {
+        // This worker's table sees only its own holders; the server sees every process and host.
+        // Asked on this thread's session, which holds nothing between requests; a PostgreSQL
+        // that is down or slow throws LockServerError: 503.
+        Json holders = Json::array();
+        for (const auto& l : ctx_.table->server_locks(kServerLocksTimeout))
+            holders.push_back(server_lock_json(l));
+        body["holders"] = std::move(holders);
+    }
+    return {200,
+            "application/json",
+            body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n",
+            {}};
 }
 
 Response Api::workers() const

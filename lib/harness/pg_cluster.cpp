@@ -122,6 +122,7 @@ void PgCluster::initdb()
 
 void PgCluster::start(std::chrono::milliseconds timeout)
 {
+    if (postmaster_ != 0) return;
     const std::string dir = dir_.path().string();
     postmaster_ = spawn({bin("postgres"), "-D", dir + "/data", "-k", dir, "-p",
                          std::to_string(kPort), "-c", "listen_addresses=", "-c", "fsync=off", "-c",

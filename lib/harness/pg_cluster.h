@@ -19,10 +19,12 @@
 //   its shared memory) through PR_SET_PDEATHSIG when the thread that constructed the PgCluster
 //   dies, so construct it on the main thread (or one that outlives it). The directory is then
 //   left behind in $TMPDIR: only a live owner can remove it.
-// - Not covered (for the next step): TCP listeners (a cluster "on another machine" is reached
-//   through the same socket), restarting a cluster in place (stop() + start()), and sharing one
-//   cluster between test binaries. PostgreSQL 15's binaries are expected in
-//   /usr/lib/postgresql/15/bin (Debian's postgresql-15); available() says whether they are.
+// - Restart in place: stop() then start() on the same data directory, for tests of a PostgreSQL
+//   that goes away while a server uses it: the socket file disappears while it is stopped (a
+//   connect fails at once), the data (forklock_keys) survives, the conninfo stays the same.
+// - Not covered: TCP listeners (a cluster "on another machine" is reached through the same
+//   socket), and sharing one cluster between test binaries. PostgreSQL 15's binaries are expected
+//   in /usr/lib/postgresql/15/bin (Debian's postgresql-15); available() says whether they are.
 // Not copyable or movable: the postmaster's pid and the directory belong to this object. Not
 // thread-safe; connections to it may be made from any thread or process.
 
@@ -56,10 +58,16 @@ public:
     // postmaster_pid: the server's pid while it runs (0 once stopped).
     [[nodiscard]] pid_t postmaster_pid() const noexcept { return postmaster_; }
 
+    // stop: a fast shutdown (sessions are ended, their locks released), waited for; SIGKILL
+    // after 10 s. Returns once the postmaster has exited. Nothing if it is not running.
+    void stop() noexcept;
+    // start: starts the stopped cluster again on its data directory and waits until it accepts
+    // connections, as the constructor does (its PDEATHSIG follows the calling thread). Nothing
+    // if it runs. Throws std::runtime_error with the log's tail if it does not come up.
+    void start(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
 private:
     void initdb();
-    void start(std::chrono::milliseconds timeout);
-    void stop() noexcept;
     [[nodiscard]] std::string log_tail(const std::string& file) const;
 
     TempDir dir_; // declared first: removed after the server has stopped

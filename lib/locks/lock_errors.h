@@ -37,4 +37,14 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// LockLostError: the lock server lost the session while it held a key (postgres mode), found by
+// KeyGuard::still_held() or unlock(). The server released the key when the session ended, so
+// another holder may already be inside: the holder must not write (or, when unlock() found it,
+// must not acknowledge what it wrote). Thrown by the caller that found it (the API, HTTP 503); a
+// LockServerError, so code that knows only that one answers 503 too.
+class LockLostError : public LockServerError {
+public:
+    using LockServerError::LockServerError;
+};
+
 } // namespace forklock

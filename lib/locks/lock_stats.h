@@ -31,4 +31,20 @@ struct TableStats {
     bool shared = false;             // lives in MAP_SHARED memory (semaphore, mutex, flock stats)
 };
 
+// ServerLock: one lock of a key as the lock server (postgres mode) sees it, held or waited for
+// by a session of any process on any host.
+struct ServerLock {
+    std::string key;
+    bool granted = false;         // false: the session waits for it
+    std::string host;             // the holder's host, from its application_name ("" if unknown)
+    pid_t pid = 0;                // the holder's process, likewise (0: not a forklock session)
+    int backend_pid = 0;          // the PostgreSQL backend of the session (pg_stat_activity.pid)
+    std::string client_addr;      // the session's client address; "" on a Unix socket
+    std::string application_name; // as the session set it: "forklock host=HOST pid=PID"
+    // since: granted: when the session's last statement ended (its lock, unless it took another
+    // key since); waiting: when it began to wait. UTC, ISO 8601, by the server's clock.
+    std::string since;
+    double for_ms = 0; // how long ago `since` was, by the server's clock
+};
+
 } // namespace forklock

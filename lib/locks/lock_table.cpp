@@ -58,7 +58,12 @@ KeyGuard LockTable::lock_for(std::string_view key, std::chrono::nanoseconds time
     return impl_->acquire(*this, key, timeout);
 }
 
-void LockTable::unlock(KeyGuard& g) noexcept { impl_->unlock(*g.slot_, g.fd_); }
+bool LockTable::unlock(KeyGuard& g) noexcept { return impl_->unlock(g); }
+bool LockTable::still_held(const KeyGuard& g) const noexcept { return impl_->still_held(g); }
+std::vector<ServerLock> LockTable::server_locks(std::chrono::milliseconds timeout) const
+{
+    return impl_->server_locks(timeout);
+}
 
 std::size_t LockTable::release_owned_by(pid_t pid) { return impl_->release_owned_by(pid); }
 pid_t LockTable::owner(std::string_view key) const { return impl_->owner(key); }
@@ -70,7 +75,8 @@ std::vector<KeyStats> LockTable::key_stats(std::size_t limit) const
 
 KeyGuard::KeyGuard(KeyGuard&& o) noexcept
     : table_(std::exchange(o.table_, nullptr)), slot_(std::exchange(o.slot_, nullptr)),
-      fd_(std::move(o.fd_)), waited_(o.waited_), recovered_from_(o.recovered_from_)
+      fd_(std::move(o.fd_)), lease_(o.lease_), waited_(o.waited_),
+      recovered_from_(o.recovered_from_)
 {
 }
 
@@ -81,6 +87,7 @@ KeyGuard& KeyGuard::operator=(KeyGuard&& o) noexcept
         table_ = std::exchange(o.table_, nullptr);
         slot_ = std::exchange(o.slot_, nullptr);
         fd_ = std::move(o.fd_);
+        lease_ = o.lease_;
         waited_ = o.waited_;
         recovered_from_ = o.recovered_from_;
     }
@@ -89,12 +96,18 @@ KeyGuard& KeyGuard::operator=(KeyGuard&& o) noexcept
 
 KeyGuard::~KeyGuard() { unlock(); }
 
-void KeyGuard::unlock() noexcept
+bool KeyGuard::unlock() noexcept
 {
-    if (!table_) return;
-    table_->unlock(*this);
+    if (!table_) return true;
+    const bool held = table_->unlock(*this);
     table_ = nullptr;
     slot_ = nullptr;
+    return held;
+}
+
+bool KeyGuard::still_held() const noexcept
+{
+    return table_ != nullptr && (lease_ == 0 || table_->still_held(*this));
 }
 
 } // namespace forklock

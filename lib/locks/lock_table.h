@@ -23,8 +23,10 @@
 //    (options.url): PostgreSQL session-level advisory locks, one exact id per key, one connection
 //    per (table, thread) opened after fork (modes/postgres_mode.cpp, primitives/pg_session.h).
 //    Holder death: PostgreSQL releases the locks when the session's connection closes. A server
-//    that is down or lost makes lock() throw LockServerError. Here alone locking a key this
-//    thread holds does not deadlock (the session counts it twice): as invalid as elsewhere.
+//    that is down or lost makes lock() throw LockServerError. Here alone a held key can be lost
+//    under its holder (its session ends: the server restarts, an administrator terminates it):
+//    see KeyGuard::still_held(). Here alone locking a key this thread holds does not deadlock
+//    (the session counts it twice): as invalid as elsewhere.
 //
 // Common to all modes:
 //  - Not reentrant: locking a key this thread holds deadlocks (flock: blocks for ever).
@@ -71,6 +73,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -119,9 +122,29 @@ public:
     KeyGuard& operator=(const KeyGuard&) = delete;
     ~KeyGuard();
 
-    void unlock() noexcept;
+    // unlock: lets the key go (nothing for an empty guard). Returns false when the key had been
+    // lost before it (postgres mode: the session that took it ended, and the server released the
+    // key with it), true otherwise. The destructor's unlock logs a loss it finds.
+    bool unlock() noexcept;
     bool owns_lock() const noexcept { return table_ != nullptr; }
     explicit operator bool() const noexcept { return owns_lock(); }
+
+    // still_held: whether this guard still holds its key, for a holder about to write under it.
+    // False for an empty guard. Only postgres mode can lose a held key: it looks at the session's
+    // socket without a round trip (a poll() that does not wait, and a read of whatever is there:
+    // a terminated backend sends a FATAL message and closes) and, if the session is gone, closes
+    // it, so the next lock() reconnects; call it on the thread that took the guard. Every other
+    // mode answers true from a member of the guard, without a call.
+    // The window that remains: a loss after this check, or one not visible here yet (a backend
+    // told to end that has not sent its FATAL yet, a vanished host, a network partition), is not
+    // seen before the write, and the next holder may be inside while it happens; unlock() then
+    // returns false, so the writer knows afterwards and can refuse to acknowledge. Closing the
+    // window needs a fencing token (a number that grows with each grant, sent with the write and
+    // checked by the storage, which refuses a write older than the newest it has seen): the check
+    // has to be atomic with the write, inside the storage. A counter file written with pwrite()
+    // cannot refuse anything; checking a token stored in the file first is again a check, then a
+    // write.
+    bool still_held() const noexcept;
 
     // How long lock() waited (0 for an uncontended acquisition).
     std::chrono::nanoseconds waited() const noexcept { return waited_; }
@@ -132,15 +155,16 @@ private:
     friend class LockTable;
     template <typename Mode>
     friend class TableImpl;
-    KeyGuard(LockTable* table, Slot* slot, UniqueFd fd, std::chrono::nanoseconds waited,
-             pid_t recovered_from) noexcept
-        : table_(table), slot_(slot), fd_(std::move(fd)), waited_(waited),
+    KeyGuard(LockTable* table, Slot* slot, UniqueFd fd, std::uint64_t lease,
+             std::chrono::nanoseconds waited, pid_t recovered_from) noexcept
+        : table_(table), slot_(slot), fd_(std::move(fd)), lease_(lease), waited_(waited),
           recovered_from_(recovered_from)
     {
     }
     LockTable* table_ = nullptr;
     Slot* slot_ = nullptr;
-    UniqueFd fd_; // flock mode: the lock file this guard opened and holds
+    UniqueFd fd_;            // flock mode: the lock file this guard opened and holds
+    std::uint64_t lease_{0}; // postgres mode: the session that took the key (never 0); else 0
     std::chrono::nanoseconds waited_{0};
     pid_t recovered_from_ = 0;
 };
@@ -194,11 +218,22 @@ public:
     // Bound keys, most acquired first. `limit` 0 means all.
     std::vector<KeyStats> key_stats(std::size_t limit = 0) const;
 
+    // server_locks: postgres mode: the advisory locks of this table's key space as the server
+    // sees them (pg_locks joined with pg_stat_activity and forklock_keys): who holds or waits
+    // for which key, from any process or host. Asked on the calling thread's session, with a
+    // statement_timeout and a client-side deadline of `timeout`, so call it while this thread
+    // holds no key of the table: a session that does not answer in time is closed, and a key it
+    // held is lost (its guard says so). Throws LockServerError when the server is down, refuses
+    // or does not answer in time. Other modes: empty, no lock server to ask.
+    std::vector<ServerLock>
+    server_locks(std::chrono::milliseconds timeout = std::chrono::seconds(2)) const;
+
     struct Impl;
 
 private:
     friend class KeyGuard;
-    void unlock(KeyGuard& guard) noexcept;
+    bool unlock(KeyGuard& guard) noexcept;
+    bool still_held(const KeyGuard& guard) const noexcept;
     std::unique_ptr<Impl> impl_;
 };
 

@@ -8,7 +8,11 @@
 //   static constexpr MutexKind kMutexKind;            the partition locks (and slot mutexes)
 //   static constexpr bool kExcludes;                  false: holders are not ordered (none)
 //   static void validate(const LockTableOptions&);    std::invalid_argument for options it refuses
-//   using Handle;   what a held key keeps besides its slot: NoHandle, or the flock mode's UniqueFd
+//   using Handle;   what a held key keeps besides its slot: NoHandle, the flock mode's UniqueFd,
+//                   or a Lease (postgres: a key its holder can lose), whose mode also has
+//                   bool release(Slot&, Lease&&) noexcept (false: it had been lost) and
+//                   bool still_held(Lease) const noexcept (KeyGuard::still_held())
+//   optional: std::vector<ServerLock> server_locks(std::chrono::milliseconds) const
 //   using Early;    what before_pin() found: NoEarly, or flock's file tried before the pin
 //   Early before_pin(std::string_view key);
 //   Taken<Handle> take(Slot&, std::uint32_t generation, Deadline, Early&&);   takes the key's lock
@@ -40,6 +44,11 @@ using Deadline = std::optional<std::int64_t>;
 
 struct NoHandle {};
 struct NoEarly {};
+// Lease: a key held through a session that can end under its holder: the number of that session
+// (never 0, never reused in the process), kept by the KeyGuard.
+struct Lease {
+    std::uint64_t session = 0;
+};
 
 // The outcome of take(): whether the lock was taken, whether it had to wait (and how long), and
 // the dead holder it was recovered from.

@@ -13,16 +13,28 @@
 // holder or release_owned_by() clears a dead holder's owner word and counts the recovery.
 //
 // Errors: a PostgreSQL that cannot be reached, refuses or loses the connection makes lock(),
-// try_lock() and lock_for() throw LockServerError (HTTP 503), and the next call reconnects.
+// try_lock() and lock_for() throw LockServerError (HTTP 503), and the next call reconnects. A
+// session lost while idle (it holds nothing) is noticed by the next lock's poll() and reconnected
+// without an error.
 // Lost while a key is held: PostgreSQL released the key when the session ended, so another
-// holder may already be inside; unlock() notices (pg_advisory_unlock fails), logs it and
-// reconnects later, but the guard cannot report it to its holder yet (see lock_table.h).
+// holder may already be inside. Each guard keeps a Lease, the number of the session that took
+// it: KeyGuard::still_held() looks at that session's socket without a round trip (lock_table.h
+// says what window remains), and unlock() returns false for a lease whose session is gone,
+// without touching the newer session's locks.
 //
-// Not covered yet (issue 14, the next step): /locks showing the holders from pg_locks joined with
-// pg_stat_activity; telling a holder that its session was lost *while* it held the key (so the
-// API can fail that request with 503 before it writes; today only the next lock() throws); a
-// PostgreSQL restart while serving; the pgbench comparison; Act 3 of the demo; a switch to
-// postgres mode from the dashboard (its config carries no URL).
+// Who holds what: server_locks() asks pg_locks joined with pg_stat_activity and forklock_keys
+// (pg_session.h), on the calling thread's session: a worker thread serves one request at a time,
+// so between requests its session holds nothing, and a session that times out can be closed
+// without losing anyone's key. Bounded by a statement_timeout and a client-side deadline.
+//
+// A PostgreSQL restart while serving: every session ends (held keys are lost and said so), each
+// call while it is down throws LockServerError at once (a refused connect; connect_timeout bounds
+// one that is not refused), and the first lock after it is back reconnects: nothing to restart.
+//
+// The dashboard's POST /control/config switches to this mode with the server's --lock-url, and
+// refuses (403) on a server started without one: a request never carries a URL.
+//
+// Not covered here (issue 14): the pgbench comparison and Act 3 of the demo.
 //
 // Why the advisory lock is tried before the slot is pinned: as in flock mode, a process killed
 // between pin and owner word leaves a reference nobody returns, and the round trip to PostgreSQL
@@ -33,6 +45,8 @@
 #include <memory>
 #include <stdexcept>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "locks/modes/modes.h"
 #include "locks/modes/table_impl.h"
@@ -56,10 +70,32 @@ public:
     static constexpr bool kExcludes = true;
     static constexpr MemoryRegion::Sharing kSharing = MemoryRegion::Sharing::shared;
     static constexpr MutexKind kMutexKind = MutexKind::shared_robust;
-    using Handle = NoHandle;
-    struct Early {
-        std::int64_t id = 0;
-        bool locked = false;
+    using Handle = Lease;
+    // Early: the advisory lock before_pin() tried. Move-only; a lock nobody took over (pin()
+    // threw: the table is full) is given back by the destructor, or the session would keep it.
+    class Early {
+    public:
+        Early(PgSession* pg, std::int64_t id, bool locked) noexcept
+            : pg_(pg), id_(id), session_(locked ? pg->session_id() : 0)
+        {
+        }
+        Early(Early&& o) noexcept : pg_(o.pg_), id_(o.id_), session_(std::exchange(o.session_, 0))
+        {
+        }
+        Early& operator=(Early&&) = delete;
+        ~Early()
+        {
+            if (session_) pg_->unlock(id_, session_);
+        }
+        std::int64_t id() const noexcept { return id_; }
+        bool locked() const noexcept { return session_ != 0; }
+        // take: the tried lock is the caller's from now on.
+        Lease take() noexcept { return Lease{std::exchange(session_, 0)}; }
+
+    private:
+        PgSession* pg_;
+        std::int64_t id_;
+        std::uint64_t session_; // the session holding the tried lock, 0 when not held
     };
 
     explicit PostgresMode(const ModeParts& parts) : ModeBase(parts) {}
@@ -81,34 +117,52 @@ public:
     void unclaim(Slot&) noexcept override {}
     void clear_dead_claim(Slot&) override {}
 
+    // before_pin: a session lost while idle (it holds nothing) reconnects here rather than fail
+    // this request; one poll() when it is fine.
     Early before_pin(std::string_view key)
     {
         PgSession& pg = session();
+        pg.alive();
         const std::int64_t id = pg.key_id(key);
-        return {id, pg.try_lock(id)};
+        return Early(&pg, id, pg.try_lock(id));
     }
     Taken<Handle> take(Slot& s, std::uint32_t, Deadline deadline, Early&& early)
     {
         Taken<Handle> t;
-        if (!early.locked && !expired(deadline)) // try_lock: before_pin's try was the one
-            early.locked =
-                blocking(s, t, [&] { return session().lock(early.id, ms_until(deadline)); });
-        if (early.locked) own(s, t);
+        if (early.locked()) {
+            t.handle = early.take();
+        } else if (!expired(deadline)) { // try_lock: before_pin's try was the one
+            PgSession& pg = session();
+            if (blocking(s, t, [&] { return pg.lock(early.id(), ms_until(deadline)); }))
+                t.handle = Lease{pg.session_id()};
+        }
+        if (t.handle.session != 0) own(s, t);
         return t;
     }
-    void unlock(Slot& s, Handle&&) noexcept
+    void unlock(Slot& s, Lease&& lease) noexcept
     {
         s.owner_pid.store(0, std::memory_order_release);
-        unlock_key(s);
+        unlock_key(s.key_view(), lease);
     }
-    void release(Slot& s, Handle&&) noexcept
+    bool release(Slot& s, Lease&& lease) noexcept
     {
         s.owner_pid.store(0, std::memory_order_release);
         const std::string key(s.key_view()); // copied: the unpinned slot may be rebound
         unpin(s);
-        unlock_key(key);
+        return unlock_key(key, lease);
     }
     void unpin(Slot& s) noexcept { parts_.slots.release_ref(s); }
+
+    // still_held: the lease's session is this thread's connection and is still up.
+    bool still_held(Lease lease) const noexcept
+    {
+        PgSession* pg = own_session();
+        return pg != nullptr && pg->session_id() == lease.session && pg->alive();
+    }
+    std::vector<ServerLock> server_locks(std::chrono::milliseconds timeout) const
+    {
+        return session().server_locks(timeout);
+    }
 
     // release_dead: PostgreSQL already released the lock with the dead holder's session; this
     // clears the bookkeeping and returns the dead holder's reference.
@@ -127,7 +181,8 @@ public:
     }
 
 private:
-    PgSession& session()
+    // session: this thread's session of this table, made (not connected) if it has none.
+    PgSession& session() const
     {
         ThreadSession& ts = t_sessions[serial_];
         if (ts.session && ts.pid != current_pid()) { // inherited across fork: not ours
@@ -140,22 +195,35 @@ private:
         }
         return *ts.session;
     }
+    // own_session: this thread's session of this table if it has one of its own; makes none.
+    PgSession* own_session() const noexcept
+    {
+        const auto it = t_sessions.find(serial_);
+        if (it == t_sessions.end() || it->second.pid != current_pid()) return nullptr;
+        return it->second.session.get();
+    }
     static std::optional<std::chrono::milliseconds> ms_until(Deadline deadline) noexcept
     {
         if (!deadline) return std::nullopt;
         const std::int64_t left = *deadline - monotonic_ns();
         return std::chrono::milliseconds(left <= 0 ? 0 : (left + 999'999) / 1'000'000);
     }
-    void unlock_key(std::string_view key) noexcept
+    // unlock_key: false when the lease's session is gone (PgSession::unlock logs it); the key
+    // id is looked up only for a live lease, so a lost one never reconnects here.
+    bool unlock_key(std::string_view key, Lease lease) noexcept
     {
         try {
-            PgSession& pg = session();
-            pg.unlock(pg.key_id(key));
+            PgSession* pg = own_session();
+            if (pg != nullptr && pg->session_id() == lease.session)
+                return pg->unlock(pg->key_id(key), lease.session);
+            std::fprintf(stderr, "forklock: unlock of '%.*s': the session that took it was lost\n",
+                         static_cast<int>(key.size()), key.data());
+            return false;
         } catch (const std::exception& e) { // the session is closed: nothing of it stays held
             std::fprintf(stderr, "forklock: unlock: %s\n", e.what());
+            return false;
         }
     }
-    void unlock_key(const Slot& s) noexcept { unlock_key(s.key_view()); }
     // own: the advisory lock is ours; so is the key. owner_pid still set means its holder died
     // holding it (PostgreSQL released it) before a supervisor cleaned up: that recovery is ours.
     void own(Slot& s, Taken<Handle>& t) noexcept

@@ -26,7 +26,9 @@ struct LockTable::Impl {
 
     virtual KeyGuard acquire(LockTable& table, std::string_view key,
                              std::chrono::nanoseconds timeout) = 0;
-    virtual void unlock(Slot& s, UniqueFd& fd) noexcept = 0;
+    virtual bool unlock(KeyGuard& guard) noexcept = 0;
+    virtual bool still_held(const KeyGuard& guard) const noexcept = 0;
+    virtual std::vector<ServerLock> server_locks(std::chrono::milliseconds timeout) const = 0;
     virtual std::size_t release_owned_by(pid_t pid) = 0;
     virtual TableStats stats() const = 0;
     virtual std::vector<KeyStats> key_stats(std::size_t limit) const = 0;
@@ -79,7 +81,29 @@ public:
 
     KeyGuard acquire(LockTable& table, std::string_view key,
                      std::chrono::nanoseconds timeout) override;
-    void unlock(Slot& s, UniqueFd& fd) noexcept override { mode_.release(s, handle_from(fd)); }
+    bool unlock(KeyGuard& g) noexcept override
+    {
+        if constexpr (kLeased) {
+            return mode_.release(*g.slot_, Lease{g.lease_});
+        } else {
+            mode_.release(*g.slot_, handle_from(g.fd_));
+            return true;
+        }
+    }
+    bool still_held(const KeyGuard& g) const noexcept override
+    {
+        if constexpr (kLeased)
+            return mode_.still_held(Lease{g.lease_});
+        else
+            return true; // KeyGuard does not ask: its lease is 0
+    }
+    std::vector<ServerLock> server_locks(std::chrono::milliseconds timeout) const override
+    {
+        if constexpr (requires { mode_.server_locks(timeout); })
+            return mode_.server_locks(timeout);
+        else
+            return {};
+    }
     std::size_t release_owned_by(pid_t pid) override;
     TableStats stats() const override;
     std::vector<KeyStats> key_stats(std::size_t limit) const override;
@@ -87,6 +111,7 @@ public:
 
 private:
     static constexpr bool kByLock = Mode::kPinnedByLock;
+    static constexpr bool kLeased = std::is_same_v<Handle, Lease>; // the key can be lost
 
     static Handle handle_from(UniqueFd& fd) noexcept
     {
@@ -101,6 +126,13 @@ private:
             return std::move(h);
         else
             return UniqueFd{};
+    }
+    static std::uint64_t lease_from(const Handle& h) noexcept
+    {
+        if constexpr (kLeased)
+            return h.session;
+        else
+            return 0;
     }
 
     // pin: the key's slot, held in place either by a reference (returned pinned) or, by lock, by
@@ -175,7 +207,8 @@ KeyGuard TableImpl<Mode>::acquire(LockTable& table, std::string_view key,
         pid_t recovered_from = t.recovered_from;
         if (!recovered_from && s.pending_recovery.load(std::memory_order_relaxed) != 0)
             recovered_from = s.pending_recovery.exchange(0, std::memory_order_relaxed);
-        return KeyGuard(&table, &s, fd_from(std::move(t.handle)),
+        const std::uint64_t lease = lease_from(t.handle);
+        return KeyGuard(&table, &s, fd_from(std::move(t.handle)), lease,
                         std::chrono::nanoseconds(t.waited_ns), recovered_from);
     }
 }

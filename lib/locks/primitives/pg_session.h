@@ -24,22 +24,34 @@
 //   keepalives* in the URL); a Unix socket has no such case.
 // - Errors: a lost connection, a refused one or a failed query throw LockServerError and leave
 //   the session closed; the next call connects again. A timed-out wait is not an error.
+// - Sessions are numbered (session_id(), from one counter for the process, never 0 or reused): a
+//   lock belongs to the session that took it, so unlock() of a lock taken by an earlier
+//   connection says it was lost and leaves the new connection's locks alone.
+// - Connecting: application_name is "forklock host=HOST pid=PID" (pg_stat_activity tells who
+//   holds what; it overrides one in the URL) and connect_timeout defaults to kConnectTimeoutS
+//   (a URL may set its own), so a server that does not answer cannot hang a request for ever.
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "locks/lock_errors.h"
+#include "locks/lock_stats.h"
 
 typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
 
 namespace forklock {
 
 class PgSession final {
 public:
+    static constexpr int kConnectTimeoutS = 5;
+
     // Connects to `url` (a libpq connection string or URI) lazily, on the first call that needs it.
     explicit PgSession(std::string url) : url_(std::move(url)) {}
     ~PgSession();
@@ -58,9 +70,24 @@ public:
     // lock: pg_advisory_lock(id), waiting at most `timeout` (nullopt: for ever; zero: one try)
     // with a transaction-local lock_timeout. False when the timeout expired.
     [[nodiscard]] bool lock(std::int64_t id, std::optional<std::chrono::milliseconds> timeout);
-    // unlock: pg_advisory_unlock(id). False (and the session closed, which releases whatever it
-    // held) when the server did not have it held by this session or the connection is gone.
-    bool unlock(std::int64_t id) noexcept;
+    // unlock: pg_advisory_unlock(id) of a lock taken by connection `session` (session_id() when
+    // it was taken). False, touching nothing, if that connection is gone (it was lost, and its
+    // locks with it: a newer connection's are left alone); false too, and the session closed
+    // (which releases whatever it held), when the server did not have it held by this session.
+    bool unlock(std::int64_t id, std::uint64_t session) noexcept;
+
+    // alive: whether the connection is still up, without a round trip: a poll() that does not
+    // wait, then a read of whatever the server sent (a terminated backend sends FATAL and closes).
+    // A lost connection is closed here (so the next call reconnects). False when not connected.
+    bool alive() noexcept;
+    // session_id: the number of the current connection, 0 when not connected.
+    [[nodiscard]] std::uint64_t session_id() const noexcept { return conn_ ? session_id_ : 0; }
+
+    // server_locks: the advisory locks of forklock_keys' ids in this database, granted or
+    // waited for, by every session (LockTable::server_locks). The answer must come within
+    // `timeout` (a statement_timeout on the server and a deadline here); else the session is
+    // closed and LockServerError thrown.
+    std::vector<ServerLock> server_locks(std::chrono::milliseconds timeout);
 
     // abandon: forget an inherited connection without talking to the server (see above).
     void abandon() noexcept;
@@ -74,9 +101,16 @@ private:
     PGconn* connection();
     [[noreturn]] void fail(std::string_view what);
     bool run_bool(const char* sql, std::int64_t id, bool lock_wait);
+    struct ResultDeleter {
+        void operator()(pg_result* r) const noexcept;
+    };
+    using Result = std::unique_ptr<pg_result, ResultDeleter>;
+    Result run_within(const std::string& sql, std::chrono::milliseconds timeout);
 
     std::string url_;
     PGconn* conn_ = nullptr;
+    std::uint64_t session_id_ = 0;
+    bool fatal_ = false; // the server sent FATAL or PANIC: the connection is ending
     std::unordered_map<std::string, std::int64_t> ids_;
 };
 
