@@ -128,14 +128,10 @@ CrashRow run_crash(const std::filesystem::path& server, const ServerConfig& conf
     const auto start = Clock::now();
     CrashRow row;
     row.config = config;
-    try {
+    row.note = failure_of([&] {
         progress.show(fmt::format("{} starting the server", label));
         crash(server, row, progress, label);
-    } catch (const Interrupted&) {
-        throw;
-    } catch (const std::exception& error) {
-        row.note = error.what();
-    }
+    });
     if (row.note.empty()) {
         const CrashFacts facts{row.freed, row.stuck_503, row.new_pid != 0, row.committed,
                                row.final};

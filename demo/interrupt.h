@@ -3,12 +3,28 @@
 // checks interrupted() and throws Interrupted, so RAII unwinds and stops the servers it started.
 
 #include <stdexcept>
+#include <string>
 
 namespace forklock::demo {
 
 struct Interrupted : std::runtime_error {
     Interrupted() : std::runtime_error("interrupted") {}
 };
+
+// failure_of: runs one row's `body`; the message of a std::exception it threw, or "" if none.
+// Interrupted is not a failure of the row: it passes through, and the demo stops.
+template <typename Body>
+std::string failure_of(Body&& body)
+{
+    try {
+        body();
+    } catch (const Interrupted&) {
+        throw;
+    } catch (const std::exception& error) {
+        return error.what();
+    }
+    return {};
+}
 
 // Installs SIGINT, SIGTERM and SIGHUP handlers that set the flag. A second signal while the
 // demo is still cleaning up kills every registered server group at once and exits 130.

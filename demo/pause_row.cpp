@@ -184,14 +184,10 @@ PauseRow run_pause(const std::filesystem::path& server, const ServerConfig& conf
     const auto start = Clock::now();
     PauseRow row;
     row.config = config;
-    try {
+    row.note = failure_of([&] {
         progress.show(fmt::format("{} starting the server", label));
         pause(server, row, progress, label);
-    } catch (const Interrupted&) {
-        throw;
-    } catch (const std::exception& error) {
-        row.note = error.what();
-    }
+    });
     if (row.note.empty()) {
         const PauseFacts facts{row.paused_holding,    row.probes,    row.refused,
                                row.refused_past_hold, row.admitted,  row.holder_finished,

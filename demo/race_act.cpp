@@ -79,13 +79,7 @@ RaceRow run_race(const std::filesystem::path& server, const ServerConfig& config
     const auto start = Clock::now();
     RaceRow row;
     row.config = config;
-    try {
-        row = measure(server, config, sizes, progress, label);
-    } catch (const Interrupted&) {
-        throw;
-    } catch (const std::exception& error) {
-        row.error = error.what();
-    }
+    row.error = failure_of([&] { row = measure(server, config, sizes, progress, label); });
     const RaceCounts counts{row.load.sent,
                             row.load.ok,
                             row.load.errors,

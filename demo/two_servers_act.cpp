@@ -86,13 +86,7 @@ TwoServerRow run_two_servers(const std::filesystem::path& server, const ServerCo
     const auto start = Clock::now();
     TwoServerRow row;
     row.config = config;
-    try {
-        row = measure(server, config, sizes, progress, label);
-    } catch (const Interrupted&) {
-        throw;
-    } catch (const std::exception& error) {
-        row.error = error.what();
-    }
+    row.error = failure_of([&] { row = measure(server, config, sizes, progress, label); });
     const TwoServerCounts counts{row.a.sent + row.b.sent,
                                  row.a.ok + row.b.ok,
                                  row.a.errors + row.b.errors,
