@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 struct World {
     forklock::harness::TempDir root{"forklock-fuzz-api"};
     fs::path data = make_data(root.path());
-    forklock::LockTable table{{forklock::LockMode::thread, 64, true, {}, {}, false}};
+    forklock::LockTable table{{forklock::LockMode::thread, 64, true, {}, {}, false, {}}};
     forklock::CounterStore store{data};
     forklock::Scoreboard scoreboard{::getpid()};
     forklock::TraceRing trace{1024};
