@@ -206,3 +206,15 @@ TEST_CASE("analyze_trace: sections that never overlap are replayed in one order 
     CHECK(raced.lost_min == 1); // the last section began after both others ended
     CHECK(raced.lost_max == 1);
 }
+
+// Found by tests/fuzz/fuzz_trace_analysis: in a hostile trace (a write far from its read) the
+// widest order wrapped past 2^63 and its bound fell below the replay's own figure.
+TEST_CASE("analyze_trace: a hostile trace still keeps lost between its bounds", "[trace_analysis]")
+{
+    TraceRecord far = section(0, 1, 0, 1.0, 5.0);
+    far.wrote = std::uint64_t{1} << 63;
+    auto a = analyze_trace({far, section(1, 2, 0, 2.0, 3.0)}, "k");
+    CHECK(a.lost == 1);
+    CHECK(a.lost_min <= a.lost);
+    CHECK(a.lost <= a.lost_max);
+}

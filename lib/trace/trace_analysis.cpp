@@ -103,7 +103,8 @@ std::uint64_t clamped(std::uint64_t lost) noexcept
     return static_cast<std::int64_t>(lost) > 0 ? lost : 0;
 }
 
-// Differences of counter values, modulo 2^64 as the replay counts, as a signed shift.
+// Differences of counter values, modulo 2^64 as the replay counts, as a signed shift (sums of
+// shifts are taken unsigned: a hostile trace must not overflow them).
 std::int64_t shift(std::uint64_t to, std::uint64_t from) noexcept
 {
     return static_cast<std::int64_t>(to - from);
@@ -134,8 +135,13 @@ void widen(Replay& replay, const std::vector<const TraceRecord*>& sections, std:
             last_high = std::max(last_high, shift(final_value, sections[i]->wrote));
         }
     }
-    replay.lost_min = clamped(replay.lost + static_cast<std::uint64_t>(first_low + last_low));
-    replay.lost_max = clamped(replay.lost + static_cast<std::uint64_t>(first_high + last_high));
+    // Counters a few updates apart never wrap here; a torn or hostile trace may, so the bounds are
+    // also held to the replay's own figure (found by fuzz_trace_analysis).
+    const std::uint64_t lost = clamped(replay.lost);
+    replay.lost_min = std::min(lost, clamped(replay.lost + static_cast<std::uint64_t>(first_low) +
+                                             static_cast<std::uint64_t>(last_low)));
+    replay.lost_max = std::max(lost, clamped(replay.lost + static_cast<std::uint64_t>(first_high) +
+                                             static_cast<std::uint64_t>(last_high)));
 }
 
 // replay_lost: the file's story (see trace_analysis.h), from the key's written and reset records.
