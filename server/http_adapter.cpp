@@ -225,7 +225,20 @@ void HttpLoop::run()
 {
     t_loop = this;
     tick();
-    event_base_dispatch(base_.get());
+    // A graceful stop ends with a last turn of the loop (end_gracefully), which may start replies
+    // of its own: go on until none is in flight, or the drain limit has passed.
+    while (event_base_dispatch(base_.get()) == 0 && stopping_ && in_flight_ > 0 &&
+           Scoreboard::now_ns() - stop_started_ns_ <= kDrainLimitNs) {}
+}
+
+// end_gracefully: nothing is in flight, but a request a client sent before we stopped may still
+// sit unread in the kernel (on a keep-alive connection, or on one accepted just before): the loop
+// exits after one more turn, which reads and answers such requests (with Connection: close),
+// rather than at once, which would close their connections unanswered.
+void HttpLoop::end_gracefully()
+{
+    static constexpr timeval kNow{0, 0};
+    event_base_loopexit(base_.get(), &kNow);
 }
 
 bufferevent* HttpLoop::on_connection(event_base* base, void* self)
@@ -238,6 +251,10 @@ bufferevent* HttpLoop::on_connection(event_base* base, void* self)
         base, loop->shared_.timeouts, [loop] { loop->connection_closed(); },
         [loop](const SimpleRequest& simple, bool from_loopback, std::string& out) {
             return loop->serve_simple(simple, from_loopback, out);
+        },
+        [loop](bool unsent) {
+            if (!unsent) return loop->reply_done();
+            ++loop->in_flight_;
         });
     if (bev == nullptr) // evhttp makes its own, which we can't count
         loop->shared_.scoreboard->slot(loop->shared_.slot).connections.fetch_sub(1);
@@ -453,9 +470,15 @@ void HttpLoop::write_through(bufferevent* bev)
 
 void HttpLoop::on_complete(evhttp_request*, void* self)
 {
-    auto* loop = static_cast<HttpLoop*>(self);
-    --loop->in_flight_;
-    if (loop->stopping_ && loop->in_flight_ == 0) event_base_loopbreak(loop->base_.get());
+    static_cast<HttpLoop*>(self)->reply_done();
+}
+
+// reply_done: a reply in flight went out (or its connection closed); a stopping loop that waited
+// for the last one ends.
+void HttpLoop::reply_done()
+{
+    --in_flight_;
+    if (stopping_ && in_flight_ == 0) end_gracefully();
 }
 
 void HttpLoop::on_tick(int, short, void* self) { static_cast<HttpLoop*>(self)->tick(); }
@@ -468,7 +491,9 @@ void HttpLoop::tick()
     if (index_ == 0 && shared_.housekeeping) shared_.housekeeping();
     resume_below_cap();
     if (!stopping_ && shared_.should_stop()) begin_stop();
-    if (stopping_ && (in_flight_ == 0 || now - stop_started_ns_ > kDrainLimitNs))
+    if (stopping_ && in_flight_ == 0)
+        end_gracefully();
+    else if (stopping_ && now - stop_started_ns_ > kDrainLimitNs)
         event_base_loopbreak(base_.get());
 }
 

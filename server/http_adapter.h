@@ -36,8 +36,8 @@
 // changelist merges into one MOD, not into nothing): a worker's CPU per /healthz fell from about
 // 13 us to about 5 us, nginx's `return 200` being 5.5-8. It is declined (evhttp answers as
 // before) while stopping, without keep-alive, and with the access log on, where evhttp's view of
-// the request is what the log prints. Such an answer is not counted in flight: if the socket did
-// not take all of it, the rest is lost when a stopping loop breaks before it went out.
+// the request is what the log prints. An answer the socket did not take whole counts as in
+// flight until its rest went out, so a graceful stop waits for it as for evhttp's replies.
 //
 // Create after fork(), one per thread; run() on that thread only.
 
@@ -95,6 +95,8 @@ public:
 private:
     static void on_request(evhttp_request* req, void* self);
     static void on_complete(evhttp_request* req, void* self);
+    void reply_done();
+    void end_gracefully();
     static bufferevent* on_connection(event_base* base, void* self);
     static void on_tick(int fd, short what, void* self);
     static void on_reenable(int fd, short what, void* self);

@@ -65,7 +65,8 @@ bool is_loopback_address(const sockaddr_storage& a)
 class ScreenedConnection final {
 public:
     ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts,
-                       std::function<void()> closed, SimpleRequestHandler simple);
+                       std::function<void()> closed, SimpleRequestHandler simple,
+                       std::function<void(bool)> unsent);
     ~ScreenedConnection();
     ScreenedConnection(const ScreenedConnection&) = delete;
     ScreenedConnection& operator=(const ScreenedConnection&) = delete;
@@ -81,6 +82,7 @@ private:
     void screen(evbuffer* buf, std::size_t from, std::size_t length);
     bool answer_simple(evbuffer* buf, std::size_t length);
     void send_simple();
+    void set_unsent(bool unsent);
     bool from_loopback();
     void follow_phase();
     void expired();
@@ -112,15 +114,18 @@ private:
     std::chrono::steady_clock::time_point answer_deadline_;
     std::function<void()> closed_;
     SimpleRequestHandler simple_;
-    std::string simple_out_; // kept between answers: no allocation per request
-    int from_loopback_ = -1; // the peer's address, looked up once: -1 not yet, else 0 or 1
+    std::function<void(bool)> unsent_;
+    bool has_unsent_ = false; // the rest of a simple answer waits in the output
+    std::string simple_out_;  // kept between answers: no allocation per request
+    int from_loopback_ = -1;  // the peer's address, looked up once: -1 not yet, else 0 or 1
 };
 
 ScreenedConnection::ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts,
-                                       std::function<void()> closed, SimpleRequestHandler simple)
+                                       std::function<void()> closed, SimpleRequestHandler simple,
+                                       std::function<void(bool)> unsent)
     : bev_(bev), timeouts_(timeouts),
       timer_(evtimer_new(bufferevent_get_base(bev), on_timer, this)), closed_(std::move(closed)),
-      simple_(std::move(simple))
+      simple_(std::move(simple)), unsent_(std::move(unsent))
 {
     input_cb_ = evbuffer_add_cb(bufferevent_get_input(bev_), on_input, this);
     output_cb_ = evbuffer_add_cb(bufferevent_get_output(bev_), on_output, this);
@@ -151,6 +156,7 @@ void ScreenedConnection::attach()
 void ScreenedConnection::on_close(evhttp_connection*, void* self)
 {
     auto* c = static_cast<ScreenedConnection*>(self);
+    c->set_unsent(false);
     if (c->closed_) c->closed_();
     delete c;
 }
@@ -211,9 +217,17 @@ void ScreenedConnection::send_simple()
         evbuffer_add(bufferevent_get_output(bev_), simple_out_.data() + done,
                      simple_out_.size() - done);
         bufferevent_enable(bev_, EV_WRITE);
+        set_unsent(true);
         return; // on_output arms the keep-alive wait once it is out
     }
     arm(Wait::keepalive, idle_limit());
+}
+
+void ScreenedConnection::set_unsent(bool unsent)
+{
+    if (unsent == has_unsent_) return;
+    has_unsent_ = unsent;
+    if (unsent_) unsent_(unsent);
 }
 
 bool ScreenedConnection::from_loopback()
@@ -275,6 +289,7 @@ void ScreenedConnection::on_output(evbuffer* buf, const evbuffer_cb_info* info, 
 {
     auto* c = static_cast<ScreenedConnection*>(self);
     if (info->n_deleted == 0 || evbuffer_get_length(buf) != 0) return;
+    c->set_unsent(false);
     if (c->mode_ == Mode::screening && c->screen_.phase() == RequestScreen::Phase::idle &&
         c->screen_.requests_completed() > 0)
         c->arm(Wait::keepalive, c->idle_limit());
@@ -358,11 +373,13 @@ void ScreenedConnection::close_now()
 } // namespace
 
 bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts,
-                                      std::function<void()> closed, SimpleRequestHandler simple)
+                                      std::function<void()> closed, SimpleRequestHandler simple,
+                                      std::function<void(bool)> unsent)
 {
     bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (bev != nullptr) // freed by evhttp's close callback
-        new ScreenedConnection(bev, timeouts, std::move(closed), std::move(simple));
+        new ScreenedConnection(bev, timeouts, std::move(closed), std::move(simple),
+                               std::move(unsent));
     return bev;
 }
 

@@ -24,7 +24,9 @@
 // evhttp's read callback runs, so evhttp never sees it, and the answer goes straight to the socket
 // (what the socket does not take waits in the output buffer, with evhttp's write callback unset
 // until evhttp writes again, so its write-done callback never runs for a reply it did not send).
-// False: evhttp parses it as usual.
+// False: evhttp parses it as usual. `unsent(true)` says such a rest is waiting, `unsent(false)`
+// that it went out or the connection closed first: a loop that stops gracefully waits for it, as
+// for evhttp's replies in flight.
 //
 // One loop thread; the object lives as long as evhttp's connection (its close callback frees
 // it), so this takes evhttp_connection_set_closecb for itself: code that needs to know when a
@@ -56,6 +58,7 @@ using SimpleRequestHandler =
 // Returns nullptr if libevent can't allocate. `timeouts` must outlive the connection.
 bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts,
                                       std::function<void()> closed = {},
-                                      SimpleRequestHandler simple = {});
+                                      SimpleRequestHandler simple = {},
+                                      std::function<void(bool)> unsent = {});
 
 } // namespace forklock
