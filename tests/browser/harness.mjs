@@ -109,7 +109,10 @@ export async function openBrowser() {
   });
   const page = context.pages()[0] ?? await context.newPage();
   const errors = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  // With the URL: "Failed to load resource" alone does not say which request.
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`${m.text()} (${m.location().url ?? ''})`);
+  });
   page.on('pageerror', (e) => errors.push(e.message));
   return {
     page, errors,
