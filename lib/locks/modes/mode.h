@@ -138,6 +138,18 @@ protected:
         s.pending_recovery.store(dead, std::memory_order_relaxed);
         count_recovery(s, dead);
     }
+    // forget_dead_holder: release_dead() of the modes whose lock the holder's death already
+    // dropped (flock: the kernel; postgres: the server, with the session). Clears the owner word
+    // if it still names `dead`, counts the recovery and returns the dead holder's reference.
+    bool forget_dead_holder(Slot& s, pid_t dead) noexcept
+    {
+        pid_t expected = dead;
+        if (!s.owner_pid.compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
+            return false;
+        count_supervised_recovery(s, dead);
+        parts_.slots.release_ref(s);
+        return true;
+    }
 
     ModeParts parts_;
 };

@@ -166,15 +166,7 @@ public:
 
     // release_dead: PostgreSQL already released the lock with the dead holder's session; this
     // clears the bookkeeping and returns the dead holder's reference.
-    bool release_dead(Slot& s, pid_t dead) noexcept
-    {
-        pid_t expected = dead;
-        if (!s.owner_pid.compare_exchange_strong(expected, 0, std::memory_order_acq_rel))
-            return false;
-        count_supervised_recovery(s, dead);
-        unpin(s);
-        return true;
-    }
+    bool release_dead(Slot& s, pid_t dead) noexcept { return forget_dead_holder(s, dead); }
     pid_t owner(const Slot& s) const noexcept
     {
         return s.owner_pid.load(std::memory_order_relaxed);
