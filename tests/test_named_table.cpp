@@ -3,7 +3,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -168,6 +171,46 @@ TEST_CASE("Named table: a stale name left by a creator killed -9 is rebuilt, not
         CHECK(table.try_lock("k"));
     }
     CHECK(named_table_entries(name) == 0);
+}
+
+TEST_CASE("Named table: a server in another pid namespace is refused, even sharing on purpose",
+          "[named_table][fork]")
+{
+    // Lock words hold pids: there a live holder's pid would look gone, or name another process.
+    const std::string name = unique_name("pidns");
+    LockTable first(named(LockMode::mutex, name, true));
+    enum : int { refused = 0, joined = 1, other_error = 2, not_permitted = 3 };
+    Child outside([&] {
+        if (::unshare(CLONE_NEWPID) != 0) return int{not_permitted}; // needs root (CI is)
+        // The first child forked after unshare is pid 1 of the new namespace. (Not a Child: in
+        // there, its parent's pid reads as 0.)
+        const pid_t inside = ::fork();
+        if (inside < 0) return int{other_error};
+        if (inside == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            int code = other_error;
+            try {
+                LockTable second(named(LockMode::mutex, name, true));
+                code = joined;
+            } catch (const LockNameError& e) {
+                if (std::string_view(e.what()).find("pid namespace") != std::string_view::npos)
+                    code = refused;
+            } catch (...) {
+            }
+            ::_exit(code);
+        }
+        int status = 0;
+        while (::waitpid(inside, &status, 0) < 0 && errno == EINTR) {}
+        return WIFEXITED(status) ? WEXITSTATUS(status) : int{other_error};
+    });
+    const int result = outside.wait();
+    if (result == not_permitted) {
+        WARN("unshare(CLONE_NEWPID) is not permitted here (not root): not checked");
+        return;
+    }
+    CHECK(result == refused);
+    LockTable same_namespace(named(LockMode::mutex, name, true)); // the check itself lets this in
+    CHECK(same_namespace.origin() == TableOrigin::joined);
 }
 
 TEST_CASE("Named table: only the last user unlinks the names", "[named_table]")

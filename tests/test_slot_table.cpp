@@ -390,7 +390,7 @@ TEST_CASE("SlotTable: a child killed inside a partition leaves it repaired for t
     child.kill();
     control.stall_at = Stall::nowhere;
 
-    // The next locker of the partition meets EOWNERDEAD and repairs it.
+    // The child is reaped: the next locker of the partition finds its pid gone and repairs it.
     REQUIRE(control.clear_calls.load() == 0);
     const std::map<std::string, std::uint32_t> after = t.bound();
     CHECK(control.clear_calls.load() > 0);

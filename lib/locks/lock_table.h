@@ -40,6 +40,10 @@
 //    keep their slot and statistics until the slot is needed. TableFullError can come before
 //    `capacity` keys are held: a key may only use its partition's share and the free pool, and
 //    its partition can fill first. A full table never merges keys.
+//  - A process killed inside the table's own bookkeeping (a partition's index, while a new key
+//    is bound: a few hundred ns) leaves that partition locked until the pid is reaped, as a
+//    supervisor does at once; the next locker then repairs it. Until then, lock() of that
+//    partition's new keys waits (keys bound already do not).
 //  - Every member function may be called concurrently from any thread of any process sharing the
 //    table. Destroying an anonymous table unmaps this process's view and unlinks nothing (nothing
 //    named is left to unlink).
@@ -64,7 +68,8 @@
 //    is lost. (A creator that exec()s closes its fd, so its live pid makes an opener wait and
 //    fail with LockNameError instead: exec-ing users are not supported.)
 //  - A live table: joined (origin() joined) only if options.share and its header matches this
-//    table's layout version, mode and capacity; otherwise LockNameError, and nothing is changed.
+//    table's layout version, mode and capacity, and was made in this process's pid namespace
+//    (lock words hold pids); otherwise LockNameError, and nothing is changed.
 //    A header still being written by its creator is waited for.
 //  - Holder death works as in the mode's anonymous table; release_owned_by(pid) may be called by
 //    any user that knows pid is dead (it is no longer only the creator's).

@@ -1,6 +1,7 @@
 #include "locks/table/named_table.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -32,11 +33,15 @@ struct NamedHeader {
     std::uint64_t wait_bytes;
     std::int32_t creator_pid;
     std::int64_t created_unix_s;
+    // The creator's pid namespace (the inode of /proc/self/ns/pid, 0 if unknown). Lock words hold
+    // pids, and a partition's waiter takes over from a pid that is gone (pid_spin_lock.h): a
+    // process of another namespace would see a live holder as gone.
+    std::uint64_t pid_namespace;
 };
 static_assert(std::is_standard_layout_v<NamedHeader>);
 
 constexpr std::uint64_t kReady = 0x6b636f6c6b726f66; // "forklock"
-constexpr std::uint32_t kLayoutVersion = 1;
+constexpr std::uint32_t kLayoutVersion = 2; // 2: partitions lock with a PidSpinLock
 // How often an opener starts again when the name changed under it, or met a table being laid
 // out or cleared by someone else, before it gives up.
 constexpr int kAttempts = 200;
@@ -44,6 +49,12 @@ constexpr auto kRetryPause = std::chrono::milliseconds(5);
 // A creator holds no lock between its O_EXCL create and its LOCK_EX: an opener that finds a
 // half-made object nobody locks waits this many pauses before it calls the object stale.
 constexpr int kHalfMadeTries = 10;
+
+std::uint64_t pid_namespace()
+{
+    struct stat st {};
+    return ::stat("/proc/self/ns/pid", &st) == 0 ? st.st_ino : 0;
+}
 
 std::size_t page_size() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
 std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
@@ -112,6 +123,7 @@ TableMemory fresh(SharedMemoryObject object, const LockTableOptions& o, std::siz
     h.wait_bytes = wait_bytes;
     h.creator_pid = current_pid();
     h.created_unix_s = std::time(nullptr);
+    h.pid_namespace = pid_namespace();
     MemoryRegion waits = state->object.map(wait_bytes, static_cast<off_t>(l.waits));
     MemoryRegion slots = state->object.map(slot_bytes, static_cast<off_t>(l.slots));
     return {std::move(slots), std::move(waits), false, origin,
@@ -138,6 +150,10 @@ std::optional<TableMemory> join(SharedMemoryObject object, const LockTableOption
             "{} with {}; this one needs {}: stop that server or pick another name", who,
             layout_text(h.version, h.mode, h.capacity),
             layout_text(kLayoutVersion, static_cast<std::uint32_t>(o.mode), o.capacity)));
+    if (h.pid_namespace != pid_namespace())
+        throw LockNameError(fmt::format("{} in another pid namespace, where pids name other "
+                                        "processes: its locks cannot be shared from here",
+                                        who));
     if (!o.share)
         throw LockNameError(
             fmt::format("{}: share it on purpose (--lock-share) or pick another name", who));

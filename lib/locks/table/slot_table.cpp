@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "locks/lock_errors.h"
+#include "os/current_pid.h"
 #include "os/os_error.h"
 
 namespace forklock {
@@ -24,7 +25,7 @@ struct alignas(64) SlotTable::Header {
 };
 
 struct alignas(64) SlotTable::Partition {
-    pthread_mutex_t lock;
+    PidSpinLock lock;
     std::uint32_t bound; // keys indexed here
     std::uint32_t hand;  // where the next search for an idle slot starts (a clock hand)
     // Written under `lock` only, so no shared counter is touched on the hot paths.
@@ -192,7 +193,6 @@ SlotTable::SlotTable(void* memory, const TableGeometry& g, MutexKind kind, SlotL
     init_mutex(&header_->pool_lock, kind);
     for (std::uint32_t p = 0; p < g.partitions; ++p) {
         new (&partitions_[p]) Partition{};
-        init_mutex(&partitions_[p].lock, kind);
     }
     for (std::uint32_t i = 0; i < g.capacity; ++i) {
         Slot* s = new (&slots_[i]) Slot{};
@@ -218,14 +218,10 @@ SlotTable::SlotTable(Attach, void* memory, const TableGeometry& g, SlotLocks& lo
 
 void SlotTable::lock_partition(std::uint32_t p) const
 {
-    Partition& part = partitions_[p];
-    if (lock_mutex(&part.lock) == MutexResult::owner_died) {
-        repair_partition(p);
-        make_consistent(&part.lock);
-    }
+    if (partitions_[p].lock.lock(current_pid()) == MutexResult::owner_died) repair_partition(p);
 }
 
-void SlotTable::unlock_partition(std::uint32_t p) const { unlock_mutex(&partitions_[p].lock); }
+void SlotTable::unlock_partition(std::uint32_t p) const { partitions_[p].lock.unlock(); }
 
 namespace {
 std::uint32_t partition_of(std::uint64_t hash, const TableGeometry& g)

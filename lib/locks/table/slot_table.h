@@ -28,10 +28,12 @@
 //  - By reference: acquire_ref() counts the caller in `refs`, release_ref() uncounts it; the
 //    evictor takes only a slot with no reference.
 //
-// Owner death: partition and pool locks are robust mutexes in shared tables. The next locker
-// after a process killed inside one rebuilds that partition's index (or the pool) from the slots'
-// state words and asks SlotLocks::clear_dead_claim to free a slot lock the dead evictor had
-// claimed. By reference, a dead process's references stay counted (its slots are not reused,
+// Owner death: a partition's lock is a PidSpinLock (one compare-and-swap and one store: the miss
+// path's cheapest lock), the pool's a robust mutex in shared tables. A process killed inside a
+// partition leaves it locked until its pid is reaped; then the next locker (or a waiter) takes
+// the lock over, rebuilds that partition's index from the slots' state words and asks
+// SlotLocks::clear_dead_claim to free a slot lock the dead evictor had claimed. A pool lock's
+// holder killed inside is repaired by its next locker (EOWNERDEAD) from the same state words. By reference, a dead process's references stay counted (its slots are not reused,
 // keys never merged) until returned: a holder's by whoever recovers its key, a waiter's by the
 // caller that knows what it waited on (LockTable::release_owned_by). A process killed between
 // acquire_ref() and recording itself as holder or waiter leaves a reference nobody returns: that
@@ -46,6 +48,7 @@
 #include <string_view>
 
 #include "locks/lock_stats.h"
+#include "locks/primitives/pid_spin_lock.h"
 #include "locks/primitives/pthread_mutex.h"
 #include "locks/table/slot.h"
 
