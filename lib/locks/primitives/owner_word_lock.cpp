@@ -73,11 +73,4 @@ bool OwnerWordLock::force_unlock(pid_t holder) noexcept
     return true;
 }
 
-bool OwnerWordLock::hand_over(pid_t to) noexcept
-{
-    std::int32_t expected = self_;
-    return word_->owner.compare_exchange_strong(expected, to, std::memory_order_acq_rel,
-                                                std::memory_order_relaxed);
-}
-
 } // namespace forklock

@@ -39,8 +39,8 @@ public:
     // How long lock() sleeps before it re-reads the word, should its wake-up be lost.
     static constexpr std::int64_t kRecheckInterval = 50'000'000; // 50 ms
 
-    // A handle acting for `self` (normally current_pid(); a negative value marks a claim that no
-    // process can mistake for its own). Both references must outlive the handle.
+    // A handle acting for `self` (normally current_pid(); tests use made-up pids). Both
+    // references must outlive the handle.
     OwnerWordLock(OwnerWord& word, NamedSemaphore& sem, pid_t self) noexcept
         : word_(&word), sem_(&sem), self_(self)
     {
@@ -63,9 +63,6 @@ public:
     void unlock() noexcept { (void)force_unlock(self_); }
     // force_unlock: frees the word only if `holder` holds it, waking one sleeper; true if it did.
     bool force_unlock(pid_t holder) noexcept;
-    // hand_over: the word passes from self to `to` with no moment free; false if self did not hold
-    // it.
-    bool hand_over(pid_t to) noexcept;
 
     pid_t owner() const noexcept { return word_->owner.load(std::memory_order_relaxed); }
 
