@@ -103,6 +103,11 @@ void Arbiter::start()
     if (auto n = store_->remove_temp_files())
         log(LogLevel::info, "Removed {} stale temporary file(s) from {}", n,
             options_.data_dir.string());
+    // The table first, as gunicorn loads a preloaded app before it binds: a bad --lock-url, a
+    // PostgreSQL that is down or a named table in use stops the server before it says
+    // "Listening at".
+    scoreboard_ = std::make_unique<Scoreboard>(pid_, current_config());
+    make_table();
     listener_.emplace(options_.bind);
     if (!options_.pid_file.empty()) {
         write_pid_file(options_.pid_file, pid_);
@@ -118,8 +123,6 @@ void Arbiter::start()
     log(LogLevel::info, "Lock mode: {}: {}", to_string(options_.lock_mode),
         explain(options_.lock_mode));
     warn_lost_updates();
-    scoreboard_ = std::make_unique<Scoreboard>(pid_, current_config());
-    make_table();
     metrics_ = std::make_unique<LockMetrics>();
     if (options_.trace) trace_ = std::make_unique<TraceRing>(options_.trace_size);
 }

@@ -81,12 +81,15 @@ TEST_CASE("Server: a second live server on one --lock-name exits with code 2 unl
         ServerProcess first(
             spec_for({"-w", "2", "--lock-mode", "mutex", "--lock-name", name}, 2, data.path()));
         {
-            ServerProcess refused(
-                spec_for({"--lock-mode", "mutex", "--lock-name", name}, 0, data.path()));
+            ServerSpec spec =
+                spec_for({"--lock-mode", "mutex", "--lock-name", name}, 0, data.path());
+            spec.refused = true;
+            ServerProcess refused(spec);
             REQUIRE(refused.wait_exit(10s) == 2);
             CHECK(refused.log().find("is in use by a live server") != std::string::npos);
             CHECK(refused.log().find("--lock-share") != std::string::npos);
             CHECK(refused.log().find("Booting worker") == std::string::npos); // before fork
+            CHECK(refused.log().find("Listening at") == std::string::npos);   // and before bind
         }
         ServerProcess second(
             spec_for({"-w", "2", "--lock-mode", "mutex", "--lock-name", name, "--lock-share"}, 2,

@@ -44,12 +44,12 @@ std::uint64_t counter_value(const ServerProcess& server, const std::string& key)
         .get<std::uint64_t>();
 }
 
-// refused: a server with these lock flags exits with code 2 before any worker boots; its log.
+// refused: a server with these lock flags exits with code 2 before it listens; its log.
 std::string refused(std::vector<std::string> args)
 {
     ServerSpec spec;
     spec.args = std::move(args);
-    spec.workers = 0;
+    spec.refused = true;
     ServerProcess server(spec);
     const auto code = server.wait_exit(20s);
     INFO(server.log_tail());
@@ -140,14 +140,16 @@ TEST_CASE("Server: postgres mode loses no concurrent increment, with or without 
     CHECK(counter_value(server, "pg") == 12);
 }
 
-TEST_CASE("Server: a PostgreSQL that is down or a bad --lock-url exits with code 2 before fork",
-          "[server][postgres]")
+TEST_CASE(
+    "Server: a PostgreSQL that is down or a bad --lock-url exits with code 2 before it listens",
+    "[server][postgres]")
 {
     const std::string down =
         refused({"--lock-mode", "postgres", "--lock-url", "host=/nonexistent-forklock"});
     CHECK(down.find("--lock-url: PostgreSQL connect") != std::string::npos);
     const std::string bad = refused({"--lock-mode", "postgres", "--lock-url", "postgresql://%zz"});
     CHECK(bad.find("--lock-url") != std::string::npos);
+    for (const std::string& log : {down, bad}) CHECK(log.find("Listening at") == std::string::npos);
 }
 
 TEST_CASE("Server: a session lost while its increment holds the key answers 503 before it writes",

@@ -101,6 +101,7 @@ ServerProcess::ServerProcess(ServerSpec spec)
 {
     spawn();
     try {
+        if (spec_.refused) return;
         wait_until_listening();
         if (spec_.workers > 0) wait_until_ready();
     } catch (...) {

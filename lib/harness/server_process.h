@@ -38,7 +38,8 @@ struct ServerSpec {
     std::vector<std::string> args;  // flags; "-b 127.0.0.1:0" is added when there is no -b
     std::filesystem::path data_dir; // empty: data/ in the server's own directory
     int workers = 1;                // wait for /healthz and this many in /workers; 0: only
-                                    // for "Listening at:" (a server expected to fail)
+                                    // for "Listening at:"
+    bool refused = false;           // expected to exit before it listens: wait for nothing
     std::chrono::milliseconds start_timeout{15'000};
     std::chrono::milliseconds stop_timeout{10'000}; // from the first signal to SIGKILL
     std::string dir_prefix = "forklock-server";
