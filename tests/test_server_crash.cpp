@@ -41,7 +41,9 @@ int hold_key(ServerProcess& server, const std::string& key, std::jthread& holder
         [&server, key] { (void)post(server, "/counter/" + key + "/increment?hold_ms=5000"); });
     int owner = 0;
     (void)wait_until([&] {
-        auto locks = get(server, "/locks").json(); // a named json: the loop must not outlive it
+        // A short timeout: a poll the holder's worker accepted waits behind the 5 s hold, and
+        // would then see the key free. The next poll, on a new connection, goes to a free worker.
+        auto locks = http_request(server.endpoint(), "GET", "/locks", 300ms).json();
         if (!locks.is_object()) return false;
         for (const auto& k : locks["keys"])
             if (k["key"] == key && k["owner_pid"].get<int>() != 0)
