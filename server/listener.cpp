@@ -33,7 +33,8 @@ std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> resolve(const BindAddress& 
     return {list, &::freeaddrinfo};
 }
 
-UniqueFd bind_one(const addrinfo& ai)
+// bind_one: a listening socket on `ai`; errors name the call and `where` (the address asked for).
+UniqueFd bind_one(const addrinfo& ai, const std::string& where)
 {
     UniqueFd fd(
         ::socket(ai.ai_family, ai.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai.ai_protocol));
@@ -41,8 +42,9 @@ UniqueFd bind_one(const addrinfo& ai)
     int on = 1;
     if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0)
         throw os_error(errno, "setsockopt(SO_REUSEADDR)");
-    if (::bind(fd.get(), ai.ai_addr, ai.ai_addrlen) != 0) throw os_error(errno, "bind()");
-    if (::listen(fd.get(), kBacklog) != 0) throw os_error(errno, "listen({})", kBacklog);
+    if (::bind(fd.get(), ai.ai_addr, ai.ai_addrlen) != 0) throw os_error(errno, "bind({})", where);
+    if (::listen(fd.get(), kBacklog) != 0)
+        throw os_error(errno, "listen({}, {})", where, kBacklog);
     return fd;
 }
 
@@ -82,14 +84,14 @@ Listener::Listener(const BindAddress& address)
     auto list = resolve(address);
     std::system_error last(EADDRNOTAVAIL, std::generic_category(),
                            "bind(" + address.host + ") failed");
+    const std::string where = bind_url(address);
     for (addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
         try {
-            fd_ = bind_one(*ai);
+            fd_ = bind_one(*ai, where);
             bound_ = bound_address(fd_.get());
             return;
         } catch (const std::system_error& e) {
-            last =
-                std::system_error(e.code(), fmt::format("{} on {}", e.what(), bind_url(address)));
+            last = e; // its message already names the call, the address and errno
         }
     }
     throw last;

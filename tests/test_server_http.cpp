@@ -6,14 +6,18 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <regex>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "harness/http_client.h"
 #include "harness/raw_exchange.h"
 #include "harness/server_process.h"
+#include "harness/temp_dir.h"
 
 using namespace forklock::harness;
 using namespace std::chrono_literals;
@@ -230,6 +234,23 @@ TEST_CASE("Server: invalid command lines exit 2 before listening", "[server][htt
     CHECK(help.code == 0);
     CHECK(help.out.find("--max-requests-jitter") != std::string::npos);
     CHECK(run_to_exit({"--version"}).out.find("forklock 0.1.0") != std::string::npos);
+}
+
+TEST_CASE("Server: a port in use stops it with the call, the address and errno, said once",
+          "[server][http]")
+{
+    ServerProcess first({}, 1);
+    const std::string address = fmt::format("127.0.0.1:{}", first.endpoint().port);
+    TempDir data;
+    auto e = run_to_exit({"-b", address, "--data-dir", data.path().string()});
+    INFO(e.out);
+    CHECK(e.code == 1);
+    const std::string expected =
+        fmt::format("bind(http://{}) failed: {}", address, std::strerror(EADDRINUSE));
+    CHECK(e.out.find(expected) != std::string::npos);
+    const std::string cause = std::strerror(EADDRINUSE);
+    CHECK(e.out.find(cause) == e.out.rfind(cause)); // not repeated
+    CHECK(e.out.find("Listening") == std::string::npos);
 }
 
 TEST_CASE("Server: binds IPv6 loopback when asked", "[server][http]")
