@@ -166,7 +166,9 @@ void ServerProcess::wait_until_listening()
     endpoint_ = *listening;
 }
 
-// Ready: /healthz answers and /workers lists every worker (a worker is listed once forked).
+// Ready: /healthz answers and /workers lists every worker as booted. A worker is listed once
+// forked but reports its configuration only when it serves; a test that reads the workers'
+// mode or generation right after start would otherwise race their boot.
 void ServerProcess::wait_until_ready()
 {
     const bool ready = wait_until(
@@ -176,7 +178,7 @@ void ServerProcess::wait_until_ready()
                                                      exit_status_.value_or(-1), log_tail()));
             if (http_request(endpoint_, "GET", "/healthz", 2s, spec_.hooks.poll).status != 200)
                 return false;
-            return std::ssize(worker_pids(2s)) >= spec_.workers;
+            return std::ssize(booted_worker_pids(2s)) >= spec_.workers;
         },
         spec_.start_timeout, 5 * kPollInterval);
     if (!ready)
@@ -189,14 +191,27 @@ void ServerProcess::signal(int sig) const
     if (pid_ > 0 && ::kill(pid_, sig) != 0) throw os_error(errno, "kill({}, {})", pid_, sig);
 }
 
-std::set<pid_t> ServerProcess::worker_pids(Clock::duration timeout) const
+nlohmann::json ServerProcess::listed_workers(Clock::duration timeout) const
 {
     const HttpResponse response =
         http_request(endpoint_, "GET", "/workers", timeout, spec_.hooks.poll);
+    nlohmann::json body = response.json();
+    if (response.status != 200 || !body.contains("workers")) return nlohmann::json::array();
+    return std::move(body["workers"]);
+}
+
+std::set<pid_t> ServerProcess::worker_pids(Clock::duration timeout) const
+{
     std::set<pid_t> pids;
-    const nlohmann::json body = response.json();
-    if (response.status != 200 || !body.contains("workers")) return pids;
-    for (const auto& worker : body["workers"]) pids.insert(worker.value("pid", 0));
+    for (const auto& worker : listed_workers(timeout)) pids.insert(worker.value("pid", 0));
+    return pids;
+}
+
+std::set<pid_t> ServerProcess::booted_worker_pids(Clock::duration timeout) const
+{
+    std::set<pid_t> pids;
+    for (const auto& worker : listed_workers(timeout))
+        if (worker.value("state", "booting") != "booting") pids.insert(worker.value("pid", 0));
     return pids;
 }
 

@@ -72,6 +72,9 @@ public:
     // The pids GET /workers lists (empty when it does not answer within `timeout`).
     [[nodiscard]] std::set<pid_t>
     worker_pids(Clock::duration timeout = std::chrono::seconds(5)) const;
+    // The pids of the listed workers that have booted (they report their configuration).
+    [[nodiscard]] std::set<pid_t>
+    booted_worker_pids(Clock::duration timeout = std::chrono::seconds(5)) const;
 
     // The whole server log (stdout and stderr) so far.
     [[nodiscard]] std::string log() const;
@@ -94,6 +97,8 @@ private:
     void spawn();
     void wait_until_listening();
     void wait_until_ready();
+    // GET /workers' list (empty when it does not answer within `timeout`).
+    [[nodiscard]] nlohmann::json listed_workers(Clock::duration timeout) const;
     [[nodiscard]] bool master_exited() noexcept;
     void reap_group() noexcept;
 
