@@ -161,7 +161,7 @@ TEST_CASE("Server: a HUP from kill(1) keeps the configuration and its generation
     auto old = server.worker_pids();
     server.signal(SIGHUP);
     REQUIRE(wait_until([&] {
-        auto now = server.worker_pids();
+        auto now = server.booted_worker_pids(); // a new worker says its mode once booted
         return now.size() == 2 &&
                std::none_of(now.begin(), now.end(), [&](int p) { return old.count(p); });
     }));
