@@ -1,4 +1,4 @@
-// forklock: a pre-fork HTTP server in the gunicorn model. See README.md.
+// forklock: a pre-fork HTTP server in the gunicorn model. See README.md and docs/server.md.
 
 #include <cstdio>
 #include <exception>
