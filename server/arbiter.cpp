@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "app/log.h"
+#include "app/site_guard.h"
 #include "os/monotonic_clock.h"
 #include "os/os_error.h"
 #include "worker.h"
@@ -120,6 +121,7 @@ void Arbiter::start()
         local.host = local.host == "::" ? "::1" : "127.0.0.1";
     log(LogLevel::info, "Dashboard: {}/dashboard?token={} (controls: {})", bind_url(local),
         options_.dashboard_token, to_string(options_.dashboard_controls));
+    log(LogLevel::info, "Hosts: {}", describe_host_policy(options_));
     log(LogLevel::info, "Lock mode: {}: {}", to_string(options_.lock_mode),
         explain(options_.lock_mode));
     warn_lost_updates();

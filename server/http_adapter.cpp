@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "app/log.h"
+#include "app/site_guard.h"
 #include "listener.h"
 #include "os/os_error.h"
 
@@ -74,9 +75,12 @@ const char* reason(int status)
 {
     switch (status) {
     case 200: return "OK";
+    case 202: return "Accepted";
     case 400: return "Bad Request";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
@@ -106,12 +110,21 @@ bool is_loopback(const char* host)
     return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
 }
 
-// What the dashboard's controls decide on: the token (header first, else ?token=) and the peer.
-void fill_control_fields(evhttp_request* req, Request& r)
+std::optional<std::string> header_value(evkeyvalq* headers, const char* name)
 {
-    const char* header =
-        evhttp_find_header(evhttp_request_get_input_headers(req), "X-Forklock-Token");
-    r.token = header ? header : query_string(r.query, "token").value_or("");
+    const char* value = evhttp_find_header(headers, name);
+    return value ? std::optional<std::string>(value) : std::nullopt;
+}
+
+// What the site checks and the controls decide on (site_guard.h, api_control.h): the headers
+// naming the server and the page the request came from, the token, and the peer.
+void fill_site_fields(evhttp_request* req, Request& r)
+{
+    evkeyvalq* in = evhttp_request_get_input_headers(req);
+    r.token = header_value(in, "X-Forklock-Token").value_or("");
+    r.host = header_value(in, "Host");
+    r.origin = header_value(in, "Origin");
+    r.fetch_site = header_value(in, "Sec-Fetch-Site").value_or("");
     char* host = nullptr;
     ev_uint16_t port = 0;
     evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
@@ -137,7 +150,7 @@ std::variant<Request, Response> convert(evhttp_request* req)
     if (path == nullptr || *path != '/')
         return json_error(400, "the request target must be a path starting with '/'");
     Request r{method_name(evhttp_request_get_command(req)), path, query ? query : ""};
-    fill_control_fields(req, r);
+    fill_site_fields(req, r);
     return r;
 }
 
@@ -151,10 +164,11 @@ void access_log(evhttp_request* req, const Response& response)
         const char* v = evhttp_find_header(in, name);
         return v ? v : "";
     };
+    // The dashboard's URL holds ?token=, and so does the Referer of a request from it.
     std::string line = fmt::format("{} {} HTTP/1.1", method_name(evhttp_request_get_command(req)),
-                                   evhttp_request_get_uri(req));
-    log_access({host ? host : "-", line, response.status, response.body.size(), header("Referer"),
-                header("User-Agent")});
+                                   mask_tokens(evhttp_request_get_uri(req)));
+    log_access({host ? host : "-", line, response.status, response.body.size(),
+                mask_tokens(header("Referer")), header("User-Agent")});
 }
 
 template <typename T>
@@ -404,8 +418,10 @@ bool HttpLoop::serve_simple(const SimpleRequest& simple, bool from_loopback, std
     turn_.served();
     Request request{std::string(simple.method), std::string(simple.path),
                     std::string(simple.query)};
-    request.token = query_string(request.query, "token").value_or(""); // no X-Forklock-Token
-    request.from_loopback = from_loopback;
+    request.from_loopback = from_loopback; // no X-Forklock-Token: it is never simple
+    if (simple.host) request.host = std::string(*simple.host);
+    if (simple.origin) request.origin = std::string(*simple.origin);
+    request.fetch_site = simple.fetch_site;
     const Response response = shared_.api->handle(request);
     slot.busy_threads.fetch_sub(1, std::memory_order_relaxed);
     slot.requests.fetch_add(1, std::memory_order_relaxed);

@@ -29,8 +29,18 @@ bool declined_field(std::string_view name)
     return false;
 }
 
+// The fields the site checks read (site_guard.h), into `out`; the first of each.
+void note_field(std::string_view name, std::string_view value, SimpleRequest& out)
+{
+    while (value.starts_with(' ') || value.starts_with('\t')) value.remove_prefix(1);
+    while (value.ends_with(' ') || value.ends_with('\t')) value.remove_suffix(1);
+    if (iequals(name, "host") && !out.host) out.host = value;
+    if (iequals(name, "origin") && !out.origin) out.origin = value;
+    if (iequals(name, "sec-fetch-site") && out.fetch_site.empty()) out.fetch_site = value;
+}
+
 // The header fields after the request line, up to the empty line that must end `rest`.
-bool fields_are_simple(std::string_view rest)
+bool fields_are_simple(std::string_view rest, SimpleRequest& out)
 {
     for (;;) {
         const std::size_t eol = rest.find("\r\n");
@@ -39,6 +49,7 @@ bool fields_are_simple(std::string_view rest)
         const std::string_view line = rest.substr(0, eol);
         const std::size_t colon = line.find(':');
         if (colon == std::string_view::npos || declined_field(line.substr(0, colon))) return false;
+        note_field(line.substr(0, colon), line.substr(colon + 1), out);
         rest.remove_prefix(eol + 2);
     }
 }
@@ -71,10 +82,12 @@ std::optional<SimpleRequest> parse_simple_request(std::string_view request)
     if (target.empty() || target[0] != '/' || target.starts_with("//") ||
         target.find_first_of(" #") != std::string_view::npos)
         return std::nullopt;
-    if (!fields_are_simple(request.substr(eol + 2))) return std::nullopt;
     const std::size_t q = target.find('?');
-    if (q == std::string_view::npos) return SimpleRequest{method, target, {}, request.size()};
-    return SimpleRequest{method, target.substr(0, q), target.substr(q + 1), request.size()};
+    SimpleRequest out{method, target.substr(0, q),
+                      q == std::string_view::npos ? std::string_view() : target.substr(q + 1),
+                      request.size()};
+    if (!fields_are_simple(request.substr(eol + 2), out)) return std::nullopt;
+    return out;
 }
 
 void format_response(const ResponseParts& r, std::string& out)

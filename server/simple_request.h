@@ -9,8 +9,9 @@
 // HTTP/1.1, without a body, with a method evhttp knows but HEAD and CONNECT (GET POST PUT DELETE
 // OPTIONS TRACE PATCH), an origin-form target ('/' first, no fragment) and none of the fields that
 // change how evhttp frames or answers it (Connection, Keep-Alive, Proxy-Connection,
-// Content-Length, Transfer-Encoding, Expect, Upgrade, TE), nor X-Forklock-Token. Anything else is
-// nullopt: evhttp parses it as before, as it does a target starting with "//" (an authority to
+// Content-Length, Transfer-Encoding, Expect, Upgrade, TE), nor X-Forklock-Token (a control's
+// token goes the general way). Host, Origin and Sec-Fetch-Site are kept for the site checks.
+// Anything else is nullopt: evhttp parses it as before, as it does a target starting with "//" (an authority to
 // evhttp's URI parser, whose path the adapter refuses). The views point into `request`.
 //
 // format_response: the bytes evhttp 2.1 writes for the same response to an HTTP/1.1 request, in
@@ -33,6 +34,10 @@ struct SimpleRequest {
     std::string_view path;   // as sent, percent-encoding included
     std::string_view query;  // after '?', without it; empty if none
     std::size_t bytes = 0;   // of the whole request
+    // What the site checks read (app/site_guard.h), trimmed; the first of each field.
+    std::optional<std::string_view> host{};   // Host; nullopt when absent
+    std::optional<std::string_view> origin{}; // Origin; nullopt when absent
+    std::string_view fetch_site{};            // Sec-Fetch-Site; empty when absent
 };
 
 std::optional<SimpleRequest> parse_simple_request(std::string_view request);

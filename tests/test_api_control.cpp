@@ -51,7 +51,7 @@ struct Fixture {
     }
     Response post(const std::string& path, const std::string& query)
     {
-        return api.handle(request(query, "", true, path));
+        return api.handle(request(query, options.dashboard_token, true, path));
     }
     json body(const Response& r) const { return json::parse(r.body); }
     // A slot for `pid`, as the master claims one for a worker it forked.
@@ -78,20 +78,24 @@ TEST_CASE("tokens_equal: only the same bytes match, and an empty expected token 
     CHECK_FALSE(tokens_equal("x", ""));
 }
 
-TEST_CASE("control_refusal: loopback admits a loopback peer or the token, token the token only, "
-          "off nobody",
+TEST_CASE("control_refusal: loopback and token admit the token's bearer only, wherever the peer "
+          "is; off nobody",
           "[api_control]")
 {
     const auto loopback = options_with(DashboardControls::loopback);
     const auto token = options_with(DashboardControls::token);
     const auto off = options_with(DashboardControls::off);
-    CHECK_FALSE(control_refusal(request("", "", true), &loopback));
-    CHECK_FALSE(control_refusal(request("", "s3cret", false), &loopback));
-    CHECK(control_refusal(request("", "wrong", false), &loopback));
-    CHECK(control_refusal(request("", "", false), &loopback));
-    CHECK_FALSE(control_refusal(request("", "s3cret", false), &token));
-    CHECK(control_refusal(request("", "", true), &token));
-    CHECK(control_refusal(request("", "s3cre", true), &token));
+    for (const auto* o : {&loopback, &token}) {
+        CHECK_FALSE(control_refusal(request("", "s3cret", true), o));
+        CHECK_FALSE(control_refusal(request("", "s3cret", false), o));
+        CHECK(control_refusal(request("", "", true), o)); // a loopback peer is not enough
+        CHECK(control_refusal(request("", "wrong", false), o));
+        CHECK(control_refusal(request("", "s3cre", true), o));
+        // In the URL it is refused, with the reason: the header is the only place for it.
+        const auto in_url = control_refusal(request("token=s3cret", "", true), o);
+        REQUIRE(in_url);
+        CHECK(in_url->find("X-Forklock-Token header") != std::string::npos);
+    }
     CHECK(control_refusal(request("", "s3cret", true), &off));
     CHECK(control_refusal(request("", "", true), nullptr));
 }

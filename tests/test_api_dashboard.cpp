@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "app/api.h"
+#include "app/api_dashboard.h"
 #include "app/dashboard/assets.h"
 #include "harness/temp_dir.h"
 
@@ -98,4 +99,25 @@ TEST_CASE("Dashboard: the index page lists it", "[api_dashboard]")
     Fixture f;
     Response r = f.get("/");
     CHECK(r.body.find("GET /dashboard ") != std::string::npos);
+}
+
+TEST_CASE("Dashboard: a token given goes into the page's meta tag, escaped, and the page is not "
+          "stored",
+          "[api_dashboard]")
+{
+    const Request page{"GET", "/dashboard", ""};
+    const Response with = dashboard(page, R"(a"b<c&)");
+    CHECK(with.body.find(R"(<meta name="forklock-token" content="a&quot;b&lt;c&amp;">)") !=
+          std::string::npos);
+    CHECK(header(with, "Cache-Control") == "no-store");
+    const Response without = dashboard(page);
+    CHECK(without.body.find(R"(<meta name="forklock-token" content="">)") != std::string::npos);
+    CHECK(header(without, "Cache-Control") == "no-cache");
+    for (const Response* r : {&with, &without}) {
+        CHECK(header(*r, "X-Frame-Options") == "DENY");
+        CHECK(header(*r, "Referrer-Policy") == "no-referrer");
+    }
+    // Only the page: a script never carries it.
+    CHECK(dashboard({"GET", "/dashboard/dashboard.js", ""}, "s3cret").body.find("s3cret") ==
+          std::string::npos);
 }

@@ -292,3 +292,19 @@ TEST_CASE("parse_options: a connection timeout must be a number of seconds in ra
         CHECK(r.err.find(args[0]) != std::string::npos);
     }
 }
+
+TEST_CASE("parse_options: --allowed-hosts takes names without ports, or *", "[options]")
+{
+    CHECK(parse({}).options->allowed_hosts.empty());
+    auto set = parse({"--allowed-hosts", "Class.example, lab.example,[::2]"});
+    REQUIRE(set.options);
+    CHECK(set.options->allowed_hosts ==
+          std::vector<std::string>{"class.example", "lab.example", "::2"});
+    CHECK(parse({"--allowed-hosts", "*"}).options->allowed_hosts == std::vector<std::string>{"*"});
+    for (const char* bad : {"a.example:8000", "a.example,,b", "http://a.example", ","}) {
+        INFO(bad);
+        auto refused = parse({"--allowed-hosts", bad});
+        CHECK_FALSE(refused.options);
+        CHECK(refused.err.find("--allowed-hosts") != std::string::npos);
+    }
+}

@@ -26,7 +26,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr std::string_view kProbe = "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+constexpr std::string_view kProbe = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
 bool answered(const Endpoint& to, std::chrono::milliseconds timeout)
 {

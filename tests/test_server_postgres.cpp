@@ -256,11 +256,11 @@ TEST_CASE("Server: /control/config leaves postgres mode and comes back to it wit
           "[server][postgres]")
 {
     ServerProcess server({"--lock-mode", "postgres", "--lock-url", cluster().conninfo()}, 1);
-    const auto away = http_request(server.endpoint(), "POST", "/control/config?mode=mutex");
+    const auto away = server.control("/control/config?mode=mutex");
     INFO(away.body);
     REQUIRE(away.status == 202);
     REQUIRE(wait_until([&] { return all_run(server, 1, "mutex"); }, 15s));
-    const auto back = http_request(server.endpoint(), "POST", "/control/config?mode=postgres");
+    const auto back = server.control("/control/config?mode=postgres");
     INFO(back.body);
     REQUIRE(back.status == 202);
     REQUIRE(wait_until([&] { return all_run(server, 2, "postgres"); }, 15s));
@@ -274,7 +274,7 @@ TEST_CASE("Server: /control/config refuses postgres mode to a server started wit
           "[server][postgres]")
 {
     ServerProcess server({"--lock-mode", "mutex"}, 1);
-    const auto r = http_request(server.endpoint(), "POST", "/control/config?mode=postgres");
+    const auto r = server.control("/control/config?mode=postgres");
     INFO(r.body);
     CHECK(r.status == 403);
     CHECK(r.json()["error"].get<std::string>().find("--lock-url") != std::string::npos);

@@ -83,7 +83,7 @@ void check_refused(const Reply& r, int status, const std::string& rule)
     CHECK(r.closed);
 }
 
-const std::string kGet = "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n";
+const std::string kGet = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 } // namespace
 
@@ -91,7 +91,7 @@ TEST_CASE("Strict HTTP: the server refuses ambiguous framing with 400 and closes
           "[server_strict_http]")
 {
     ServerProcess server({"-w", "1"}, 1);
-    const std::string head = "POST /counter/a/increment HTTP/1.1\r\nHost: h\r\n";
+    const std::string head = "POST /counter/a/increment HTTP/1.1\r\nHost: localhost\r\n";
     struct Case {
         std::string bytes;
         int status;
@@ -140,7 +140,7 @@ TEST_CASE("Strict HTTP: chunked bodies with trailers and HTTP/1.0 keep-alive rea
 {
     ServerProcess server({"-w", "1"}, 1);
     const std::string chunked =
-        "POST /counter/c/increment HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "POST /counter/c/increment HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
         "3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n";
     const std::string keep_alive = "GET /counter/c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
     const UniqueFd fd = connect_raw(server.endpoint());
@@ -166,7 +166,7 @@ TEST_CASE("Strict HTTP: a slowloris client is closed by the header timeout with 
     ServerProcess server({"-w", "1", "--header-timeout", "0.5"}, 1);
     const UniqueFd fd = connect_raw(server.endpoint());
     const std::string head =
-        "GET /healthz HTTP/1.1\r\nHost: h\r\nX-Slow: " + std::string(1000, 'a');
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + std::string(1000, 'a');
     Reply r;
     // One byte every 50 ms for up to 5 s: it never stops sending (an idle-read timeout would
     // never fire), yet the head must be complete within 0.5 s of the connection.
@@ -190,7 +190,7 @@ TEST_CASE("Strict HTTP: a stalled body is closed by the body timeout with 408",
     ServerProcess server({"-w", "1", "--body-timeout", "0.3", "--header-timeout", "30"}, 1);
     const auto r = send_and_read(
         server.endpoint(),
-        "POST /counter/b/increment HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc");
+        "POST /counter/b/increment HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nabc");
     check_refused(r, 408, "body stalled");
 }
 
@@ -243,7 +243,8 @@ TEST_CASE("Strict HTTP: every request of the corpus gets the status its file nam
 {
     const char* dir = std::getenv("FORKLOCK_HTTP_CORPUS");
     REQUIRE(dir != nullptr);
-    ServerProcess server({"-w", "1"}, 1);
+    // The corpus names the server "h"; a loopback server answers only the names it is given.
+    ServerProcess server({"-w", "1", "--allowed-hosts", "h"}, 1);
     int files = 0;
     for (const auto& entry : std::filesystem::directory_iterator(dir)) {
         const std::string name = entry.path().filename().string(); // "400-rule.txt"

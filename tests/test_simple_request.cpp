@@ -109,3 +109,22 @@ TEST_CASE("SimpleRequest: a 204 or 304 answer has no Content-Length", "[simple_r
                          " X\r\nContent-Type: text/plain\r\nDate: D\r\n\r\n");
     }
 }
+
+TEST_CASE("SimpleRequest: Host, Origin and Sec-Fetch-Site are kept for the site checks, trimmed",
+          "[simple_request]")
+{
+    const std::string raw = with_fields("POST /counter/a/increment HTTP/1.1",
+                                        "origin:  http://evil.example \r\n"
+                                        "Sec-Fetch-Site: cross-site\r\nOrigin: http://second\r\n");
+    const auto post = parse_simple_request(raw);
+    REQUIRE(post);
+    CHECK(post->host == "127.0.0.1:8000");
+    CHECK(post->origin == "http://evil.example"); // the first, as evhttp_find_header takes
+    CHECK(post->fetch_site == "cross-site");
+
+    const std::string bare_raw = with_fields("POST /counter/a/increment HTTP/1.1", "");
+    const auto bare = parse_simple_request(bare_raw);
+    REQUIRE(bare);
+    CHECK_FALSE(bare->origin);
+    CHECK(bare->fetch_site.empty());
+}

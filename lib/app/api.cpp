@@ -136,7 +136,10 @@ std::optional<int> query_int(const std::string& query, std::string_view name, in
     return value;
 }
 
-Api::Api(ApiContext context) : ctx_(context) {}
+Api::Api(ApiContext context)
+    : ctx_(context), hosts_(context.options ? host_policy(*context.options) : HostPolicy{})
+{
+}
 
 Response Api::handle(const Request& request) const noexcept
 {
@@ -160,6 +163,8 @@ Response Api::handle(const Request& request) const noexcept
 
 Response Api::route(const Request& r) const
 {
+    if (auto why = host_refusal(r.host, hosts_)) return json_error(403, *why);
+    if (auto why = cross_site_refusal(r)) return json_error(403, *why);
     constexpr std::string_view kCounter = "/counter/";
     std::string_view path(r.path);
     if (path.starts_with(kCounter)) {
@@ -174,7 +179,7 @@ Response Api::route(const Request& r) const
         if (!is_get(r.method)) return method_not_allowed(r.method, "GET, HEAD");
         return path == "/trace" ? trace(r) : analysis(r);
     }
-    if (path == "/dashboard" || path.starts_with("/dashboard/")) return dashboard(r);
+    if (path == "/dashboard" || path.starts_with("/dashboard/")) return dashboard_page(r);
     using Handler = Response (Api::*)() const;
     static const std::pair<std::string_view, Handler> kPages[] = {
         {"/", &Api::index},          {"/healthz", nullptr},       {"/locks", &Api::locks},

@@ -24,6 +24,7 @@
 #include "app/counter_store.h"
 #include "app/options.h"
 #include "app/scoreboard.h"
+#include "app/site_guard.h"
 #include "locks/lock_table.h"
 #include "trace/histogram.h"
 #include "trace/trace_ring.h"
@@ -34,8 +35,11 @@ struct Request {
     std::string method;        // "GET", "POST", ...
     std::string path;          // as sent, percent-encoding included
     std::string query;         // after '?', without it
-    std::string token{};       // X-Forklock-Token, else the query's token=: for /control/...
+    std::string token{};       // the X-Forklock-Token header: for /control/...
     bool from_loopback = true; // the peer is 127.0.0.0/8 or ::1
+    std::optional<std::string> host{};   // the Host header; nullopt when absent
+    std::optional<std::string> origin{}; // the Origin header; nullopt when absent
+    std::string fetch_site{};            // Sec-Fetch-Site; "" when absent
 };
 
 struct Response {
@@ -60,6 +64,8 @@ struct ApiContext {
 
 Response json_error(int status, const std::string& message);
 
+// Every request first passes the checks of site_guard.h (with options: the Host check; always:
+// the cross-site check of a request that changes state): a refusal is a JSON 403.
 class Api final {
 public:
     explicit Api(ApiContext context);
@@ -86,7 +92,9 @@ private:
     Response kill_pid(pid_t pid, const std::string& key) const;
     Response config(const Request& request) const;
     Response pair(const Request& request) const;
+    Response dashboard_page(const Request& request) const;
     ApiContext ctx_;
+    HostPolicy hosts_; // from ctx_.options; any Host without options
 };
 
 // Query parameter `name` as an integer in [low, high]: nullopt if absent; throws BadRequest.

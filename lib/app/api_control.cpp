@@ -22,8 +22,19 @@ Response json_response(int status, const Json& body)
     return {status, "application/json", body.dump() + "\n", {}};
 }
 
-constexpr const char* kHowToken = "send the token the server logged at start (--dashboard-token) "
-                                  "as the X-Forklock-Token header or ?token=";
+constexpr const char* kHowToken =
+    "send the token the server logged at start (--dashboard-token) in the X-Forklock-Token "
+    "header";
+
+// Why the token given is not accepted, for the 403.
+std::string token_problem(const Request& r)
+{
+    if (!r.token.empty()) return "the X-Forklock-Token header holds a wrong token";
+    if (query_string(r.query, "token"))
+        return "the token was given in the URL (?token=), where the controls do not take it "
+               "(URLs end up in logs and history)";
+    return "no token was given";
+}
 
 } // namespace
 
@@ -40,23 +51,15 @@ bool tokens_equal(std::string_view given, std::string_view expected) noexcept
 std::optional<std::string> control_refusal(const Request& r, const Options* o)
 {
     if (o == nullptr) return "this process has no dashboard options: the controls are off";
-    const bool token_ok = tokens_equal(r.token, o->dashboard_token);
-    const char* given = r.token.empty() ? "no token was given" : "the token is wrong";
-    switch (o->dashboard_controls) {
-    case DashboardControls::off:
+    if (o->dashboard_controls == DashboardControls::off)
         return "the controls are off (--dashboard-controls off); restart the server with "
                "--dashboard-controls loopback or token to use them";
-    case DashboardControls::token:
-        if (token_ok) return std::nullopt;
-        return fmt::format("the controls need the token (--dashboard-controls token) and {}: {}",
-                           given, kHowToken);
-    case DashboardControls::loopback:
-        if (token_ok || r.from_loopback) return std::nullopt;
-        return fmt::format("from a peer that is not loopback the controls need the token "
-                           "(--dashboard-controls loopback) and {}: {}",
-                           given, kHowToken);
-    }
-    return "unknown --dashboard-controls";
+    if (tokens_equal(r.token, o->dashboard_token)) return std::nullopt;
+    const char* page = o->dashboard_controls == DashboardControls::loopback
+                           ? "the dashboard opened from this machine carries it"
+                           : "open the dashboard with ?token=TOKEN";
+    return fmt::format("the controls need the token (--dashboard-controls {}) and {}: {} ({})",
+                       to_string(o->dashboard_controls), token_problem(r), kHowToken, page);
 }
 
 std::optional<bool> parse_bool(std::string_view text)

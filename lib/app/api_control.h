@@ -2,9 +2,13 @@
 // The rules of the dashboard's controls (/control/kill, /control/config), apart from the handlers
 // so tests can state them without a request. The handlers are Api members (api_control.cpp).
 //
-// Who may control: --dashboard-controls loopback (the default) admits a loopback peer or the
-// token's bearer; token admits the token's bearer only; off admits nobody. The token is
-// --dashboard-token, or the random one the master logs at start. Read-only views need nothing.
+// Who may control: the bearer of the token, in the X-Forklock-Token header (never ?token=: URLs
+// end up in logs and history), unless --dashboard-controls is off. The token is --dashboard-token,
+// or the random one the master logs at start. loopback (the default) and token differ in who gets
+// it without asking: in loopback mode the dashboard page served to a loopback peer carries it
+// (site_guard.h). A header is what a page of another site cannot send: a cross-site fetch with it
+// needs a CORS preflight, which this server never grants, and an HTML form cannot set one.
+// Read-only views need nothing.
 
 #include <optional>
 #include <string>

@@ -8,6 +8,7 @@ namespace forklock {
 namespace {
 
 constexpr std::string_view kPrefix = "/dashboard";
+constexpr std::string_view kTokenMeta = R"(<meta name="forklock-token" content="">)";
 
 const DashboardAsset* find_asset(std::string_view name)
 {
@@ -16,9 +17,35 @@ const DashboardAsset* find_asset(std::string_view name)
     return nullptr;
 }
 
+// The page with the token in its <meta> tag; the page unchanged when it has no such tag.
+std::string with_token(std::string_view page, std::string_view token)
+{
+    std::string out(page);
+    const std::size_t at = out.find(kTokenMeta);
+    if (at == std::string::npos) return out;
+    const std::size_t value = at + kTokenMeta.size() - 2; // inside content=""
+    out.insert(value, html_attribute(token));
+    return out;
+}
+
 } // namespace
 
-Response dashboard(const Request& request)
+std::string html_attribute(std::string_view text)
+{
+    std::string out;
+    for (const char c : text) {
+        switch (c) {
+        case '&': out += "&amp;"; break;
+        case '"': out += "&quot;"; break;
+        case '<': out += "&lt;"; break;
+        case '>': out += "&gt;"; break;
+        default: out += c;
+        }
+    }
+    return out;
+}
+
+Response dashboard(const Request& request, std::string_view token)
 {
     std::string_view path(request.path);
     std::string_view name = path.substr(kPrefix.size());
@@ -34,11 +61,23 @@ Response dashboard(const Request& request)
         r.headers.emplace_back("Allow", "GET, HEAD");
         return r;
     }
-    // no-cache: the browser revalidates, so a rebuilt server never runs yesterday's script.
+    const bool carries = !token.empty() && name == "index.html";
+    // no-cache: the browser revalidates, so a rebuilt server never runs yesterday's script; a
+    // page holding the token is not stored at all.
     return {200,
             std::string(asset->content_type),
-            std::string(asset->body),
-            {{"Cache-Control", "no-cache"}, {"X-Content-Type-Options", "nosniff"}}};
+            carries ? with_token(asset->body, token) : std::string(asset->body),
+            {{"Cache-Control", carries ? "no-store" : "no-cache"},
+             {"X-Content-Type-Options", "nosniff"},
+             {"X-Frame-Options", "DENY"},
+             {"Content-Security-Policy", "frame-ancestors 'none'"},
+             {"Referrer-Policy", "no-referrer"}}};
+}
+
+Response Api::dashboard_page(const Request& request) const
+{
+    const bool carries = ctx_.options && page_may_carry_token(request, *ctx_.options);
+    return dashboard(request, carries ? std::string_view(ctx_.options->dashboard_token) : "");
 }
 
 } // namespace forklock

@@ -1,6 +1,7 @@
 #include "app/options.h"
 
 #include <bit>
+#include <cctype>
 #include <charconv>
 #include <random>
 #include <sstream>
@@ -45,6 +46,7 @@ struct RawOptions {
     std::string pid_file;
     std::string data_dir = "forklock-data";
     std::string dashboard_controls = "loopback";
+    std::string allowed_hosts;
 };
 
 void add_flags(CLI::App& app, Options& o, RawOptions& raw)
@@ -94,7 +96,11 @@ void add_flags(CLI::App& app, Options& o, RawOptions& raw)
     app.add_option("--dashboard-token", o.dashboard_token,
                    "the token /control/... requests carry; default: a random one, logged");
     app.add_option("--dashboard-controls", raw.dashboard_controls,
-                   "loopback (a loopback peer or the token) | token | off");
+                   "loopback (the page served to a loopback peer carries the token) | token "
+                   "(open the page with ?token=) | off");
+    app.add_option("--allowed-hosts", raw.allowed_hosts,
+                   "NAME,...: Host names answered besides localhost, 127.x and [::1]; * = any "
+                   "(default: loopback names only when bound to loopback, else any)");
     app.add_option("--header-timeout", o.header_timeout_s,
                    "seconds a request head may take to arrive (408, close); default 10")
         ->check(CLI::Range(0.001, 3600.0));
@@ -150,6 +156,12 @@ std::string finish(Options& o, const RawOptions& raw)
         return fmt::format("--dashboard-controls: '{}' is not one of loopback, token, off",
                            raw.dashboard_controls);
     o.dashboard_controls = *controls;
+    auto hosts = parse_allowed_hosts(raw.allowed_hosts);
+    if (!hosts)
+        return fmt::format("--allowed-hosts: '{}' is not a comma-separated list of host names "
+                           "without ports, or *",
+                           raw.allowed_hosts);
+    o.allowed_hosts = *hosts;
     return config_error(o);
 }
 
@@ -192,6 +204,27 @@ std::string make_dashboard_token()
     std::string token;
     for (int i = 0; i < 4; ++i) token += fmt::format("{:08x}", random());
     return token;
+}
+
+std::optional<std::vector<std::string>> parse_allowed_hosts(std::string_view text)
+{
+    std::vector<std::string> names;
+    while (!text.empty()) {
+        const std::size_t comma = text.find(',');
+        std::string_view name = text.substr(0, comma);
+        text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+        while (name.starts_with(' ')) name.remove_prefix(1);
+        while (name.ends_with(' ')) name.remove_suffix(1);
+        if (name.size() > 2 && name.starts_with('[') && name.ends_with(']'))
+            name = name.substr(1, name.size() - 2);
+        else if (name.find_first_of(":/[]") != std::string_view::npos)
+            return std::nullopt;
+        if (name.empty()) return std::nullopt;
+        std::string lowered(name);
+        for (char& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        names.push_back(std::move(lowered));
+    }
+    return names;
 }
 
 std::optional<BindAddress> parse_bind(const std::string& text)

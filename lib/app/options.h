@@ -19,8 +19,9 @@ struct BindAddress {
     std::uint16_t port = 8000;
 };
 
-// Who may use the dashboard's controls (/control/...): a loopback peer or the token's bearer, the
-// token's bearer only, or nobody. Read-only views need nothing.
+// Who may use the dashboard's controls (/control/...): the token's bearer, in every mode but off;
+// loopback: the dashboard page served to a loopback peer carries the token; token: only a page
+// opened with ?token= has it; off: nobody. Read-only views need nothing (api_control.h).
 enum class DashboardControls { loopback, token, off };
 std::optional<DashboardControls> parse_dashboard_controls(std::string_view name);
 const char* to_string(DashboardControls controls) noexcept;
@@ -51,6 +52,8 @@ struct Options {
     std::size_t trace_size = 65536; // records the trace keeps: a power of two (TraceRing's bounds)
     std::string dashboard_token;    // "": the master makes a random one at start and logs it
     DashboardControls dashboard_controls = DashboardControls::loopback;
+    // --allowed-hosts: Host names answered besides loopback ones (site_guard.h); "*" = any.
+    std::vector<std::string> allowed_hosts;
     // Connection timeouts in seconds, like nginx's client_header_timeout, client_body_timeout and
     // keepalive_timeout. A head or a body of this API fits in a packet or two, so 10 s is
     // generous for a real client, while nginx's 60 s lets a slowloris client hold a connection
@@ -69,6 +72,10 @@ struct ParseResult {
 };
 
 ParseResult parse_options(const std::vector<std::string>& args); // args exclude argv[0]
+
+// --allowed-hosts: "a.example,b.example" or "*": the names, lower case, an IPv6 address without
+// its brackets; nullopt when a name is empty or has a port.
+std::optional<std::vector<std::string>> parse_allowed_hosts(std::string_view text);
 
 // "HOST:PORT", "[V6]:PORT", or "HOST" (port 8000). nullopt when malformed.
 std::optional<BindAddress> parse_bind(const std::string& text);

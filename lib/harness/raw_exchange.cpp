@@ -71,4 +71,38 @@ std::string raw_exchange(const Endpoint& to, std::string_view bytes,
     return received;
 }
 
+std::string next_response(int fd, std::string& buffer,
+                          std::chrono::steady_clock::time_point deadline)
+{
+    for (;;) {
+        if (const std::size_t head = buffer.find("\r\n\r\n"); head != std::string::npos) {
+            const std::size_t at = buffer.find("Content-Length: ");
+            const std::size_t length =
+                at < head ? std::stoul(buffer.substr(at + 16)) : std::size_t{0};
+            if (buffer.size() >= head + 4 + length) {
+                std::string response = buffer.substr(0, head + 4 + length);
+                buffer.erase(0, response.size());
+                return response;
+            }
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd entry{fd, POLLIN, 0};
+        if (left.count() <= 0 || ::poll(&entry, 1, static_cast<int>(left.count())) <= 0) return {};
+        char chunk[16384];
+        const ssize_t got = ::recv(fd, chunk, sizeof chunk, 0);
+        if (got <= 0) return {};
+        buffer.append(chunk, static_cast<std::size_t>(got));
+    }
+}
+
+std::string raw_response(const Endpoint& to, std::string_view bytes,
+                         std::chrono::milliseconds timeout)
+{
+    const UniqueFd fd = connect_raw(to);
+    send_what_it_takes(fd.get(), bytes);
+    std::string buffer;
+    return next_response(fd.get(), buffer, std::chrono::steady_clock::now() + timeout);
+}
+
 } // namespace forklock::harness

@@ -22,4 +22,15 @@ UniqueFd connect_raw(const Endpoint& to);
 std::string raw_exchange(const Endpoint& to, std::string_view bytes,
                          std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+// next_response reads from `fd` into `buffer` until it holds one whole response (by its
+// Content-Length; none: a head only) and returns that response, removed from the buffer; "" if
+// `deadline` passed or the socket closed first. For keep-alive exchanges, where EOF never comes.
+std::string next_response(int fd, std::string& buffer,
+                          std::chrono::steady_clock::time_point deadline);
+
+// raw_response sends `bytes` on a new connection and returns the one response that follows,
+// without waiting for the server to close ("" if none came within `timeout`).
+std::string raw_response(const Endpoint& to, std::string_view bytes,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
 } // namespace forklock::harness

@@ -217,6 +217,23 @@ std::set<pid_t> ServerProcess::booted_worker_pids(Clock::duration timeout) const
 
 std::string ServerProcess::log() const { return read_file(log_path_); }
 
+std::string ServerProcess::dashboard_token() const
+{
+    constexpr std::string_view kMark = "/dashboard?token=";
+    const std::string all = log();
+    const std::size_t at = all.find(kMark);
+    if (at == std::string::npos) return {};
+    const std::size_t from = at + kMark.size();
+    return all.substr(from, all.find(' ', from) - from);
+}
+
+HttpResponse ServerProcess::control(const std::string& target,
+                                    std::chrono::milliseconds timeout) const
+{
+    return http_request(endpoint_, {"POST", target, {{"X-Forklock-Token", dashboard_token()}}, {}},
+                        timeout);
+}
+
 int ServerProcess::count_in_log(std::string_view text) const
 {
     const std::string all = log();

@@ -76,6 +76,13 @@ public:
     [[nodiscard]] std::set<pid_t>
     booted_worker_pids(Clock::duration timeout = std::chrono::seconds(5)) const;
 
+    // The controls' token: the one the master logged at start ("" before that line).
+    [[nodiscard]] std::string dashboard_token() const;
+    // control POSTs `target` (a /control/... path) with the token in X-Forklock-Token.
+    [[nodiscard]] HttpResponse control(const std::string& target,
+                                       std::chrono::milliseconds timeout = std::chrono::seconds(10))
+        const;
+
     // The whole server log (stdout and stderr) so far.
     [[nodiscard]] std::string log() const;
     [[nodiscard]] int count_in_log(std::string_view text) const;

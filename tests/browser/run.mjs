@@ -1,6 +1,6 @@
 // The browser suite's entry point (meson test --suite browser): checks what the tests need, so
 // a machine without it fails with the command that installs it instead of skipping, then runs
-// them (one file: node:test runs its tests one after the other).
+// them (node:test runs a file's tests one after the other, and the files one at a time).
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,6 +19,8 @@ if (missing.length) {
   console.error(`The browser tests need ${missing.join(' and ')}: run\n  ${install}`);
   process.exit(1);
 }
-const tests = process.argv.slice(2).length ? process.argv.slice(2) : [path.join(here, 'dashboard.test.mjs')];
-const result = spawnSync(process.execPath, ['--test', ...tests], { stdio: 'inherit' });
+const tests = process.argv.slice(2).length ? process.argv.slice(2)
+  : ['dashboard.test.mjs', 'security.test.mjs'].map((name) => path.join(here, name));
+// One file after the other: each test runs a server and a browser, on a machine of 2 cores.
+const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...tests], { stdio: 'inherit' });
 process.exit(result.status ?? 1);

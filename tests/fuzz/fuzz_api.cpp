@@ -87,6 +87,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                               forklock::fuzz::field(fields, 2)};
     request.token = forklock::fuzz::field(fields, 3);
     request.from_loopback = forklock::fuzz::field(fields, 4).empty();
+    if (fields.size() > 5) request.host = forklock::fuzz::field(fields, 5);
+    if (fields.size() > 6) request.origin = forklock::fuzz::field(fields, 6);
+    request.fetch_site = forklock::fuzz::field(fields, 7);
     try { // a held section sleeps hold_ms: the fuzzer would spend its time asleep
         if (forklock::query_int(request.query, "hold_ms", 0, forklock::kMaxHoldMs).value_or(0) > 0)
             return 0;

@@ -1,7 +1,7 @@
 // The buttons: fire increments, reset a counter, the crash act, the mode switch and the
-// deadlock. Increments and resets are ordinary API calls; kill, config and pair are control
-// endpoints, which the server refuses (403) unless the request is from loopback or carries the
-// token; api() turns a 403 into the banner.
+// deadlock. Increments, resets and pairs are ordinary API calls; kill and config are controls,
+// which the server refuses (403) without the token (in the X-Forklock-Token header, which api()
+// sends when the page has one); api() turns a 403 into the banner.
 
 import { api, keyState, renderKeys, serverNow, showBanner, state } from './dashboard.js';
 

@@ -10,8 +10,21 @@ const MAX_RECORDS = 30000;
 const OVERLAP_SCAN = 256;
 const POLL_TIMEOUT_MS = 1500;
 
+// takeToken: the controls' token, from the page (the server puts it there for a loopback browser
+// in --dashboard-controls loopback) or from ?token= in the address, which is then removed from the
+// address bar and history: the token goes out in the X-Forklock-Token header only, never in a URL.
+function takeToken() {
+  const url = new URL(location.href);
+  const fromUrl = url.searchParams.get('token');
+  if (fromUrl !== null) {
+    url.searchParams.delete('token');
+    history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+  }
+  return document.querySelector('meta[name="forklock-token"]')?.content || fromUrl || '';
+}
+
 export const state = {
-  token: new URLSearchParams(location.search).get('token') ?? '',
+  token: takeToken(),
   since: 0,
   tracing: true,
   records: [], // held or timed-out sections, oldest first, pruned to the window
@@ -37,7 +50,7 @@ export function showBanner(text) {
   b.hidden = !text;
 }
 
-// api: one request to this server, with the token when the page was opened with one. A worker
+// api: one request to this server, with the token (in its header) when the page has one. A worker
 // blocked while it holds a key (hold_ms) also stalls the other keep-alive connections it
 // accepted, so reads give up after timeoutMs: aborting closes that connection, the next request
 // takes another one.
@@ -55,8 +68,8 @@ export async function api(method, path, timeoutMs = 0, apart = false) {
   let json = null;
   try { json = await response.json(); } catch { json = { error: `${response.status} without JSON` }; }
   if (response.status === 403) {
-    showBanner(`Refused (403): ${json.error ?? 'forbidden'} — open this page with ?token=TOKEN, ` +
-               'the token the server printed at start.');
+    showBanner(`Refused (403): ${json.error ?? 'forbidden'}` + (state.token ? '' :
+               ' — open this page with ?token=TOKEN, the token the server printed at start.'));
   }
   return { status: response.status, json };
 }
