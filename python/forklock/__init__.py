@@ -51,8 +51,9 @@ class LockTable(_forklock.LockTable):
 
     def __init__(self, mode="process", name=None, share=False, capacity=1024, lock_dir=None,
                  url=None, recover_dead_owners=True):
-        super().__init__(mode=mode, name=name, share=share, capacity=capacity,
-                         lock_dir=lock_dir, url=url, recover_dead_owners=recover_dead_owners)
+        super().__init__()
+        self._open(mode=mode, name=name, share=share, capacity=capacity, lock_dir=lock_dir,
+                   url=url, recover_dead_owners=recover_dead_owners)
         _tables.add(self)
         warn_if_private(self, stacklevel=3)
 

@@ -121,11 +121,13 @@ const char* origin_name(TableOrigin o)
 py::handle bind_table(py::module_& m)
 {
     return py::class_<Table>(m, "LockTable")
-        .def(py::init([](py::handle mode, py::handle name, bool share, long long capacity,
-                         py::handle lock_dir, py::handle url, bool recover_dead_owners) {
-                 return std::make_unique<Table>(make_options(mode, name, share, capacity,
-                                                             lock_dir, url, recover_dead_owners));
-             }),
+        .def(py::init<>())
+        .def("_open", [](Table& t, py::handle mode, py::handle name, bool share,
+                         long long capacity, py::handle lock_dir, py::handle url,
+                         bool recover_dead_owners) {
+                 t.open(make_options(mode, name, share, capacity, lock_dir, url,
+                                     recover_dead_owners));
+             },
              py::kw_only(), py::arg("mode") = "process", py::arg("name") = py::none(),
              py::arg("share") = false, py::arg("capacity") = 1024,
              py::arg("lock_dir") = py::none(), py::arg("url") = py::none(),

@@ -13,12 +13,15 @@ using std::chrono::nanoseconds;
 
 namespace forklock::python {
 
-Table::Table(const LockTableOptions& options)
-    : maker_pid_(self_pid())
+void Table::open(const LockTableOptions& options)
 {
-    // Making a named table may wait for its creator to finish the header: without the GIL.
-    py::gil_scoped_release nogil;
-    table_ = std::make_unique<LockTable>(options);
+    if (table_) throw std::invalid_argument("this lock table is open already");
+    {
+        // Making a named table may wait for its creator to finish the header: without the GIL.
+        py::gil_scoped_release nogil;
+        table_ = std::make_unique<LockTable>(options);
+    }
+    maker_pid_ = self_pid();
 }
 
 LockTable& Table::get()

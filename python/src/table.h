@@ -30,7 +30,11 @@ public:
     // mode's own semaphore or mutex; this only bounds how late Ctrl-C is seen.
     static constexpr std::chrono::milliseconds kSignalSlice{50};
 
-    explicit Table(const LockTableOptions& options);
+    // Made closed, then opened: a constructor that throws would leave pybind11 an instance
+    // without its C++ object, which a traceback's repr() then touches. A table whose open()
+    // failed is simply closed.
+    Table() = default;
+    void open(const LockTableOptions& options);
 
     // acquire: the key within `timeout` (nullopt: for ever). Call with the GIL held; it is held
     // for an uncontended try and released while waiting. Throws py::error_already_set when a
@@ -54,7 +58,7 @@ private:
                                            std::optional<std::chrono::nanoseconds> timeout,
                                            std::chrono::steady_clock::time_point start);
     std::unique_ptr<LockTable> table_;
-    pid_t maker_pid_;
+    pid_t maker_pid_ = 0;
     int held_ = 0;
     pid_t held_pid_ = 0;
 };
