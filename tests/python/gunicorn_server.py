@@ -14,9 +14,8 @@ from conftest import wait_until
 APPS = Path(__file__).resolve().parent / "apps"
 
 
-def children_of(pid):
-    """The pids whose parent is `pid` (from /proc/*/stat)."""
-    out = []
+def _processes():
+    """(pid, state, ppid, pgid) of every process, from /proc/*/stat."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -25,23 +24,16 @@ def children_of(pid):
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(entry))
-    return sorted(out)
+        yield int(entry), fields[0], int(fields[1]), int(fields[2])
+
+
+def children_of(pid):
+    """The live pids whose parent is `pid`."""
+    return sorted(p for p, state, ppid, _ in _processes() if ppid == pid and state != "Z")
 
 
 def group_members(pgid):
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                out.append(int(entry))
-    return out
+    return [p for p, state, _, group in _processes() if group == pgid and state != "Z"]
 
 
 class Gunicorn:

@@ -190,39 +190,31 @@ def test_a_guard_belongs_to_the_thread_that_locked_it():
     g.unlock()
 
 
-def test_threads_of_one_process_lose_no_read_modify_write(any_mode_table):
+def increments_from_threads(table, threads=4, each=50):
+    """Read-modify-writes of one Python counter under `table`'s key "counter", from threads
+    that hand the GIL over inside the section; returns the final count."""
     counter = {"n": 0}
 
     def work():
-        for _ in range(50):
-            with any_mode_table.lock("counter"):
-                v = counter["n"]
-                time.sleep(0.0002)  # hands the GIL over inside the section
-                counter["n"] = v + 1
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert counter["n"] == 200
-
-
-def test_without_a_lock_the_same_threads_lose_updates():  # the test above can fail
-    counter = {"n": 0}
-    t = forklock.LockTable(mode="none")
-
-    def work():
-        for _ in range(50):
-            with t.lock("counter"):
+        for _ in range(each):
+            with table.lock("counter"):
                 v = counter["n"]
                 time.sleep(0.0002)
                 counter["n"] = v + 1
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for th in threads:
+    ts = [threading.Thread(target=work) for _ in range(threads)]
+    for th in ts:
         th.start()
-    for th in threads:
+    for th in ts:
         th.join()
-    assert counter["n"] < 200
+    return counter["n"]
+
+
+def test_threads_of_one_process_lose_no_read_modify_write(any_mode_table):
+    assert increments_from_threads(any_mode_table) == 200
+
+
+def test_without_a_lock_the_same_threads_lose_updates():  # the test above can fail
+    assert increments_from_threads(forklock.LockTable(mode="none")) < 200
 
 
 def test_a_waiting_thread_releases_the_gil_and_wakes_when_the_holder_unlocks(any_mode_table):
