@@ -39,6 +39,24 @@ std::uint64_t counter(const ServerProcess& server, const std::string& key)
         .get<std::uint64_t>();
 }
 
+// A refused reload: /control/config answers 409 naming `reason`; the same workers serve on, in
+// `mode`, and take increments.
+void check_refused_switch(const ServerProcess& server, const std::string& query,
+                          const std::string& reason, const std::string& mode)
+{
+    const auto before = server.worker_pids();
+    REQUIRE(!before.empty());
+    const auto r = http_request(server.endpoint(), "POST", "/control/config?" + query, 15s);
+    INFO(r.body);
+    CHECK(r.status == 409);
+    CHECK(r.json().value("error", "").find(reason) != std::string::npos);
+    CHECK(server.count_in_log("refused; the running configuration and its workers are kept") == 1);
+    CHECK(server.worker_pids() == before);
+    const auto w = http_request(server.endpoint(), "GET", "/workers").json();
+    CHECK(w["mode"] == mode);
+    CHECK(http_request(server.endpoint(), "POST", "/counter/after/increment").status == 200);
+}
+
 ServerSpec spec_for(std::vector<std::string> args, int workers,
                     const std::filesystem::path& data = {})
 {
@@ -123,6 +141,35 @@ TEST_CASE("Server: a --lock-name left by a server killed -9 is rebuilt at the ne
         ServerProcess next({"-w", "2", "--lock-mode", "semaphore", "--lock-name", name}, 2);
         CHECK(next.log().find("rebuilt") != std::string::npos);
         CHECK(http_request(next.endpoint(), "POST", "/counter/k/increment").status == 200);
+    }
+    CHECK(named_table_entries(name) == 0);
+}
+
+TEST_CASE("Server: /control/config refuses a switch to a --lock-name another live server holds, "
+          "and the old workers keep serving",
+          "[server][named]")
+{
+    const std::string name = unique_name("switch");
+    TempDir data;
+    {
+        ServerProcess holder(
+            spec_for({"-w", "1", "--lock-mode", "mutex", "--lock-name", name}, 1, data.path()));
+        // flock shares lock files by path: the name has no effect until a switch to mutex.
+        ServerProcess server(
+            spec_for({"-w", "2", "--lock-mode", "flock", "--lock-name", name}, 2, data.path()));
+        check_refused_switch(server, "mode=mutex", "is in use by a live server", "flock");
+    }
+    CHECK(named_table_entries(name) == 0);
+}
+
+TEST_CASE("Server: /control/config refuses to change the mode of a live named table, and the "
+          "old workers keep serving",
+          "[server][named]")
+{
+    const std::string name = unique_name("mode");
+    {
+        ServerProcess server({"-w", "2", "--lock-mode", "mutex", "--lock-name", name}, 2);
+        check_refused_switch(server, "mode=semaphore", "keeps its lock mode", "mutex");
     }
     CHECK(named_table_entries(name) == 0);
 }
