@@ -17,6 +17,7 @@
 #include "harness/server_process.h"
 #include "harness/shm_names.h"
 #include "harness/temp_dir.h"
+#include "harness/wait.h"
 
 using namespace forklock::harness;
 using namespace std::chrono_literals;
@@ -170,6 +171,36 @@ TEST_CASE("Server: /control/config refuses to change the mode of a live named ta
     {
         ServerProcess server({"-w", "2", "--lock-mode", "mutex", "--lock-name", name}, 2);
         check_refused_switch(server, "mode=semaphore", "keeps its lock mode", "mutex");
+    }
+    CHECK(named_table_entries(name) == 0);
+}
+
+TEST_CASE("Server: /control/config from flock to mutex claims a free --lock-name in the master, "
+          "and it is gone after the server",
+          "[server][named]")
+{
+    const std::string name = unique_name("claim");
+    {
+        ServerProcess server({"-w", "2", "--lock-mode", "flock", "--lock-name", name}, 2);
+        CHECK(named_table_entries(name) == 0); // flock: the name has no effect yet
+        const auto r = http_request(server.endpoint(), "POST", "/control/config?mode=mutex", 15s);
+        INFO(r.body);
+        REQUIRE(r.status == 202);
+        CHECK(named_table_entries(name) > 0); // made by the master before it answered
+        REQUIRE(wait_until(
+            [&] {
+                const auto w = http_request(server.endpoint(), "GET", "/workers").json();
+                if (!w.is_object() || w["workers"].size() != 2) return false;
+                for (const auto& one : w["workers"])
+                    if (one.value("generation", 0) != 1 || one.value("mode", "") != "mutex")
+                        return false;
+                return true;
+            },
+            15s));
+        const HttpRequest increment{
+            "POST", "/counter/k/increment?hold_ms=" + std::to_string(kHoldMs), {}, {}};
+        concurrent_requests(server.endpoint(), increment, kRequests, 30s);
+        CHECK(counter(server, "k") == static_cast<std::uint64_t>(kRequests));
     }
     CHECK(named_table_entries(name) == 0);
 }
