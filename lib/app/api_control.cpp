@@ -25,22 +25,6 @@ Response json_response(int status, const Json& body)
     return {status, "application/json", body.dump() + "\n", {}};
 }
 
-// How long /control/config waits for the master's verdict: above PostgreSQL's connect timeout
-// (PgSession::kConnectTimeoutS), which a probe of an unreachable host may take.
-constexpr std::chrono::seconds kConfigVerdictWait{8};
-
-// wait_until_deadline: polls `done` every few milliseconds; false if it never held in `limit`.
-template <typename Done>
-bool wait_until_deadline(Done done, std::chrono::milliseconds limit)
-{
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return true;
-}
-
 constexpr const char* kHowToken = "send the token the server logged at start (--dashboard-token) "
                                   "as the X-Forklock-Token header or ?token=";
 
@@ -148,6 +132,22 @@ Response Api::kill_pid(pid_t pid, const std::string& key) const
 }
 
 namespace {
+
+// How long /control/config waits for the master's verdict: above PostgreSQL's connect timeout
+// (PgSession::kConnectTimeoutS), which a probe of an unreachable host may take.
+constexpr std::chrono::seconds kConfigVerdictWait{8};
+
+// wait_until_deadline: polls `done` every few milliseconds; false if it never held in `limit`.
+template <typename Done>
+bool wait_until_deadline(Done done, std::chrono::milliseconds limit)
+{
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
 
 // parse_change: the query's fields, each checked with the command line's parse function and range.
 ConfigChange parse_change(const Request& r)
