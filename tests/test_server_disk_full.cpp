@@ -84,8 +84,9 @@ TEST_CASE("Server: a full disk answers 507, keeps every acknowledged increment, 
     CHECK(full.body.find('/') == std::string::npos);
     CHECK(server.count_in_log(data.string() + "/.fresh.") >= 1); // the log has the call's path
     CHECK(server.count_in_log("No space left on device") >= 1);
-    const auto raw = raw_exchange(server.endpoint(), "POST /counter/fresh/increment HTTP/1.1\r\n"
-                                                     "Host: h\r\nConnection: close\r\n\r\n");
+    const auto raw =
+        raw_exchange(server.endpoint(), "POST /counter/fresh/increment HTTP/1.1\r\nHost: "
+                                        "localhost\r\nConnection: close\r\n\r\n");
     CHECK(raw.rfind("HTTP/1.1 507 Insufficient Storage\r\n", 0) == 0);
 
     for (int round = 0; round < 10; ++round) // in place: the first write took the page

@@ -126,7 +126,7 @@ TEST_CASE("Strict HTTP: a coding before chunked is 501 Not Implemented, as RFC 9
           "[server_strict_http]")
 {
     ServerProcess server({"-w", "1"}, 1);
-    const std::string head = "POST /counter/a/increment HTTP/1.1\r\nHost: h\r\n";
+    const std::string head = "POST /counter/a/increment HTTP/1.1\r\nHost: localhost\r\n";
     for (std::string coding : {"gzip", "identity"}) {
         const auto r = send_and_read(server.endpoint(), head + "Transfer-Encoding: " + coding +
                                                             ", chunked\r\n\r\n0\r\n\r\n");
@@ -146,13 +146,13 @@ TEST_CASE("Strict HTTP: a raw UTF-8 byte in the target reaches the API, as nginx
 {
     ServerProcess server({"-w", "1"}, 1);
     const auto key = send_and_read(server.endpoint(),
-                                   "GET /counter/caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n", 500ms);
+                                   "GET /counter/caf\xc3\xa9 HTTP/1.1\r\nHost: localhost\r\n\r\n", 500ms);
     INFO(key.bytes);
     CHECK(key.bytes.rfind("HTTP/1.1 400 ", 0) == 0);
     CHECK(key.bytes.find("the key may only contain") != std::string::npos); // the API's answer
     CHECK(!key.closed);                                                    // kept alive
     const auto page = send_and_read(server.endpoint(),
-                                    "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n", 500ms);
+                                    "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: localhost\r\n\r\n", 500ms);
     INFO(page.bytes);
     CHECK(page.bytes.rfind("HTTP/1.1 404 ", 0) == 0);
     CHECK(page.bytes.find("no such path: /caf\xc3\xa9") != std::string::npos);
