@@ -9,13 +9,14 @@
 //
 // Rules (each refusal is 400 unless noted): the request line is method SP target SP version CRLF
 // with a token method and a target of visible ASCII or bytes 0x80-0xFF (raw UTF-8, as nginx
-// takes it); a version "HTTP/d.d" other than 1.0 and 1.1 is 505; field names are tokens followed directly by ':'; values hold no control character but
-// HTAB; no obs-fold; every line ends in CRLF (no bare LF, no bare CR); one Content-Length, digits
-// only, no overflow; one Transfer-Encoding, a list of codings ending in one "chunked" (a coding
-// before it, e.g. "gzip, chunked", is 501: not implemented), never with Content-Length, never in
-// HTTP/1.0; one Host, of URI host characters; HTTP/1.1 has a Host; chunk sizes are hex digits only
-// (no whitespace, sign, underscore, "0x"; no overflow); chunk extensions are ;name[=token|"quoted"]
-// with no whitespace; chunk data ends in CRLF; trailers are field lines without Content-Length,
+// takes it); a version "HTTP/d.d" other than 1.0 and 1.1 is 505; field names are tokens
+// followed directly by ':'; values hold no control character but HTAB; no obs-fold; every line
+// ends in CRLF (no bare LF, no bare CR); one Content-Length, digits only, no overflow; one
+// Transfer-Encoding, a list of codings ending in one "chunked" (a coding before it, e.g. "gzip,
+// chunked", is 501: not implemented), never with Content-Length, never in HTTP/1.0; one Host, of
+// URI host characters; HTTP/1.1 has a Host; chunk sizes are hex digits only (no whitespace,
+// sign, underscore, "0x"; no overflow); chunk extensions are ;name[=token|"quoted"] with no
+// whitespace; chunk data ends in CRLF; trailers are field lines without Content-Length,
 // Transfer-Encoding or Host. What it leaves to evhttp: methods evhttp does not know, the
 // target's own syntax, header and body size limits.
 //

@@ -212,7 +212,8 @@ TEST_CASE("Api: /control/config records the request with a generation, HUPs the 
     Fixture f;
     ServerConfig start{0, LockMode::thread, false, 4, 1};
     f.scoreboard.publish_config(start);
-    auto master = stand_in_master(f, [&](const ServerConfig& c) { f.scoreboard.publish_config(c); });
+    auto master =
+        stand_in_master(f, [&](const ServerConfig& c) { f.scoreboard.publish_config(c); });
     auto r = f.post("/control/config", "mode=mutex&preload=true");
     REQUIRE(r.status == 202);
     CHECK(f.body(r) == json{{"mode", "mutex"},

@@ -40,6 +40,15 @@ std::uint64_t counter(const ServerProcess& server, const std::string& key)
         .get<std::uint64_t>();
 }
 
+// The controls' token, given on the command line and sent as the dashboard sends it.
+constexpr const char* kToken = "named-t0ken";
+
+HttpResponse control(const ServerProcess& server, const std::string& target)
+{
+    return http_request(server.endpoint(),
+                        HttpRequest{"POST", target, {{"X-Forklock-Token", kToken}}, {}}, 15s);
+}
+
 // A refused reload: /control/config answers 409 naming `reason`; the same workers serve on, in
 // `mode`, and take increments.
 void check_refused_switch(const ServerProcess& server, const std::string& query,
@@ -47,7 +56,7 @@ void check_refused_switch(const ServerProcess& server, const std::string& query,
 {
     const auto before = server.worker_pids();
     REQUIRE(!before.empty());
-    const auto r = http_request(server.endpoint(), "POST", "/control/config?" + query, 15s);
+    const auto r = control(server, "/control/config?" + query);
     INFO(r.body);
     CHECK(r.status == 409);
     CHECK(r.json().value("error", "").find(reason) != std::string::npos);
@@ -157,7 +166,9 @@ TEST_CASE("Server: /control/config refuses a switch to a --lock-name another liv
             spec_for({"-w", "1", "--lock-mode", "mutex", "--lock-name", name}, 1, data.path()));
         // flock shares lock files by path: the name has no effect until a switch to mutex.
         ServerProcess server(
-            spec_for({"-w", "2", "--lock-mode", "flock", "--lock-name", name}, 2, data.path()));
+            spec_for({"-w", "2", "--lock-mode", "flock", "--lock-name", name, "--dashboard-token",
+                      kToken},
+                     2, data.path()));
         check_refused_switch(server, "mode=mutex", "is in use by a live server", "flock");
     }
     CHECK(named_table_entries(name) == 0);
@@ -169,7 +180,9 @@ TEST_CASE("Server: /control/config refuses to change the mode of a live named ta
 {
     const std::string name = unique_name("mode");
     {
-        ServerProcess server({"-w", "2", "--lock-mode", "mutex", "--lock-name", name}, 2);
+        ServerProcess server(
+            {"-w", "2", "--lock-mode", "mutex", "--lock-name", name, "--dashboard-token", kToken},
+            2);
         check_refused_switch(server, "mode=semaphore", "keeps its lock mode", "mutex");
     }
     CHECK(named_table_entries(name) == 0);
@@ -181,9 +194,11 @@ TEST_CASE("Server: /control/config from flock to mutex claims a free --lock-name
 {
     const std::string name = unique_name("claim");
     {
-        ServerProcess server({"-w", "2", "--lock-mode", "flock", "--lock-name", name}, 2);
+        ServerProcess server(
+            {"-w", "2", "--lock-mode", "flock", "--lock-name", name, "--dashboard-token", kToken},
+            2);
         CHECK(named_table_entries(name) == 0); // flock: the name has no effect yet
-        const auto r = http_request(server.endpoint(), "POST", "/control/config?mode=mutex", 15s);
+        const auto r = control(server, "/control/config?mode=mutex");
         INFO(r.body);
         REQUIRE(r.status == 202);
         CHECK(named_table_entries(name) > 0); // made by the master before it answered

@@ -284,18 +284,33 @@ TEST_CASE("Server: /control/config refuses postgres mode to a server started wit
     CHECK(all_run(server, 0, "mutex")); // nothing was asked of the master
 }
 
+namespace {
+
+// The controls' token, given on the command line and sent as the dashboard sends it.
+constexpr const char* kToken = "pg-t0ken";
+
+HttpResponse control(const ServerProcess& server, const std::string& target)
+{
+    return http_request(server.endpoint(),
+                        HttpRequest{"POST", target, {{"X-Forklock-Token", kToken}}, {}}, 20s);
+}
+
+} // namespace
+
 TEST_CASE("Server: /control/config refuses postgres mode while PostgreSQL is down, and the old "
           "workers keep serving",
           "[server][postgres]")
 {
     PgCluster own; // stopped here: not the binary's
-    ServerProcess server({"-w", "2", "--lock-mode", "postgres", "--lock-url", own.conninfo()}, 2);
-    REQUIRE(http_request(server.endpoint(), "POST", "/control/config?mode=mutex").status == 202);
-    REQUIRE(wait_until([&] { return all_run(server, 1, "mutex") && server.worker_pids().size() == 2; },
-                       15s));
+    ServerProcess server({"-w", "2", "--lock-mode", "postgres", "--lock-url", own.conninfo(),
+                          "--dashboard-token", kToken},
+                         2);
+    REQUIRE(control(server, "/control/config?mode=mutex").status == 202);
+    REQUIRE(wait_until(
+        [&] { return all_run(server, 1, "mutex") && server.worker_pids().size() == 2; }, 15s));
     own.stop();
     const auto before = server.worker_pids();
-    const auto r = http_request(server.endpoint(), "POST", "/control/config?mode=postgres", 20s);
+    const auto r = control(server, "/control/config?mode=postgres");
     INFO(r.body);
     CHECK(r.status == 409);
     CHECK(r.json().value("error", "").find("PostgreSQL") != std::string::npos);
@@ -306,7 +321,7 @@ TEST_CASE("Server: /control/config refuses postgres mode while PostgreSQL is dow
     CHECK(still.status == 200);
     CHECK(still.json()["lock_mode"] == "mutex");
     own.start();
-    const auto back = http_request(server.endpoint(), "POST", "/control/config?mode=postgres", 20s);
+    const auto back = control(server, "/control/config?mode=postgres");
     INFO(back.body);
     CHECK(back.status == 202); // the same switch, once PostgreSQL is back
 }

@@ -145,8 +145,8 @@ TEST_CASE("Strict HTTP: a raw UTF-8 byte in the target reaches the API, as nginx
           "[server_strict_http]")
 {
     ServerProcess server({"-w", "1"}, 1);
-    const auto key = send_and_read(server.endpoint(),
-                                   "GET /counter/caf\xc3\xa9 HTTP/1.1\r\nHost: localhost\r\n\r\n", 500ms);
+    const auto key = send_and_read(
+        server.endpoint(), "GET /counter/caf\xc3\xa9 HTTP/1.1\r\nHost: localhost\r\n\r\n", 500ms);
     INFO(key.bytes);
     CHECK(key.bytes.rfind("HTTP/1.1 400 ", 0) == 0);
     CHECK(key.bytes.find("the key may only contain") != std::string::npos); // the API's answer

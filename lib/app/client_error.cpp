@@ -23,7 +23,8 @@ std::string errno_reason(int err)
 {
     if (err == ENOSPC)
         return "no space left on the data directory's file system; free space there and retry";
-    if (err == EDQUOT) return "the disk quota of the data directory is used up; free space and retry";
+    if (err == EDQUOT)
+        return "the disk quota of the data directory is used up; free space and retry";
     return std::strerror(err);
 }
 

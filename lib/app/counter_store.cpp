@@ -73,8 +73,9 @@ CounterStore::SharedFd CounterStore::open_file(const std::string& name) const
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) throw failure(errno, "fstat", name, "", "open counter", name);
     if (!S_ISREG(st.st_mode))
-        throw StoreError(0, fmt::format("counter file {}/{} is not a regular file", dir_.string(), name),
-                         fmt::format("counter '{}': its file is not a regular file", name));
+        throw StoreError(
+            0, fmt::format("counter file {}/{} is not a regular file", dir_.string(), name),
+            fmt::format("counter '{}': its file is not a regular file", name));
     if (files_.size() >= kMaxOpenFiles) files_.clear();
     return files_.emplace(name, std::make_shared<const UniqueFd>(std::move(fd))).first->second;
 }
