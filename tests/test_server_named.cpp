@@ -49,6 +49,17 @@ HttpResponse control(const ServerProcess& server, const std::string& target)
                         HttpRequest{"POST", target, {{"X-Forklock-Token", kToken}}, {}}, 15s);
 }
 
+// Two workers in `mode` on `name`, whose controls take kToken.
+ServerSpec controlled(const std::string& mode, const std::string& name,
+                      const std::filesystem::path& data = {})
+{
+    ServerSpec spec;
+    spec.args = {"-w", "2", "--lock-mode", mode, "--lock-name", name, "--dashboard-token", kToken};
+    spec.workers = 2;
+    spec.data_dir = data;
+    return spec;
+}
+
 // A refused reload: /control/config answers 409 naming `reason`; the same workers serve on, in
 // `mode`, and take increments.
 void check_refused_switch(const ServerProcess& server, const std::string& query,
@@ -165,10 +176,7 @@ TEST_CASE("Server: /control/config refuses a switch to a --lock-name another liv
         ServerProcess holder(
             spec_for({"-w", "1", "--lock-mode", "mutex", "--lock-name", name}, 1, data.path()));
         // flock shares lock files by path: the name has no effect until a switch to mutex.
-        ServerProcess server(
-            spec_for({"-w", "2", "--lock-mode", "flock", "--lock-name", name, "--dashboard-token",
-                      kToken},
-                     2, data.path()));
+        ServerProcess server(controlled("flock", name, data.path()));
         check_refused_switch(server, "mode=mutex", "is in use by a live server", "flock");
     }
     CHECK(named_table_entries(name) == 0);
@@ -180,9 +188,7 @@ TEST_CASE("Server: /control/config refuses to change the mode of a live named ta
 {
     const std::string name = unique_name("mode");
     {
-        ServerProcess server(
-            {"-w", "2", "--lock-mode", "mutex", "--lock-name", name, "--dashboard-token", kToken},
-            2);
+        ServerProcess server(controlled("mutex", name));
         check_refused_switch(server, "mode=semaphore", "keeps its lock mode", "mutex");
     }
     CHECK(named_table_entries(name) == 0);
@@ -194,9 +200,7 @@ TEST_CASE("Server: /control/config from flock to mutex claims a free --lock-name
 {
     const std::string name = unique_name("claim");
     {
-        ServerProcess server(
-            {"-w", "2", "--lock-mode", "flock", "--lock-name", name, "--dashboard-token", kToken},
-            2);
+        ServerProcess server(controlled("flock", name));
         CHECK(named_table_entries(name) == 0); // flock: the name has no effect yet
         const auto r = control(server, "/control/config?mode=mutex");
         INFO(r.body);
