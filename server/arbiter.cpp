@@ -134,38 +134,69 @@ ServerConfig Arbiter::current_config() const
     return {generation_, options_.lock_mode, options_.preload, num_workers_, options_.threads};
 }
 
-// apply_requested_config: a /control/config request newer than what runs becomes the options the
-// next workers get. The old table is not destroyed here: each old worker's entry holds it.
-void Arbiter::apply_requested_config()
+// reload: as nginx on HUP, the next generation is checked before any worker is replaced: its
+// options (the ones /control/config asked for, if newer than what runs; else the running ones)
+// and its table (next_table()). Returns false when a check failed: logged, answered to a waiting
+// /control/config through the scoreboard, and nothing changed: the old workers keep serving.
+// A refused request is consumed all the same: it is not retried on every HUP.
+bool Arbiter::reload()
 {
     const ServerConfig want = scoreboard_->requested_config();
-    if (want.generation <= generation_) return;
+    const bool asked = want.generation > generation_;
     Options next = options_;
-    next.lock_mode = want.mode;
-    next.preload = want.preload;
-    next.workers = want.workers;
-    next.threads = want.threads;
-    try {
-        if (next.lock_mode == LockMode::flock)
-            CounterStore::create_directory(lock_dir_for(next.data_dir));
-        if (!options_.lock_name.empty() && next.lock_mode != options_.lock_mode)
-            throw std::runtime_error("--lock-name: a named table keeps its lock mode while workers "
-                                     "hold it open; restart the server to change the mode");
-        // A named table stays: the workers of every generation open the one name.
-        if (lock_table_options(next).name.empty())
-            table_ = next.preload ? std::make_shared<LockTable>(lock_table_options(next)) : nullptr;
-        options_ = next;
-        num_workers_ = want.workers;
-    } catch (const std::exception& e) {
-        log(LogLevel::error, "Configuration {} not applied, keeping the running one: {}",
-            want.generation, e.what());
+    if (asked) {
+        next.lock_mode = want.mode;
+        next.preload = want.preload;
+        next.workers = want.workers;
+        next.threads = want.threads;
     }
-    generation_ = want.generation; // consumed either way: a failed one is not retried on every HUP
+    try {
+        table_ = next_table(next, asked);
+    } catch (const std::exception& e) {
+        const std::string what =
+            asked ? fmt::format("Configuration {}", want.generation) : std::string("Reload");
+        log(LogLevel::error, "{} refused; the running configuration and its workers are kept: {}",
+            what, e.what());
+        if (asked) {
+            scoreboard_->refuse_config(want.generation, e.what());
+            generation_ = want.generation;
+            scoreboard_->publish_config(current_config());
+        }
+        return false;
+    }
+    if (!asked) return true;
+    options_ = next;
+    num_workers_ = want.workers;
+    generation_ = want.generation;
     scoreboard_->publish_config(current_config());
     log(LogLevel::info, "Configuration {}: lock mode {}{}, {} worker(s) x {} thread(s): {}",
         generation_, to_string(options_.lock_mode), options_.preload ? " with preload" : "",
         num_workers_, options_.threads, explain(options_.lock_mode));
     warn_lost_updates();
+    return true;
+}
+
+// next_table: the table the next generation's workers get, after every check that can be made in
+// the master: a PostgreSQL that is down or refuses (a table made and dropped, as at start), a
+// named table another live server holds (claimed here, as at start: LockNameError), a named
+// table asked to change its mode. Throws what a new worker would otherwise fail to boot with.
+// The old table is not destroyed here: each old worker's entry holds it.
+std::shared_ptr<LockTable> Arbiter::next_table(const Options& next, bool changed) const
+{
+    const LockTableOptions now = lock_table_options(options_);
+    const LockTableOptions o = lock_table_options(next);
+    if (next.lock_mode == LockMode::flock)
+        CounterStore::create_directory(lock_dir_for(next.data_dir));
+    if (!now.name.empty() && o.mode != now.mode)
+        throw std::runtime_error("--lock-name: a named table keeps its lock mode while workers "
+                                 "hold it open; restart the server to change the mode");
+    if (!now.name.empty()) return table_; // one named table for every generation
+    if (!o.name.empty()) return std::make_shared<LockTable>(o);
+    if (o.mode == LockMode::postgres && !(changed && next.preload)) {
+        LockTable probe(o); // reaches the server and makes its key table, then goes
+    }
+    if (!changed) return table_;
+    return next.preload ? std::make_shared<LockTable>(o) : nullptr;
 }
 
 // make_table: the master's table, with --preload (inherited by the workers) or --lock-name (the
@@ -415,11 +446,12 @@ void Arbiter::dispatch(int sig)
 void Arbiter::handle_chld() { reap_workers(); }
 
 // HUP: start a fresh set of workers (in the configuration /control/config asked for, if newer),
-// then stop the old ones gracefully: no request is dropped.
+// then stop the old ones gracefully: no request is dropped. A reload that fails its checks
+// replaces nothing (reload()).
 void Arbiter::handle_hup()
 {
     log(LogLevel::info, "Hang up: Master");
-    apply_requested_config();
+    if (!reload()) return;
     std::vector<pid_t> old;
     for (auto& [pid, w] : workers_) {
         w.retiring = true;

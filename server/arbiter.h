@@ -5,7 +5,9 @@
 // turns signals into actions:
 //   TERM graceful stop, INT/QUIT quick stop, HUP new workers replace the old ones (in the
 //   configuration /control/config asked for, if it asked since: a new lock table, made here with
-//   preload; the old table stays alive until its last draining worker is reaped),
+//   preload; the old table stays alive until its last draining worker is reaped) once the new
+//   configuration passed the checks the master can make (a reachable PostgreSQL, a named table
+//   it may claim); one that fails them replaces nothing, as nginx keeps its old configuration,
 //   TTIN/TTOU one worker more/less, USR1 reopen the access log, CHLD reap (and respawn).
 
 #include <sys/types.h>
@@ -80,7 +82,8 @@ private:
     int halt(const StopRequest& request);
     void make_table();
     void warn_lost_updates();
-    void apply_requested_config();
+    bool reload();
+    std::shared_ptr<LockTable> next_table(const Options& next, bool changed) const;
     ServerConfig current_config() const;
 
     void dispatch(int sig);

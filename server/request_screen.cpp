@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <span>
+#include <vector>
+
+#include <fmt/format.h>
 
 namespace forklock {
 namespace {
@@ -25,7 +29,11 @@ bool is_tchar(unsigned char c) { return kTchar[c]; }
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 // Field values: VCHAR, SP, HTAB and obs-text; no other control character.
 bool is_value_byte(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
-bool is_target_byte(unsigned char c) { return c > 0x20 && c < 0x7f; }
+// The target: visible ASCII, and bytes 0x80-0xFF as nginx takes them (a UTF-8 path sent raw). They
+// frame nothing: the request line still ends at the first space, CR or LF.
+bool is_target_byte(unsigned char c) { return c > 0x20 && c != 0x7f; }
+// The version: visible ASCII only.
+bool is_version_byte(unsigned char c) { return c > 0x20 && c < 0x7f; }
 
 int hex_value(unsigned char c)
 {
@@ -166,12 +174,12 @@ std::size_t RequestScreen::request_line_byte(unsigned char c)
     case State::target:
         if (is_target_byte(c)) return ++token_length_, 1;
         if (c == ' ' && token_length_ > 0) return state_ = State::version, 1;
-        return reject("malformed request line: the target must be visible ASCII followed by one "
-                      "space");
+        return reject("malformed request line: the target must be visible characters followed by "
+                      "one space");
     case State::version:
         if (c == '\r') return check_version() ? (state_ = State::request_line_lf, 1) : 0;
         if (c == '\n') return reject("bare LF: the request line must end in CRLF");
-        if (version_.size() >= kMaxVersion || !is_target_byte(c))
+        if (version_.size() >= kMaxVersion || !is_version_byte(c))
             return reject("malformed request line: the version must be HTTP/DIGIT.DIGIT");
         return version_.push_back(static_cast<char>(c)), 1;
     default:
@@ -258,6 +266,45 @@ void RequestScreen::keep(std::string_view bytes)
     if (bytes.size() > room) value_cut_ = true;
 }
 
+// check_transfer_codings: value_ as RFC 9112's list of codings. The body's length is known only
+// when chunked comes last (6.3: else 400); chunked once (7); any coding before it is one this
+// server does not decode, so the request is refused as not implemented (6.1: 501), as nginx does.
+bool RequestScreen::check_transfer_codings()
+{
+    std::vector<std::string_view> codings;
+    std::string_view rest(value_);
+    for (;;) {
+        const auto comma = rest.find(',');
+        auto coding = rest.substr(0, comma);
+        while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t'))
+            coding.remove_prefix(1);
+        while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t'))
+            coding.remove_suffix(1);
+        if (value_cut_ || coding.empty() || !std::all_of(coding.begin(), coding.end(), [](char c) {
+                return is_tchar(static_cast<unsigned char>(c));
+            }))
+            return reject("malformed Transfer-Encoding: it must be a list of codings such as "
+                          "\"chunked\""),
+                   false;
+        codings.push_back(coding);
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+    }
+    if (!iequals(codings.back(), "chunked"))
+        return reject("Transfer-Encoding must end in chunked: otherwise the body's length cannot "
+                      "be known"),
+               false;
+    const auto before = std::span(codings).first(codings.size() - 1);
+    if (std::any_of(before.begin(), before.end(), [](auto c) { return iequals(c, "chunked"); }))
+        return reject("Transfer-Encoding applies chunked more than once"), false;
+    if (!before.empty())
+        return reject(501, fmt::format("Transfer-Encoding {} is not implemented: this server "
+                                       "decodes chunked only",
+                                       before.front())),
+               false;
+    return true;
+}
+
 bool RequestScreen::end_field()
 {
     while (!value_.empty() && (value_.back() == ' ' || value_.back() == '\t')) value_.pop_back();
@@ -272,8 +319,7 @@ bool RequestScreen::end_field()
         has_length_ = true;
     } else if (name_ == "transfer-encoding") {
         if (has_chunked_) return reject("duplicate Transfer-Encoding"), false;
-        if (!iequals(value_, "chunked"))
-            return reject("Transfer-Encoding other than chunked"), false;
+        if (!check_transfer_codings()) return false;
         has_chunked_ = true;
     } else if (name_ == "host") {
         if (has_host_) return reject("duplicate Host"), false;

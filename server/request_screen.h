@@ -8,13 +8,15 @@
 // so each pipelined request is checked. It never changes bytes: what it passes, evhttp parses.
 //
 // Rules (each refusal is 400 unless noted): the request line is method SP target SP version CRLF
-// with a token method and a target of visible ASCII; a version "HTTP/d.d" other than 1.0 and 1.1
-// is 505; field names are tokens followed directly by ':'; values hold no control character but
-// HTAB; no obs-fold; every line ends in CRLF (no bare LF, no bare CR); one Content-Length, digits
-// only, no overflow; one Transfer-Encoding, exactly "chunked", never with Content-Length, never in
-// HTTP/1.0; one Host, of URI host characters; HTTP/1.1 has a Host; chunk sizes are hex digits only
-// (no whitespace, sign, underscore, "0x"; no overflow); chunk extensions are ;name[=token|"quoted"]
-// with no whitespace; chunk data ends in CRLF; trailers are field lines without Content-Length,
+// with a token method and a target of visible ASCII or bytes 0x80-0xFF (raw UTF-8, as nginx
+// takes it); a version "HTTP/d.d" other than 1.0 and 1.1 is 505; field names are tokens
+// followed directly by ':'; values hold no control character but HTAB; no obs-fold; every line
+// ends in CRLF (no bare LF, no bare CR); one Content-Length, digits only, no overflow; one
+// Transfer-Encoding, a list of codings ending in one "chunked" (a coding before it, e.g. "gzip,
+// chunked", is 501: not implemented), never with Content-Length, never in HTTP/1.0; one Host, of
+// URI host characters; HTTP/1.1 has a Host; chunk sizes are hex digits only (no whitespace,
+// sign, underscore, "0x"; no overflow); chunk extensions are ;name[=token|"quoted"] with no
+// whitespace; chunk data ends in CRLF; trailers are field lines without Content-Length,
 // Transfer-Encoding or Host. What it leaves to evhttp: methods evhttp does not know, the
 // target's own syntax, header and body size limits.
 //
@@ -45,7 +47,7 @@ public:
         // How many of the bytes of this feed may reach the parser: all of them unless rejected,
         // else those before the offending byte (they cannot complete the rejected request).
         std::size_t passed = 0;
-        int status = 0;      // 400 or 505 when rejected
+        int status = 0;      // 400, 501 or 505 when rejected
         std::string message; // the rule, as a sentence, when rejected
     };
 
@@ -97,6 +99,7 @@ private:
     std::size_t body_bytes(std::string_view rest);
     bool check_version();
     bool end_field();
+    bool check_transfer_codings();
     void keep(std::string_view bytes); // into value_, up to kMaxKept
     bool end_head();
     void start_request();

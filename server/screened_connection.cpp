@@ -37,6 +37,7 @@ const char* reason(int status)
     switch (status) {
     case 400: return "Bad Request";
     case 408: return "Request Timeout";
+    case 501: return "Not Implemented";
     case 505: return "HTTP Version Not Supported";
     }
     return "Error";

@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -193,4 +195,23 @@ TEST_CASE("Api: /locks, /workers, /metrics, /healthz and / describe the server",
     CHECK(f.body(f.call("GET", "/healthz")) == json{{"status", "ok"}});
     CHECK(f.call("GET", "/").status == 200);
     CHECK(f.call("HEAD", "/healthz").status == 200);
+}
+
+TEST_CASE("Api: a counter file the server cannot use is a 500 naming the key, not the data "
+          "directory",
+          "[api]")
+{
+    Fixture f;
+    std::filesystem::create_directory(f.dir.path() / "sub"); // a directory where a file belongs
+    std::ofstream(f.dir.path() / "bad") << "12x\n";          // corrupt
+    for (const auto& [path, said] : {std::pair{"/counter/sub/increment", "Is a directory"},
+                                     std::pair{"/counter/bad/increment", "corrupt"}}) {
+        INFO(path);
+        const auto r = f.call("POST", path);
+        CHECK(r.status == 500);
+        const std::string error = f.body(r)["error"];
+        CHECK(error.find(said) != std::string::npos);
+        CHECK(error.find(f.dir.path().string()) == std::string::npos);
+        CHECK(error.find('/') == std::string::npos);
+    }
 }

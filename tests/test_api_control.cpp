@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <functional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -184,23 +185,39 @@ TEST_CASE("Api: /control/config refuses what the command line refuses", "[api_co
     CHECK(f.scoreboard.requested_config().generation == 0); // nothing was asked of the master
 }
 
-TEST_CASE("Api: /control/config records the request with a generation and HUPs the master",
-          "[api_control]")
+namespace {
+
+// A stand-in master, forked after the fixture so that it shares its scoreboard: on HUP it gives
+// `verdict` the requested configuration (applies it, or refuses it with a reason), then exits 7.
+// HUP is blocked across the fork, so an early HUP waits for sigwait() instead of killing it.
+harness::Child stand_in_master(Fixture& f, std::function<void(const ServerConfig&)> verdict)
 {
-    // A stand-in master that exits 7 on HUP. HUP is blocked across the fork, so the child has it
-    // blocked from its first instruction: an early HUP waits for sigwait() instead of killing it.
     sigset_t hup, before;
     ::sigemptyset(&hup);
     ::sigaddset(&hup, SIGHUP);
     ::pthread_sigmask(SIG_BLOCK, &hup, &before);
     harness::Child master([&] {
         int sig = 0;
-        return ::sigwait(&hup, &sig) == 0 && sig == SIGHUP ? 7 : 1;
+        if (::sigwait(&hup, &sig) != 0 || sig != SIGHUP) return 1;
+        verdict(f.scoreboard.requested_config());
+        return 7;
     });
     ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
-    Fixture f(LockMode::thread, master.pid());
+    f.scoreboard.totals().master_pid = master.pid();
+    return master;
+}
+
+} // namespace
+
+TEST_CASE("Api: /control/config records the request with a generation, HUPs the master and "
+          "answers 202 once it applied it",
+          "[api_control]")
+{
+    Fixture f;
     ServerConfig start{0, LockMode::thread, false, 4, 1};
     f.scoreboard.publish_config(start);
+    auto master =
+        stand_in_master(f, [&](const ServerConfig& c) { f.scoreboard.publish_config(c); });
     auto r = f.post("/control/config", "mode=mutex&preload=true");
     REQUIRE(r.status == 202);
     CHECK(f.body(r) == json{{"mode", "mutex"},
@@ -209,7 +226,30 @@ TEST_CASE("Api: /control/config records the request with a generation and HUPs t
                             {"threads", 1},
                             {"generation", 1}});
     CHECK(f.scoreboard.requested_config() == ServerConfig{1, LockMode::mutex, true, 4, 1});
-    CHECK(f.scoreboard.applied_config() == start); // the master applies it, not the worker
+    CHECK(f.scoreboard.applied_config() == ServerConfig{1, LockMode::mutex, true, 4, 1});
+    CHECK(master.wait() == 7);
+}
+
+TEST_CASE("Api: /control/config the master refuses is a 409 with its reason, without its paths",
+          "[api_control]")
+{
+    Fixture f;
+    ServerConfig start{0, LockMode::mutex, false, 2, 1};
+    f.scoreboard.publish_config(start);
+    auto master = stand_in_master(f, [&](const ServerConfig& c) {
+        f.scoreboard.refuse_config(c.generation,
+                                   "PostgreSQL connect: connection to server on socket "
+                                   "\"/tmp/pg.x/.s.PGSQL.5432\" failed: No such file or directory");
+        f.scoreboard.publish_config(ServerConfig{c.generation, LockMode::mutex, false, 2, 1});
+    });
+    f.options.lock_url = "host=/tmp/pg.x";
+    auto r = f.post("/control/config", "mode=postgres");
+    INFO(r.body);
+    REQUIRE(r.status == 409);
+    const std::string error = f.body(r)["error"];
+    CHECK(error.find("configuration 1 was refused") == 0);
+    CHECK(error.find("socket \".s.PGSQL.5432\" failed") != std::string::npos);
+    CHECK(error.find("/tmp") == std::string::npos);
     CHECK(master.wait() == 7);
 }
 

@@ -70,7 +70,19 @@ std::vector<Bad> bad_requests()
         {"Transfer-Encoding in HTTP/1.0",
          "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
         {"Transfer-Encoding gzip", head + "Transfer-Encoding: gzip\r\n\r\n"},
-        {"Transfer-Encoding list", head + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"},
+        {"Transfer-Encoding gzip before chunked: not implemented",
+         head + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
+        {"Transfer-Encoding identity before chunked: not implemented",
+         head + "Transfer-Encoding: identity , chunked\r\n\r\n0\r\n\r\n", 501},
+        {"Transfer-Encoding not ending in chunked",
+         head + "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"},
+        {"Transfer-Encoding identity", head + "Transfer-Encoding: identity\r\n\r\n"},
+        {"Transfer-Encoding chunked twice in a list",
+         head + "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"},
+        {"Transfer-Encoding with an empty coding",
+         head + "Transfer-Encoding: gzip,,chunked\r\n\r\n0\r\n\r\n"},
+        {"Transfer-Encoding with a parameter",
+         head + "Transfer-Encoding: gzip;q=1, chunked\r\n\r\n0\r\n\r\n"},
         {"Transfer-Encoding chunked twice",
          head + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
         {"Transfer-Encoding with a suffix", head + "Transfer-Encoding: chunkedx\r\n\r\n"},
@@ -110,7 +122,8 @@ std::vector<Bad> bad_requests()
         {"two spaces after the method", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n"},
         {"non-token method", "G(T / HTTP/1.1\r\nHost: a\r\n\r\n"},
         {"control byte in the target", "GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n"},
-        {"high byte in the target", "GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n"},
+        {"DEL in the target", "GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n"},
+        {"high byte in the version", "GET / HTTP/1.\xb9\r\nHost: a\r\n\r\n"},
         {"no version", "GET /\r\nHost: a\r\n\r\n"},
         {"lower-case version", "GET / http/1.1\r\nHost: a\r\n\r\n"},
         {"version without minor", "GET / HTTP/1\r\nHost: a\r\n\r\n"},
@@ -183,6 +196,8 @@ TEST_CASE("RequestScreen: valid requests pass whole and byte by byte", "[request
         "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
         "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
         "GET http://h/x HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+        "GET /counter/caf\xc3\xa9?q=\xe2\x82\xac HTTP/1.1\r\nHost: h\r\n\r\n", // raw UTF-8
+        "GET /\xff HTTP/1.1\r\nHost: h\r\n\r\n", // any high byte, as nginx
     };
     for (const auto& request : good) {
         for (std::size_t piece : {std::size_t{1} << 20, std::size_t{1}, std::size_t{3}}) {

@@ -122,3 +122,21 @@ TEST_CASE("Scoreboard: the deaths ring keeps the last 32, oldest first, with the
           std::vector<std::string>{"key40", std::string(kDeathKeyLength, 'x'), "b"});
     CHECK(deaths.front().signal == 9);
 }
+
+TEST_CASE("Scoreboard: a refused configuration's reason is read for its generation only, across "
+          "fork",
+          "[scoreboard]")
+{
+    Scoreboard board(::getpid());
+    CHECK(!board.config_refusal(0).has_value()); // nothing refused yet
+    const std::string reason(kConfigRefusalLength + 40, 'r');
+    harness::Child master([&] {
+        board.refuse_config(3, "PostgreSQL is down");
+        board.refuse_config(4, reason);
+        return 0;
+    });
+    REQUIRE(master.wait() == 0);
+    CHECK(!board.config_refusal(3).has_value()); // the last refusal only
+    CHECK(board.config_refusal(4) == reason.substr(0, kConfigRefusalLength));
+    CHECK(!board.config_refusal(5).has_value());
+}

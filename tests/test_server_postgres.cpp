@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -233,6 +234,8 @@ TEST_CASE("Server: /locks answers 503 while PostgreSQL is down, and 200 once it 
     INFO(down.body);
     CHECK(down.status == 503);
     CHECK(down.json()["error"].get<std::string>().find("lock server") != std::string::npos);
+    CHECK(down.body.find(own.directory().string()) == std::string::npos); // in the log only
+    CHECK(server.count_in_log(own.directory().string()) >= 1);
     own.start();
     CHECK(http_request(server.endpoint(), "GET", "/locks").status == 200);
 }
@@ -279,4 +282,68 @@ TEST_CASE("Server: /control/config refuses postgres mode to a server started wit
     CHECK(r.status == 403);
     CHECK(r.json()["error"].get<std::string>().find("--lock-url") != std::string::npos);
     CHECK(all_run(server, 0, "mutex")); // nothing was asked of the master
+}
+
+namespace {
+
+// The controls' token, given on the command line and sent as the dashboard sends it.
+constexpr const char* kToken = "pg-t0ken";
+
+HttpResponse control(const ServerProcess& server, const std::string& target)
+{
+    return http_request(server.endpoint(),
+                        HttpRequest{"POST", target, {{"X-Forklock-Token", kToken}}, {}}, 20s);
+}
+
+} // namespace
+
+TEST_CASE("Server: /control/config refuses postgres mode while PostgreSQL is down, and the old "
+          "workers keep serving",
+          "[server][postgres]")
+{
+    PgCluster own; // stopped here: not the binary's
+    ServerProcess server({"-w", "2", "--lock-mode", "postgres", "--lock-url", own.conninfo(),
+                          "--dashboard-token", kToken},
+                         2);
+    REQUIRE(control(server, "/control/config?mode=mutex").status == 202);
+    REQUIRE(wait_until(
+        [&] { return all_run(server, 1, "mutex") && server.worker_pids().size() == 2; }, 15s));
+    own.stop();
+    const auto before = server.worker_pids();
+    const auto r = control(server, "/control/config?mode=postgres");
+    INFO(r.body);
+    CHECK(r.status == 409);
+    CHECK(r.json().value("error", "").find("PostgreSQL") != std::string::npos);
+    CHECK(r.body.find(own.directory().string()) == std::string::npos);
+    CHECK(server.worker_pids() == before);
+    CHECK(all_run(server, 1, "mutex")); // the workers of the running generation serve on
+    const auto still = http_request(server.endpoint(), "POST", "/counter/kept/increment");
+    CHECK(still.status == 200);
+    CHECK(still.json()["lock_mode"] == "mutex");
+    own.start();
+    const auto back = control(server, "/control/config?mode=postgres");
+    INFO(back.body);
+    CHECK(back.status == 202); // the same switch, once PostgreSQL is back
+}
+
+TEST_CASE("Server: a SIGHUP while PostgreSQL is down replaces no worker, and the server serves "
+          "on",
+          "[server][postgres]")
+{
+    PgCluster own; // stopped here: not the binary's
+    ServerProcess server({"-w", "2", "--lock-mode", "postgres", "--lock-url", own.conninfo()}, 2);
+    const auto before = server.worker_pids();
+    REQUIRE(before.size() == 2);
+    own.stop();
+    server.signal(SIGHUP);
+    REQUIRE(server.wait_for_log("Reload refused; the running configuration and its workers are "
+                                "kept: PostgreSQL",
+                                20s));
+    CHECK(!server.wait_exit(0ms).has_value()); // before: new workers failed to boot, exit 3
+    CHECK(server.worker_pids() == before);
+    own.start();
+    const auto r = http_request(server.endpoint(), "POST", "/counter/hup/increment", 20s);
+    INFO(r.body);
+    CHECK(r.status == 200);
+    CHECK(server.worker_pids() == before);
 }

@@ -1,4 +1,4 @@
-// Strict HTTP on the real binary: what the request screen refuses gets a JSON 400 or 505 with
+// Strict HTTP on the real binary: what the request screen refuses gets a JSON 400, 501 or 505 with
 // Connection: close and a closed connection; what it lets through reaches the API, pipelined or
 // chunked; and the header, body and keep-alive timeouts close connections, slowloris included.
 
@@ -119,6 +119,43 @@ TEST_CASE("Strict HTTP: the server refuses ambiguous framing with 400 and closes
     // Nothing of the refused increments reached the API.
     const auto counter = send_and_read(server.endpoint(), "GET /counter/a HTTP/1.0\r\n\r\n");
     CHECK(counter.bytes.find("\"value\":0") != std::string::npos);
+}
+
+TEST_CASE("Strict HTTP: a coding before chunked is 501 Not Implemented, as RFC 9112 6.1 and "
+          "nginx answer, and nothing reaches the API",
+          "[server_strict_http]")
+{
+    ServerProcess server({"-w", "1"}, 1);
+    const std::string head = "POST /counter/a/increment HTTP/1.1\r\nHost: localhost\r\n";
+    for (std::string coding : {"gzip", "identity"}) {
+        const auto r = send_and_read(server.endpoint(), head + "Transfer-Encoding: " + coding +
+                                                            ", chunked\r\n\r\n0\r\n\r\n");
+        check_refused(r, 501, "Transfer-Encoding " + coding + " is not implemented");
+        CHECK(r.bytes.find(" 501 Not Implemented\r\n") != std::string::npos);
+    }
+    // chunked not last: the body's length is unknown, a 400 (RFC 9112 6.3), where nginx says 501.
+    check_refused(send_and_read(server.endpoint(),
+                                head + "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"),
+                  400, "must end in chunked");
+    const auto counter = send_and_read(server.endpoint(), "GET /counter/a HTTP/1.0\r\n\r\n");
+    CHECK(counter.bytes.find("\"value\":0") != std::string::npos);
+}
+
+TEST_CASE("Strict HTTP: a raw UTF-8 byte in the target reaches the API, as nginx takes it",
+          "[server_strict_http]")
+{
+    ServerProcess server({"-w", "1"}, 1);
+    const auto key = send_and_read(
+        server.endpoint(), "GET /counter/caf\xc3\xa9 HTTP/1.1\r\nHost: localhost\r\n\r\n", 500ms);
+    INFO(key.bytes);
+    CHECK(key.bytes.rfind("HTTP/1.1 400 ", 0) == 0);
+    CHECK(key.bytes.find("the key may only contain") != std::string::npos); // the API's answer
+    CHECK(!key.closed);                                                    // kept alive
+    const auto page = send_and_read(server.endpoint(),
+                                    "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: localhost\r\n\r\n", 500ms);
+    INFO(page.bytes);
+    CHECK(page.bytes.rfind("HTTP/1.1 404 ", 0) == 0);
+    CHECK(page.bytes.find("no such path: /caf\xc3\xa9") != std::string::npos);
 }
 
 TEST_CASE("Strict HTTP: good requests before a bad one in a pipeline are answered first",

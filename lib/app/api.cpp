@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "app/api_dashboard.h"
+#include "app/client_error.h"
+#include "app/log.h"
 #include "os/current_pid.h"
 #include "os/monotonic_clock.h"
 
@@ -141,21 +143,37 @@ Api::Api(ApiContext context)
 {
 }
 
+// Server-side failures are logged whole (the call, its absolute paths, errno) and answered with
+// what failed and why, without the server's directories (client_error.h).
 Response Api::handle(const Request& request) const noexcept
 {
+    const auto logged = [&](const std::exception& e) {
+        log(LogLevel::error, "{} {}: {}", request.method, request.path, e.what());
+    };
     try {
         return route(request);
     } catch (const BadRequest& e) {
         return json_error(400, e.what());
+    } catch (const StoreError& e) {
+        logged(e);
+        return json_error(is_disk_full(e.error()) ? 507 : 500, e.client_message());
     } catch (const TableFullError& e) {
         return json_error(503,
                           fmt::format("the lock table is full, try again later: {}", e.what()));
     } catch (const LockLostError& e) {
         return json_error(503, e.what());
     } catch (const LockServerError& e) {
-        return json_error(503, fmt::format("the lock server is unavailable: {}", e.what()));
+        logged(e);
+        return json_error(503, fmt::format("the lock server is unavailable: {}",
+                                           strip_directories(e.what())));
+    } catch (const std::system_error& e) { // the lock table's own files, semaphores, mutexes
+        logged(e);
+        const int err = e.code().value();
+        return json_error(is_disk_full(err) ? 507 : 500,
+                          fmt::format("the lock table failed: {}", errno_reason(err)));
     } catch (const std::exception& e) {
-        return json_error(500, e.what());
+        logged(e);
+        return json_error(500, strip_directories(e.what()));
     } catch (...) {
         return json_error(500, "unknown error");
     }

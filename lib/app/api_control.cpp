@@ -1,13 +1,16 @@
 // The dashboard's controls: POST /control/kill and POST /control/config.
 
 #include "app/api_control.h"
+#include "app/client_error.h"
 
 #include <signal.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -133,6 +136,22 @@ Response Api::kill_pid(pid_t pid, const std::string& key) const
 
 namespace {
 
+// How long /control/config waits for the master's verdict: above PostgreSQL's connect timeout
+// (PgSession::kConnectTimeoutS), which a probe of an unreachable host may take.
+constexpr std::chrono::seconds kConfigVerdictWait{8};
+
+// wait_until_deadline: polls `done` every few milliseconds; false if it never held in `limit`.
+template <typename Done>
+bool wait_until_deadline(Done done, std::chrono::milliseconds limit)
+{
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
 // parse_change: the query's fields, each checked with the command line's parse function and range.
 ConfigChange parse_change(const Request& r)
 {
@@ -157,11 +176,14 @@ ConfigChange parse_change(const Request& r)
 
 } // namespace
 
-// config: validated as the command line validates it, then left for the master, which applies it
-// on the HUP sent here (new lock table, new workers, the old ones drain). postgres mode uses the
-// server's --lock-url: a request carries no URL, since that would let whoever may control the
-// server point it at any database; without one the switch is refused (403). The URL stays with
-// the server through other modes, for a switch back.
+// config: validated as the command line validates it, then left for the master, which checks
+// what only it can (a PostgreSQL that is down, a named table it may not claim) and applies it on
+// the HUP sent here (new lock table, new workers, the old ones drain). The answer waits for the
+// master's verdict: 202 once applied, 409 with the master's reason once refused (the running
+// configuration and its workers are kept), 202 with "pending" if the master has not decided
+// within kConfigVerdictWait. postgres mode uses the server's --lock-url: a request carries no
+// URL, since that would let whoever may control the server point it at any database; without
+// one the switch is refused (403). The URL stays with the server through other modes.
 Response Api::config(const Request& r) const
 {
     const ConfigChange change = parse_change(r);
@@ -178,11 +200,20 @@ Response Api::config(const Request& r) const
     if (::kill(master, SIGHUP) != 0)
         return json_error(500,
                           fmt::format("kill({}, SIGHUP) failed: {}", master, std::strerror(errno)));
-    return json_response(202, Json{{"mode", to_string(next.mode)},
-                                   {"preload", next.preload},
-                                   {"workers", next.workers},
-                                   {"threads", next.threads},
-                                   {"generation", next.generation}});
+    const bool decided = wait_until_deadline(
+        [&] { return ctx_.scoreboard->applied_config().generation >= next.generation; },
+        kConfigVerdictWait);
+    if (auto why = decided ? ctx_.scoreboard->config_refusal(next.generation) : std::nullopt)
+        return json_error(409, fmt::format("configuration {} was refused and the running one is "
+                                           "kept, with its workers: {}",
+                                           next.generation, strip_directories(*why)));
+    Json body{{"mode", to_string(next.mode)},
+              {"preload", next.preload},
+              {"workers", next.workers},
+              {"threads", next.threads},
+              {"generation", next.generation}};
+    if (!decided) body["pending"] = true;
+    return json_response(202, body);
 }
 
 } // namespace forklock

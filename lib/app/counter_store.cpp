@@ -9,11 +9,13 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <cstdint>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
+#include "app/client_error.h"
 #include "os/os_error.h"
 
 namespace forklock {
@@ -67,12 +69,13 @@ CounterStore::SharedFd CounterStore::open_file(const std::string& name) const
     if (auto it = files_.find(name); it != files_.end()) return it->second;
     UniqueFd fd(::openat(dir_fd_.get(), name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     if (!fd && errno == ENOENT) return nullptr;
-    if (!fd) throw os_error(errno, "open({}/{}, O_RDWR)", dir_.string(), name);
+    if (!fd) throw failure(errno, "open", name, ", O_RDWR", "open counter", name);
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) throw os_error(errno, "fstat({}/{})", dir_.string(), name);
+    if (::fstat(fd.get(), &st) != 0) throw failure(errno, "fstat", name, "", "open counter", name);
     if (!S_ISREG(st.st_mode))
-        throw std::runtime_error(
-            fmt::format("counter file {}/{} is not a regular file", dir_.string(), name));
+        throw StoreError(
+            0, fmt::format("counter file {}/{} is not a regular file", dir_.string(), name),
+            fmt::format("counter '{}': its file is not a regular file", name));
     if (files_.size() >= kMaxOpenFiles) files_.clear();
     return files_.emplace(name, std::make_shared<const UniqueFd>(std::move(fd))).first->second;
 }
@@ -83,10 +86,11 @@ counter_file::State CounterStore::load(int fd, const std::string& name) const
     std::array<char, counter_file::kFileSize> buf{};
     for (int attempt = 0; attempt < 3; ++attempt) {
         std::size_t n = io_at(::pread, fd, buf.data(), buf.size(), 0);
-        if (n == SIZE_MAX) throw os_error(errno, "pread({}/{})", dir_.string(), name);
+        if (n == SIZE_MAX) throw failure(errno, "pread", name, "", "read counter", name);
         if (auto state = counter_file::decode_file(std::string_view(buf.data(), n))) return *state;
     }
-    throw std::runtime_error(fmt::format("counter file {}/{} is corrupt", dir_.string(), name));
+    throw StoreError(0, fmt::format("counter file {}/{} is corrupt", dir_.string(), name),
+                     fmt::format("counter '{}': its file is corrupt (left as it is)", name));
 }
 
 std::uint64_t CounterStore::read(std::string_view key) const
@@ -115,14 +119,25 @@ void CounterStore::finish_update(Pending& p, std::uint64_t value) const
     if (!p.fd) {
         if (create_file(p.name, value)) return;
         p.fd = open_file(p.name); // created by another process meanwhile: update it in place
-        if (!p.fd) throw os_error(ENOENT, "open({}/{}, O_RDWR)", dir_.string(), p.name);
+        if (!p.fd) throw failure(ENOENT, "open", p.name, ", O_RDWR", "open counter", p.name);
         p.state = load(p.fd->get(), p.name);
     }
     auto slot = counter_file::encode_slot({p.state.seq + 1, value});
     auto offset = static_cast<off_t>(counter_file::slot_offset(counter_file::next_slot(p.state)));
     if (io_at(::pwrite, p.fd->get(), slot.data(), slot.size(), offset) != slot.size())
-        throw os_error(errno, "pwrite({}/{}, {} bytes at {})", dir_.string(), p.name, slot.size(),
-                       offset);
+        throw failure(errno, "pwrite", p.name,
+                      fmt::format(", {} bytes at {}", slot.size(), offset), "write counter",
+                      p.name);
+}
+
+StoreError CounterStore::failure(int err, std::string_view call, std::string_view file,
+                                 std::string_view args, std::string_view doing,
+                                 std::string_view key) const
+{
+    return StoreError(err,
+                      fmt::format("{}({}/{}{}) failed: {}", call, dir_.string(), file, args,
+                                  std::strerror(err)),
+                      fmt::format("could not {} '{}': {}", doing, key, errno_reason(err)));
 }
 
 std::string CounterStore::temp_name(std::string_view key) const
@@ -137,10 +152,11 @@ bool CounterStore::create_file(const std::string& name, std::uint64_t value) con
     std::string tmp = temp_name(name);
     UniqueFd fd(::openat(dir_fd_.get(), tmp.c_str(),
                          O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
-    if (!fd) throw os_error(errno, "open({}/{}, O_CREAT)", dir_.string(), tmp);
+    if (!fd) throw failure(errno, "open", tmp, ", O_CREAT", "create counter", name);
     auto text = counter_file::encode_file(value);
-    bool whole = io_at(::pwrite, fd.get(), text.data(), text.size(), 0) == text.size();
-    int err = errno;
+    const std::size_t wrote = io_at(::pwrite, fd.get(), text.data(), text.size(), 0);
+    const bool whole = wrote == text.size();
+    int err = wrote == SIZE_MAX ? errno : ENOSPC; // a short write: the file system filled up
     fd.reset();
     int rc = -1;
     if (whole) {
@@ -151,8 +167,10 @@ bool CounterStore::create_file(const std::string& name, std::uint64_t value) con
     }
     ::unlinkat(dir_fd_.get(), tmp.c_str(), 0); // a leftover is removed by remove_temp_files()
     if (rc == 0 || (whole && err == EEXIST)) return rc == 0;
-    if (!whole) throw os_error(err, "write({}/{})", dir_.string(), tmp);
-    throw os_error(err, "rename({}, {}, RENAME_NOREPLACE)", tmp, name);
+    if (!whole) throw failure(err, "pwrite", tmp, fmt::format(", {} bytes", text.size()),
+                                "create counter", name);
+    throw failure(err, "renameat2", tmp, fmt::format(", {}, RENAME_NOREPLACE", name),
+                  "create counter", name);
 }
 
 void CounterStore::check_writable() const

@@ -44,6 +44,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -54,6 +55,24 @@
 namespace forklock {
 
 inline constexpr std::size_t kMaxCounterKeyLength = 128;
+
+// StoreError: a counter file could not be read or written. what() is for the log: the call, the
+// file's absolute path and errno's text. client_message() is for an HTTP answer: what failed and
+// why, naming the key, never the data directory. error() is the errno (0: the file is corrupt or
+// not a regular file).
+class StoreError : public std::runtime_error {
+public:
+    StoreError(int error, const std::string& log_message, std::string client_message)
+        : std::runtime_error(log_message), error_(error), client_(std::move(client_message))
+    {
+    }
+    int error() const noexcept { return error_; }
+    const std::string& client_message() const noexcept { return client_; }
+
+private:
+    int error_;
+    std::string client_;
+};
 
 // Why `key` is not a valid counter key, or nullopt if it is.
 std::optional<std::string> key_error(std::string_view key);
@@ -69,10 +88,13 @@ public:
     // Creates `dir` (and parents) if missing. Throws std::system_error / filesystem_error.
     static void create_directory(const std::filesystem::path& dir);
 
-    // The stored value, 0 for a key never written. Throws std::runtime_error on a corrupt file.
+    // The stored value, 0 for a key never written. Throws StoreError on a corrupt file or an I/O
+    // error.
     std::uint64_t read(std::string_view key) const;
-    // Replaces the value atomically (see the crash contract above). Throws std::runtime_error on
-    // a corrupt file (it is left as it is), std::system_error on an I/O error.
+    // Replaces the value atomically (see the crash contract above). Throws StoreError on a corrupt
+    // file (it is left as it is) or an I/O error. On a full disk (ENOSPC, EDQUOT) only a key's
+    // first write can fail, and then no file is left behind; later writes stay within the
+    // file's first page, whose space the first write took.
     void write(std::string_view key, std::uint64_t value) const;
     // update: write(key, next(read(key))) reading the file once; returns what it wrote. For a
     // caller holding the key's lock; next() may throw (nothing is written then).
@@ -107,6 +129,10 @@ private:
     counter_file::State load(int fd, const std::string& name) const;
     bool create_file(const std::string& name, std::uint64_t value) const;
     std::string temp_name(std::string_view key) const;
+    // The StoreError of `call` on `file` (then `args`) failing with `err`; `doing` and `key` say
+    // what failed, for the client: "could not write counter 'k': ...".
+    StoreError failure(int err, std::string_view call, std::string_view file,
+                       std::string_view args, std::string_view doing, std::string_view key) const;
     std::filesystem::path dir_;
     UniqueFd dir_fd_;
     mutable std::mutex files_mutex_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <new>
+#include <string_view>
 
 namespace forklock {
 namespace {
@@ -27,35 +28,58 @@ struct DeathRing {
     std::array<DeathSlot, kDeathRing> slots;
 };
 
+// The master's last refusal of a requested configuration, under a sequence lock as a death.
+struct ConfigRefusal {
+    std::atomic<std::uint64_t> seq; // odd while the master writes it
+    std::atomic<std::uint32_t> generation;
+    std::atomic<std::uint32_t> length;
+    std::array<std::atomic<std::uint64_t>, kConfigRefusalLength / 8> reason;
+};
+
 struct SharedConfig {
     std::atomic<std::uint64_t> applied;
     std::atomic<std::uint64_t> requested;
+    ConfigRefusal refusal;
 };
 
 static_assert(std::is_standard_layout_v<DeathRing> && std::is_standard_layout_v<SharedConfig>);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
-void store_key(DeathSlot& d, std::size_t i, const std::string& key) noexcept
+// Text in shared memory: bytes packed into 64-bit atomic words (a reader racing the writer reads
+// torn words, never undefined behaviour; a sequence number tells it to retry) and a length.
+template <std::size_t Words>
+void store_text(std::array<std::atomic<std::uint64_t>, Words>& words,
+                std::atomic<std::uint32_t>& length, std::string_view text) noexcept
 {
-    const std::size_t n = std::min(key.size(), kDeathKeyLength);
+    const std::size_t n = std::min(text.size(), Words * 8);
     for (std::size_t w = 0; w < (n + 7) / 8; ++w) {
         std::uint64_t word = 0;
         for (std::size_t b = 0; b < 8 && w * 8 + b < n; ++b)
-            word |= std::uint64_t{static_cast<unsigned char>(key[w * 8 + b])} << (8 * b);
-        d.keys[i][w].store(word, std::memory_order_relaxed);
+            word |= std::uint64_t{static_cast<unsigned char>(text[w * 8 + b])} << (8 * b);
+        words[w].store(word, std::memory_order_relaxed);
     }
-    d.key_length[i].store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
+    length.store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
+}
+
+template <std::size_t Words>
+std::string load_text(const std::array<std::atomic<std::uint64_t>, Words>& words,
+                      const std::atomic<std::uint32_t>& length)
+{
+    const std::size_t n = std::min<std::size_t>(length.load(std::memory_order_relaxed), Words * 8);
+    std::string text(n, '\0');
+    for (std::size_t b = 0; b < n; ++b)
+        text[b] = static_cast<char>(words[b / 8].load(std::memory_order_relaxed) >> (8 * (b % 8)));
+    return text;
+}
+
+void store_key(DeathSlot& d, std::size_t i, const std::string& key) noexcept
+{
+    store_text(d.keys[i], d.key_length[i], key);
 }
 
 std::string load_key(const DeathSlot& d, std::size_t i)
 {
-    const std::size_t n =
-        std::min<std::size_t>(d.key_length[i].load(std::memory_order_relaxed), kDeathKeyLength);
-    std::string key(n, '\0');
-    for (std::size_t b = 0; b < n; ++b)
-        key[b] =
-            static_cast<char>(d.keys[i][b / 8].load(std::memory_order_relaxed) >> (8 * (b % 8)));
-    return key;
+    return load_text(d.keys[i], d.key_length[i]);
 }
 
 // One consistent read of a slot, or nullopt if the master was writing it.
@@ -249,6 +273,33 @@ ServerConfig Scoreboard::request_config(const ConfigChange& change) noexcept
         next.threads = change.threads.value_or(base.threads);
     } while (!c.requested.compare_exchange_weak(word, next.pack()));
     return next;
+}
+
+void Scoreboard::refuse_config(std::uint32_t generation, std::string_view reason) noexcept
+{
+    auto& r = region()->config.refusal;
+    const std::uint64_t seq = r.seq.load(std::memory_order_relaxed);
+    r.seq.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    r.generation.store(generation, std::memory_order_relaxed);
+    store_text(r.reason, r.length, reason);
+    r.seq.store(seq + 2, std::memory_order_release);
+}
+
+std::optional<std::string> Scoreboard::config_refusal(std::uint32_t generation) const
+{
+    const auto& r = region()->config.refusal;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        const std::uint64_t before = r.seq.load(std::memory_order_acquire);
+        if (before % 2 == 1) continue;
+        const bool ours = r.generation.load(std::memory_order_relaxed) == generation;
+        std::string reason = load_text(r.reason, r.length);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (r.seq.load(std::memory_order_relaxed) != before) continue;
+        if (before == 0 || !ours) return std::nullopt;
+        return reason;
+    }
+    return std::nullopt;
 }
 
 void Scoreboard::record_death(const WorkerDeath& death) noexcept

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -97,6 +98,7 @@ struct WorkerDeath {
 inline constexpr std::size_t kDeathRing = 32; // deaths kept
 inline constexpr std::size_t kDeathKeys = 8;  // held keys kept per death
 inline constexpr std::size_t kDeathKeyLength = 128;
+inline constexpr std::size_t kConfigRefusalLength = 512; // bytes of a refusal's reason kept
 
 static_assert(std::is_standard_layout_v<WorkerSlot> && std::is_standard_layout_v<SharedTotals>);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
@@ -141,6 +143,11 @@ public:
     // `change` into it with a generation one above both (any process; lock-free) and returns it.
     ServerConfig requested_config() const noexcept;
     ServerConfig request_config(const ConfigChange& change) noexcept;
+    // The master's last refusal (a reload that failed its checks; the old workers kept serving):
+    // refuse_config() by the master only, before it publishes the generation as consumed;
+    // config_refusal() from anywhere: the reason if `generation` is the one last refused.
+    void refuse_config(std::uint32_t generation, std::string_view reason) noexcept;
+    std::optional<std::string> config_refusal(std::uint32_t generation) const;
 
     // The master's ring of the last kDeathRing worker deaths: record_death() by the master only
     // (keys past kDeathKeys are dropped, bytes past kDeathKeyLength cut); deaths() from anywhere,
