@@ -7,9 +7,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 
 #include <algorithm>
 #include <ctime>
@@ -20,7 +18,8 @@
 #include <fmt/format.h>
 
 #include "app/log.h"
-#include "app/site_guard.h"
+#include "evhttp_request.h"
+#include "http_status.h"
 #include "listener.h"
 #include "os/os_error.h"
 
@@ -47,130 +46,6 @@ constexpr timeval kAcceptBackoff{0, 500'000}; // see "Limits" in the header
 // The loop running on this thread: libevent calls a listener's error callback with evhttp's
 // argument, not ours.
 thread_local HttpLoop* t_loop = nullptr;
-
-// Every method evhttp parses reaches the Api, which answers those it doesn't serve with a JSON
-// 405 and an Allow header; a method left out of evhttp's allowed set would get evhttp's own 501
-// with an HTML body, which no client of a JSON API expects.
-constexpr ev_uint16_t kEveryMethod = EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                                     EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH;
-
-const char* method_name(evhttp_cmd_type cmd)
-{
-    switch (cmd) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    }
-    return "UNKNOWN";
-}
-
-const char* reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 507: return "Insufficient Storage";
-    }
-    return "Unknown";
-}
-
-std::size_t header_bytes(evkeyvalq* headers)
-{
-    std::size_t total = 0;
-    for (evkeyval* h = headers->tqh_first; h != nullptr; h = h->next.tqe_next)
-        total +=
-            std::char_traits<char>::length(h->key) + std::char_traits<char>::length(h->value) + 4;
-    return total;
-}
-
-// 127.0.0.0/8, ::1, or ::ffff:127.x.y.z (an IPv4 peer on a dual-stack socket).
-bool is_loopback(const char* host)
-{
-    in_addr v4{};
-    in6_addr v6{};
-    if (::inet_pton(AF_INET, host, &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-    if (::inet_pton(AF_INET6, host, &v6) != 1) return false;
-    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
-    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
-}
-
-std::optional<std::string> header_value(evkeyvalq* headers, const char* name)
-{
-    const char* value = evhttp_find_header(headers, name);
-    return value ? std::optional<std::string>(value) : std::nullopt;
-}
-
-// What the site checks and the controls decide on (site_guard.h, api_control.h): the headers
-// naming the server and the page the request came from, the token, and the peer.
-void fill_site_fields(evhttp_request* req, Request& r)
-{
-    evkeyvalq* in = evhttp_request_get_input_headers(req);
-    r.token = header_value(in, "X-Forklock-Token").value_or("");
-    r.host = header_value(in, "Host");
-    r.origin = header_value(in, "Origin");
-    r.fetch_site = header_value(in, "Sec-Fetch-Site").value_or("");
-    char* host = nullptr;
-    ev_uint16_t port = 0;
-    evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
-    r.from_loopback = host != nullptr && is_loopback(host);
-}
-
-// A Request, or the 4xx that refuses it before any handler runs.
-std::variant<Request, Response> convert(evhttp_request* req)
-{
-    const char* uri = evhttp_request_get_uri(req);
-    if (std::char_traits<char>::length(uri) > HttpLoop::kMaxHeaderBytes)
-        return json_error(414, fmt::format("the request target is longer than {} bytes",
-                                           HttpLoop::kMaxHeaderBytes));
-    if (header_bytes(evhttp_request_get_input_headers(req)) > HttpLoop::kMaxHeaderBytes)
-        return json_error(431, fmt::format("the request headers are larger than {} bytes",
-                                           HttpLoop::kMaxHeaderBytes));
-    if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > HttpLoop::kMaxBodyBytes)
-        return json_error(
-            413, fmt::format("the request body is larger than {} bytes", HttpLoop::kMaxBodyBytes));
-    const evhttp_uri* parsed = evhttp_request_get_evhttp_uri(req);
-    const char* path = parsed ? evhttp_uri_get_path(parsed) : nullptr;
-    const char* query = parsed ? evhttp_uri_get_query(parsed) : nullptr;
-    if (path == nullptr || *path != '/')
-        return json_error(400, "the request target must be a path starting with '/'");
-    Request r{method_name(evhttp_request_get_command(req)), path, query ? query : ""};
-    fill_site_fields(req, r);
-    return r;
-}
-
-void access_log(evhttp_request* req, const Response& response)
-{
-    char* host = nullptr;
-    ev_uint16_t port = 0;
-    evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
-    auto* in = evhttp_request_get_input_headers(req);
-    auto header = [in](const char* name) {
-        const char* v = evhttp_find_header(in, name);
-        return v ? v : "";
-    };
-    // The dashboard's URL holds ?token=, and so does the Referer of a request from it.
-    std::string line = fmt::format("{} {} HTTP/1.1", method_name(evhttp_request_get_command(req)),
-                                   mask_tokens(evhttp_request_get_uri(req)));
-    log_access({host ? host : "-", line, response.status, response.body.size(),
-                mask_tokens(header("Referer")), header("User-Agent")});
-}
 
 template <typename T>
 void check(T* made, const char* what)
@@ -396,14 +271,14 @@ void HttpLoop::serve(evhttp_request* req)
     WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
     slot.busy_threads.fetch_add(1, std::memory_order_relaxed);
     turn_.served();
-    auto converted = convert(req);
+    auto converted = to_request(req, {kMaxHeaderBytes, kMaxBodyBytes});
     Response response = std::holds_alternative<Response>(converted)
                             ? std::get<Response>(std::move(converted))
                             : shared_.api->handle(std::get<Request>(converted));
     slot.busy_threads.fetch_sub(1, std::memory_order_relaxed);
     slot.requests.fetch_add(1, std::memory_order_relaxed);
     shared_.requests.fetch_add(1, std::memory_order_relaxed);
-    if (access_log_enabled()) access_log(req, response);
+    if (access_log_enabled()) log_request(req, response);
     send(req, response);
     accept_again();
 }
@@ -412,7 +287,7 @@ void HttpLoop::serve(evhttp_request* req)
 bool HttpLoop::serve_simple(const SimpleRequest& simple, bool from_loopback, std::string& out)
 {
     if (stopping_ || shared_.timeouts.keepalive.count() == 0 || access_log_enabled() ||
-        simple.bytes > kMaxHeaderBytes) // convert()'s 414 and 431 need no checking below this
+        simple.bytes > kMaxHeaderBytes) // to_request()'s 414 and 431 need no checking below this
         return false;
     WorkerSlot& slot = shared_.scoreboard->slot(shared_.slot);
     slot.busy_threads.fetch_add(1, std::memory_order_relaxed);
@@ -427,7 +302,7 @@ bool HttpLoop::serve_simple(const SimpleRequest& simple, bool from_loopback, std
     slot.busy_threads.fetch_sub(1, std::memory_order_relaxed);
     slot.requests.fetch_add(1, std::memory_order_relaxed);
     shared_.requests.fetch_add(1, std::memory_order_relaxed);
-    format_response({response.status, reason(response.status), response.content_type,
+    format_response({response.status, reason_phrase(response.status), response.content_type,
                      &response.headers, response.body, http_date()},
                     out);
     accept_again();
@@ -466,7 +341,7 @@ void HttpLoop::send(evhttp_request* req, const Response& response)
     ++in_flight_;
     evhttp_request_set_on_complete_cb(req, on_complete, this);
     bufferevent* bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
-    evhttp_send_reply(req, response.status, reason(response.status), body); // req may be gone after
+    evhttp_send_reply(req, response.status, reason_phrase(response.status), body); // req may be gone after
     evbuffer_free(body);
     write_through(bev);
 }

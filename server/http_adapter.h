@@ -1,6 +1,7 @@
 #pragma once
 // HttpLoop: one thread's event loop: an event_base and an evhttp accepting on the inherited
-// listening socket, turning evhttp requests into Api calls. The only code that touches evhttp.
+// listening socket, handing its requests to the Api. With evhttp_request.h (a request's
+// conversion) the only code that touches evhttp.
 //
 // Accept turns. After accepting a connection a loop stops accepting until it has served a request
 // and some other loop (of any worker) has accepted one since (AcceptTurn, on the scoreboard's
@@ -9,9 +10,8 @@
 // other loops blocked in hold_ms or on a lock, a client that connects and sends nothing) is skipped
 // after kTurnWait. With one loop in all there are no turns. Without them, libevent's listener
 // accepts until the backlog is empty, and the loop that happens to be awake can take a whole burst
-// of connections: wrk's 32 keep-alive connections sometimes all went to one of two workers (half
-// the machine idle), and a class would see its requests served one after another by a worker
-// blocked in hold_ms while the others sleep, hiding the races it came to see. A burst suspends the
+// of connections, leaving the other workers idle: a class would see its requests served one after
+// another by a worker blocked in hold_ms, hiding the races it came to see. A burst suspends the
 // turns (AcceptTurn::share): with 32 connections per loop waiting in the kernel's queue, a loop
 // accepts its share of them, at most AcceptTurn::kMaxBatch, per wake-up until the queue is drained.
 //
@@ -30,11 +30,10 @@
 // Simple requests. A request without a body that one read brings whole to an idle keep-alive
 // connection, with none of the headers that change evhttp's framing (simple_request.h), is
 // answered without evhttp: the screened connection hands it to serve_simple(), which calls the
-// Api as serve() does and formats the bytes evhttp would have written. Per /healthz that saves
-// evhttp's request object, its header parsing and copying, its printf-built response head, and an
-// EPOLL_CTL_MOD (evhttp disables reading for each request and enables it again, which libevent's
-// changelist merges into one MOD, not into nothing): a worker's CPU per /healthz fell from about
-// 13 us to about 5 us, nginx's `return 200` being 5.5-8. It is declined (evhttp answers as
+// Api as serve() does and formats the bytes evhttp would have written. That saves evhttp's
+// request object, its header parsing and copying, its printf-built response head, and an
+// EPOLL_CTL_MOD per request (evhttp disables reading for each request and enables it again; see
+// docs/performance.md for what it saves). It is declined (evhttp answers as
 // before) while stopping, without keep-alive, and with the access log on, where evhttp's view of
 // the request is what the log prints. An answer the socket did not take whole counts as in
 // flight until its rest went out, so a graceful stop waits for it as for evhttp's replies.

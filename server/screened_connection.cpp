@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/log.h"
+#include "http_status.h"
 #include "request_screen.h"
 
 namespace forklock {
@@ -32,23 +33,12 @@ timeval to_timeval(milliseconds ms)
             static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
 }
 
-const char* reason(int status)
-{
-    switch (status) {
-    case 400: return "Bad Request";
-    case 408: return "Request Timeout";
-    case 501: return "Not Implemented";
-    case 505: return "HTTP Version Not Supported";
-    }
-    return "Error";
-}
-
 std::string error_response(int status, const std::string& message)
 {
     const std::string body = nlohmann::json{{"error", message}}.dump() + "\n";
     return fmt::format("HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: "
                        "{}\r\nConnection: close\r\n\r\n{}",
-                       status, reason(status), body.size(), body);
+                       status, reason_phrase(status), body.size(), body);
 }
 
 std::string seconds(milliseconds ms) { return fmt::format("{:g} s", ms.count() / 1000.0); }
