@@ -3,7 +3,10 @@
 // which the server refuses (403) without the token (in the X-Forklock-Token header, which api()
 // sends when the page has one); api() turns a 403 into the banner.
 
-import { api, keyState, renderKeys, serverNow, showBanner, state } from './dashboard.js';
+import { api, keyState, serverNow, showBanner, state } from './page.js';
+
+// What the controls ask of the page that installs them (dashboard.js): redraw the keys' table.
+let renderKeys = () => {};
 
 const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -185,7 +188,8 @@ async function pair(ordered) {
   status('pair-status', `${verdict}. ${pairText(`${a}→${b}`, one)}. ${pairText(`${b}→${a}`, two)}.`, ok ? 'good' : 'error');
 }
 
-export function installControls() {
+export function installControls(page) {
+  renderKeys = page.renderKeys;
   $('fire-form').addEventListener('submit', onFire);
   $('reset').addEventListener('click', onReset);
   $('crash-act').addEventListener('click', onCrashAct);

@@ -1,88 +1,18 @@
 // The dashboard's data: polls the read-only JSON API, keeps a bounded window of trace records
-// and renders the header and tables; lanes.js draws the timeline, controls.js the buttons.
+// and renders the header and tables; lanes.js draws the timeline, controls.js the buttons, and
+// page.js holds the state they share and the one way to ask the server.
 // Everything comes from the server that served this page; nothing is fetched from elsewhere.
 
 import { draw, keyColor, WINDOW_MS } from './lanes.js';
 import { installControls } from './controls.js';
+import { api, keyState, serverNow, showBanner, state } from './page.js';
 
 const KEEP_NS = (WINDOW_MS + 2000) * 1e6;
 const MAX_RECORDS = 30000;
 const OVERLAP_SCAN = 256;
 const POLL_TIMEOUT_MS = 1500;
 
-// takeToken: the controls' token, from the page (the server puts it there for a loopback browser
-// in --dashboard-controls loopback) or from ?token= in the address, which is then removed from the
-// address bar and history: the token goes out in the X-Forklock-Token header only, never in a URL.
-function takeToken() {
-  const url = new URL(location.href);
-  const fromUrl = url.searchParams.get('token');
-  if (fromUrl !== null) {
-    url.searchParams.delete('token');
-    history.replaceState(history.state, '', url.pathname + url.search + url.hash);
-  }
-  return document.querySelector('meta[name="forklock-token"]')?.content || fromUrl || '';
-}
-
-export const state = {
-  token: takeToken(),
-  since: 0,
-  tracing: true,
-  records: [], // held or timed-out sections, oldest first, pruned to the window
-  byKey: new Map(), // key -> its recent records that held it, for overlap checks
-  threads: new Map(), // pid -> Set of tids seen
-  keyColors: new Map(),
-  overlapsTotal: 0,
-  workers: null,
-  locks: null,
-  keys: new Map(), // key -> {ack, value, analysis}
-  deaths: new Map(), // "pid:died_ns" -> {pid, died_ns, signal, keys, usable: {key: ns}}
-  killedKeys: new Map(), // pid -> {key, since_ns}: what this page killed it for, and since when
-  holdSince: new Map(), // key -> server time this page's crash act saw its holder
-  open: new Map(), // key -> {pid, since_ns}: held now (a shared /locks), not yet in the trace
-  clock: null, // {serverNs, perfMs}: server time = serverNs + (performance.now() - perfMs) ms
-};
-
 const $ = (id) => document.getElementById(id);
-
-export function showBanner(text) {
-  const b = $('banner');
-  b.textContent = text;
-  b.hidden = !text;
-}
-
-// api: one request to this server, with the token (in its header) when the page has one. A worker
-// blocked while it holds a key (hold_ms) also stalls the other keep-alive connections it
-// accepted, so reads give up after timeoutMs: aborting closes that connection, the next request
-// takes another one.
-// `credentials: 'omit'` puts a request in a socket pool of its own (`apart`): see controls.js.
-export async function api(method, path, timeoutMs = 0, apart = false) {
-  const headers = state.token ? { 'X-Forklock-Token': state.token } : {};
-  let response;
-  try {
-    const signal = timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined;
-    const credentials = apart ? 'omit' : 'same-origin';
-    response = await fetch(path, { method, headers, cache: 'no-store', signal, credentials });
-  } catch (e) {
-    return { status: 0, json: { error: `no answer from the server (${e.message})` } };
-  }
-  let json = null;
-  try { json = await response.json(); } catch { json = { error: `${response.status} without JSON` }; }
-  if (response.status === 403) {
-    showBanner(`Refused (403): ${json.error ?? 'forbidden'}` + (state.token ? '' :
-               ' — open this page with ?token=TOKEN, the token the server printed at start.'));
-  }
-  return { status: response.status, json };
-}
-
-export function keyState(key) {
-  if (!state.keys.has(key)) state.keys.set(key, { ack: 0, base: 0, fired: false, value: null, analysis: null });
-  return state.keys.get(key);
-}
-
-export function serverNow() {
-  if (!state.clock) return 0;
-  return state.clock.serverNs + (performance.now() - state.clock.perfMs) * 1e6;
-}
 
 function checkOverlap(r) {
   const list = state.byKey.get(r.key) ?? [];
@@ -265,7 +195,7 @@ function renderLocks() {
     cells(tr, [k.key, k.owner_pid || '–', k.waiters, k.acquisitions, k.contended, k.recoveries, k.last_dead_owner || '–']));
 }
 
-export function renderKeys() {
+function renderKeys() {
   const items = [...state.keys.entries()];
   renderRows($('key-table').tBodies[0], items, ([key]) => key, (tr, [key, k]) => {
     // Only what this page fired is acknowledged here: other clients' increments are not known.
@@ -333,7 +263,7 @@ function frame() {
   requestAnimationFrame(frame);
 }
 
-installControls();
+installControls({ renderKeys });
 every(250, pollTrace);
 every(500, pollWorkers);
 every(500, pollLocks);
