@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "locks/lock_mode.h"
+#include <forklock/lock_mode.h>
 
 using namespace forklock;
 

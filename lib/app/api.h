@@ -24,7 +24,7 @@
 #include "app/counter_store.h"
 #include "app/options.h"
 #include "app/scoreboard.h"
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 #include "trace/histogram.h"
 #include "trace/trace_ring.h"
 

@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "app/scoreboard.h"
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 #include "trace/trace_ring.h"
 
 namespace forklock {

@@ -20,7 +20,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "locks/lock_mode.h"
+#include <forklock/lock_mode.h>
 #include "os/memory_region.h"
 
 namespace forklock {

@@ -1,4 +1,4 @@
-#include "locks/lock_mode.h"
+#include <forklock/lock_mode.h>
 
 namespace forklock {
 

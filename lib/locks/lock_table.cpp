@@ -1,4 +1,4 @@
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 
 #include <stdexcept>
 #include <utility>

@@ -30,7 +30,7 @@
 #include <string_view>
 #include <sys/types.h>
 
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 #include "locks/table/slot_table.h"
 #include "locks/table/wait_registry.h"
 #include "os/current_pid.h"

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 
 namespace forklock {
 

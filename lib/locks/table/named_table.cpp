@@ -14,7 +14,7 @@
 
 #include <fmt/format.h>
 
-#include "locks/lock_errors.h"
+#include <forklock/lock_errors.h>
 #include "os/current_pid.h"
 #include "os/named_semaphore.h"
 #include "os/os_error.h"

@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "locks/lock_errors.h"
+#include <forklock/lock_errors.h>
 #include "os/current_pid.h"
 #include "os/os_error.h"
 

@@ -86,9 +86,9 @@
 #include <sys/types.h>
 #include <vector>
 
-#include "locks/lock_errors.h"
-#include "locks/lock_mode.h"
-#include "locks/lock_stats.h"
+#include <forklock/lock_errors.h>
+#include <forklock/lock_mode.h>
+#include <forklock/lock_stats.h>
 #include "os/unique_fd.h"
 
 namespace forklock {
