@@ -127,6 +127,12 @@ bool key_matches(Slot& s, std::string_view key)
     return true;
 }
 
+// The word Slot::state holds: what the slot does, and for which partition.
+std::uint32_t make_state(SlotState s, std::uint32_t partition)
+{
+    return static_cast<std::uint32_t>(s) << 24 | partition;
+}
+
 std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
 std::uint64_t random_seed()
