@@ -4,6 +4,8 @@
 #include <optional>
 #include <string_view>
 
+#include <forklock/export.h>
+
 namespace forklock {
 
 enum class LockMode {
@@ -17,8 +19,8 @@ enum class LockMode {
 
 // "none", "thread", "semaphore", "mutex", "flock", "postgres"; "process" is accepted as a name for
 // the default process-shared mode, kProcessMode (see below). nullopt for anything else.
-std::optional<LockMode> parse_lock_mode(std::string_view name);
-std::string_view to_string(LockMode mode);
+FORKLOCK_API std::optional<LockMode> parse_lock_mode(std::string_view name);
+FORKLOCK_API std::string_view to_string(LockMode mode);
 
 // `process` means `mutex`: it is the one process-shared mode that recovers from a holder killed
 // mid-section by itself (the kernel hands EOWNERDEAD to the next locker; no supervisor needed),
@@ -31,10 +33,10 @@ inline constexpr LockMode kProcessMode = LockMode::mutex;
 // flock and postgres are shared with or without preload; semaphore and mutex when the master made
 // them before fork (inherited) or every worker opens them by one name (`named`, --lock-name):
 // "inherited or named"; thread never across processes; none never with concurrency.
-bool serializes_increments(LockMode mode, bool preload, int workers, int threads,
+FORKLOCK_API bool serializes_increments(LockMode mode, bool preload, int workers, int threads,
                            bool named = false);
 
 // One sentence, for logs, the demo and /locks: what this mode does across fork().
-std::string_view explain(LockMode mode);
+FORKLOCK_API std::string_view explain(LockMode mode);
 
 } // namespace forklock

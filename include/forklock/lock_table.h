@@ -35,6 +35,7 @@
 #include <sys/types.h>
 #include <vector>
 
+#include <forklock/export.h>
 #include <forklock/lock_errors.h>
 #include <forklock/lock_mode.h>
 #include <forklock/lock_options.h>
@@ -45,7 +46,7 @@ namespace forklock {
 class KeyGuard;
 
 // LockTable: see above. Not copyable; destroying it ends this process's use of the table.
-class LockTable {
+class FORKLOCK_API LockTable {
 public:
     static constexpr std::size_t kMaxKeyLength = forklock::kMaxKeyLength;
     static constexpr std::size_t kMaxCapacity = forklock::kMaxCapacity;
@@ -110,7 +111,7 @@ private:
 
 // KeyGuard: a held key, or an empty guard (try_lock, lock_for that gave up). Move-only; unlocks in
 // its destructor. See "Common to all modes" above for who may unlock it.
-class [[nodiscard]] KeyGuard {
+class [[nodiscard]] FORKLOCK_API KeyGuard {
 public:
     KeyGuard() = default;
     KeyGuard(KeyGuard&& other) noexcept;
