@@ -97,7 +97,7 @@ void Arbiter::start()
 {
     log(LogLevel::info, "Starting forklock 0.1.0");
     CounterStore::create_directory(options_.data_dir);
-    if (options_.lock_mode == LockMode::flock)
+    if (facts(options_.lock_mode).needs_lock_dir)
         CounterStore::create_directory(lock_dir_for(options_.data_dir));
     store_ = std::make_unique<CounterStore>(options_.data_dir);
     if (auto n = store_->remove_temp_files())
@@ -144,7 +144,7 @@ void Arbiter::apply_requested_config()
     next.workers = want.workers;
     next.threads = want.threads;
     try {
-        if (next.lock_mode == LockMode::flock)
+        if (facts(next.lock_mode).needs_lock_dir)
             CounterStore::create_directory(lock_dir_for(next.data_dir));
         if (!options_.lock_name.empty() && next.lock_mode != options_.lock_mode)
             throw std::runtime_error("--lock-name: a named table keeps its lock mode while workers "
@@ -179,7 +179,7 @@ void Arbiter::make_table()
             "--lock-name {} has no effect in {} mode: the kernel already shares "
             "lock files by path",
             options_.lock_name, to_string(options_.lock_mode));
-    if (o.mode == LockMode::postgres && !options_.preload) {
+    if (facts(o.mode).uses_lock_server && !options_.preload) {
         LockTable probe(o); // reaches the server and makes its key table, before fork
         return;
     }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <forklock/lock_mode.h>
+
 #include "app/dashboard/assets.h"
 
 namespace forklock {
@@ -14,6 +16,19 @@ const DashboardAsset* find_asset(std::string_view name)
     for (const auto& asset : kDashboardAssets)
         if (asset.name == name) return &asset;
     return nullptr;
+}
+
+// The page's mode select, one <option> per row of the mode table, where index.html says.
+std::string page_body(const DashboardAsset& asset)
+{
+    std::string body(asset.body);
+    if (asset.name != "index.html") return body;
+    static constexpr std::string_view kMarker = "<!-- lock modes -->";
+    std::string options;
+    for (const ModeFacts& m : lock_modes()) options += fmt::format("<option>{}</option>", m.name);
+    if (const auto at = body.find(kMarker); at != std::string::npos)
+        body.replace(at, kMarker.size(), options);
+    return body;
 }
 
 } // namespace
@@ -37,7 +52,7 @@ Response dashboard(const Request& request)
     // no-cache: the browser revalidates, so a rebuilt server never runs yesterday's script.
     return {200,
             std::string(asset->content_type),
-            std::string(asset->body),
+            page_body(*asset),
             {{"Cache-Control", "no-cache"}, {"X-Content-Type-Options", "nosniff"}}};
 }
 

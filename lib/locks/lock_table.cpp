@@ -252,7 +252,7 @@ std::unique_ptr<LockTable::Impl> make_table(const LockTableOptions& o)
 {
     Mode::validate(o);
     using Table = TableImpl<Mode>;
-    if (o.name.empty() || !(o.mode == LockMode::semaphore || o.mode == LockMode::mutex))
+    if (o.name.empty() || !facts(o.mode).can_be_named) // flock ignores a name
         return std::make_unique<Table>(o);
     return std::make_unique<Table>(
         o, named_table_memory(o, Table::slot_bytes(o), WaitRegistry::kBytes));
@@ -287,7 +287,7 @@ std::unique_ptr<LockTable::Impl> make_impl(const LockTableOptions& o)
     if (!o.name.empty()) {
         if (auto problem = LockTable::name_problem(o.name); !problem.empty())
             throw std::invalid_argument(problem);
-        if (o.mode == LockMode::none || o.mode == LockMode::thread)
+        if (facts(o.mode).private_memory)
             throw std::invalid_argument(
                 fmt::format("a {} table lives in private memory and cannot be found by name",
                             to_string(o.mode)));
