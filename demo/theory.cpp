@@ -52,8 +52,8 @@ std::string_view why_race(const ServerConfig& config)
                       : "without preload each worker mapped its own mutexes";
     case LockMode::flock: return "the kernel owns file locks: every worker opens the same file";
     case LockMode::postgres: return "PostgreSQL holds the locks for every connection";
+    default: return facts(config.mode).why; // a mode the lesson does not narrate yet
     }
-    return "?";
 }
 
 Verdict predict_two_servers(const ServerConfig& config)
@@ -76,6 +76,7 @@ std::string_view why_two_servers(const ServerConfig& config)
     if (config.mode == LockMode::postgres)
         return "one database server: both servers lock the key's advisory id in it, as they "
                "would from two machines";
+    if (!facts(config.mode).can_be_named) return facts(config.mode).why;
     return "one machine: both servers open /dev/shm/forklock-NAME, so there is one table";
 }
 

@@ -41,3 +41,34 @@ TEST_CASE("serializes_increments: semaphore and mutex opened by one name need no
     CHECK_FALSE(serializes_increments(LockMode::none, false, 4, 1, true));
     CHECK(explain(LockMode::mutex).find("--lock-name") != std::string_view::npos);
 }
+
+TEST_CASE("lock_modes: one row per mode, in LockMode order, each found again by its name",
+          "[lock_mode]")
+{
+    const auto modes = lock_modes();
+    REQUIRE(modes.size() == 6);
+    for (std::size_t i = 0; i < modes.size(); ++i) {
+        INFO(modes[i].name);
+        CHECK(static_cast<std::size_t>(modes[i].mode) == i);
+        CHECK(&facts(modes[i].mode) == &modes[i]);
+        CHECK(parse_lock_mode(modes[i].name) == modes[i].mode);
+        CHECK(explain(modes[i].mode) == modes[i].why);
+        CHECK_FALSE(modes[i].holder_death.empty());
+    }
+}
+
+TEST_CASE("lock_modes: only postgres needs a URL and a lock server, only semaphore and mutex take "
+          "a name, only none and thread live in private memory",
+          "[lock_mode]")
+{
+    for (const ModeFacts& m : lock_modes()) {
+        INFO(m.name);
+        CHECK(m.needs_url == (m.mode == LockMode::postgres));
+        CHECK(m.uses_lock_server == (m.mode == LockMode::postgres));
+        CHECK(m.can_be_named == (m.mode == LockMode::semaphore || m.mode == LockMode::mutex));
+        CHECK(m.private_memory == (m.mode == LockMode::none || m.mode == LockMode::thread));
+        CHECK(m.needs_lock_dir == (m.mode == LockMode::flock));
+        CHECK(m.excludes == (m.mode != LockMode::none));
+        CHECK_FALSE((m.can_be_named && m.private_memory));
+    }
+}
