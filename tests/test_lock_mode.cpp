@@ -57,8 +57,7 @@ TEST_CASE("lock_modes: one row per mode, in LockMode order, each found again by 
     }
 }
 
-TEST_CASE("lock_modes: the traits agree with each other and with what the modes do",
-          "[lock_mode]")
+TEST_CASE("lock_modes: the traits agree with each other and with what the modes do", "[lock_mode]")
 {
     for (const ModeFacts& m : lock_modes()) {
         INFO(m.name);

@@ -56,7 +56,7 @@ inline constexpr LockMode kProcessMode = LockMode::mutex;
 // them before fork (inherited) or every worker opens them by one name (`named`, --lock-name):
 // "inherited or named"; thread never across processes; none never with concurrency.
 FORKLOCK_API bool serializes_increments(LockMode mode, bool preload, int workers, int threads,
-                           bool named = false);
+                                        bool named = false);
 
 // One sentence, for logs, the demo and /locks: what this mode does across fork().
 FORKLOCK_API std::string_view explain(LockMode mode);

@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <vector>
 
-#include <forklock/lock_stats.h>
 #include "locks/modes/mode.h"
+#include <forklock/lock_stats.h>
 
 namespace forklock {
 
@@ -53,17 +53,15 @@ TableStats table_stats(const Mode& mode, const SlotTable& slots, const WaitRegis
     TableStats t = slots.stats();
     t.shared = Mode::kSharing == MemoryRegion::Sharing::shared;
     const auto waiters = waits.count_by_slot(capacity);
-    slots.for_each_bound([&](const Slot& s) {
-        t.active += slot_busy(mode, s, waiters[slot_id(slots, s)]) ? 1 : 0;
-    });
+    slots.for_each_bound(
+        [&](const Slot& s) { t.active += slot_busy(mode, s, waiters[slot_id(slots, s)]) ? 1 : 0; });
     return t;
 }
 
 // key_stats: bound keys, most acquired first; `limit` 0 means all.
 template <typename Mode>
-std::vector<KeyStats> key_stats(const Mode& mode, const SlotTable& slots,
-                                const WaitRegistry& waits, std::size_t capacity,
-                                std::size_t limit)
+std::vector<KeyStats> key_stats(const Mode& mode, const SlotTable& slots, const WaitRegistry& waits,
+                                std::size_t capacity, std::size_t limit)
 {
     std::vector<KeyStats> out;
     const auto waiters = waits.count_by_slot(capacity);

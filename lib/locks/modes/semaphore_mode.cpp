@@ -66,7 +66,8 @@ std::vector<NamedSemaphore> make_semaphores(std::size_t n)
 
 std::vector<NamedSemaphore> slot_semaphores(const LockTableOptions& o, bool attach)
 {
-    return o.name.empty() ? make_semaphores(o.capacity) : named_semaphores(o.name, o.capacity, attach);
+    return o.name.empty() ? make_semaphores(o.capacity)
+                          : named_semaphores(o.name, o.capacity, attach);
 }
 
 } // namespace forklock
