@@ -205,45 +205,28 @@ protected:
 
 // LockModeClass: what TableImpl<Mode> needs of a mode. take() has no default: how the key's lock
 // is taken is what makes a mode.
-// clang-format off: clang-format 14 does not lay out requires-expressions.
+// (clang-format 14 does not lay out requires-expressions.)
+// clang-format off
 template <typename M>
-concept LockModeClass = std::derived_from<M, ModeBase> &&
-    std::constructible_from<M, const ModeParts&> &&
+concept LockModeClass =
+    std::derived_from<M, ModeBase> && std::constructible_from<M, const ModeParts&> &&
     requires(M m, const M cm, Slot& s, const Slot& cs, std::string_view key,
-             typename M::Early early, typename M::Handle handle, const LockTableOptions& o)
-{
-    {
-        M::kPinnedByLock
-        } -> std::convertible_to<bool>;
-    {
-        M::kExcludes
-        } -> std::convertible_to<bool>;
-    {
-        M::kSharing
-        } -> std::convertible_to<MemoryRegion::Sharing>;
-    {
-        M::kMutexKind
-        } -> std::convertible_to<MutexKind>;
-    M::validate(o);
-    {
-        m.before_pin(key)
-        } -> std::same_as<typename M::Early>;
-    {
-        m.take(s, std::uint32_t{}, Deadline{}, std::move(early))
-        } -> std::same_as<Taken<typename M::Handle>>;
-    m.unlock(s, std::move(handle));
-    m.release(s, std::move(handle));
-    m.unpin(s);
-    {
-        m.release_dead(s, pid_t{})
-        } -> std::same_as<bool>;
-    {
-        cm.owner(cs)
-        } -> std::same_as<pid_t>;
-    {
-        to_token(std::move(handle))
-        } -> std::same_as<std::uint64_t>;
-};
+             typename M::Early early, typename M::Handle handle, const LockTableOptions& o) {
+        { M::kPinnedByLock } -> std::convertible_to<bool>;
+        { M::kExcludes } -> std::convertible_to<bool>;
+        { M::kSharing } -> std::convertible_to<MemoryRegion::Sharing>;
+        { M::kMutexKind } -> std::convertible_to<MutexKind>;
+        M::validate(o);
+        { m.before_pin(key) } -> std::same_as<typename M::Early>;
+        { m.take(s, std::uint32_t{}, Deadline{}, std::move(early)) }
+            -> std::same_as<Taken<typename M::Handle>>;
+        m.unlock(s, std::move(handle));
+        m.release(s, std::move(handle));
+        m.unpin(s);
+        { m.release_dead(s, pid_t{}) } -> std::same_as<bool>;
+        { cm.owner(cs) } -> std::same_as<pid_t>;
+        { to_token(std::move(handle)) } -> std::same_as<std::uint64_t>;
+    };
 // clang-format on
 
 } // namespace forklock
