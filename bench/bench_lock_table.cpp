@@ -34,7 +34,7 @@
 
 #include <fmt/format.h>
 
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 #include "locks/primitives/owner_word_lock.h"
 #include "locks/primitives/pthread_mutex.h"
 #include "locks/table/slot_table.h"

@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 
 namespace forklock::bench {
 namespace {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "harness/server_process.h"
-#include "locks/lock_mode.h"
+#include <forklock/lock_mode.h>
 
 namespace forklock::demo {
 

@@ -1,6 +1,6 @@
-// forklock-demo: the classroom demonstration (issue 4). Act 1 races concurrent increments
+// forklock-demo: the classroom demonstration. Act 1 races concurrent increments
 // through every lock mode; act 2 kills a worker that holds a key; act 3 runs two servers on one
-// data directory, and a holder in postgres mode killed and paused (issue 14). Exit 0 only when
+// data directory, and a holder in postgres mode killed and paused. Exit 0 only when
 // every row did what the theory predicts (theory.h), 1 otherwise, 2 for bad usage, 130 on Ctrl-C.
 
 #include <cerrno>

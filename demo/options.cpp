@@ -46,7 +46,10 @@ std::filesystem::path default_server_path()
     std::error_code error;
     const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
     if (error) return "forklock";
-    return (self.parent_path() / ".." / "server" / "forklock").lexically_normal();
+    // In the build tree: build/demo/ beside build/server/; installed: both in bin/.
+    const auto built = (self.parent_path() / ".." / "server" / "forklock").lexically_normal();
+    if (std::filesystem::exists(built, error)) return built;
+    return self.parent_path() / "forklock";
 }
 
 ParsedOptions parse_options(int argc, char** argv)

@@ -1,5 +1,5 @@
 #pragma once
-// Typed calls to the server's HTTP API (the contract in issue 3): each is one request, on its own
+// Typed calls to the server's HTTP API (lib/app/api.h): each is one request, on its own
 // connection (harness::http_request), that gives up on Ctrl-C (throws Interrupted). A request
 // that gets no response throws harness::HttpError.
 

@@ -52,23 +52,22 @@ std::string_view why_race(const ServerConfig& config)
                       : "without preload each worker mapped its own mutexes";
     case LockMode::flock: return "the kernel owns file locks: every worker opens the same file";
     case LockMode::postgres: return "PostgreSQL holds the locks for every connection";
+    default: return facts(config.mode).why; // a mode the lesson does not narrate yet
     }
-    return "?";
 }
 
 Verdict predict_two_servers(const ServerConfig& config)
 {
-    const bool named = !config.lock_name.empty() && config.lock_share &&
-                       (config.mode == LockMode::semaphore || config.mode == LockMode::mutex);
-    const bool kernel_or_database =
-        config.mode == LockMode::flock || config.mode == LockMode::postgres;
+    const ModeFacts& mode = facts(config.mode);
+    const bool named = !config.lock_name.empty() && config.lock_share && mode.can_be_named;
+    const bool kernel_or_database = mode.shared_without_preload;
     return kernel_or_database || named ? Verdict::safe : Verdict::loses_updates;
 }
 
 std::string_view why_two_servers(const ServerConfig& config)
 {
     if (predict_two_servers(config) == Verdict::loses_updates) {
-        if (config.mode == LockMode::none || config.mode == LockMode::thread)
+        if (facts(config.mode).private_memory)
             return "this mode does not even exclude the workers of one server";
         return "each master made its own table before fork: two servers, two tables";
     }
@@ -77,6 +76,7 @@ std::string_view why_two_servers(const ServerConfig& config)
     if (config.mode == LockMode::postgres)
         return "one database server: both servers lock the key's advisory id in it, as they "
                "would from two machines";
+    if (!facts(config.mode).can_be_named) return facts(config.mode).why;
     return "one machine: both servers open /dev/shm/forklock-NAME, so there is one table";
 }
 
@@ -112,7 +112,7 @@ std::string_view to_string(PauseVerdict verdict)
 
 PauseVerdict predict_pause(const ServerConfig& config)
 {
-    const bool excludes = config.mode != LockMode::none && config.mode != LockMode::thread;
+    const bool excludes = !facts(config.mode).private_memory; // excludes processes
     return excludes ? PauseVerdict::held_while_paused : PauseVerdict::released_while_paused;
 }
 
@@ -134,18 +134,10 @@ CrashVerdict predict_crash(const ServerConfig& config)
 
 std::string_view why_crash(const ServerConfig& config)
 {
-    switch (config.mode) {
-    case LockMode::semaphore:
-        return config.lock_recovery
-                   ? "the master reaps the dead pid and releases the keys it held (nginx style)"
-                   : "a semaphore has no owner, so nobody ever posts it again";
-    case LockMode::mutex: return "robust mutex: the next locker gets EOWNERDEAD and takes over";
-    case LockMode::flock: return "the kernel drops a dead process's file locks";
-    case LockMode::postgres:
-        return "the dead worker's socket closes, so PostgreSQL ends its session and releases "
-               "the session's advisory locks";
-    default: return "this mode does not exclude processes";
-    }
+    // Without the master's recovery, a semaphore's dead holder is never replaced.
+    if (config.mode == LockMode::semaphore && !config.lock_recovery)
+        return "a semaphore has no owner, so nobody ever posts it again";
+    return facts(config.mode).holder_death;
 }
 
 namespace {

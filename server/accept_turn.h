@@ -15,8 +15,8 @@
 // A burst suspends the turns: once a loop has seen kDeepPerLoop connections per loop waiting in
 // the kernel's accept queue, it accepts its share of what waits (backlog / loops, at most
 // kMaxBatch) in each wake-up without waiting for its turn, until fewer than one per loop are
-// left. A turn that only the 1 ms timer could pass on (idle clients serve nothing) cost 3.9 s for
-// 2,000 connections. A small burst (wrk's 32 keep-alive connections) keeps the turns, so that a
+// left: a burst passed on turn by turn would wait for the timer at every turn that falls to an
+// idle loop (idle clients serve nothing). A small burst (wrk's 32 keep-alive connections) keeps the turns, so that a
 // loop slow to wake on a busy machine still gets its share.
 
 #include <atomic>

@@ -98,7 +98,7 @@ void Arbiter::start()
 {
     log(LogLevel::info, "Starting forklock 0.1.0");
     CounterStore::create_directory(options_.data_dir);
-    if (options_.lock_mode == LockMode::flock)
+    if (facts(options_.lock_mode).needs_lock_dir)
         CounterStore::create_directory(lock_dir_for(options_.data_dir));
     store_ = std::make_unique<CounterStore>(options_.data_dir);
     if (auto n = store_->remove_temp_files())
@@ -185,14 +185,14 @@ std::shared_ptr<LockTable> Arbiter::next_table(const Options& next, bool changed
 {
     const LockTableOptions now = lock_table_options(options_);
     const LockTableOptions o = lock_table_options(next);
-    if (next.lock_mode == LockMode::flock)
+    if (facts(next.lock_mode).needs_lock_dir)
         CounterStore::create_directory(lock_dir_for(next.data_dir));
     if (!now.name.empty() && o.mode != now.mode)
         throw std::runtime_error("--lock-name: a named table keeps its lock mode while workers "
                                  "hold it open; restart the server to change the mode");
     if (!now.name.empty()) return table_; // one named table for every generation
     if (!o.name.empty()) return std::make_shared<LockTable>(o);
-    if (o.mode == LockMode::postgres && !(changed && next.preload)) {
+    if (facts(o.mode).uses_lock_server && !(changed && next.preload)) {
         LockTable probe(o); // reaches the server and makes its key table, then goes
     }
     if (!changed) return table_;
@@ -212,7 +212,7 @@ void Arbiter::make_table()
             "--lock-name {} has no effect in {} mode: the kernel already shares "
             "lock files by path",
             options_.lock_name, to_string(options_.lock_mode));
-    if (o.mode == LockMode::postgres && !options_.preload) {
+    if (facts(o.mode).uses_lock_server && !options_.preload) {
         LockTable probe(o); // reaches the server and makes its key table, before fork
         return;
     }

@@ -22,7 +22,7 @@
 #include "app/options.h"
 #include "app/scoreboard.h"
 #include "listener.h"
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 #include "signal_queue.h"
 #include "trace/histogram.h"
 #include "trace/trace_ring.h"

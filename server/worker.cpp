@@ -194,7 +194,7 @@ LockTableOptions lock_table_options(const Options& o)
     t.recover_dead_owners = o.lock_recovery;
     t.lock_dir = lock_dir_for(o.data_dir);
     t.url = o.lock_url;
-    if (o.lock_mode == LockMode::semaphore || o.lock_mode == LockMode::mutex) {
+    if (facts(o.lock_mode).can_be_named) {
         t.name = o.lock_name; // flock: the kernel shares lock files by path, a name adds nothing
         t.share = o.lock_share;
     }

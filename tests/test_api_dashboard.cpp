@@ -6,6 +6,8 @@
 
 #include <regex>
 
+#include <fmt/format.h>
+
 #include "app/api.h"
 #include "app/api_dashboard.h"
 #include "app/dashboard/assets.h"
@@ -80,6 +82,16 @@ TEST_CASE("Dashboard: the embedded assets are the files, whole", "[api_dashboard
     }
     Fixture f;
     CHECK(f.get("/dashboard").body.ends_with("</html>\n"));
+}
+
+TEST_CASE("Dashboard: the page's mode select offers every mode of the mode table",
+          "[api_dashboard]")
+{
+    Fixture f;
+    const std::string page = f.get("/dashboard").body;
+    for (const ModeFacts& m : lock_modes())
+        CHECK(page.find(fmt::format("<option>{}</option>", m.name)) != std::string::npos);
+    CHECK(page.find("<!-- lock modes -->") == std::string::npos);
 }
 
 TEST_CASE("Dashboard: an unknown asset is a 404 and a POST a 405 with Allow", "[api_dashboard]")

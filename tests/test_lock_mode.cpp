@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "locks/lock_mode.h"
+#include <forklock/lock_mode.h>
 
 using namespace forklock;
 
@@ -40,4 +40,41 @@ TEST_CASE("serializes_increments: semaphore and mutex opened by one name need no
     CHECK_FALSE(serializes_increments(LockMode::thread, false, 4, 1, true));
     CHECK_FALSE(serializes_increments(LockMode::none, false, 4, 1, true));
     CHECK(explain(LockMode::mutex).find("--lock-name") != std::string_view::npos);
+}
+
+TEST_CASE("lock_modes: one row per mode, in LockMode order, each found again by its name",
+          "[lock_mode]")
+{
+    const auto modes = lock_modes();
+    REQUIRE(modes.size() >= 6);
+    for (std::size_t i = 0; i < modes.size(); ++i) {
+        INFO(modes[i].name);
+        CHECK(static_cast<std::size_t>(modes[i].mode) == i);
+        CHECK(&facts(modes[i].mode) == &modes[i]);
+        CHECK(parse_lock_mode(modes[i].name) == modes[i].mode);
+        CHECK(explain(modes[i].mode) == modes[i].why);
+        CHECK_FALSE(modes[i].holder_death.empty());
+    }
+}
+
+TEST_CASE("lock_modes: the traits agree with each other and with what the modes do", "[lock_mode]")
+{
+    for (const ModeFacts& m : lock_modes()) {
+        INFO(m.name);
+        CHECK_FALSE((m.can_be_named && m.private_memory)); // a private table has no name
+        CHECK_FALSE((m.shared_without_preload && m.private_memory));
+        CHECK((m.excludes || m.private_memory)); // none is private
+        CHECK((!m.needs_url || m.uses_lock_server));
+        CHECK((!m.takes_over_dead_holder || !m.private_memory));
+    }
+    CHECK(facts(LockMode::postgres).needs_url);
+    CHECK(facts(LockMode::postgres).uses_lock_server);
+    CHECK(facts(LockMode::flock).needs_lock_dir);
+    CHECK(facts(LockMode::flock).shared_without_preload);
+    CHECK(facts(LockMode::semaphore).can_be_named);
+    CHECK(facts(LockMode::mutex).can_be_named);
+    CHECK_FALSE(facts(LockMode::semaphore).takes_over_dead_holder); // the supervisor frees it
+    CHECK(facts(LockMode::mutex).takes_over_dead_holder);           // EOWNERDEAD
+    CHECK_FALSE(facts(LockMode::none).excludes);
+    CHECK(facts(LockMode::thread).private_memory);
 }

@@ -12,7 +12,7 @@
 #include "harness/shm_names.h"
 #include "harness/temp_dir.h"
 #include "harness/wait.h"
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 #include "os/memory_region.h"
 
 using namespace forklock;

@@ -17,7 +17,7 @@
 #include "harness/child.h"
 #include "harness/temp_dir.h"
 #include "harness/wait.h"
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 #include "locks/primitives/key_file_lock.h"
 #include "os/memory_region.h"
 

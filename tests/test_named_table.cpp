@@ -19,7 +19,7 @@
 #include "harness/child.h"
 #include "harness/shm_names.h"
 #include "harness/wait.h"
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 #include "os/memory_region.h"
 
 using namespace forklock;

@@ -24,7 +24,7 @@
 #include "harness/pg_cluster.h"
 #include "harness/temp_dir.h"
 #include "harness/wait.h"
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 #include "os/memory_region.h"
 #include "os/unique_fd.h"
 

@@ -24,7 +24,7 @@
 #include "harness/pg_cluster.h"
 #include "harness/server_process.h"
 #include "harness/wait.h"
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 #include "os/memory_region.h"
 
 using namespace forklock::harness;

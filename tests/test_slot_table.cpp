@@ -14,7 +14,7 @@
 
 #include "harness/child.h"
 #include "harness/wait.h"
-#include "locks/lock_errors.h"
+#include <forklock/lock_errors.h>
 #include "locks/table/slot_table.h"
 #include "os/memory_region.h"
 

@@ -25,7 +25,7 @@
 #include "app/options.h"
 #include "app/scoreboard.h"
 #include "app/site_guard.h"
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 #include "trace/histogram.h"
 #include "trace/trace_ring.h"
 

@@ -189,11 +189,11 @@ Response Api::config(const Request& r) const
     const ConfigChange change = parse_change(r);
     Options check = *ctx_.options;
     check.lock_mode = change.mode.value_or(ctx_.scoreboard->requested_config().mode);
-    if (check.lock_mode == LockMode::postgres && check.lock_url.empty())
+    if (facts(check.lock_mode).needs_url && check.lock_url.empty())
         return json_error(403, "mode postgres needs the lock server this server was started "
                                "with (--lock-url URL), and it has none: restart it with "
                                "--lock-mode postgres --lock-url URL");
-    if (check.lock_mode != LockMode::postgres) check.lock_url.clear(); // kept, not used
+    if (!facts(check.lock_mode).needs_url) check.lock_url.clear(); // kept, not used
     if (auto problem = config_error(check); !problem.empty()) throw BadRequest(problem);
     const ServerConfig next = ctx_.scoreboard->request_config(change);
     const pid_t master = ctx_.scoreboard->totals().master_pid.load();

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <forklock/lock_mode.h>
+
 #include "app/dashboard/assets.h"
 
 namespace forklock {
@@ -26,6 +28,19 @@ std::string with_token(std::string_view page, std::string_view token)
     const std::size_t value = at + kTokenMeta.size() - 2; // inside content=""
     out.insert(value, html_attribute(token));
     return out;
+}
+
+// The page's mode select, one <option> per row of the mode table, where index.html says.
+std::string page_body(const DashboardAsset& asset)
+{
+    std::string body(asset.body);
+    if (asset.name != "index.html") return body;
+    static constexpr std::string_view kMarker = "<!-- lock modes -->";
+    std::string options;
+    for (const ModeFacts& m : lock_modes()) options += fmt::format("<option>{}</option>", m.name);
+    if (const auto at = body.find(kMarker); at != std::string::npos)
+        body.replace(at, kMarker.size(), options);
+    return body;
 }
 
 } // namespace
@@ -66,7 +81,7 @@ Response dashboard(const Request& request, std::string_view token)
     // page holding the token is not stored at all.
     return {200,
             std::string(asset->content_type),
-            carries ? with_token(asset->body, token) : std::string(asset->body),
+            carries ? with_token(page_body(*asset), token) : page_body(*asset),
             {{"Cache-Control", carries ? "no-store" : "no-cache"},
              {"X-Content-Type-Options", "nosniff"},
              {"X-Frame-Options", "DENY"},

@@ -127,7 +127,7 @@ Response Api::locks() const
               {"full_errors", s.full_errors},
               {"recoveries", s.recoveries},
               {"keys", std::move(keys)}};
-    if (ctx_.table->mode() == LockMode::postgres) {
+    if (facts(ctx_.table->mode()).uses_lock_server) {
         // This worker's table sees only its own holders; the server sees every process and host.
         // Asked on this thread's session, which holds nothing between requests; a PostgreSQL
         // that is down or slow throws LockServerError: 503.

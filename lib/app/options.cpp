@@ -10,11 +10,19 @@
 #include <fmt/format.h>
 
 #include "app/scoreboard.h"
-#include "locks/lock_table.h"
+#include <forklock/lock_table.h>
 #include "trace/trace_ring.h"
 
 namespace forklock {
 namespace {
+
+// The modes' names from their table, joined by `sep`, then "process", the default's other name.
+std::string mode_names(std::string_view sep)
+{
+    std::string out;
+    for (const ModeFacts& m : lock_modes()) out.append(m.name).append(sep);
+    return out + "process";
+}
 
 constexpr const char* kVersion = "forklock 0.1.0";
 
@@ -61,8 +69,7 @@ void add_flags(CLI::App& app, Options& o, RawOptions& raw)
         ->check(CLI::Range(1u, 1u << 20));
     app.add_option("-b,--bind", raw.bind, "HOST:PORT or [IPV6]:PORT; port 0 picks a free port");
     app.add_flag("--preload", o.preload, "create the lock table in the master, before fork");
-    app.add_option("--lock-mode", raw.lock_mode,
-                   "none|thread|semaphore|mutex|flock|postgres|process (= mutex)");
+    app.add_option("--lock-mode", raw.lock_mode, mode_names("|") + " (= mutex)");
     app.add_option("--lock-url", o.lock_url,
                    "postgres: the libpq connection string or URI of the database holding the "
                    "locks");
@@ -119,7 +126,7 @@ std::string lock_name_problem(const Options& o)
     if (o.lock_name.empty()) return "";
     if (auto problem = LockTable::name_problem(o.lock_name); !problem.empty())
         return fmt::format("--lock-name: {}", problem);
-    if (o.lock_mode == LockMode::none || o.lock_mode == LockMode::thread)
+    if (facts(o.lock_mode).private_memory)
         return fmt::format("--lock-name: a {} table lives in each process's private memory and "
                            "cannot be found by name (use semaphore or mutex)",
                            to_string(o.lock_mode));
@@ -134,10 +141,7 @@ std::string finish(Options& o, const RawOptions& raw)
     o.bind = *bind;
     auto mode = parse_lock_mode(raw.lock_mode);
     if (!mode)
-        return fmt::format(
-            "--lock-mode: '{}' is not one of none, thread, semaphore, mutex, flock, postgres, "
-            "process",
-            raw.lock_mode);
+        return fmt::format("--lock-mode: '{}' is not one of {}", raw.lock_mode, mode_names(", "));
     o.lock_mode = *mode;
     auto level = parse_log_level(raw.log_level);
     if (!level)
@@ -188,9 +192,9 @@ const char* to_string(DashboardControls controls) noexcept
 std::string config_error(const Options& o)
 {
     if (auto problem = lock_name_problem(o); !problem.empty()) return problem;
-    if (o.lock_mode == LockMode::postgres && o.lock_url.empty())
+    if (facts(o.lock_mode).needs_url && o.lock_url.empty())
         return "--lock-mode postgres: needs --lock-url URL (a libpq connection string)";
-    if (o.lock_mode != LockMode::postgres && !o.lock_url.empty())
+    if (!facts(o.lock_mode).needs_url && !o.lock_url.empty())
         return "--lock-url: only with --lock-mode postgres";
     if (o.lock_mode == LockMode::semaphore && o.lock_slots > LockTable::kMaxSemaphoreCapacity)
         return fmt::format("--lock-slots: at most {} in semaphore mode (one mapping per semaphore)",
@@ -289,20 +293,17 @@ ParseResult parse_options(const std::vector<std::string>& args)
 std::vector<std::string> lost_update_warnings(const Options& o)
 {
     std::vector<std::string> out;
-    switch (o.lock_mode) {
-    case LockMode::none:
+    const ModeFacts& mode = facts(o.lock_mode);
+    if (!mode.excludes) {
         out.push_back("--lock-mode none: increments take no lock, concurrent requests overwrite "
                       "each other's updates");
-        break;
-    case LockMode::thread:
+    } else if (mode.private_memory) {
         if (!serializes_increments(o.lock_mode, o.preload, o.workers, o.threads))
             out.push_back(fmt::format(
                 "--lock-mode thread with {} workers: each worker has its own copy of the "
                 "std::mutexes after fork, so workers overwrite each other's updates",
                 o.workers));
-        break;
-    case LockMode::semaphore:
-    case LockMode::mutex:
+    } else if (!mode.shared_without_preload) {
         if (!serializes_increments(o.lock_mode, o.preload, o.workers, o.threads,
                                    !o.lock_name.empty()))
             out.push_back(fmt::format(
@@ -310,9 +311,6 @@ std::vector<std::string> lost_update_warnings(const Options& o)
                 "table after fork, so workers overwrite each other's updates (add --preload or "
                 "--lock-name NAME)",
                 to_string(o.lock_mode), o.workers));
-        break;
-    case LockMode::flock:
-    case LockMode::postgres: break;
     }
     return out;
 }

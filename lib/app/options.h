@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "app/log.h"
-#include "locks/lock_mode.h"
+#include <forklock/lock_mode.h>
 
 namespace forklock {
 

@@ -1,7 +1,7 @@
 #pragma once
 // Scoreboard: the master's view of its workers, in one anonymous MAP_SHARED region created
 // before fork (unicorn and nginx keep liveness in shared memory, not in files: a disk-backed
-// heartbeat stalls under I/O load, gunicorn #1194).
+// heartbeat stalls under I/O load, as gunicorn's temporary-file heartbeat does).
 //
 // Shared across processes and threads: every field is a lock-free std::atomic, written by one
 // party (the master claims and frees slots; a worker fills its own slot, each thread its own
@@ -21,7 +21,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "locks/lock_mode.h"
+#include <forklock/lock_mode.h>
 #include "os/memory_region.h"
 
 namespace forklock {

@@ -1,62 +1,112 @@
-#include "locks/lock_mode.h"
+#include <forklock/lock_mode.h>
+
+#include <array>
 
 namespace forklock {
 
+namespace {
+
+// One row per mode, in the order of LockMode.
+constexpr std::array kModes{
+    ModeFacts{.mode = LockMode::none,
+              .name = "none",
+              .why = "no lock: concurrent read-modify-writes overwrite each other",
+              .holder_death = "this mode does not exclude processes",
+              .excludes = false,
+              .private_memory = true},
+    ModeFacts{.mode = LockMode::thread,
+              .name = "thread",
+              .why = "std::mutex lives in private memory: fork gives each worker its own copy, so "
+                     "it only excludes threads of one worker",
+              .holder_death = "this mode does not exclude processes",
+              .excludes = true,
+              .private_memory = true},
+    ModeFacts{.mode = LockMode::semaphore,
+              .name = "semaphore",
+              .why = "named semaphores and the owner word live in memory every worker maps, but "
+                     "only if the master made them before fork or every worker opens them by one "
+                     "--lock-name",
+              .holder_death = "the master reaps the dead pid and releases the keys it held "
+                              "(nginx style)",
+              .excludes = true,
+              .can_be_named = true},
+    ModeFacts{.mode = LockMode::mutex,
+              .name = "mutex",
+              .why = "robust process-shared mutexes live in MAP_SHARED memory, but only if the "
+                     "master made it before fork or every worker opens it by one --lock-name",
+              .holder_death = "robust mutex: the next locker gets EOWNERDEAD and takes over",
+              .excludes = true,
+              .can_be_named = true,
+              .takes_over_dead_holder = true},
+    ModeFacts{.mode = LockMode::flock,
+              .name = "flock",
+              .why = "the kernel owns file locks: every worker opens the same lock file, so they "
+                     "exclude each other with or without preload",
+              .holder_death = "the kernel drops a dead process's file locks",
+              .excludes = true,
+              .shared_without_preload = true,
+              .needs_lock_dir = true,
+              .takes_over_dead_holder = true},
+    ModeFacts{.mode = LockMode::postgres,
+              .name = "postgres",
+              .why = "PostgreSQL holds advisory locks for every connection to one database: "
+                     "workers, and servers on other machines, exclude each other with or without "
+                     "preload",
+              .holder_death = "the dead worker's socket closes, so PostgreSQL ends its session and "
+                              "releases the session's advisory locks",
+              .excludes = true,
+              .shared_without_preload = true,
+              .needs_url = true,
+              .uses_lock_server = true,
+              .takes_over_dead_holder = true},
+};
+
+constexpr bool in_enum_order()
+{
+    for (std::size_t i = 0; i < kModes.size(); ++i)
+        if (static_cast<std::size_t>(kModes[i].mode) != i) return false;
+    return true;
+}
+static_assert(in_enum_order(), "kModes[i].mode must be LockMode(i)");
+
+} // namespace
+
+std::span<const ModeFacts> lock_modes() noexcept { return kModes; }
+
+const ModeFacts& facts(LockMode mode) noexcept
+{
+    const auto i = static_cast<std::size_t>(mode);
+    return kModes[i < kModes.size() ? i : 0];
+}
+
 std::optional<LockMode> parse_lock_mode(std::string_view name)
 {
-    if (name == "none") return LockMode::none;
-    if (name == "thread") return LockMode::thread;
-    if (name == "semaphore") return LockMode::semaphore;
-    if (name == "mutex") return LockMode::mutex;
-    if (name == "flock") return LockMode::flock;
-    if (name == "postgres") return LockMode::postgres;
+    for (const ModeFacts& m : kModes)
+        if (m.name == name) return m.mode;
     if (name == "process") return kProcessMode;
     return std::nullopt;
 }
 
 std::string_view to_string(LockMode mode)
 {
-    switch (mode) {
-    case LockMode::none: return "none";
-    case LockMode::thread: return "thread";
-    case LockMode::semaphore: return "semaphore";
-    case LockMode::mutex: return "mutex";
-    case LockMode::flock: return "flock";
-    case LockMode::postgres: return "postgres";
-    }
-    return "?";
+    const auto i = static_cast<std::size_t>(mode);
+    return i < kModes.size() ? kModes[i].name : "?";
 }
 
 bool serializes_increments(LockMode mode, bool preload, int workers, int threads, bool named)
 {
+    const ModeFacts& m = facts(mode);
     const bool one_process = workers == 1;
-    if (mode == LockMode::none) return one_process && threads == 1;
-    if (one_process || mode == LockMode::flock || mode == LockMode::postgres) return true;
-    if (mode == LockMode::thread) return false;
+    if (!m.excludes) return one_process && threads == 1;
+    if (one_process || m.shared_without_preload) return true;
+    if (m.private_memory) return false;
     return preload || named;
 }
 
 std::string_view explain(LockMode mode)
 {
-    switch (mode) {
-    case LockMode::none: return "no lock: concurrent read-modify-writes overwrite each other";
-    case LockMode::thread:
-        return "std::mutex lives in private memory: fork gives each worker its own copy, so it "
-               "only excludes threads of one worker";
-    case LockMode::semaphore:
-        return "named semaphores and the owner word live in memory every worker maps, but only if "
-               "the master made them before fork or every worker opens them by one --lock-name";
-    case LockMode::mutex:
-        return "robust process-shared mutexes live in MAP_SHARED memory, but only if the master "
-               "made it before fork or every worker opens it by one --lock-name";
-    case LockMode::flock:
-        return "the kernel owns file locks: every worker opens the same lock file, so they "
-               "exclude each other with or without preload";
-    case LockMode::postgres:
-        return "PostgreSQL holds advisory locks for every connection to one database: workers, "
-               "and servers on other machines, exclude each other with or without preload";
-    }
-    return "?";
+    const auto i = static_cast<std::size_t>(mode);
+    return i < kModes.size() ? kModes[i].why : "?";
 }
 
 } // namespace forklock

@@ -1,8 +1,8 @@
 #pragma once
-// The one place the Python module includes the lock library: its public facade only, never
-// primitives/, table/ or modes/. When the headers move (include/forklock/), this file changes.
+// The one place the Python module includes the lock library: its public headers only
+// (include/forklock/), never primitives/, table/ or modes/.
 
-#include "locks/lock_errors.h"
-#include "locks/lock_mode.h"
-#include "locks/lock_stats.h"
-#include "locks/lock_table.h"
+#include <forklock/lock_errors.h>
+#include <forklock/lock_mode.h>
+#include <forklock/lock_stats.h>
+#include <forklock/lock_table.h>

@@ -1,41 +1,33 @@
 #pragma once
 // What a lock mode class is: the part of LockTable that knows which lock a slot carries. One class
-// per LockMode, each in lib/locks/modes/<name>_mode.cpp; TableImpl<Mode> (table_impl.h) runs the
-// table around it and calls it directly (its calls inline), so no mode is ever asked for by name.
+// per LockMode, each in lib/locks/modes/<name>_mode.h with its contract; TableImpl<Mode>
+// (lock_table.cpp) runs the table around it and calls it directly (its calls inline), so no mode is
+// ever asked for by name. The interface is the concept LockModeClass below; ModeBase holds the
+// defaults, which describe the simplest mode: slots pinned by reference, in shared memory, no
+// handle kept, no work before the pin. A mode states only where it differs.
 //
-// A mode class derives from ModeBase and implements SlotLocks (slot_table.h) plus:
-//   static constexpr MemoryRegion::Sharing kSharing;  where the table lives
-//   static constexpr MutexKind kMutexKind;            the partition locks (and slot mutexes)
-//   static constexpr bool kExcludes;                  false: holders are not ordered (none)
-//   static void validate(const LockTableOptions&);    std::invalid_argument for options it refuses
-//   using Handle;   what a held key keeps besides its slot: NoHandle, the flock mode's UniqueFd,
-//                   or a Lease (postgres: a key its holder can lose), whose mode also has
-//                   bool release(Slot&, Lease&&) noexcept (false: it had been lost) and
-//                   bool still_held(Lease) const noexcept (KeyGuard::still_held())
-//   optional: std::vector<ServerLock> server_locks(std::chrono::milliseconds) const
-//   using Early;    what before_pin() found: NoEarly, or flock's file tried before the pin
-//   Early before_pin(std::string_view key);
-//   Taken<Handle> take(Slot&, std::uint32_t generation, Deadline, Early&&);   takes the key's lock
-//   void unlock(Slot&, Handle&&) noexcept;    lets the lock go, keeps any pin (by lock only)
-//   void release(Slot&, Handle&&) noexcept;   lets the lock go and unpins: the guard's unlock
-//   void unpin(Slot&) noexcept;               drops a pin take() or pinning left (by reference)
-//   bool release_dead(Slot&, pid_t dead);     the supervisor's recovery of one key, unpinning it
-//   pid_t owner(const Slot&) const;           0 when free
 // Every member may be called from any thread of any process sharing the table; take() is the only
 // one that blocks.
 
+#include <sys/types.h>
+
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <optional>
 #include <string_view>
-#include <sys/types.h>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
-#include "locks/lock_table.h"
 #include "locks/table/slot_table.h"
 #include "locks/table/wait_registry.h"
 #include "os/current_pid.h"
 #include "os/memory_region.h"
 #include "os/monotonic_clock.h"
+#include "os/unique_fd.h"
+#include <forklock/lock_options.h>
+#include <forklock/lock_stats.h>
 
 namespace forklock {
 
@@ -49,6 +41,25 @@ struct NoEarly {};
 struct Lease {
     std::uint64_t session = 0;
 };
+
+// A held key's handle as the KeyGuard keeps it: one word (the flock mode's fd, the lease's
+// session, 0), turned back into the Handle when the guard lets go.
+inline std::uint64_t to_token(NoHandle&&) noexcept { return 0; }
+inline std::uint64_t to_token(UniqueFd&& fd) noexcept
+{
+    return static_cast<std::uint64_t>(fd.release());
+}
+inline std::uint64_t to_token(Lease&& lease) noexcept { return lease.session; }
+template <typename Handle>
+Handle from_token(std::uint64_t token) noexcept
+{
+    if constexpr (std::is_same_v<Handle, UniqueFd>)
+        return UniqueFd(static_cast<int>(token));
+    else if constexpr (std::is_same_v<Handle, Lease>)
+        return Lease{token};
+    else
+        return Handle{};
+}
 
 // The outcome of take(): whether the lock was taken, whether it had to wait (and how long), and
 // the dead holder it was recovered from.
@@ -67,12 +78,50 @@ struct ModeParts {
     const LockTableOptions& options;
     SlotTable& slots;
     WaitRegistry& waits;
-    bool attach = false; // a named table another process made: open its semaphores, create none
+    bool attach = false;  // a named table another process made: open its semaphores, create none
+    bool by_lock = false; // the mode's kPinnedByLock, which TableImpl passes on
 };
 
-class ModeBase {
+class ModeBase : public SlotLocks {
 public:
+    // The defaults. Pinned by reference (slot_table.h): a slot is idle when no reference counts
+    // it. The table lives in shared memory and its holders exclude each other.
+    static constexpr bool kPinnedByLock = false;
+    static constexpr bool kExcludes = true; // false: holders are not ordered (none)
+    static constexpr MemoryRegion::Sharing kSharing = MemoryRegion::Sharing::shared;
+    static constexpr MutexKind kMutexKind = MutexKind::shared_robust; // partition locks, mutexes
+    // Handle: what a held key keeps besides its slot: NoHandle, the flock mode's UniqueFd, or a
+    // Lease (a key its holder can lose: the mode then has release() returning false for a lost
+    // key and still_held(Lease)). Early: what before_pin() found (flock: the file it tried).
+    using Handle = NoHandle;
+    using Early = NoEarly;
+
     explicit ModeBase(const ModeParts& parts) noexcept : parts_(parts) {}
+
+    // validate: std::invalid_argument for options the mode refuses.
+    static void validate(const LockTableOptions&) {}
+
+    // SlotLocks, by reference: an idle slot is one no reference counts; no lock to claim.
+    bool pinned_by_lock() const final { return parts_.by_lock; }
+    bool claim(Slot& s) override { return s.refs.load(std::memory_order_seq_cst) == 0; }
+    void hand_over(Slot&) override {}
+    void unclaim(Slot&) noexcept override {}
+    void clear_dead_claim(Slot&) override {}
+
+    NoEarly before_pin(std::string_view) noexcept { return {}; }
+    // unlock: lets the lock go, keeps any pin (by lock only). release: lets the lock go and
+    // unpins: the guard's unlock. unpin: drops a pin take() or pinning left (by reference).
+    void unlock(Slot&, NoHandle&&) noexcept {}
+    void release(Slot& s, NoHandle&&) noexcept { parts_.slots.release_ref(s); }
+    void unpin(Slot& s) noexcept { parts_.slots.release_ref(s); }
+    // release_dead: the supervisor's recovery of one key, unpinning it. The default is for a lock
+    // the holder's death already dropped.
+    bool release_dead(Slot& s, pid_t dead) noexcept { return forget_dead_holder(s, dead); }
+    // owner: 0 when free.
+    pid_t owner(const Slot& s) const noexcept
+    {
+        return s.owner_pid.load(std::memory_order_relaxed);
+    }
 
 protected:
     // A waiter pins nothing by lock (slot_table.h): while it sleeps its slot may be rebound to
@@ -153,5 +202,31 @@ protected:
 
     ModeParts parts_;
 };
+
+// LockModeClass: what TableImpl<Mode> needs of a mode. take() has no default: how the key's lock
+// is taken is what makes a mode.
+// (clang-format 14 does not lay out requires-expressions.)
+// clang-format off
+template <typename M>
+concept LockModeClass =
+    std::derived_from<M, ModeBase> && std::constructible_from<M, const ModeParts&> &&
+    requires(M m, const M cm, Slot& s, const Slot& cs, std::string_view key,
+             typename M::Early early, typename M::Handle handle, const LockTableOptions& o) {
+        { M::kPinnedByLock } -> std::convertible_to<bool>;
+        { M::kExcludes } -> std::convertible_to<bool>;
+        { M::kSharing } -> std::convertible_to<MemoryRegion::Sharing>;
+        { M::kMutexKind } -> std::convertible_to<MutexKind>;
+        M::validate(o);
+        { m.before_pin(key) } -> std::same_as<typename M::Early>;
+        { m.take(s, std::uint32_t{}, Deadline{}, std::move(early)) }
+            -> std::same_as<Taken<typename M::Handle>>;
+        m.unlock(s, std::move(handle));
+        m.release(s, std::move(handle));
+        m.unpin(s);
+        { m.release_dead(s, pid_t{}) } -> std::same_as<bool>;
+        { cm.owner(cs) } -> std::same_as<pid_t>;
+        { to_token(std::move(handle)) } -> std::same_as<std::uint64_t>;
+    };
+// clang-format on
 
 } // namespace forklock

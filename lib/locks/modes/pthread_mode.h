@@ -4,8 +4,9 @@
 // difference: a default mutex in private memory (thread) or a robust process-shared one in shared
 // memory (mutex). Holder death is the derived class's: clear_dead_claim, release_dead.
 
-#include "locks/modes/mode.h"
 #include <algorithm>
+
+#include "locks/modes/mode.h"
 
 #include "locks/primitives/cpu_relax.h"
 #include "locks/primitives/pthread_mutex.h"
@@ -13,19 +14,14 @@
 namespace forklock {
 
 template <MutexKind Kind, MemoryRegion::Sharing Sharing>
-class PthreadMode : public ModeBase, public SlotLocks {
+class PthreadMode : public ModeBase {
 public:
     static constexpr bool kPinnedByLock = true;
-    static constexpr bool kExcludes = true;
     static constexpr MemoryRegion::Sharing kSharing = Sharing;
     static constexpr MutexKind kMutexKind = Kind;
-    using Handle = NoHandle;
-    using Early = NoEarly;
 
     using ModeBase::ModeBase;
-    static void validate(const LockTableOptions&) {}
 
-    bool pinned_by_lock() const final { return kPinnedByLock; }
     // claim: the evictor's question (slot_table.h), under the partition lock.
     bool claim(Slot& s) final
     {
@@ -43,10 +39,9 @@ public:
         }
         return false;
     }
-    void hand_over(Slot&) final {} // owner_pid says current_pid() since the claim
+    // hand_over: nothing to do, owner_pid says current_pid() since the claim.
     void unclaim(Slot& s) noexcept final { unlock(s, {}); }
 
-    NoEarly before_pin(std::string_view) noexcept { return {}; }
     Taken<Handle> take(Slot& s, std::uint32_t generation, Deadline deadline, NoEarly&&);
     void unlock(Slot& s, Handle&&) noexcept
     {
@@ -55,10 +50,6 @@ public:
     }
     void release(Slot& s, Handle&& h) noexcept { unlock(s, std::move(h)); }
     void unpin(Slot&) noexcept {}
-    pid_t owner(const Slot& s) const noexcept
-    {
-        return s.owner_pid.load(std::memory_order_relaxed);
-    }
 
 private:
     // spin: a holder running on another core lets go within microseconds (the server holds a key

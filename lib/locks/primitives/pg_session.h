@@ -40,8 +40,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "locks/lock_errors.h"
-#include "locks/lock_stats.h"
+#include <forklock/lock_errors.h>
+#include <forklock/lock_stats.h>
 
 typedef struct pg_conn PGconn;
 typedef struct pg_result PGresult;

@@ -5,7 +5,7 @@
 // MutexKind::private_default: the attributes std::mutex uses (std::mutex is this pthread mutex).
 //   Excludes threads of one process; in MAP_PRIVATE memory, fork() gives each child its own copy.
 // MutexKind::shared_robust: PTHREAD_PROCESS_SHARED + PTHREAD_MUTEX_ROBUST, no priority inheritance
-//   (measured 7-19x slower under contention). If the holder dies, the next locker gets
+//   (much slower under contention: bench/bench_lock_table). If the holder dies, the next locker gets
 //   MutexResult::owner_died and holds the mutex; it must call make_consistent() before unlocking or
 //   the mutex becomes unusable forever. Initialise once, never destroy or re-initialise while the
 //   memory is mapped (glibc BZ 14485).

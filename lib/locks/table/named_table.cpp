@@ -14,7 +14,7 @@
 
 #include <fmt/format.h>
 
-#include "locks/lock_errors.h"
+#include <forklock/lock_errors.h>
 #include "os/current_pid.h"
 #include "os/named_semaphore.h"
 #include "os/os_error.h"
@@ -79,7 +79,8 @@ void remove_names(const std::string& table_name)
             const std::string entry = e->d_name;
             if (entry.size() > prefix.size() && entry.compare(0, prefix.size(), prefix) == 0 &&
                 entry.find_first_not_of("0123456789", prefix.size()) == std::string::npos)
-                NamedSemaphore::remove("/" + entry.substr(4));
+                // Appended, not "/" + substr(): gcc 12 -O3 warns (-Wrestrict) inside that operator+.
+                NamedSemaphore::remove(std::string("/").append(entry, 4));
         }
         ::closedir(dir);
     }

@@ -24,7 +24,7 @@
 #include <memory>
 #include <string>
 
-#include "locks/lock_table.h"
+#include <forklock/lock_options.h>
 #include "os/memory_region.h"
 
 namespace forklock {

@@ -20,13 +20,9 @@ namespace forklock {
 inline constexpr std::size_t kSlotKeyBytes = 128;
 
 // Slot::state: what the slot is doing, and for which partition, in one word so a repair after a
-// crash can read both at once.
+// crash can read both at once (the table writes it: slot_table.cpp).
 enum class SlotState : std::uint32_t { free = 0, claimed = 1, bound = 2 };
 
-inline std::uint32_t make_state(SlotState s, std::uint32_t partition)
-{
-    return static_cast<std::uint32_t>(s) << 24 | partition;
-}
 inline SlotState state_kind(std::uint32_t word) { return static_cast<SlotState>(word >> 24); }
 inline std::uint32_t state_partition(std::uint32_t word) { return word & 0xffffff; }
 

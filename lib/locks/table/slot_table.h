@@ -47,7 +47,7 @@
 #include <functional>
 #include <string_view>
 
-#include "locks/lock_stats.h"
+#include <forklock/lock_stats.h>
 #include "locks/primitives/pid_spin_lock.h"
 #include "locks/primitives/pthread_mutex.h"
 #include "locks/table/slot.h"

@@ -1,13 +1,11 @@
+#pragma once
 // thread: FAILS ACROSS PROCESSES. A default pthread mutex (what std::mutex is) per slot, in
 // private memory: fork() copies the table, so two workers both "hold" one key. Correct between
 // the threads of one process. No holder death to recover from: a process dies with its table.
 
-#include "locks/modes/modes.h"
 #include "locks/modes/pthread_mode.h"
-#include "locks/modes/table_impl.h"
 
 namespace forklock {
-namespace {
 
 class ThreadMode final
     : public PthreadMode<MutexKind::private_default, MemoryRegion::Sharing::private_copy> {
@@ -17,13 +15,5 @@ public:
     void clear_dead_claim(Slot&) override {} // private memory: no other process could have died
     bool release_dead(Slot&, pid_t) noexcept { return false; }
 };
-
-} // namespace
-
-std::unique_ptr<LockTable::Impl> make_thread_table(const LockTableOptions& o)
-{
-    ThreadMode::validate(o);
-    return std::make_unique<TableImpl<ThreadMode>>(o);
-}
 
 } // namespace forklock

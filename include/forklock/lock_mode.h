@@ -2,7 +2,10 @@
 // The six lock modes one binary can run, and what each of them promises.
 
 #include <optional>
+#include <span>
 #include <string_view>
+
+#include <forklock/export.h>
 
 namespace forklock {
 
@@ -17,8 +20,29 @@ enum class LockMode {
 
 // "none", "thread", "semaphore", "mutex", "flock", "postgres"; "process" is accepted as a name for
 // the default process-shared mode, kProcessMode (see below). nullopt for anything else.
-std::optional<LockMode> parse_lock_mode(std::string_view name);
-std::string_view to_string(LockMode mode);
+// ModeFacts: what a mode is, in one row of one table (lock_mode.cpp) that every list, help text,
+// check and prediction reads, so a new mode is one row there and not a switch in each reader.
+struct ModeFacts {
+    LockMode mode;
+    std::string_view name;
+    std::string_view why;          // one sentence: what the mode does across fork() (explain())
+    std::string_view holder_death; // one line: what happens to a key whose holder died
+    bool excludes = false;         // false: holders are not ordered at all (none)
+    bool private_memory = false;   // the table is each process's own copy (none, thread)
+    bool shared_without_preload = false; // processes meet in the kernel or a server, preload or not
+    bool can_be_named = false;     // LockTableOptions::name finds one table (semaphore, mutex)
+    bool needs_url = false;        // LockTableOptions::url is required (postgres)
+    bool uses_lock_server = false; // the locks live in a server that can be down (postgres)
+    bool needs_lock_dir = false;   // LockTableOptions::lock_dir holds its lock files (flock)
+    bool takes_over_dead_holder = false; // the next locker recovers a dead holder's key by itself
+};
+
+// lock_modes: every mode, in the order of LockMode. facts: the row of `mode`.
+FORKLOCK_API std::span<const ModeFacts> lock_modes() noexcept;
+FORKLOCK_API const ModeFacts& facts(LockMode mode) noexcept;
+
+FORKLOCK_API std::optional<LockMode> parse_lock_mode(std::string_view name);
+FORKLOCK_API std::string_view to_string(LockMode mode);
 
 // `process` means `mutex`: it is the one process-shared mode that recovers from a holder killed
 // mid-section by itself (the kernel hands EOWNERDEAD to the next locker; no supervisor needed),
@@ -31,10 +55,10 @@ inline constexpr LockMode kProcessMode = LockMode::mutex;
 // flock and postgres are shared with or without preload; semaphore and mutex when the master made
 // them before fork (inherited) or every worker opens them by one name (`named`, --lock-name):
 // "inherited or named"; thread never across processes; none never with concurrency.
-bool serializes_increments(LockMode mode, bool preload, int workers, int threads,
-                           bool named = false);
+FORKLOCK_API bool serializes_increments(LockMode mode, bool preload, int workers, int threads,
+                                        bool named = false);
 
 // One sentence, for logs, the demo and /locks: what this mode does across fork().
-std::string_view explain(LockMode mode);
+FORKLOCK_API std::string_view explain(LockMode mode);
 
 } // namespace forklock

@@ -1,3 +1,4 @@
+#pragma once
 // flock: flock(2) on lock_dir/KEY.lock, opened anew by every acquisition (key_file_lock.h), so no
 // fd inherited from a master can carry or leak a lock: shared across processes and threads with
 // or without preload. Holder death: the kernel drops the lock when the dead process's files close;
@@ -14,19 +15,15 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "locks/modes/modes.h"
-#include "locks/modes/table_impl.h"
+#include <fmt/format.h>
+
+#include "locks/modes/mode.h"
 #include "locks/primitives/key_file_lock.h"
 
 namespace forklock {
-namespace {
 
-class FlockMode final : public ModeBase, public SlotLocks {
+class FlockMode final : public ModeBase {
 public:
-    static constexpr bool kPinnedByLock = false;
-    static constexpr bool kExcludes = true;
-    static constexpr MemoryRegion::Sharing kSharing = MemoryRegion::Sharing::shared;
-    static constexpr MutexKind kMutexKind = MutexKind::shared_robust;
     using Handle = UniqueFd;
     using Early = KeyFile; // the key's lock file, tried once: locked, or open to wait on
 
@@ -39,7 +36,6 @@ public:
                 "flock mode needs an existing lock_dir, not '{}'", o.lock_dir.string()));
     }
 
-    bool pinned_by_lock() const override { return kPinnedByLock; }
     // claim: asked with the generation odd. The key leaves the table: its lock file goes too (if
     // nobody holds it, here or in a process with its own table), so files stay bounded by capacity.
     bool claim(Slot& s) override
@@ -48,9 +44,6 @@ public:
         remove_lock_file_if_free(file_of(s.key_view()));
         return true;
     }
-    void hand_over(Slot&) override {}
-    void unclaim(Slot&) noexcept override {}
-    void clear_dead_claim(Slot&) override {}
 
     Early before_pin(std::string_view key) { return lock_key_file(file_of(key), std::int64_t{0}); }
     Taken<Handle> take(Slot& s, std::uint32_t, Deadline deadline, Early&& early)
@@ -76,15 +69,8 @@ public:
         unpin(s);
         unlock_and_close(std::move(fd));
     }
-    void unpin(Slot& s) noexcept { parts_.slots.release_ref(s); }
-
-    // release_dead: the kernel already dropped the file lock; this clears the bookkeeping and
-    // returns the dead holder's reference.
-    bool release_dead(Slot& s, pid_t dead) noexcept { return forget_dead_holder(s, dead); }
-    pid_t owner(const Slot& s) const noexcept
-    {
-        return s.owner_pid.load(std::memory_order_relaxed);
-    }
+    // release_dead (the default): the kernel already dropped the file lock; this clears the
+    // bookkeeping and returns the dead holder's reference.
 
 private:
     std::filesystem::path file_of(std::string_view key) const
@@ -106,13 +92,5 @@ private:
         }
     }
 };
-
-} // namespace
-
-std::unique_ptr<LockTable::Impl> make_flock_table(const LockTableOptions& o)
-{
-    FlockMode::validate(o);
-    return std::make_unique<TableImpl<FlockMode>>(o);
-}
 
 } // namespace forklock

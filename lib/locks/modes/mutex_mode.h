@@ -1,13 +1,12 @@
-// mutex: a robust PTHREAD_PROCESS_SHARED mutex per slot, in shared memory. Holder death: the next
-// locker gets EOWNERDEAD from the kernel and recovers the key by itself; a supervisor may also
-// free it first with release_owned_by(pid).
+#pragma once
+// mutex: a robust PTHREAD_PROCESS_SHARED mutex per slot, in shared memory. Shared across processes
+// and threads if the table is made before fork() and inherited, or named (lock_options.h).
+// Holder death: the next locker gets EOWNERDEAD from the kernel and recovers the key by itself
+// (and counts it); a supervisor may also free it first with release_owned_by(pid).
 
-#include "locks/modes/modes.h"
 #include "locks/modes/pthread_mode.h"
-#include "locks/modes/table_impl.h"
 
 namespace forklock {
-namespace {
 
 class MutexMode final
     : public PthreadMode<MutexKind::shared_robust, MemoryRegion::Sharing::shared> {
@@ -40,16 +39,5 @@ public:
         return true;
     }
 };
-
-} // namespace
-
-std::unique_ptr<LockTable::Impl> make_mutex_table(const LockTableOptions& o)
-{
-    MutexMode::validate(o);
-    using Table = TableImpl<MutexMode>;
-    if (o.name.empty()) return std::make_unique<Table>(o);
-    return std::make_unique<Table>(
-        o, named_table_memory(o, Table::slot_bytes(o), WaitRegistry::kBytes));
-}
 
 } // namespace forklock
