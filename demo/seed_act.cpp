@@ -40,8 +40,9 @@ std::string pythonpath(const SeedSetup& setup)
     return setup.module_dir.string() + ":" + setup.app_dir.string();
 }
 
-// gunicorn -w N for one row, through /usr/bin/env so that the app gets its environment; the
-// master (the same pid after exec) leads the process group the harness stops.
+// gunicorn -w N for one row, through /usr/bin/env for PYTHONPATH (the config file imports
+// forklock); the master (the same pid after exec) leads the process group the harness stops.
+// The app's settings are gunicorn -e flags: `ps` shows each row's lock and data directory.
 harness::ServerSpec gunicorn_spec(const SeedSetup& setup, const SeedConfig& config,
                                   const fs::path& data_dir)
 {
@@ -49,9 +50,6 @@ harness::ServerSpec gunicorn_spec(const SeedSetup& setup, const SeedConfig& conf
     spec.binary = "/usr/bin/env";
     spec.args = {"PYTHONPATH=" + pythonpath(setup),
                  "PYTHONDONTWRITEBYTECODE=1",
-                 fmt::format("LOCK={}", app_lock_name(config.lock)),
-                 "DATA_DIR=" + data_dir.string(),
-                 "FORKLOCK_NAME=" + config.lock_name,
                  setup.python.string(),
                  "-m",
                  "gunicorn",
@@ -62,7 +60,12 @@ harness::ServerSpec gunicorn_spec(const SeedSetup& setup, const SeedConfig& conf
                  "-t",
                  "60",
                  "--graceful-timeout",
-                 "5"};
+                 "5",
+                 "-e",
+                 fmt::format("LOCK={}", app_lock_name(config.lock)),
+                 "-e",
+                 "DATA_DIR=" + data_dir.string()};
+    if (!config.lock_name.empty()) spec.args.insert(spec.args.end(), {"-e", "FORKLOCK_NAME=" + config.lock_name});
     if (config.preload) spec.args.emplace_back("--preload");
     spec.args.emplace_back("app:app");
     spec.data_dir = data_dir;
