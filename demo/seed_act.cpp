@@ -205,6 +205,10 @@ void crash(const SeedSetup& setup, SeedCrashRow& out, Progress& progress, const 
         throw os_error(errno, "kill({}, SIGKILL)", row.killed_pid);
     probe_after_kill(api, kCrashKey, row, Clock::now());
     row.new_pid = wait_for_replacement(gunicorn, ready_before);
+    // Restarts: the workers gunicorn forked beyond its first -w (each logs that it is ready).
+    const auto workers = static_cast<std::size_t>(out.seed.workers);
+    row.restarts_before = static_cast<int>(ready_before - workers);
+    row.restarts_after = static_cast<int>(ready_pids(gunicorn.log()).size() - workers);
     if (row.freed) row.committed += commit(api, kCrashKey, kCommitsAround);
     row.final = retry([&] { return api.counter(kCrashKey); }, "GET /counter");
     progress.show(fmt::format("{} stopping gunicorn", label));
