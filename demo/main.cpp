@@ -1,7 +1,7 @@
 // forklock-demo: the classroom demonstration (issue 4). Act 1 races concurrent increments
 // through every lock mode; act 2 kills a worker that holds a key; act 3 runs two servers on one
 // data directory, and a holder in postgres mode killed and paused (issue 14); the seed's scene
-// (seed_act.h, issue 24) runs Python's locks and forklock's module under gunicorn. Exit 0 only when
+// (seed_act.h) runs Python's locks and forklock's module under gunicorn. Exit 0 only when
 // every row did what the theory predicts (theory.h), 1 otherwise, 2 for bad usage, 130 on Ctrl-C.
 
 #include <cerrno>

@@ -1,4 +1,4 @@
-"""The seed's scene (issue 24): its read-modify-write counter under the real gunicorn, speaking the
+"""The seed's scene: its read-modify-write counter under the real gunicorn, speaking the
 part of forklock's HTTP API the demo uses, so the demo drives it as it drives its own server.
 
 LOCK picks the lock every increment holds (made at import: in the master with --preload, in each
