@@ -24,37 +24,6 @@ constexpr int kStuckProbeMs = 2'000; // how long the no-recovery probe waits for
 constexpr int kCommitsAround = 3;    // increments committed before and after the crash
 constexpr auto kStepDeadline = 10s;  // holder.h's helpers wait as long
 
-// After the kill: increments until one succeeds (recovery) or, with recovery off, one probe
-// that must time out with 503.
-void probe_after_kill(const ServerApi& api, CrashRow& row, Clock::time_point killed_at)
-{
-    const auto deadline = killed_at + kStepDeadline;
-    row.probe_timeout_ms =
-        predict_crash(row.config) == CrashVerdict::recovers ? 5'000 : kStuckProbeMs;
-    while (Clock::now() < deadline) {
-        IncrementReply reply;
-        try {
-            reply = api.increment(kKey, 0, row.probe_timeout_ms, 15s);
-        } catch (const HttpError&) { // the connection may have gone to the dying worker
-            sleep_or_throw(20ms);
-            continue;
-        }
-        if (reply.status == 200) {
-            row.freed = true;
-            row.freed_after_ms =
-                std::chrono::duration<double, std::milli>(Clock::now() - killed_at).count();
-            row.recovered_from = reply.recovered_from;
-            ++row.committed;
-            return;
-        }
-        if (reply.status == 503 && predict_crash(row.config) == CrashVerdict::stays_locked) {
-            row.stuck_503 = true;
-            row.stuck_owner = reply.owner_pid;
-            return;
-        }
-    }
-}
-
 // Polls GET /workers until the killed pid is gone, the count is back and restarts grew.
 void wait_for_replacement(const ServerApi& api, CrashRow& row, const WorkersSnapshot& before)
 {
@@ -99,7 +68,7 @@ void crash(const std::filesystem::path& server, CrashRow& row, Progress& progres
     if (::kill(row.killed_pid, SIGKILL) != 0)
         throw os_error(errno, "kill({}, SIGKILL)", row.killed_pid);
     const auto killed_at = Clock::now();
-    probe_after_kill(api, row, killed_at);
+    probe_after_kill(api, kKey, row, killed_at);
     wait_for_replacement(api, row, before);
     // A worker is listed as soon as it is forked, but handles TERM only once it has booted: a
     // TERM that arrives earlier is lost, and the master waits out --graceful-timeout.
@@ -111,6 +80,36 @@ void crash(const std::filesystem::path& server, CrashRow& row, Progress& progres
 }
 
 } // namespace
+
+void probe_after_kill(const ServerApi& api, const std::string& key, CrashRow& row,
+                      Clock::time_point killed_at)
+{
+    const auto deadline = killed_at + kStepDeadline;
+    row.probe_timeout_ms =
+        predict_crash(row.config) == CrashVerdict::recovers ? 5'000 : kStuckProbeMs;
+    while (Clock::now() < deadline) {
+        IncrementReply reply;
+        try {
+            reply = api.increment(key, 0, row.probe_timeout_ms, 15s);
+        } catch (const HttpError&) { // the connection may have gone to the dying worker
+            sleep_or_throw(20ms);
+            continue;
+        }
+        if (reply.status == 200) {
+            row.freed = true;
+            row.freed_after_ms =
+                std::chrono::duration<double, std::milli>(Clock::now() - killed_at).count();
+            row.recovered_from = reply.recovered_from;
+            ++row.committed;
+            return;
+        }
+        if (reply.status == 503 && predict_crash(row.config) == CrashVerdict::stays_locked) {
+            row.stuck_503 = true;
+            row.stuck_owner = reply.owner_pid;
+            return;
+        }
+    }
+}
 
 std::vector<ServerConfig> crash_scenarios()
 {

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "progress.h"
+#include "server_api.h"
 #include "theory.h"
 
 namespace forklock::demo {
@@ -34,6 +35,13 @@ struct CrashRow {
 };
 
 std::vector<ServerConfig> crash_scenarios();
+
+// After the holder of `key` was killed at `killed_at`: increments of the key until one succeeds
+// (recovery: row.freed, freed_after_ms, recovered_from, committed) or, when row.config predicts
+// the key stays locked, one probe that must time out with 503 (row.stuck_503, stuck_owner). Any
+// server that speaks the increment API will do (the seed's gunicorn app too).
+void probe_after_kill(const ServerApi& api, const std::string& key, CrashRow& row,
+                      Clock::time_point killed_at);
 
 CrashRow run_crash(const std::filesystem::path& server, const ServerConfig& config,
                    Progress& progress, const std::string& label);

@@ -29,6 +29,16 @@ std::vector<std::string> server_args(const ServerConfig& config)
     return args;
 }
 
+harness::ServerHooks demo_server_hooks()
+{
+    harness::ServerHooks hooks;
+    hooks.poll = throw_if_interrupted;
+    hooks.stop_signal = [] { return interrupted() ? SIGINT : SIGTERM; };
+    hooks.spawned = register_server_group;
+    hooks.reaped = unregister_server_group;
+    return hooks;
+}
+
 harness::ServerProcess start_server(const std::filesystem::path& binary, const ServerConfig& config,
                                     const std::filesystem::path& data_dir)
 {
@@ -40,10 +50,7 @@ harness::ServerProcess start_server(const std::filesystem::path& binary, const S
     spec.start_timeout = 15s;
     spec.stop_timeout = std::chrono::seconds(kGracefulTimeout + 3);
     spec.dir_prefix = "forklock-demo";
-    spec.hooks.poll = throw_if_interrupted;
-    spec.hooks.stop_signal = [] { return interrupted() ? SIGINT : SIGTERM; };
-    spec.hooks.spawned = register_server_group;
-    spec.hooks.reaped = unregister_server_group;
+    spec.hooks = demo_server_hooks();
     return harness::ServerProcess(std::move(spec));
 }
 

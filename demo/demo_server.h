@@ -27,6 +27,9 @@ struct ServerConfig {
 // The server's flags for a config (the harness adds -b and --data-dir), pure so it can be tested.
 std::vector<std::string> server_args(const ServerConfig& config);
 
+// The hooks that wire a harness::ServerProcess to the demo's Ctrl-C (any binary: also gunicorn).
+harness::ServerHooks demo_server_hooks();
+
 // Starts `binary` with the config's flags and returns once all its workers have booted. Throws
 // std::runtime_error (with the log's tail) when it does not come up, Interrupted on Ctrl-C.
 // `data_dir`: the counters' directory; empty: one of the server's own.

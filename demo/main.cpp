@@ -1,6 +1,7 @@
 // forklock-demo: the classroom demonstration. Act 1 races concurrent increments
 // through every lock mode; act 2 kills a worker that holds a key; act 3 runs two servers on one
-// data directory, and a holder in postgres mode killed and paused. Exit 0 only when
+// data directory, and a holder in postgres mode killed and paused; the seed's scene
+// (seed_act.h) runs Python's locks and forklock's module under gunicorn. Exit 0 only when
 // every row did what the theory predicts (theory.h), 1 otherwise, 2 for bad usage, 130 on Ctrl-C.
 
 #include <cerrno>
@@ -82,6 +83,13 @@ void run_two_servers_act(const Options& options, Progress& progress, DemoResults
         std::cout << holders << std::endl;
 }
 
+void run_seed_act(const Options& options, Progress& progress, DemoResults& results)
+{
+    results.seed = run_seed_act(options.seed, options.sizes, progress);
+    progress.clear();
+    if (!options.json) std::cout << format_seed(results.seed, options.sizes, options.color) << std::endl;
+}
+
 int run(const Options& options)
 {
     const auto start = std::chrono::steady_clock::now();
@@ -92,6 +100,7 @@ int run(const Options& options)
     if (runs(Acts::race)) run_race_act(options, progress, results);
     if (runs(Acts::crash)) run_crash_act(options, progress, results);
     if (runs(Acts::two_servers)) run_two_servers_act(options, progress, results);
+    if (runs(Acts::seed)) run_seed_act(options, progress, results);
     results.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (options.json)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 namespace forklock::demo {
 namespace {
@@ -61,13 +62,20 @@ ParsedOptions parse_options(int argc, char** argv)
     bool no_color = false;
     std::string acts = "all";
     std::string server;
+    std::string python;
+    const std::string seed_act = std::to_string(kSeedAct);
     add_size_flags(app, options.sizes);
-    app.add_option("--act", acts, "which act to run: 1 (race), 2 (crash), 3 (two servers) or all")
-        ->check(CLI::IsMember({"1", "2", "3", "all"}));
+    app.add_option("--act", acts,
+                   fmt::format("which act to run: 1 (race), 2 (crash), 3 (two servers), {} or "
+                               "seed (the seed: Python under gunicorn) or all",
+                               seed_act))
+        ->check(CLI::IsMember(std::vector<std::string>{"1", "2", "3", seed_act, "seed", "all"}));
     app.add_flag("--quick", quick, "small sizes (for the test suite); explicit flags still win");
     app.add_flag("--json", options.json, "print one JSON document instead of tables");
     app.add_flag("--no-color", no_color, "plain text even on a terminal");
     app.add_option("--server", server, "the forklock binary (default: built next to the demo)");
+    app.add_option("--python", python,
+                   "the Python with gunicorn for the seed's scene (default: /usr/bin/python3)");
     app.add_option("--trace-out", options.trace_out,
                    "write the race act's trace of critical sections to FILE (Chrome Trace Event "
                    "JSON, for Perfetto or chrome://tracing)");
@@ -84,8 +92,11 @@ ParsedOptions parse_options(int argc, char** argv)
     options.acts = acts == "1"   ? Acts::race
                    : acts == "2" ? Acts::crash
                    : acts == "3" ? Acts::two_servers
-                                 : Acts::all;
+                   : acts == seed_act || acts == "seed" ? Acts::seed
+                                      : Acts::all;
     options.color = !no_color && std::getenv("NO_COLOR") == nullptr && ::isatty(STDOUT_FILENO) == 1;
+    options.seed = default_seed_setup();
+    if (!python.empty()) options.seed.python = python;
     options.server = server.empty() ? default_server_path() : std::filesystem::path(server);
     return {std::move(options), 0};
 }

@@ -6,10 +6,11 @@
 #include <string>
 
 #include "race_act.h"
+#include "seed_act.h"
 
 namespace forklock::demo {
 
-enum class Acts { race, crash, two_servers, all };
+enum class Acts { race, crash, two_servers, seed, all };
 
 struct Options {
     RaceSizes sizes;
@@ -17,6 +18,7 @@ struct Options {
     bool json = false;
     bool color = true; // false with --no-color, NO_COLOR set, or stdout not a terminal
     std::filesystem::path server;
+    SeedSetup seed; // --python: the interpreter of the seed's scene
     std::filesystem::path trace_out; // --trace-out: the race act's Chrome trace; empty: none
 };
 

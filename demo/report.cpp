@@ -4,14 +4,9 @@
 
 #include <fmt/format.h>
 
-#include "table.h"
+#include "report_cells.h"
 
 namespace forklock::demo {
-namespace {
-
-constexpr const char* kRed = "31";
-constexpr const char* kGreen = "32";
-constexpr const char* kYellow = "33";
 
 Cell theory_cell(RowStatus status)
 {
@@ -28,6 +23,8 @@ std::string detail(std::string_view why, const std::string& note)
     if (note.empty()) return std::string(why);
     return fmt::format("{} ({})", why, note.substr(0, note.find('\n')));
 }
+
+namespace {
 
 std::string workers_x_threads(const ServerConfig& config)
 {
@@ -260,6 +257,8 @@ std::vector<RowStatus> statuses(const DemoResults& results)
     for (const auto& row : results.two_servers) out.push_back(row.judgement.status);
     for (const auto& row : results.postgres_crash) out.push_back(row.status);
     for (const auto& row : results.postgres_pause) out.push_back(row.status);
+    for (const auto& row : results.seed.race) out.push_back(row.judgement.race.status);
+    for (const auto& row : results.seed.crash) out.push_back(row.crash.status);
     return out;
 }
 

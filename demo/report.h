@@ -10,6 +10,7 @@
 #include "crash_act.h"
 #include "pause_row.h"
 #include "race_act.h"
+#include "seed_act.h"
 #include "two_servers_act.h"
 
 namespace forklock::demo {
@@ -22,6 +23,7 @@ struct DemoResults {
     std::vector<CrashRow> postgres_crash;  // Act 3's holder rows in postgres mode
     std::vector<PauseRow> postgres_pause;
     std::string postgres_skipped; // why Act 3's postgres rows did not run; empty when they ran
+    SeedScene seed;               // the seed's scene (Python under gunicorn), last
     double seconds = 0;
 };
 
@@ -34,10 +36,18 @@ std::string format_two_servers(const std::vector<TwoServerRow>& rows, const Race
 // Act 3's PostgreSQL holders, killed and paused; empty when neither row ran.
 std::string format_postgres_holders(const std::vector<CrashRow>& crash,
                                     const std::vector<PauseRow>& pause, bool color);
+// The seed's scene: its title ("Act 4, the seed: Python under gunicorn"), its two tables, or
+// the one line saying why it was skipped.
+std::string seed_title();
+std::string format_seed(const SeedScene& scene, const RaceSizes& sizes, bool color);
+
 // The closing line: every row as predicted, or which were not.
 std::string format_summary(const DemoResults& results, bool color);
 
 nlohmann::json to_json(const DemoResults& results);
+// One crash row, with its server configuration and prediction (Act 2's, Act 3's, the seed's).
+nlohmann::json crash_json(const CrashRow& row);
+nlohmann::json seed_json(const SeedScene& scene);
 
 // The race act's Chrome traces in one document (--trace-out), each worker's track named after
 // its row; rows without a kept trace add nothing.

@@ -43,32 +43,6 @@ nlohmann::json race_json(const RaceRow& row)
     return out;
 }
 
-nlohmann::json crash_json(const CrashRow& row)
-{
-    nlohmann::json out = config_json(row.config);
-    out.update({{"killed_pid", row.killed_pid},
-                {"freed", row.freed},
-                {"freed_after_ms", row.freed_after_ms},
-                {"recovered_from", row.recovered_from},
-                {"stuck_503", row.stuck_503},
-                {"stuck_owner_pid", row.stuck_owner},
-                {"probe_timeout_ms", row.probe_timeout_ms},
-                {"new_pid", row.new_pid},
-                {"restarts_before", row.restarts_before},
-                {"restarts_after", row.restarts_after},
-                {"committed", row.committed},
-                {"final", row.final},
-                {"predicted", to_string(predict_crash(row.config))},
-                {"verdict", to_string(row.observed)},
-                {"status", to_string(row.status)},
-                {"as_predicted", row.status == RowStatus::as_predicted},
-                {"summary", describe_recovery(row)},
-                {"why", why_crash(row.config)},
-                {"note", row.note},
-                {"seconds", row.seconds}});
-    return out;
-}
-
 nlohmann::json two_servers_json(const TwoServerRow& row)
 {
     nlohmann::json out = config_json(row.config);
@@ -120,6 +94,32 @@ nlohmann::json pause_json(const PauseRow& row)
 
 } // namespace
 
+nlohmann::json crash_json(const CrashRow& row)
+{
+    nlohmann::json out = config_json(row.config);
+    out.update({{"killed_pid", row.killed_pid},
+                {"freed", row.freed},
+                {"freed_after_ms", row.freed_after_ms},
+                {"recovered_from", row.recovered_from},
+                {"stuck_503", row.stuck_503},
+                {"stuck_owner_pid", row.stuck_owner},
+                {"probe_timeout_ms", row.probe_timeout_ms},
+                {"new_pid", row.new_pid},
+                {"restarts_before", row.restarts_before},
+                {"restarts_after", row.restarts_after},
+                {"committed", row.committed},
+                {"final", row.final},
+                {"predicted", to_string(predict_crash(row.config))},
+                {"verdict", to_string(row.observed)},
+                {"status", to_string(row.status)},
+                {"as_predicted", row.status == RowStatus::as_predicted},
+                {"summary", describe_recovery(row)},
+                {"why", why_crash(row.config)},
+                {"note", row.note},
+                {"seconds", row.seconds}});
+    return out;
+}
+
 nlohmann::json chrome_trace(const std::vector<RaceRow>& rows)
 {
     nlohmann::json events = nlohmann::json::array();
@@ -159,6 +159,7 @@ nlohmann::json to_json(const DemoResults& results)
             {"postgres_crash", postgres_crash},
             {"postgres_pause", postgres_pause},
             {"postgres_skipped", results.postgres_skipped},
+            {"seed", seed_json(results.seed)},
             {"seconds", results.seconds},
             {"all_as_predicted", all_as_predicted(results)}};
 }

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -214,6 +215,34 @@ void check_pause_row(const nlohmann::json& row)
     CHECK(row["final"] == row["committed"]);
 }
 
+// The seed's scene under the real gunicorn: (lock, preload) -> verdict, and for the locks that
+// exclude, whether another key waits; written out independently of demo/seed_theory.cpp.
+const std::map<std::tuple<std::string, bool>, std::tuple<std::string, std::string>> kExpectedSeed{
+    {{"threading.Lock", true}, {"loses updates", ""}},
+    {{"multiprocessing.Lock", false}, {"loses updates", ""}},
+    {{"multiprocessing.Lock", true}, {"safe", "one lock for all keys"}},
+    {{"forklock.LockDict", false}, {"safe", "per key"}},
+};
+
+void check_seed_race_row(const nlohmann::json& row)
+{
+    INFO(row.dump());
+    const auto key = std::tuple{row["lock"].get<std::string>(), row["preload"].get<bool>()};
+    REQUIRE(kExpectedSeed.count(key) == 1);
+    const auto& [verdict, scope] = kExpectedSeed.at(key);
+    CHECK(row["verdict"] == verdict);
+    CHECK(row["scope"] == scope);
+    CHECK(row["as_predicted"] == true);
+    CHECK(row["errors"] == 0);
+    CHECK(row["worker_pids"].size() >= 2); // more than one gunicorn worker served
+    if (verdict == "safe")
+        CHECK(row["lost"] == 0);
+    else
+        CHECK(row["lost"].get<long>() > 0);
+    if (scope == "one lock for all keys") CHECK(row["other_key_waited_ms"].get<double>() >= 100.0);
+    if (scope == "per key") CHECK(row["other_key_waited_ms"].get<double>() < 100.0);
+}
+
 void check_crash_row(const nlohmann::json& row)
 {
     INFO(row.dump());
@@ -254,6 +283,15 @@ TEST_CASE("forklock-demo --quick: every verdict as predicted, exit 0, nothing le
     check_crash_row(report["postgres_crash"][0]);
     REQUIRE(report["postgres_pause"].size() == 1);
     check_pause_row(report["postgres_pause"][0]);
+    // The suite has gunicorn and the module (the python suite needs both): the scene must run.
+    const auto& seed = report["seed"];
+    CHECK(seed["skipped"] == "");
+    REQUIRE(seed["race"].size() == kExpectedSeed.size());
+    for (const auto& row : seed["race"]) check_seed_race_row(row);
+    REQUIRE(seed["crash"].size() == 2);
+    CHECK(seed["crash"][0]["lock"] == "multiprocessing.Lock");
+    CHECK(seed["crash"][1]["lock"] == "forklock.LockDict");
+    for (const auto& row : seed["crash"]) check_crash_row(row);
     CHECK(demo_shm_names() == 0);
     CHECK(report["all_as_predicted"] == true);
     CHECK(rc == 0);
@@ -293,16 +331,36 @@ TEST_CASE("forklock-demo: Ctrl-C stops every server it started and removes their
     {
         interrupt_when_counter_exists({"--quick", "--act", "3"}, "pause");
     }
+    SECTION("during the seed's scene: every gunicorn, its whole process group")
+    {
+        interrupt_when_counter_exists({"--quick", "--act", "seed", "--requests", "5000"}, "seed");
+    }
 }
 
 TEST_CASE("forklock-demo: bad usage exits 2 before starting anything", "[demo]")
 {
     const ScratchDir scratch;
     for (const auto& args : std::vector<std::vector<std::string>>{
-             {"--workers", "1"}, {"--act", "4"}, {"--no-such-flag"}, {"--hold-ms", "0"}}) {
+             {"--workers", "1"}, {"--act", "9"}, {"--no-such-flag"}, {"--hold-ms", "0"}}) {
         Demo demo = start_demo(args, scratch.path());
         (void)read_all(demo.stdout_fd, std::chrono::seconds(10));
         CHECK(demo.process.wait(std::chrono::seconds(10)) == 2);
     }
+    CHECK(empty_dir(scratch.path()));
+}
+
+TEST_CASE("forklock-demo: without Python the seed's scene is one line saying why, and nothing runs",
+          "[demo]")
+{
+    const ScratchDir scratch;
+    Demo demo = start_demo({"--quick", "--act", "seed", "--no-color", "--python", "/nowhere/python3"},
+                           scratch.path());
+    const std::string out = read_all(demo.stdout_fd, std::chrono::seconds(20));
+    INFO(out);
+    CHECK(out.find(": skipped: no Python at /nowhere/python3") != std::string::npos);
+    CHECK(out.find(", the seed: Python under gunicorn: skipped:") < out.find('\n'));
+    CHECK(std::count(out.begin(), out.end(), '\n') == 3); // the skip line, a blank, the summary
+    CHECK(out.find("0 of 0 rows") != std::string::npos);
+    CHECK(demo.process.wait(std::chrono::seconds(10)) == 1); // no row ran: nothing was shown
     CHECK(empty_dir(scratch.path()));
 }

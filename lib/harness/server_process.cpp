@@ -131,7 +131,8 @@ void ServerProcess::spawn()
     if (std::none_of(args.begin(), args.end(),
                      [](const auto& a) { return a == "-b" || a == "--bind"; }))
         args.insert(args.end(), {"-b", "127.0.0.1:0"});
-    args.insert(args.end(), {"--data-dir", data_dir.string()});
+    if (!spec_.data_dir_flag.empty())
+        args.insert(args.end(), {spec_.data_dir_flag, data_dir.string()});
     std::vector<char*> argv; // built before fork: the child may only make async-signal-safe calls
     for (auto& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);

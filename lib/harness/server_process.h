@@ -37,6 +37,8 @@ struct ServerSpec {
     std::filesystem::path binary;   // empty: $FORKLOCK_BIN
     std::vector<std::string> args;  // flags; "-b 127.0.0.1:0" is added when there is no -b
     std::filesystem::path data_dir; // empty: data/ in the server's own directory
+    std::string data_dir_flag = "--data-dir"; // how the binary is told data_dir; empty: it is
+                                              // not forklock (the demo's gunicorn): no flag
     int workers = 1;                // wait for /healthz and this many in /workers; 0: only
                                     // for "Listening at:"
     bool refused = false;           // expected to exit before it listens: wait for nothing
