@@ -31,15 +31,17 @@ bool Arbiter::reread_config_file()
     if (startup_.config_file.empty()) return true;
     const ParseResult fresh = parse_options(startup_.args);
     if (!fresh.options) {
-        log(LogLevel::error, "Config file not reloaded; the running configuration and its "
-                             "workers are kept: {}",
+        log(LogLevel::error,
+            "Config file not reloaded; the running configuration and its "
+            "workers are kept: {}",
             one_line(fresh.err));
         return false;
     }
     ReloadPlan plan = plan_reload(options_, startup_.settings, fresh);
     for (const auto& what : plan.need_restart)
-        log(LogLevel::warning, "Config file: {}: a HUP cannot change it (the socket stays bound, "
-                               "the table and files stay open); restart to apply. Kept as it runs",
+        log(LogLevel::warning,
+            "Config file: {}: a HUP cannot change it (the socket stays bound, "
+            "the table and files stay open); restart to apply. Kept as it runs",
             what);
     for (const auto& what : plan.applied) log(LogLevel::info, "Config file: {}", what);
     options_ = std::move(plan.next);
@@ -71,8 +73,8 @@ void Arbiter::listen()
     const int fd = startup_.listen_socket->get();
     listener_.emplace(std::move(*startup_.listen_socket));
     startup_.listen_socket.reset();
-    log(LogLevel::info, "Socket activation: serving fd {} from systemd; --bind {} is not bound",
-        fd, bind_url(options_.bind));
+    log(LogLevel::info, "Socket activation: serving fd {} from systemd; --bind {} is not bound", fd,
+        bind_url(options_.bind));
 }
 
 // announce_ready: READY=1 once, after a start or a HUP, when every worker the master keeps
@@ -85,8 +87,8 @@ void Arbiter::announce_ready()
         if (!w.retiring && scoreboard_->slot(w.slot).config.load() != 0) ++serving;
     if (serving < num_workers_) return;
     announce_ready_ = false;
-    notifier_.send(fmt::format("READY=1\nSTATUS=Serving {} worker(s) at {}\nMAINPID={}",
-                               serving, bind_url(listener_->address()), pid_));
+    notifier_.send(fmt::format("READY=1\nSTATUS=Serving {} worker(s) at {}\nMAINPID={}", serving,
+                               bind_url(listener_->address()), pid_));
 }
 
 } // namespace forklock

@@ -26,7 +26,8 @@ std::string writable(const std::filesystem::path& path, std::string_view flag)
     while (!at.empty() && !std::filesystem::exists(at, ec)) at = at.parent_path();
     if (at.empty()) at = ".";
     const bool dir = std::filesystem::is_directory(at, ec);
-    if (at != path && !dir) return fmt::format("{} {}: {} is not a directory", flag, path.string(), at.string());
+    if (at != path && !dir)
+        return fmt::format("{} {}: {} is not a directory", flag, path.string(), at.string());
     if (::access(at.c_str(), dir ? W_OK | X_OK : W_OK) != 0)
         return fmt::format("{} {}: {} cannot be written: {}", flag, path.string(), at.string(),
                            std::strerror(errno));

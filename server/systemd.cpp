@@ -72,8 +72,9 @@ std::optional<UniqueFd> take_listen_socket()
     const auto fds = parse_number(fds_text);
     unset_listen_variables();
     if (!fds || *fds < 0)
-        throw SocketActivationError(fmt::format(
-            "socket activation: LISTEN_FDS='{}' is not a count of sockets", fds_text ? fds_text : ""));
+        throw SocketActivationError(
+            fmt::format("socket activation: LISTEN_FDS='{}' is not a count of sockets",
+                        fds_text ? fds_text : ""));
     if (*fds != 1)
         throw SocketActivationError(fmt::format(
             "socket activation: systemd passed {} sockets (LISTEN_FDS={}); forklock serves one: "
@@ -107,10 +108,9 @@ void Notifier::send(std::string_view message) noexcept
     std::memcpy(to.sun_path, address_.data(), address_.size());
     const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address_.size());
     UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    const bool sent =
-        fd && ::sendto(fd.get(), message.data(), message.size(), MSG_NOSIGNAL,
-                       reinterpret_cast<const sockaddr*>(&to), len) ==
-                  static_cast<ssize_t>(message.size());
+    const bool sent = fd && ::sendto(fd.get(), message.data(), message.size(), MSG_NOSIGNAL,
+                                     reinterpret_cast<const sockaddr*>(&to),
+                                     len) == static_cast<ssize_t>(message.size());
     if (!sent && !failed_)
         log(LogLevel::warning, "sd_notify to NOTIFY_SOCKET failed: {}", std::strerror(errno));
     failed_ = failed_ || !sent;

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,8 +46,9 @@ const Setting& setting(const ParseResult& r, const std::string& key)
 
 TEST_CASE("Config file: its keys, named as the long flags, set the options", "[config]")
 {
-    ConfigFile file("workers = 3\nlock-mode = \"flock\"\npreload = true\n"
-                    "bind = \"127.0.0.1:9001\"\nheader-timeout = 2.5\nallowed-hosts = \"a.test\"\n");
+    ConfigFile file(
+        "workers = 3\nlock-mode = \"flock\"\npreload = true\n"
+        "bind = \"127.0.0.1:9001\"\nheader-timeout = 2.5\nallowed-hosts = \"a.test\"\n");
     auto r = parse({"-c", file.path()});
     INFO(r.err);
     REQUIRE(r.options);
@@ -68,8 +70,7 @@ TEST_CASE("Config file: an INI file is read as well", "[config]")
     CHECK_FALSE(r.options->trace);
 }
 
-TEST_CASE("Config file: the command line wins over the file, the file over the default",
-          "[config]")
+TEST_CASE("Config file: the command line wins over the file, the file over the default", "[config]")
 {
     ConfigFile file("workers = 3\nthreads = 2\n");
     auto r = parse({"-w", "5", "-c", file.path()});
@@ -170,66 +171,76 @@ TEST_CASE("--check-config: asks main for a check, with the options", "[config]")
     CHECK(parse({}).action == Action::serve);
 }
 
+// What a HUP plans when the file held `before` at start and holds `after` now; `running` is
+// what the server runs (the start's options unless a test changes them).
+struct Hup {
+    ParseResult loaded;
+    ParseResult fresh;
+    ReloadPlan plan;
+
+    Hup(const std::string& before, const std::string& after,
+        const std::function<void(Options&)>& since_start = {})
+    {
+        ConfigFile file(before);
+        loaded = parse({"-c", file.path()});
+        REQUIRE(loaded.options);
+        Options running = *loaded.options;
+        if (since_start) since_start(running);
+        file.write(after);
+        fresh = parse({"-c", file.path()});
+        REQUIRE(fresh.options);
+        plan = plan_reload(running, loaded.settings, fresh);
+    }
+};
+
 TEST_CASE("HUP plan: only the keys the file changed are applied, the rest stay as they run",
           "[config]")
 {
-    ConfigFile file("workers = 2\ntimeout = 30\nlog-level = \"info\"\n");
-    auto loaded = parse({"-c", file.path()});
-    REQUIRE(loaded.options);
-    Options running = *loaded.options;
-    running.workers = 5;            // TTIN since
-    running.dashboard_token = "t1"; // the master's random one
-    file.write("workers = 2\ntimeout = 9\nlog-level = \"debug\"\n");
-    auto fresh = parse({"-c", file.path()});
-    REQUIRE(fresh.options);
-    const ReloadPlan plan = plan_reload(running, loaded.settings, fresh);
+    const Hup hup("workers = 2\ntimeout = 30\nlog-level = \"info\"\n",
+                  "workers = 2\ntimeout = 9\nlog-level = \"debug\"\n", [](Options& running) {
+                      running.workers = 5;            // TTIN since
+                      running.dashboard_token = "t1"; // the master's random one
+                  });
+    const ReloadPlan& plan = hup.plan;
     CHECK(plan.next.timeout_s == 9);
     CHECK(plan.next.log_level == LogLevel::debug);
     CHECK(plan.next.workers == 5);
     CHECK(plan.next.dashboard_token == "t1");
     CHECK_FALSE(plan.change);
-    CHECK(plan.applied == std::vector<std::string>{"timeout: 30 -> 9", "log-level: \"info\" -> \"debug\""});
+    CHECK(plan.applied ==
+          std::vector<std::string>{"timeout: 30 -> 9", "log-level: \"info\" -> \"debug\""});
     CHECK(plan.need_restart.empty());
 }
 
 TEST_CASE("HUP plan: mode, preload, workers and threads go the way /control/config's go",
           "[config]")
 {
-    ConfigFile file("workers = 2\n");
-    auto loaded = parse({"-c", file.path()});
-    file.write("workers = 4\nlock-mode = \"semaphore\"\npreload = true\n");
-    auto fresh = parse({"-c", file.path()});
-    REQUIRE(fresh.options);
-    const ReloadPlan plan = plan_reload(*loaded.options, loaded.settings, fresh);
+    const Hup hup("workers = 2\n", "workers = 4\nlock-mode = \"semaphore\"\npreload = true\n");
+    const ReloadPlan& plan = hup.plan;
     REQUIRE(plan.change);
     CHECK(plan.change->workers == 4);
     CHECK(plan.change->mode == LockMode::semaphore);
     CHECK(plan.change->preload == true);
     CHECK_FALSE(plan.change->threads);
     CHECK(plan.next.workers == 2); // through the change, not behind the reload's checks
-    CHECK(plan.next.lock_mode == loaded.options->lock_mode);
+    CHECK(plan.next.lock_mode == hup.loaded.options->lock_mode);
 
-    file.write("workers = 2\nlock-slots = 64\n");
-    auto slots = parse({"-c", file.path()});
-    const ReloadPlan table = plan_reload(*loaded.options, loaded.settings, slots);
-    REQUIRE(table.change); // a new table, with the new size
-    CHECK(table.next.lock_slots == 64);
+    const Hup slots("workers = 2\n", "workers = 2\nlock-slots = 64\n");
+    REQUIRE(slots.plan.change); // a new table, with the new size
+    CHECK(slots.plan.next.lock_slots == 64);
 }
 
 TEST_CASE("HUP plan: the bind address and other start-only keys are kept, and said every time",
           "[config]")
 {
-    ConfigFile file("bind = \"127.0.0.1:8000\"\n");
-    auto loaded = parse({"-c", file.path()});
-    file.write("bind = \"127.0.0.1:9000\"\ndata-dir = \"elsewhere\"\n");
-    auto fresh = parse({"-c", file.path()});
-    REQUIRE(fresh.options);
-    const ReloadPlan plan = plan_reload(*loaded.options, loaded.settings, fresh);
+    const Hup hup("bind = \"127.0.0.1:8000\"\n",
+                  "bind = \"127.0.0.1:9000\"\ndata-dir = \"elsewhere\"\n");
+    const ReloadPlan& plan = hup.plan;
     CHECK(plan.next.bind.port == 8000);
-    CHECK(plan.next.data_dir == loaded.options->data_dir);
-    CHECK(plan.need_restart == std::vector<std::string>{
-                                   "bind: \"127.0.0.1:8000\" -> \"127.0.0.1:9000\"",
+    CHECK(plan.next.data_dir == hup.loaded.options->data_dir);
+    CHECK(plan.need_restart ==
+          std::vector<std::string>{"bind: \"127.0.0.1:8000\" -> \"127.0.0.1:9000\"",
                                    "data-dir: \"forklock-data\" -> \"elsewhere\""});
-    const ReloadPlan again = plan_reload(plan.next, plan.settings, fresh);
+    const ReloadPlan again = plan_reload(plan.next, plan.settings, hup.fresh);
     CHECK(again.need_restart.size() == 2);
 }

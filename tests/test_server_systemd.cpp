@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
-#include <set>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -139,12 +139,13 @@ TEST_CASE("systemd: LISTEN_FDS that does not match exits 2 with one line and ser
     std::vector<Case> cases;
     cases.push_back({"two sockets", inet_socket(SOCK_STREAM, true), "2",
                      "systemd passed 2 sockets (LISTEN_FDS=2)"});
-    cases.push_back({"not a count", inet_socket(SOCK_STREAM, true), "x",
-                     "LISTEN_FDS='x' is not a count"});
-    cases.push_back({"not listening", inet_socket(SOCK_STREAM, false), "1", "fd 3 is not listening"});
-    cases.push_back({"datagram", inet_socket(SOCK_DGRAM, false), "1", "fd 3 is not a stream socket"});
     cases.push_back(
-        {"unix", unix_listener(dir.path() / "s"), "1", "fd 3 is not a TCP socket"});
+        {"not a count", inet_socket(SOCK_STREAM, true), "x", "LISTEN_FDS='x' is not a count"});
+    cases.push_back(
+        {"not listening", inet_socket(SOCK_STREAM, false), "1", "fd 3 is not listening"});
+    cases.push_back(
+        {"datagram", inet_socket(SOCK_DGRAM, false), "1", "fd 3 is not a stream socket"});
+    cases.push_back({"unix", unix_listener(dir.path() / "s"), "1", "fd 3 is not a TCP socket"});
     for (auto& c : cases) {
         INFO(c.name);
         ServerSpec spec;

@@ -62,8 +62,9 @@ constexpr std::array kHupRules{
             [](Options& t, const Options& f, ConfigChange&) {
                 t.header_timeout_s = f.header_timeout_s;
             }},
-    HupRule{"body-timeout", HupKind::copy,
-            [](Options& t, const Options& f, ConfigChange&) { t.body_timeout_s = f.body_timeout_s; }},
+    HupRule{
+        "body-timeout", HupKind::copy,
+        [](Options& t, const Options& f, ConfigChange&) { t.body_timeout_s = f.body_timeout_s; }},
     HupRule{"keepalive-timeout", HupKind::copy,
             [](Options& t, const Options& f, ConfigChange&) {
                 t.keepalive_timeout_s = f.keepalive_timeout_s;

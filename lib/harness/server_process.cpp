@@ -160,9 +160,8 @@ void ServerProcess::spawn()
     if (data_dir.empty()) std::filesystem::create_directory(data_dir = dir_.path() / "data");
     std::vector<std::string> args{server_binary(spec_).string()};
     args.insert(args.end(), spec_.args.begin(), spec_.args.end());
-    if (spec_.add_bind && std::none_of(args.begin(), args.end(), [](const auto& a) {
-            return a == "-b" || a == "--bind";
-        }))
+    if (spec_.add_bind && std::none_of(args.begin(), args.end(),
+                                       [](const auto& a) { return a == "-b" || a == "--bind"; }))
         args.insert(args.end(), {"-b", "127.0.0.1:0"});
     args.insert(args.end(), {"--data-dir", data_dir.string()});
     ExecPlan plan; // built before fork: the child may only make async-signal-safe calls

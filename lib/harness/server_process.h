@@ -86,9 +86,9 @@ public:
     // The controls' token: the one the master logged at start ("" before that line).
     [[nodiscard]] std::string dashboard_token() const;
     // control POSTs `target` (a /control/... path) with the token in X-Forklock-Token.
-    [[nodiscard]] HttpResponse control(const std::string& target,
-                                       std::chrono::milliseconds timeout = std::chrono::seconds(10))
-        const;
+    [[nodiscard]] HttpResponse
+    control(const std::string& target,
+            std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
     // The whole server log (stdout and stderr) so far.
     [[nodiscard]] std::string log() const;
