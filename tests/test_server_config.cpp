@@ -173,3 +173,23 @@ TEST_CASE("--check-config: an address in use, a table a live server holds, a loc
     for (const auto& out : {in_use_out, held_out, down_out})
         CHECK(std::count(out.begin(), out.end(), '\n') == 1);
 }
+
+TEST_CASE("Server config file: a change the reload refuses is undone whole and tried again",
+          "[config]")
+{
+    const std::string name = fmt::format("cfgrefuse{}", ::getpid());
+    const std::string head = fmt::format("bind = \"127.0.0.1:0\"\nlock-name = \"{}\"\n", name);
+    ConfiguredServer s(head + "lock-mode = \"mutex\"\n", 1);
+    ServerProcess& server = *s.server;
+    const std::set<pid_t> before = server.booted_worker_pids();
+    // A named table keeps its mode while workers hold it: the master refuses the switch.
+    write_file(s.file, head + "lock-mode = \"semaphore\"\n");
+    const std::string change = "Config file: lock-mode: \"mutex\" -> \"semaphore\"";
+    for (int hup = 1; hup <= 2; ++hup) {
+        server.signal(SIGHUP);
+        CHECK(wait_until([&] { return server.count_in_log("refused") == hup; }, 10s, 20ms));
+        CHECK(server.count_in_log(change) == hup); // not taken as applied: the next HUP retries
+    }
+    CHECK(server.worker_pids() == before);
+    CHECK(http_request(server.endpoint(), "GET", "/healthz").status == 200);
+}
