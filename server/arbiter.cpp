@@ -57,9 +57,10 @@ std::string_view origin_text(TableOrigin origin)
 
 } // namespace
 
-Arbiter::Arbiter(const Options& options)
+Arbiter::Arbiter(const Options& options, Startup startup)
     : options_(options), num_workers_(options.workers), pid_(::getpid()),
-      signals_({SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1, SIGCHLD})
+      signals_({SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1, SIGCHLD}),
+      startup_(std::move(startup))
 {
     ::signal(SIGPIPE, SIG_IGN);
 }
@@ -90,6 +91,7 @@ int Arbiter::run()
         if (stop_request_) break;
         murder_workers();
         manage_workers();
+        announce_ready();
     }
     return halt(*stop_request_);
 }
@@ -109,7 +111,7 @@ void Arbiter::start()
     // "Listening at".
     scoreboard_ = std::make_unique<Scoreboard>(pid_, current_config());
     make_table();
-    listener_.emplace(options_.bind);
+    listen();
     if (!options_.pid_file.empty()) {
         write_pid_file(options_.pid_file, pid_);
         pid_file_written_ = true;
@@ -422,6 +424,7 @@ void Arbiter::request_stop(StopRequest request)
 int Arbiter::halt(const StopRequest& request)
 {
     if (!request.reason.empty()) log(LogLevel::error, "{}", request.reason);
+    notifier_.send("STOPPING=1");
     stop(request.graceful);
     log(LogLevel::info, "Shutting down: Master");
     return request.exit_code;
@@ -451,7 +454,9 @@ void Arbiter::handle_chld() { reap_workers(); }
 void Arbiter::handle_hup()
 {
     log(LogLevel::info, "Hang up: Master");
-    if (!reload()) return;
+    notifier_.reloading("Reloading");
+    announce_ready_ = true; // READY=1 again once the new workers serve, or the old ones stay
+    if (!reload_with_file()) return;
     std::vector<pid_t> old;
     for (auto& [pid, w] : workers_) {
         w.retiring = true;

@@ -9,6 +9,8 @@
 //   configuration passed the checks the master can make (a reachable PostgreSQL, a named table
 //   it may claim); one that fails them replaces nothing, as nginx keeps its old configuration,
 //   TTIN/TTOU one worker more/less, USR1 reopen the access log, CHLD reap (and respawn).
+// With -c FILE, a HUP first reads the file again (arbiter_ops.cpp); with systemd, the master
+// serves the socket it was passed and tells NOTIFY_SOCKET READY, RELOADING and STOPPING.
 
 #include <sys/types.h>
 
@@ -17,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "app/counter_store.h"
 #include "app/options.h"
@@ -24,10 +27,19 @@
 #include "listener.h"
 #include <forklock/lock_table.h>
 #include "signal_queue.h"
+#include "systemd.h"
 #include "trace/histogram.h"
 #include "trace/trace_ring.h"
 
 namespace forklock {
+
+// What main() hands the master besides the options.
+struct Startup {
+    std::optional<UniqueFd> listen_socket; // systemd's (socket activation); none: bind
+    std::filesystem::path config_file;     // -c FILE; empty: a HUP reads no file
+    std::vector<std::string> args;         // the command line, parsed again on HUP
+    std::vector<Setting> settings;         // as loaded, for the HUP to compare with
+};
 
 class Arbiter final {
 public:
@@ -38,7 +50,7 @@ public:
     static constexpr int kExitLockServer = 2;    // --lock-url: PostgreSQL down, refusing, bad URL
     static constexpr int kExitBootError = 3;
 
-    explicit Arbiter(const Options& options);
+    explicit Arbiter(const Options& options, Startup startup = {});
     ~Arbiter();
     Arbiter(const Arbiter&) = delete;
     Arbiter& operator=(const Arbiter&) = delete;
@@ -85,6 +97,11 @@ private:
     bool reload();
     std::shared_ptr<LockTable> next_table(const Options& next, bool changed) const;
     ServerConfig current_config() const;
+    // arbiter_ops.cpp: the config file on HUP, the listening socket, systemd's notifications.
+    bool reread_config_file();
+    bool reload_with_file();
+    void listen();
+    void announce_ready();
 
     void dispatch(int sig);
     void handle_chld();
@@ -111,6 +128,9 @@ private:
     std::uint32_t generation_ = 0; // of the configuration running: 0 = the command line's
     bool stopping_ = false;
     bool pid_file_written_ = false;
+    Startup startup_;
+    Notifier notifier_;
+    bool announce_ready_ = true; // READY=1 is due once every worker serves (start, HUP)
 };
 
 } // namespace forklock

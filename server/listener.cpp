@@ -1,6 +1,7 @@
 #include "listener.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -95,6 +96,15 @@ Listener::Listener(const BindAddress& address)
         }
     }
     throw last;
+}
+
+Listener::Listener(UniqueFd listening) : fd_(std::move(listening))
+{
+    const int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags | O_NONBLOCK) != 0 ||
+        ::fcntl(fd_.get(), F_SETFD, FD_CLOEXEC) != 0)
+        throw os_error(errno, "fcntl({}, O_NONBLOCK, FD_CLOEXEC)", fd_.get());
+    bound_ = bound_address(fd_.get());
 }
 
 } // namespace forklock

@@ -19,6 +19,9 @@ class Listener final {
 public:
     // Binds and listens (non-blocking, close-on-exec). Throws std::system_error.
     explicit Listener(const BindAddress& address);
+    // Serves a socket already bound and listening (systemd's, systemd.h): made non-blocking and
+    // close-on-exec here. Throws std::system_error.
+    explicit Listener(UniqueFd listening);
 
     int fd() const noexcept { return fd_.get(); }
     // The address actually bound: the real port when 0 was asked for.

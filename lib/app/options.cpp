@@ -3,12 +3,15 @@
 #include <bit>
 #include <cctype>
 #include <charconv>
+#include <cstring>
+#include <fstream>
 #include <random>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "app/config_file.h"
 #include "app/scoreboard.h"
 #include <forklock/lock_table.h>
 #include "trace/trace_ring.h"
@@ -169,6 +172,142 @@ std::string finish(Options& o, const RawOptions& raw)
     return config_error(o);
 }
 
+// The flags that are not settings: -c FILE and the checks, on the command line only.
+struct FileFlags {
+    std::string config;
+    bool check = false;
+    bool print = false;
+};
+
+// One CLI11 parse of every flag. read_file: -c FILE is read (CLI11's set_config: TOML or INI),
+// else it is only recorded, to parse the command line alone.
+struct FlagParser {
+    CLI::App app{"forklock: a pre-fork HTTP server that counts, under a lock per key", "forklock"};
+    Options o;
+    RawOptions raw;
+    FileFlags files;
+    bool read_file;
+
+    explicit FlagParser(bool read) : read_file(read)
+    {
+        add_flags(app, o, raw);
+        add_file_flags();
+        if (read_file)
+            for (CLI::Option* opt : app.get_options()) opt->capture_default_str(); // before parse
+    }
+
+    void add_file_flags()
+    {
+        constexpr const char* kConfigHelp = "read settings from FILE (TOML or INI, KEY = VALUE "
+                                            "with KEY a long flag's name); flags win over it";
+        if (read_file)
+            app.set_config("-c,--config", "", kConfigHelp)->configurable(false);
+        else
+            app.add_option("-c,--config", files.config, kConfigHelp);
+        app.add_flag("--check-config", files.check,
+                     "load the settings, probe the address, lock table and lock server, print "
+                     "\"configuration ok\" or why not, and exit 0 or 2 without serving")
+            ->configurable(false);
+        app.add_flag("--print-config", files.print,
+                     "print the resolved settings, each with where it came from (flag, file, "
+                     "default), as a config file, and exit")
+            ->configurable(false);
+        app.allow_config_extras(CLI::config_extras_mode::error);
+    }
+
+    bool parse(const std::vector<std::string>& args, ParseResult& result);
+    std::vector<Setting> settings(const FlagParser& command_line) const;
+};
+
+ParseResult& fail(ParseResult& result, const std::string& problem)
+{
+    result.exit_code = 2;
+    result.err = fmt::format("forklock: error: {}\n", problem);
+    return result;
+}
+
+// file_error: a CLI11 error met while reading `file`, as one line naming the file and the key.
+std::string file_error(const CLI::ParseError& e, const std::filesystem::path& file)
+{
+    std::string what = e.what();
+    constexpr std::string_view kUnknown = "INI was not able to parse ";
+    if (what.starts_with(kUnknown)) {
+        const std::string key = what.substr(kUnknown.size());
+        what = key.ends_with(".++") ? fmt::format("section [{}]: the keys have no sections",
+                                                  key.substr(0, key.size() - 3))
+                                    : fmt::format("unknown key '{}'", key);
+    } else if (what.starts_with("--")) {
+        what.erase(0, 2); // "--workers: Value 0 not in range 1 to 64": the key is "workers"
+    }
+    return fmt::format("{}: {}", file.string(), what);
+}
+
+std::string unreadable(const std::filesystem::path& file)
+{
+    std::error_code ignored;
+    if (std::filesystem::is_directory(file, ignored)) return "a directory, not a config file";
+    std::ifstream in(file);
+    if (!in) return fmt::format("cannot be read: {}", std::strerror(errno));
+    return "";
+}
+
+bool FlagParser::parse(const std::vector<std::string>& args, ParseResult& result)
+{
+    std::vector<std::string> reversed(args.rbegin(), args.rend()); // CLI11 pops from the back
+    try {
+        app.parse(reversed);
+        return true;
+    } catch (const CLI::ParseError& e) {
+        if (read_file) return fail(result, file_error(e, result.config_file)), false;
+        std::ostringstream out, err;
+        result.exit_code = app.exit(e, out, err);
+        if (result.exit_code != 0) result.exit_code = 2;
+        result.out = out.str();
+        result.err = err.str();
+        return false;
+    }
+}
+
+// toml_value: the option's resolved value as a TOML value CLI11 reads back.
+std::string toml_value(const CLI::Option& opt)
+{
+    if (opt.get_expected_min() == 0) return opt.count() > 0 && opt.as<bool>() ? "true" : "false";
+    const std::string text = opt.count() > 0 ? opt.as<std::string>() : opt.get_default_str();
+    const std::string type = opt.get_type_name();
+    const bool number =
+        type.starts_with("INT") || type.starts_with("UINT") || type.starts_with("FLOAT");
+    if (number && !text.empty()) return text;
+    return text.find('"') == std::string::npos ? fmt::format("\"{}\"", text)
+                                               : fmt::format("'{}'", text);
+}
+
+std::vector<Setting> FlagParser::settings(const FlagParser& command_line) const
+{
+    std::vector<Setting> out;
+    for (const CLI::Option* opt : app.get_options()) {
+        const std::string key = opt->get_single_name();
+        if (!opt->get_configurable() || key == "help" || key == "version") continue;
+        SettingSource source = SettingSource::default_value;
+        if (command_line.app.get_option("--" + key)->count() > 0)
+            source = SettingSource::flag;
+        else if (opt->count() > 0)
+            source = SettingSource::file;
+        out.push_back({key, toml_value(*opt), source});
+    }
+    return out;
+}
+
+// blame: a problem finish() found ("--KEY: ..."), prefixed with the file when KEY came from it.
+std::string blame(const std::string& problem, const ParseResult& result)
+{
+    if (!problem.starts_with("--")) return problem;
+    const std::string key = problem.substr(2, problem.find_first_of(": ") - 2);
+    for (const Setting& s : result.settings)
+        if (s.key == key && s.source == SettingSource::file)
+            return fmt::format("{}: {}", result.config_file.string(), problem);
+    return problem;
+}
+
 } // namespace
 
 std::optional<DashboardControls> parse_dashboard_controls(std::string_view name)
@@ -264,29 +403,29 @@ std::string bind_url(const BindAddress& a)
 
 ParseResult parse_options(const std::vector<std::string>& args)
 {
-    CLI::App app{"forklock: a pre-fork HTTP server that counts, under a lock per key", "forklock"};
-    Options o;
-    RawOptions raw;
-    add_flags(app, o, raw);
-    std::vector<std::string> reversed(args.rbegin(), args.rend()); // CLI11 pops from the back
     ParseResult result;
-    try {
-        app.parse(reversed);
-    } catch (const CLI::ParseError& e) {
-        std::ostringstream out, err;
-        result.exit_code = app.exit(e, out, err);
-        if (result.exit_code != 0) result.exit_code = 2;
-        result.out = out.str();
-        result.err = err.str();
+    // Pass 1, the command line alone: --help, --version and its own errors, and which settings
+    // it gave (their source is "flag").
+    FlagParser command_line(false);
+    if (!command_line.parse(args, result)) return result;
+    // Pass 2, the command line and then the file: what the file adds. Pass 1 passed, so a
+    // CLI11 error here is the file's.
+    FlagParser full(true);
+    result.config_file = command_line.files.config;
+    if (!result.config_file.empty()) {
+        if (auto problem = unreadable(result.config_file); !problem.empty())
+            return fail(result, fmt::format("{}: {}", result.config_file.string(), problem));
+    }
+    if (!full.parse(args, result)) return result;
+    result.settings = full.settings(command_line);
+    if (auto problem = finish(full.o, full.raw); !problem.empty())
+        return fail(result, blame(problem, result));
+    if (full.files.print) {
+        result.out = format_settings(result.settings);
         return result;
     }
-    if (auto problem = finish(o, raw); !problem.empty()) {
-        result.exit_code = 2;
-        result.err =
-            fmt::format("forklock: error: {}\nRun with --help for more information.\n", problem);
-        return result;
-    }
-    result.options = o;
+    result.action = full.files.check ? Action::check_config : Action::serve;
+    result.options = full.o;
     return result;
 }
 

@@ -63,15 +63,38 @@ struct Options {
     double keepalive_timeout_s = 75; // idle between requests; 0 = no keep-alive
 };
 
-// Either options to run with, or an exit code and the text to print (help, version or an error).
+// Where a setting's value came from: precedence is the command line, then -c FILE, then the
+// default.
+enum class SettingSource { flag, file, default_value };
+const char* to_string(SettingSource source) noexcept;
+
+// One setting as resolved: its key (the long flag's name without "--", the name -c FILE uses)
+// and its value as TOML text (quoted when a string), ready to be saved in a config file.
+struct Setting {
+    std::string key;
+    std::string value;
+    SettingSource source = SettingSource::default_value;
+};
+
+// What the command line asks for besides the settings: serve, or check and exit.
+enum class Action { serve, check_config };
+
+// Either options to run with, or an exit code and the text to print (help, version,
+// --print-config or an error).
 struct ParseResult {
     std::optional<Options> options;
     int exit_code = 0;
-    std::string out; // for stdout (--help, --version)
-    std::string err; // for stderr (invalid values)
+    std::string out; // for stdout (--help, --version, --print-config)
+    std::string err; // for stderr (invalid values): one line, "forklock: error: ..."
+    Action action = Action::serve;
+    std::filesystem::path config_file; // -c FILE; empty without one
+    std::vector<Setting> settings;     // every key, in --help's order (with options only)
 };
 
-ParseResult parse_options(const std::vector<std::string>& args); // args exclude argv[0]
+// args exclude argv[0]. With -c FILE, the file's keys fill what the command line left unset;
+// an error in the file names the file and the key. --print-config answers in `out`, with no
+// options; --check-config returns the options with Action::check_config.
+ParseResult parse_options(const std::vector<std::string>& args);
 
 // --allowed-hosts: "a.example,b.example" or "*": the names, lower case, an IPv6 address without
 // its brackets; nullopt when a name is empty or has a port.

@@ -47,8 +47,39 @@ std::filesystem::path server_binary(const ServerSpec& spec)
     return bin;
 }
 
+// What the child execs: argv, and the environment with the caller's additions. LISTEN_PID's
+// value is written by the child itself, into room made here, once it knows its pid.
+struct ExecPlan {
+    std::vector<char*> argv;
+    std::vector<std::string> env;
+    std::vector<char*> envp;
+    char* listen_pid = nullptr; // the digits' place in env, or null without socket activation
+    int listen_fd = -1;
+};
+
+void write_decimal(char* out, long value) // async-signal-safe
+{
+    char digits[24];
+    int n = 0;
+    do digits[n++] = static_cast<char>('0' + value % 10);
+    while ((value /= 10) > 0);
+    while (n > 0) *out++ = digits[--n];
+    *out = '\0';
+}
+
+// pass_listen_socket: fd 3 and LISTEN_PID, as systemd sets them before exec.
+void pass_listen_socket(const ExecPlan& plan)
+{
+    if (plan.listen_fd < 0) return;
+    if (plan.listen_fd == 3)
+        ::fcntl(3, F_SETFD, 0);
+    else
+        ::dup2(plan.listen_fd, 3);
+    write_decimal(plan.listen_pid, ::getpid());
+}
+
 // Runs in the child between fork and exec: async-signal-safe calls only.
-[[noreturn]] void exec_server(const std::vector<char*>& argv, int log_fd, pid_t parent)
+[[noreturn]] void exec_server(const ExecPlan& plan, int log_fd, pid_t parent)
 {
     ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -64,7 +95,8 @@ std::filesystem::path server_binary(const ServerSpec& spec)
     if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
     ::dup2(log_fd, STDOUT_FILENO);
     ::dup2(log_fd, STDERR_FILENO);
-    ::execv(argv[0], argv.data());
+    pass_listen_socket(plan); // after the log: the log's fd may be 3
+    ::execve(plan.argv[0], plan.argv.data(), plan.envp.data());
     const char message[] = "harness: execv(server) failed\n";
     [[maybe_unused]] auto ignored = ::write(STDERR_FILENO, message, sizeof message - 1);
     ::_exit(127);
@@ -128,14 +160,24 @@ void ServerProcess::spawn()
     if (data_dir.empty()) std::filesystem::create_directory(data_dir = dir_.path() / "data");
     std::vector<std::string> args{server_binary(spec_).string()};
     args.insert(args.end(), spec_.args.begin(), spec_.args.end());
-    if (std::none_of(args.begin(), args.end(),
-                     [](const auto& a) { return a == "-b" || a == "--bind"; }))
+    if (spec_.add_bind && std::none_of(args.begin(), args.end(),
+                                       [](const auto& a) { return a == "-b" || a == "--bind"; }))
         args.insert(args.end(), {"-b", "127.0.0.1:0"});
     if (!spec_.data_dir_flag.empty())
         args.insert(args.end(), {spec_.data_dir_flag, data_dir.string()});
-    std::vector<char*> argv; // built before fork: the child may only make async-signal-safe calls
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
+    ExecPlan plan; // built before fork: the child may only make async-signal-safe calls
+    for (auto& arg : args) plan.argv.push_back(arg.data());
+    plan.argv.push_back(nullptr);
+    for (char** e = environ; *e != nullptr; ++e) plan.env.emplace_back(*e);
+    plan.env.insert(plan.env.end(), spec_.env.begin(), spec_.env.end());
+    if (spec_.listen_fd >= 0) {
+        plan.listen_fd = spec_.listen_fd;
+        plan.env.push_back("LISTEN_FDS=" + spec_.listen_fds);
+        plan.env.push_back("LISTEN_PID=" + std::string(24, '\0'));
+        plan.listen_pid = plan.env.back().data() + std::string_view("LISTEN_PID=").size();
+    }
+    for (auto& entry : plan.env) plan.envp.push_back(entry.data());
+    plan.envp.push_back(nullptr);
 
     const UniqueFd log_fd(
         ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -143,7 +185,7 @@ void ServerProcess::spawn()
     const pid_t parent = ::getpid();
     pid_ = ::fork();
     if (pid_ < 0) throw os_error(errno, "fork()");
-    if (pid_ == 0) exec_server(argv, log_fd.get(), parent);
+    if (pid_ == 0) exec_server(plan, log_fd.get(), parent);
     ::setpgid(pid_, pid_); // also here: whichever runs first, the group exists before we kill it
     if (spec_.hooks.spawned) spec_.hooks.spawned(pid_);
 }

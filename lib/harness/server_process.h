@@ -46,6 +46,13 @@ struct ServerSpec {
     std::chrono::milliseconds stop_timeout{10'000}; // from the first signal to SIGKILL
     std::string dir_prefix = "forklock-server";
     ServerHooks hooks;
+    bool add_bind = true;         // add "-b 127.0.0.1:0" when args have none (false: -c FILE or
+                                  // systemd names the address)
+    std::vector<std::string> env; // "NAME=VALUE": added to the server's environment
+    // Socket activation as systemd does it: this fd (the caller's, left open) becomes the
+    // server's fd 3, with LISTEN_PID = the server's pid and LISTEN_FDS = listen_fds.
+    int listen_fd = -1;
+    std::string listen_fds = "1";
 };
 
 // The address in "Listening at: http://HOST:PORT (PID)"; nullopt when no such line is there.
@@ -81,9 +88,9 @@ public:
     // The controls' token: the one the master logged at start ("" before that line).
     [[nodiscard]] std::string dashboard_token() const;
     // control POSTs `target` (a /control/... path) with the token in X-Forklock-Token.
-    [[nodiscard]] HttpResponse control(const std::string& target,
-                                       std::chrono::milliseconds timeout = std::chrono::seconds(10))
-        const;
+    [[nodiscard]] HttpResponse
+    control(const std::string& target,
+            std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
     // The whole server log (stdout and stderr) so far.
     [[nodiscard]] std::string log() const;
