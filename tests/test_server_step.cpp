@@ -10,6 +10,7 @@
 
 #include "harness/http_client.h"
 #include "harness/server_process.h"
+#include "harness/step_replay.h"
 #include "harness/wait.h"
 
 using namespace forklock::harness;
@@ -214,4 +215,29 @@ TEST_CASE("Step: bad input gets a JSON 400, and a step needs the token", "[serve
     const auto anonymous = http_request(server.endpoint(), "POST", "/control/step?key=k&on=1");
     CHECK(anonymous.status == 403);
     CHECK(step_view(server)["keys"].empty());
+}
+
+TEST_CASE("Step: one schedule replayed 10 times gives the same outcome 10 times", "[server][step]")
+{
+    ServerProcess server({"-w", "3", "--lock-mode", "thread"}, 3);
+    for (int run = 0; run < 10; ++run) {
+        const auto r = replay_schedule(server, "k", "A:read B:read A:write B:write");
+        INFO("run " << run << ": " << r.schedule);
+        CHECK(r.final_value == 1);
+        CHECK(r.statuses == std::vector<int>{200, 200});
+        CHECK(r.blocked.empty());
+        CHECK(r.schedule == "A:lock A:read B:lock B:read A:write B:write A:unlock A:done "
+                            "B:unlock B:done");
+    }
+}
+
+TEST_CASE("Step: replayed in mutex mode with preload, the schedule says which step waited",
+          "[server][step]")
+{
+    ServerProcess server({"-w", "3", "--lock-mode", "mutex", "--preload"}, 3);
+    const auto r = replay_schedule(server, "k", "A:read B:read A:write B:write");
+    CHECK(r.final_value == 2);
+    CHECK(r.statuses == std::vector<int>{200, 200});
+    REQUIRE(r.blocked.size() == 2);
+    CHECK(r.blocked[0].starts_with("B:read could not run: B waits for the lock held by pid"));
 }
