@@ -18,6 +18,9 @@ struct Options {
     bool color = true; // false with --no-color, NO_COLOR set, or stdout not a terminal
     std::filesystem::path server;
     std::filesystem::path trace_out; // --trace-out: the race act's Chrome trace; empty: none
+    std::string schedule;            // --schedule: replay it (schedule_act.h) instead of the acts
+    std::string schedule_mode = "thread";
+    bool schedule_preload = false;
 };
 
 // Sizes for the test suite: a clear result in a few seconds.
