@@ -20,6 +20,7 @@
 #include "options.h"
 #include "postgres_rows.h"
 #include "report.h"
+#include "schedule_act.h"
 
 namespace {
 
@@ -131,6 +132,7 @@ int main(int argc, char** argv)
     // Workers whose master died re-parent to us, so harness::ServerProcess can reap them.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     try {
+        if (!options.schedule.empty()) return run_schedule(options);
         return run(options);
     } catch (const Interrupted&) {
         std::cerr << "\nforklock-demo: interrupted; every server it started is stopped\n";

@@ -79,6 +79,12 @@ ParsedOptions parse_options(int argc, char** argv)
     app.add_option("--trace-out", options.trace_out,
                    "write the race act's trace of critical sections to FILE (Chrome Trace Event "
                    "JSON, for Perfetto or chrome://tracing)");
+    app.add_option("--schedule", options.schedule,
+                   "replay a step schedule such as \"A:read B:read A:write B:write\" on a server "
+                   "of 3 workers (docs/stepping.md), print the outcome and stop");
+    app.add_option("--schedule-mode", options.schedule_mode, "the lock mode of --schedule")
+        ->check(CLI::IsMember({"none", "thread", "semaphore", "mutex", "flock"}));
+    app.add_flag("--schedule-preload", options.schedule_preload, "--schedule with --preload");
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& help) {

@@ -20,6 +20,9 @@ struct Options {
     std::filesystem::path server;
     SeedSetup seed; // --python: the interpreter of the seed's scene
     std::filesystem::path trace_out; // --trace-out: the race act's Chrome trace; empty: none
+    std::string schedule;            // --schedule: replay it (schedule_act.h) instead of the acts
+    std::string schedule_mode = "thread";
+    bool schedule_preload = false;
 };
 
 // Sizes for the test suite: a clear result in a few seconds.

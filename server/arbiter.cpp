@@ -310,6 +310,8 @@ void Arbiter::forget_worker(pid_t pid, int status)
     workers_.erase(pid);
     record_death(pid, status, w.table);
     store_->remove_temp_files(pid);
+    if (const auto parked = scoreboard_->steps().release_pid(pid))
+        log(LogLevel::warning, "Freed {} step gate(s) of dead worker (pid:{})", parked, pid);
     scoreboard_->release(w.slot);
     if (!w.retiring && !stopping_ && !stop_request_) scoreboard_->totals().restarts.fetch_add(1);
 }

@@ -114,6 +114,7 @@ HttpLoop::~HttpLoop()
 void HttpLoop::run()
 {
     t_loop = this;
+    set_thread_heartbeat(&shared_.scoreboard->slot(shared_.slot).heartbeat_ns[index_]);
     tick();
     // A graceful stop ends with a last turn of the loop (end_gracefully), which may start replies
     // of its own: go on until none is in flight, or the drain limit has passed.

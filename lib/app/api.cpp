@@ -72,9 +72,11 @@ Response lost_response(std::string_view key, bool written)
 // Returns whether the key was held until the unlock (false: the lock server lost it after the
 // check; the write happened). On an exception, releases the key, calls on_failure() (the record
 // still knows what it read) and rethrows; LockLostError: lost before the write, nothing written.
+// With `step` active, it parks at the gates "read V" and "wrote V+1" (step_board.h).
 template <typename OnFailure>
 bool read_modify_write(const CounterStore& store, LockMetrics* metrics, KeyGuard& guard,
-                       std::string_view key, int hold_ms, TraceRecord& r, OnFailure on_failure)
+                       std::string_view key, int hold_ms, TraceRecord& r, OnFailure on_failure,
+                       StepTicket& step)
 {
     if (metrics) metrics->enter(key);
     auto release = [&] {
@@ -87,17 +89,33 @@ bool read_modify_write(const CounterStore& store, LockMetrics* metrics, KeyGuard
     try {
         r.wrote = store.update(key, [&](std::uint64_t value) {
             r.read = value;
+            step.gate(StepPoint::read, value);
             if (hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
             // The last moment to refuse: the next step is the pwrite (lock_table.h: the window).
             if (!guard.still_held()) throw LockLostError(lost_message(key, "increment", false));
             return value + 1;
         });
+        step.gate(StepPoint::wrote);
     } catch (...) {
         release();
         on_failure();
         throw;
     }
     return release();
+}
+
+// The board of a process without a scoreboard: never on.
+StepBoardState& no_steps()
+{
+    static StepBoardState state{};
+    return state;
+}
+
+// step_timeout_ms=N (1..600000): how long a parked increment waits for a step.
+std::chrono::milliseconds step_timeout(const std::string& query)
+{
+    const auto ms = query_int(query, "step_timeout_ms", 1, 600'000);
+    return ms ? std::chrono::milliseconds(*ms) : kDefaultStepTimeout;
 }
 
 bool is_get(const std::string& method) { return method == "GET" || method == "HEAD"; }
@@ -162,6 +180,8 @@ Response Api::handle(const Request& request) const noexcept
                           fmt::format("the lock table is full, try again later: {}", e.what()));
     } catch (const LockLostError& e) {
         return json_error(503, e.what());
+    } catch (const StepGaveUp& e) {
+        return json_response(503, Json{{"error", e.what()}, {"written", e.written()}});
     } catch (const LockServerError& e) {
         logged(e);
         return json_error(503, fmt::format("the lock server is unavailable: {}",
@@ -191,6 +211,10 @@ Response Api::route(const Request& r) const
         if (slash == std::string_view::npos) return counter(r, rest, false);
         if (rest.substr(slash) == "/increment") return counter(r, rest.substr(0, slash), true);
         return json_error(404, fmt::format("no such path: {}", r.path));
+    }
+    if (path == "/step") {
+        if (!is_get(r.method)) return method_not_allowed(r.method, "GET, HEAD");
+        return steps(r);
     }
     if (path.starts_with("/control/") || path == "/pair/increment") return control(r);
     if (path == "/trace" || path == "/analysis") {
@@ -227,9 +251,13 @@ Response Api::increment(std::string_view key, const std::string& query) const
 {
     int hold_ms = query_int(query, "hold_ms", 0, kMaxHoldMs).value_or(0);
     auto timeout_ms = query_int(query, "timeout_ms", 1, kMaxTimeoutMs);
+    StepBoard board = ctx_.scoreboard ? ctx_.scoreboard->steps() : StepBoard(no_steps());
+    StepTicket step(&board, key, step_timeout(query), beat_thread_heartbeat);
+    step.gate(StepPoint::asked);
     TraceRecord r;
     r.requested_ns = monotonic_ns();
     KeyGuard guard;
+    step.entering_lock();
     try {
         guard = timeout_ms ? ctx_.table->lock_for(key, std::chrono::milliseconds(*timeout_ms))
                            : ctx_.table->lock(key);
@@ -244,14 +272,16 @@ Response Api::increment(std::string_view key, const std::string& query) const
     }
     r.acquired_ns = monotonic_ns();
     r.recovered_from = guard.recovered_from();
+    step.gate(StepPoint::holds);
     bool kept = false;
     try {
         kept = read_modify_write(*ctx_.store, ctx_.metrics, guard, key, hold_ms, r,
-                                 [&] { record(r, key, TraceOutcome::failed); });
+                                 [&] { record(r, key, TraceOutcome::failed); }, step);
     } catch (const LockLostError&) {
         return lost_response(key, false);
     }
     record(r, key, TraceOutcome::written);
+    step.gate(StepPoint::unlocked);
     if (!kept) return lost_response(key, true);
     auto held = std::chrono::nanoseconds(r.unlock_ns - r.acquired_ns);
     if (ctx_.scoreboard) {
@@ -275,8 +305,9 @@ Response Api::increment(std::string_view key, const std::string& query) const
 // than one (/pair/increment); unlocks the guard.
 void Api::write_held(KeyGuard& guard, std::string_view key, TraceRecord& r) const
 {
+    StepTicket no_gates;
     const bool kept = read_modify_write(*ctx_.store, ctx_.metrics, guard, key, 0, r,
-                                        [&] { record(r, key, TraceOutcome::failed); });
+                                        [&] { record(r, key, TraceOutcome::failed); }, no_gates);
     record(r, key, TraceOutcome::written);
     if (!kept) throw LockLostError(lost_message(key, "increment", true));
     if (ctx_.scoreboard)
@@ -348,6 +379,9 @@ Response Api::index() const
          "A then B (ordered=1: in byte order): the classic deadlock",
          "POST /control/kill?key=K|pid=P  SIGKILL the worker holding K, or worker P (token)",
          "POST /control/config?mode=M&preload=B&workers=N&threads=T  reload as on HUP (token)",
+         "GET /step  the increments parked at step gates",
+         "POST /control/step?key=K&on=1|0  step mode for key K (token)",
+         "POST /control/step?request=ID  move a parked increment one point on (token)",
          "GET /dashboard  the live classroom page: lanes, lost updates, controls",
          "GET /healthz  liveness"});
     return json_response(200, Json{{"name", "forklock"},

@@ -8,6 +8,7 @@
 //   GET    /trace?key=K&since=SEQ&limit=N&format=chrome   /analysis?key=K
 //   POST   /control/kill?key=K|pid=P   /control/config?mode=M&preload=B&workers=N&threads=T
 //   POST   /pair/increment?first=A&second=B&hold_ms=H&timeout_ms=T&ordered=0|1
+//   GET    /step   POST /control/step?key=K&on=1|0   POST /control/step?request=ID|pid=P&tid=T
 //
 // Thread safety: handle() is const and may run on many threads at once; it blocks while it
 // waits for a key's lock and while it holds it (hold_ms). It never throws: every failure is a
@@ -92,6 +93,10 @@ private:
     Response kill_pid(pid_t pid, const std::string& key) const;
     Response config(const Request& request) const;
     Response pair(const Request& request) const;
+    Response steps(const Request& request) const;
+    Response step_control(const Request& request) const;
+    Response step_one(StepBoard& board, const Request& request) const;
+    std::uint64_t parked_id(StepBoard& board, const Request& request) const;
     Response dashboard_page(const Request& request) const;
     ApiContext ctx_;
     HostPolicy hosts_; // from ctx_.options; any Host without options

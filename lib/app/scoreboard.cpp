@@ -1,4 +1,5 @@
 #include "app/scoreboard.h"
+#include "app/shared_text.h"
 
 #include <algorithm>
 #include <chrono>
@@ -45,33 +46,6 @@ struct SharedConfig {
 static_assert(std::is_standard_layout_v<DeathRing> && std::is_standard_layout_v<SharedConfig>);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
-// Text in shared memory: bytes packed into 64-bit atomic words (a reader racing the writer reads
-// torn words, never undefined behaviour; a sequence number tells it to retry) and a length.
-template <std::size_t Words>
-void store_text(std::array<std::atomic<std::uint64_t>, Words>& words,
-                std::atomic<std::uint32_t>& length, std::string_view text) noexcept
-{
-    const std::size_t n = std::min(text.size(), Words * 8);
-    for (std::size_t w = 0; w < (n + 7) / 8; ++w) {
-        std::uint64_t word = 0;
-        for (std::size_t b = 0; b < 8 && w * 8 + b < n; ++b)
-            word |= std::uint64_t{static_cast<unsigned char>(text[w * 8 + b])} << (8 * b);
-        words[w].store(word, std::memory_order_relaxed);
-    }
-    length.store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
-}
-
-template <std::size_t Words>
-std::string load_text(const std::array<std::atomic<std::uint64_t>, Words>& words,
-                      const std::atomic<std::uint32_t>& length)
-{
-    const std::size_t n = std::min<std::size_t>(length.load(std::memory_order_relaxed), Words * 8);
-    std::string text(n, '\0');
-    for (std::size_t b = 0; b < n; ++b)
-        text[b] = static_cast<char>(words[b / 8].load(std::memory_order_relaxed) >> (8 * (b % 8)));
-    return text;
-}
-
 void store_key(DeathSlot& d, std::size_t i, const std::string& key) noexcept
 {
     store_text(d.keys[i], d.key_length[i], key);
@@ -108,6 +82,7 @@ struct Scoreboard::Region {
     std::array<WorkerSlot, kMaxWorkers> slots;
     SharedConfig config;
     DeathRing deaths;
+    StepBoardState steps;
 };
 static_assert(std::is_standard_layout_v<std::array<WorkerSlot, kMaxWorkers>>);
 
@@ -172,6 +147,19 @@ void Scoreboard::release(std::size_t slot) noexcept
     region()->totals.loops.fetch_sub(region()->slots[slot].threads);
     region()->slots[slot].pid = 0;
     region()->slots[slot].state = static_cast<std::uint32_t>(WorkerState::free);
+}
+
+StepBoard Scoreboard::steps() noexcept { return StepBoard(region()->steps); }
+
+namespace {
+thread_local std::atomic<std::int64_t>* t_heartbeat = nullptr;
+}
+
+void set_thread_heartbeat(std::atomic<std::int64_t>* word) noexcept { t_heartbeat = word; }
+
+void beat_thread_heartbeat() noexcept
+{
+    if (t_heartbeat) t_heartbeat->store(Scoreboard::now_ns(), std::memory_order_relaxed);
 }
 
 WorkerSlot& Scoreboard::slot(std::size_t index) noexcept { return region()->slots[index]; }

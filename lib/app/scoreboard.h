@@ -21,6 +21,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "app/step_board.h"
 #include <forklock/lock_mode.h>
 #include "os/memory_region.h"
 
@@ -118,6 +119,12 @@ struct WorkerSnapshot {
     std::optional<ServerConfig> config; // what it booted with; nullopt while booting
 };
 
+// The calling worker thread's heartbeat word, set by its event loop: a request that blocks on
+// purpose for long (parked at a step gate) beats it, so the master does not take it for hung.
+// Thread-local; a thread that never set one beats nothing.
+void set_thread_heartbeat(std::atomic<std::int64_t>* word) noexcept;
+void beat_thread_heartbeat() noexcept;
+
 class Scoreboard final {
 public:
     // Maps the region, with `config` applied; call before fork(). Throws std::system_error.
@@ -154,6 +161,9 @@ public:
     // oldest first.
     void record_death(const WorkerDeath& death) noexcept;
     std::vector<WorkerDeath> deaths() const;
+
+    // The gates of step mode (step_board.h), in this region: shared by every worker.
+    StepBoard steps() noexcept;
 
 private:
     struct Region;
