@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "errors.h"
-#include "self_pid.h"
+#include "os/current_pid.h"
 
 namespace py = pybind11;
 
@@ -20,7 +20,7 @@ Guard::Guard(py::object table_object, Table& table, py::object key, std::string 
 Guard::~Guard()
 {
     if (!held_) return;
-    if (pid_ != self_pid()) {
+    if (pid_ != current_pid()) {
         (void)held_.release(); // a fork child's copy: the key is the parent's to unlock
         return;
     }
@@ -33,7 +33,7 @@ void Guard::took(Acquired acquired)
     waited_ = acquired.waited;
     recovered_from_ = acquired.guard.recovered_from();
     held_ = std::make_unique<KeyGuard>(std::move(acquired.guard));
-    pid_ = self_pid();
+    pid_ = current_pid();
     thread_ = std::this_thread::get_id();
     entered_ = false;
     table_.count_held(1);
@@ -74,11 +74,11 @@ void Guard::enter()
 
 void Guard::check_holder(const char* action) const
 {
-    if (held_ && pid_ != self_pid())
+    if (held_ && pid_ != current_pid())
         throw_not_holder(fmt::format(
             "{}: this guard was locked by pid {}, and pid {} is a fork() child: a child does not "
             "hold its parent's keys (the parent unlocks them)",
-            action, pid_, self_pid()));
+            action, pid_, current_pid()));
     if (held_ && thread_ != std::this_thread::get_id())
         throw_not_holder(fmt::format("{}: this guard belongs to the thread that locked it", action));
 }
@@ -109,7 +109,7 @@ bool Guard::still_held()
     return held_->still_held();
 }
 
-bool Guard::held() const noexcept { return held_ != nullptr && pid_ == self_pid(); }
+bool Guard::held() const noexcept { return held_ != nullptr && pid_ == current_pid(); }
 
 double Guard::waited() const noexcept { return std::chrono::duration<double>(waited_).count(); }
 

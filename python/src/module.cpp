@@ -11,7 +11,7 @@
 
 #include "arguments.h"
 #include "errors.h"
-#include "self_pid.h"
+#include "os/current_pid.h"
 #include "guard.h"
 #include "guard_type.h"
 #include "table.h"
@@ -62,7 +62,7 @@ py::object try_lock(py::object self, py::handle key)
 
 std::size_t release_owned_by(Table& table, pid_t pid)
 {
-    if (pid <= 0 || pid == self_pid())
+    if (pid <= 0 || pid == current_pid())
         throw std::invalid_argument(fmt::format("release_owned_by({}): not another process", pid));
     if (::kill(pid, 0) == 0)
         throw std::invalid_argument(fmt::format(

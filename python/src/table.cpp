@@ -5,7 +5,7 @@
 
 #include <pybind11/pybind11.h>
 
-#include "self_pid.h"
+#include "os/current_pid.h"
 
 namespace py = pybind11;
 using Clock = std::chrono::steady_clock;
@@ -21,7 +21,7 @@ void Table::open(const LockTableOptions& options)
         py::gil_scoped_release nogil;
         table_ = std::make_unique<LockTable>(options);
     }
-    maker_pid_ = self_pid();
+    maker_pid_ = current_pid();
 }
 
 LockTable& Table::get()
@@ -47,7 +47,7 @@ void Table::close()
 
 void Table::count_held(int delta) noexcept
 {
-    const pid_t self = self_pid();
+    const pid_t self = current_pid();
     if (held_pid_ != self) {
         held_pid_ = self;
         held_ = 0;
@@ -55,7 +55,7 @@ void Table::count_held(int delta) noexcept
     held_ += delta;
 }
 
-int Table::held_here() const noexcept { return held_pid_ == self_pid() ? held_ : 0; }
+int Table::held_here() const noexcept { return held_pid_ == current_pid() ? held_ : 0; }
 
 Acquired Table::acquire(std::string_view key, std::optional<nanoseconds> timeout)
 {
