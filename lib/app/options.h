@@ -10,21 +10,10 @@
 #include <vector>
 
 #include "app/log.h"
+#include "app/option_values.h"
 #include <forklock/lock_mode.h>
 
 namespace forklock {
-
-struct BindAddress {
-    std::string host = "127.0.0.1"; // without brackets
-    std::uint16_t port = 8000;
-};
-
-// Who may use the dashboard's controls (/control/...): the token's bearer, in every mode but off;
-// loopback: the dashboard page served to a loopback peer carries the token; token: only a page
-// opened with ?token= has it; off: nobody. Read-only views need nothing (api_control.h).
-enum class DashboardControls { loopback, token, off };
-std::optional<DashboardControls> parse_dashboard_controls(std::string_view name);
-const char* to_string(DashboardControls controls) noexcept;
 
 struct Options {
     int workers = 1;
@@ -96,21 +85,9 @@ struct ParseResult {
 // options; --check-config returns the options with Action::check_config.
 ParseResult parse_options(const std::vector<std::string>& args);
 
-// --allowed-hosts: "a.example,b.example" or "*": the names, lower case, an IPv6 address without
-// its brackets; nullopt when a name is empty or has a port.
-std::optional<std::vector<std::string>> parse_allowed_hosts(std::string_view text);
-
-// "HOST:PORT", "[V6]:PORT", or "HOST" (port 8000). nullopt when malformed.
-std::optional<BindAddress> parse_bind(const std::string& text);
-// "http://127.0.0.1:8000", "http://[::1]:8000".
-std::string bind_url(const BindAddress& address);
-
 // What the command line and /control/config both refuse in a lock mode and worker count that
 // each pass alone: the message, or "" when the combination is valid.
 std::string config_error(const Options& options);
-
-// A fresh random 128-bit token, 32 hex digits (from std::random_device: /dev/urandom).
-std::string make_dashboard_token();
 
 // One sentence per reason this configuration loses updates (empty when it doesn't).
 std::vector<std::string> lost_update_warnings(const Options& options);
