@@ -1,5 +1,9 @@
 #include "locks/primitives/redis_session.h"
 
+#include <pthread.h>
+#include <signal.h>
+
+#include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <stdexcept>
@@ -82,6 +86,43 @@ RedisAddress parse_tcp(std::string_view rest, std::string_view url)
     return a;
 }
 
+// NoSigpipe: while it lives, a write to a socket Redis closed fails with EPIPE instead of
+// killing the process (hiredis writes with write(2), not send(MSG_NOSIGNAL); a library must not
+// ask its program to ignore SIGPIPE). SIGPIPE is blocked for this thread, and one it raised is
+// taken off the thread's pending set before the old mask comes back (libpq's way).
+class NoSigpipe {
+public:
+    NoSigpipe() noexcept
+    {
+        sigset_t pipe;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        sigset_t pending;
+        sigpending(&pending);
+        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+        pthread_sigmask(SIG_BLOCK, &pipe, &old_);
+    }
+    ~NoSigpipe()
+    {
+        sigset_t pending;
+        sigpending(&pending);
+        if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+            sigset_t pipe;
+            sigemptyset(&pipe);
+            sigaddset(&pipe, SIGPIPE);
+            const timespec now{0, 0};
+            while (sigtimedwait(&pipe, nullptr, &now) < 0 && errno == EINTR) {}
+        }
+        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+    NoSigpipe(const NoSigpipe&) = delete;
+    NoSigpipe& operator=(const NoSigpipe&) = delete;
+
+private:
+    sigset_t old_;
+    bool was_pending_ = false;
+};
+
 } // namespace
 
 RedisAddress parse_redis_url(std::string_view url)
@@ -157,6 +198,7 @@ RedisSession::Reply RedisSession::run(const std::vector<std::string_view>& argv)
         args.push_back(a.data());
         lengths.push_back(a.size());
     }
+    const NoSigpipe guard;
     Reply r(static_cast<redisReply*>(
         redisCommandArgv(c, static_cast<int>(args.size()), args.data(), lengths.data())));
     if (!r) fail(fmt::format("{} failed", argv.front()));
