@@ -52,9 +52,9 @@ void RedisServer::start(std::chrono::milliseconds timeout)
     }
 }
 
-void RedisServer::stop() noexcept
+void RedisServer::stop(int sig) noexcept
 {
-    stop_child(pid_, SIGTERM, kStopTimeout);
+    stop_child(pid_, sig, kStopTimeout);
     pid_ = 0;
 }
 

@@ -18,6 +18,7 @@
 // - Needs /usr/bin/redis-server (Debian's redis-server); available() says whether it is there.
 // Not copyable or movable; not thread-safe. Clients may connect from any thread or process.
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -42,8 +43,9 @@ public:
     [[nodiscard]] std::filesystem::path socket() const { return dir_.path() / "redis.sock"; }
     [[nodiscard]] pid_t pid() const noexcept { return pid_; }
 
-    // stop: SIGTERM (SIGKILL after 10 s), waited for. Nothing if it is not running.
-    void stop() noexcept;
+    // stop: `sig` (SIGKILL after 10 s), waited for. Nothing if it is not running. SIGKILL is
+    // Redis killed while serving: its clients see the connection drop, and nothing is saved.
+    void stop(int sig = SIGTERM) noexcept;
     // start: starts it again on the same socket and waits for PING, as the constructor does.
     void start(std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
