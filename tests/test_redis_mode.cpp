@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -50,7 +51,15 @@ struct Shared {
     std::atomic<int> counter; // read and written non-atomically (load, then store): a plain RMW
     std::atomic<int> holding; // the child holds its key
     std::atomic<int> release; // the parent lets it go
+    std::atomic<std::int64_t> at_ns; // when the child got its key (steady_clock: one for all)
 };
+
+std::int64_t now_ns()
+{
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
 
 class SharedBlock {
 public:
@@ -143,20 +152,23 @@ TEST_CASE("RedisMode: each grant of a key carries a larger token than the one be
 TEST_CASE("RedisMode: a lease that expires lets a waiter in, and the late unlock returns false",
           "[redis_mode]")
 {
-    LockTable table(redis_options(200));
+    constexpr std::int64_t kLeaseMs = 300;
+    LockTable table(redis_options(kLeaseMs));
+    const std::int64_t locked_at = now_ns();
     KeyGuard g = table.lock("leased");
     REQUIRE(g.still_held());
     SharedBlock sh;
-    Child waiter([&sh, o = redis_options(200)] {
+    Child waiter([&sh, o = redis_options(kLeaseMs)] {
         LockTable own(o);
         KeyGuard got = own.lock_for("leased", 10s);
         if (!got) return 3;
-        sh->counter.store(static_cast<int>(got.waited() / 1ms));
+        sh->at_ns.store(now_ns());
         sh->holding.store(1);
         return wait_until([&] { return sh->release.load() != 0; }, 30s) ? 0 : 2;
     });
     REQUIRE(wait_until([&] { return sh->holding.load() != 0; }, 20s));
-    CHECK(sh->counter.load() >= 100); // it waited for the lease, not for an unlock
+    // It got in when the lease ended, not before (Redis's expiry is to the millisecond).
+    CHECK(sh->at_ns.load() - locked_at >= (kLeaseMs - 5) * 1'000'000);
     CHECK_FALSE(g.still_held());
     CHECK_FALSE(g.unlock()); // the compare-and-delete left the waiter's lock alone
     LockTable other(redis_options());
