@@ -45,8 +45,8 @@ Figures time_each(int n, F&& f)
 // redis_benchmark: redis-benchmark's CSV for one client, no pipelining, on `socket`.
 std::string redis_benchmark(const std::string& socket, int n)
 {
-    const std::string command =
-        fmt::format("redis-benchmark -s '{}' -n {} -c 1 -P 1 -t ping_mbulk,set --csv 2>&1", socket, n);
+    const std::string command = fmt::format(
+        "redis-benchmark -s '{}' -n {} -c 1 -P 1 -t ping_mbulk,set --csv 2>&1", socket, n);
     std::string out;
     if (FILE* p = ::popen(command.c_str(), "r")) {
         char buf[512];

@@ -17,8 +17,8 @@
 #include "harness/child.h"
 #include "harness/redis_server.h"
 #include "harness/wait.h"
-#include <forklock/lock_table.h>
 #include "os/memory_region.h"
+#include <forklock/lock_table.h>
 
 using namespace forklock;
 using namespace forklock::harness;
@@ -221,16 +221,15 @@ TEST_CASE("RedisMode: a Redis that is down throws, and service resumes once it i
     CHECK(g.unlock());
 }
 
-TEST_CASE("RedisMode: a bad URL, no URL, a negative lease or no Redis are refused",
-          "[redis_mode]")
+TEST_CASE("RedisMode: a bad URL, no URL, a negative lease or no Redis are refused", "[redis_mode]")
 {
     CHECK_THROWS_AS(LockTable(redis_options(0, "")), std::invalid_argument);
     CHECK_THROWS_AS(LockTable(redis_options(-1)), std::invalid_argument);
     CHECK_THROWS_AS(LockTable(redis_options(0, "redis://:6379")), LockServerError);
     CHECK_THROWS_AS(LockTable(redis_options(0, redis().url() + ".missing")), LockServerError);
-    for (const char* bad : {"redis://", "redis://host:0", "redis://host:99999", "redis://h:x",
-                            "redis://h/db", "redis://pw@h", "unix://relative", "http://h",
-                            "redis://[::1", "unix:///s?db=x"})
+    for (const char* bad :
+         {"redis://", "redis://host:0", "redis://host:99999", "redis://h:x", "redis://h/db",
+          "redis://pw@h", "unix://relative", "http://h", "redis://[::1", "unix:///s?db=x"})
         CHECK_FALSE(LockTable::url_problem(LockMode::redis, bad).empty());
     for (const char* good : {"redis://localhost", "redis://127.0.0.1:6380/2", "redis://[::1]:7",
                              "unix:///run/redis.sock", "unix:///r.sock?db=3", "/run/r.sock"})

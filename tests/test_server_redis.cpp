@@ -85,8 +85,7 @@ TEST_CASE("Server: a Redis killed while serving answers 503 in JSON, and service
     redis().start();
     CHECK(wait_until(
         [&] {
-            return http_request(server.endpoint(), "POST", "/counter/down/increment").status ==
-                   200;
+            return http_request(server.endpoint(), "POST", "/counter/down/increment").status == 200;
         },
         20s, 50ms));
     CHECK(counter_value(server, "down") == 2);

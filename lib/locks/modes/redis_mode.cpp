@@ -81,7 +81,8 @@ void RedisMode::validate(const LockTableOptions& o)
 {
     if (o.url.empty()) throw std::invalid_argument("redis mode needs a url");
     if (o.lease_ms < 0)
-        throw std::invalid_argument(fmt::format("redis mode: a lease is > 0 ms, not {}", o.lease_ms));
+        throw std::invalid_argument(
+            fmt::format("redis mode: a lease is > 0 ms, not {}", o.lease_ms));
     RedisAddress address;
     try {
         address = parse_redis_url(o.url);
@@ -94,7 +95,8 @@ void RedisMode::validate(const LockTableOptions& o)
 RedisSession& RedisMode::session() const
 {
     ThreadRedis& tr = thread_redis(serial_);
-    if (!tr.session) tr.session = std::make_unique<RedisSession>(parse_redis_url(parts_.options.url));
+    if (!tr.session)
+        tr.session = std::make_unique<RedisSession>(parse_redis_url(parts_.options.url));
     return *tr.session;
 }
 
@@ -115,8 +117,8 @@ void RedisMode::wait_for(std::string_view key, Deadline deadline, Taken<Handle>&
     thread_local std::minstd_rand jitter(static_cast<unsigned>(current_pid()));
     std::int64_t backoff_us = 1000;
     for (;;) {
-        std::int64_t sleep_ns = backoff_us * 1000 / 2 + static_cast<std::int64_t>(jitter() % 1000) *
-                                                            backoff_us / 2;
+        std::int64_t sleep_ns =
+            backoff_us * 1000 / 2 + static_cast<std::int64_t>(jitter() % 1000) * backoff_us / 2;
         if (deadline) sleep_ns = std::min(sleep_ns, *deadline - monotonic_ns());
         if (sleep_ns > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(sleep_ns));
         const std::uint64_t grant = next_grant();

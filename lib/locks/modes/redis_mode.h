@@ -56,8 +56,7 @@ public:
     // full) is let go by the destructor, or it would block the key until its lease ended.
     class Early {
     public:
-        Early(const RedisMode* mode, std::string_view key, std::uint64_t grant,
-              std::uint64_t fence)
+        Early(const RedisMode* mode, std::string_view key, std::uint64_t grant, std::uint64_t fence)
             : mode_(mode), key_(key), grant_(grant), fence_(fence)
         {
         }
@@ -84,8 +83,8 @@ public:
     };
 
     explicit RedisMode(const ModeParts& parts)
-        : ModeBase(parts), lease_ms_(parts.options.lease_ms > 0 ? parts.options.lease_ms
-                                                                : kDefaultLeaseMs)
+        : ModeBase(parts),
+          lease_ms_(parts.options.lease_ms > 0 ? parts.options.lease_ms : kDefaultLeaseMs)
     {
     }
     ~RedisMode(); // ends the calling thread's connection of this table

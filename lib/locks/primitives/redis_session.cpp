@@ -26,8 +26,7 @@ constexpr const char* kUnlockScript =
 constexpr std::string_view kPrefix = "forklock:{";
 constexpr std::string_view kLockSuffix = "}:lock";
 
-int parse_int(std::string_view text, int low, int high, std::string_view what,
-              std::string_view url)
+int parse_int(std::string_view text, int low, int high, std::string_view what, std::string_view url)
 {
     int value = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -231,8 +230,8 @@ std::uint64_t RedisSession::try_lock(std::string_view key, std::string_view valu
                                      std::int64_t lease_ms)
 {
     const std::string lock = lock_key(key), fence = fence_key(key);
-    Reply r = run_script(lock_sha_, kLockScript, {"2", lock, fence, value,
-                                                  std::to_string(lease_ms)});
+    Reply r =
+        run_script(lock_sha_, kLockScript, {"2", lock, fence, value, std::to_string(lease_ms)});
     return r->type == REDIS_REPLY_INTEGER ? static_cast<std::uint64_t>(r->integer) : 0;
 }
 
@@ -261,16 +260,15 @@ std::vector<RedisHolder> RedisSession::holders()
         for (std::size_t i = 0; i < keys->elements; ++i) {
             const std::string_view name(keys->element[i]->str, keys->element[i]->len);
             RedisHolder h;
-            h.key = std::string(name.substr(kPrefix.size(),
-                                            name.size() - kPrefix.size() - kLockSuffix.size()));
+            h.key = std::string(
+                name.substr(kPrefix.size(), name.size() - kPrefix.size() - kLockSuffix.size()));
             Reply value = run({"GET", name});
             if (value->type != REDIS_REPLY_STRING) continue; // expired since SCAN
             h.value.assign(value->str, value->len);
             h.ttl_ms = run({"PTTL", name})->integer;
             if (h.ttl_ms < 0) continue; // expired since GET (-2), or no lease (-1: not ours)
             Reply fence = run({"GET", fence_key(h.key)});
-            if (fence->type == REDIS_REPLY_STRING)
-                h.fence = std::strtoull(fence->str, nullptr, 10);
+            if (fence->type == REDIS_REPLY_STRING) h.fence = std::strtoull(fence->str, nullptr, 10);
             out.push_back(std::move(h));
         }
     } while (cursor != "0");

@@ -60,9 +60,9 @@ RedisAddress parse_redis_url(std::string_view url);
 // One holder as Redis sees it (RedisSession::holders).
 struct RedisHolder {
     std::string key;
-    std::string value;  // "host=H pid=P grant=N"
-    std::int64_t ttl_ms = 0;  // what is left of the lease (PTTL)
-    std::uint64_t fence = 0;  // the key's fencing counter: the holder's token
+    std::string value;       // "host=H pid=P grant=N"
+    std::int64_t ttl_ms = 0; // what is left of the lease (PTTL)
+    std::uint64_t fence = 0; // the key's fencing counter: the holder's token
 };
 
 class RedisSession final {
