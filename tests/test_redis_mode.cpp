@@ -16,8 +16,8 @@
 
 #include "harness/child.h"
 #include "harness/redis_server.h"
+#include "harness/shared_block.h"
 #include "harness/wait.h"
-#include "os/memory_region.h"
 #include <forklock/lock_table.h>
 
 using namespace forklock;
@@ -61,17 +61,8 @@ std::int64_t now_ns()
         .count();
 }
 
-class SharedBlock {
-public:
-    SharedBlock() : region_(sizeof(Shared), MemoryRegion::Sharing::shared) {}
-    Shared* operator->() const { return static_cast<Shared*>(region_.data()); }
-
-private:
-    MemoryRegion region_;
-};
-
 // A child that makes its own table (after fork), holds `key` until told, then exits 0.
-Child holder(SharedBlock& sh, const std::string& key, LockTableOptions o = redis_options())
+Child holder(SharedBlock<Shared>& sh, const std::string& key, LockTableOptions o = redis_options())
 {
     return Child([&sh, key, o] {
         LockTable own(o);
@@ -93,7 +84,7 @@ std::uint64_t token_of(const LockTable& table, const std::string& key)
 
 TEST_CASE("RedisMode: tables made after fork exclude each other's increments", "[redis_mode]")
 {
-    SharedBlock sh;
+    SharedBlock<Shared> sh;
     constexpr int kEach = 200;
     auto work = [&, o = redis_options()] { // the server is made here, not in each child
         LockTable own(o);
@@ -116,7 +107,7 @@ TEST_CASE("RedisMode: tables made after fork exclude each other's increments", "
 
 TEST_CASE("RedisMode: a key held in another process is not free until it lets go", "[redis_mode]")
 {
-    SharedBlock sh;
+    SharedBlock<Shared> sh;
     Child child = holder(sh, "busy");
     REQUIRE(wait_until([&] { return sh->holding.load() != 0; }, 20s));
     LockTable table(redis_options());
@@ -137,7 +128,7 @@ TEST_CASE("RedisMode: each grant of a key carries a larger token than the one be
         before = token_of(table, "tokens");
     }
     CHECK(before > 0);
-    SharedBlock sh;
+    SharedBlock<Shared> sh;
     Child child = holder(sh, "tokens");
     REQUIRE(wait_until([&] { return sh->holding.load() != 0; }, 20s));
     const std::uint64_t childs = token_of(table, "tokens");
@@ -157,7 +148,7 @@ TEST_CASE("RedisMode: a lease that expires lets a waiter in, and the late unlock
     const std::int64_t locked_at = now_ns();
     KeyGuard g = table.lock("leased");
     REQUIRE(g.still_held());
-    SharedBlock sh;
+    SharedBlock<Shared> sh;
     Child waiter([&sh, o = redis_options(kLeaseMs)] {
         LockTable own(o);
         KeyGuard got = own.lock_for("leased", 10s);
@@ -179,7 +170,7 @@ TEST_CASE("RedisMode: a lease that expires lets a waiter in, and the late unlock
 
 TEST_CASE("RedisMode: lock_for gives up at its timeout", "[redis_mode]")
 {
-    SharedBlock sh;
+    SharedBlock<Shared> sh;
     Child child = holder(sh, "slow");
     REQUIRE(wait_until([&] { return sh->holding.load() != 0; }, 20s));
     LockTable table(redis_options());
@@ -196,7 +187,7 @@ TEST_CASE("RedisMode: lock_for gives up at its timeout", "[redis_mode]")
 
 TEST_CASE("RedisMode: a SIGKILLed holder's key is free once its lease ends", "[redis_mode]")
 {
-    SharedBlock sh;
+    SharedBlock<Shared> sh;
     Child child = holder(sh, "crash", redis_options(300));
     REQUIRE(wait_until([&] { return sh->holding.load() != 0; }, 20s));
     LockTable table(redis_options());
@@ -240,7 +231,7 @@ TEST_CASE("RedisMode: a bad URL, no URL, a negative lease or no Redis are refuse
 TEST_CASE("RedisMode: server_locks shows a holder in another process with its lease left",
           "[redis_mode]")
 {
-    SharedBlock sh;
+    SharedBlock<Shared> sh;
     Child child = holder(sh, "shown", redis_options(60'000));
     REQUIRE(wait_until([&] { return sh->holding.load() != 0; }, 20s));
     LockTable table(redis_options());

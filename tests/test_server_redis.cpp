@@ -16,6 +16,7 @@
 
 #include "harness/http_client.h"
 #include "harness/redis_server.h"
+#include "harness/server_checks.h"
 #include "harness/server_process.h"
 #include "harness/wait.h"
 
@@ -34,33 +35,17 @@ RedisServer& redis() // one for the binary, made on the main thread
     return server;
 }
 
-std::uint64_t counter_value(const ServerProcess& server, const std::string& key)
-{
-    return http_request(server.endpoint(), "GET", "/counter/" + key)
-        .json()["value"]
-        .get<std::uint64_t>();
-}
-
-// refused: a server with these lock flags exits with code 2 before it listens; its log.
-std::string refused(std::vector<std::string> args)
-{
-    ServerSpec spec;
-    spec.args = std::move(args);
-    spec.refused = true;
-    ServerProcess server(spec);
-    const auto code = server.wait_exit(20s);
-    INFO(server.log_tail());
-    CHECK(code == 2);
-    CHECK(server.log().find("Booting worker") == std::string::npos);
-    CHECK(server.log().find("Listening at") == std::string::npos);
-    return server.log();
-}
-
 } // namespace
 
-TEST_CASE("Server: redis mode with 4 workers loses no concurrent increment", "[server][redis]")
+TEST_CASE("Server: redis mode with 4 workers loses no concurrent increment, with or without "
+          "--preload",
+          "[server][redis]")
 {
-    ServerProcess server({"-w", "4", "--lock-mode", "redis", "--lock-url", redis().url()}, 4);
+    const bool preload = GENERATE(false, true);
+    INFO("preload " << preload);
+    std::vector<std::string> args{"-w", "4", "--lock-mode", "redis", "--lock-url", redis().url()};
+    if (preload) args.push_back("--preload");
+    ServerProcess server(args, 4);
     const HttpRequest increment{"POST", "/counter/rd/increment?hold_ms=2", {}, {}};
     int ok = 0;
     for (const auto& r : concurrent_requests(server.endpoint(), increment, 64, 60s))
