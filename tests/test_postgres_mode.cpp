@@ -22,6 +22,7 @@
 
 #include "harness/child.h"
 #include "harness/pg_cluster.h"
+#include "harness/racy_increments.h"
 #include "harness/shared_block.h"
 #include "harness/temp_dir.h"
 #include "harness/wait.h"
@@ -94,14 +95,7 @@ TEST_CASE("PostgresMode: tables made after fork exclude each other's increments"
     SharedBlock<Shared> sh;
     constexpr int kEach = 150;
     auto work = [&, o = pg_options()] { // the cluster is made here, not in each child
-        LockTable own(o);
-        for (int i = 0; i < kEach; ++i) {
-            KeyGuard g = own.lock("counter");
-            const int v = sh->counter.load();
-            std::this_thread::yield();
-            sh->counter.store(v + 1);
-        }
-        return 0;
+        return racy_increments(o, sh->counter, kEach);
     };
     Child a(work);
     Child b(work);

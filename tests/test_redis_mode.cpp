@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "harness/child.h"
+#include "harness/racy_increments.h"
 #include "harness/redis_server.h"
 #include "harness/shared_block.h"
 #include "harness/wait.h"
@@ -87,14 +88,7 @@ TEST_CASE("RedisMode: tables made after fork exclude each other's increments", "
     SharedBlock<Shared> sh;
     constexpr int kEach = 200;
     auto work = [&, o = redis_options()] { // the server is made here, not in each child
-        LockTable own(o);
-        for (int i = 0; i < kEach; ++i) {
-            KeyGuard g = own.lock("counter");
-            const int v = sh->counter.load();
-            std::this_thread::yield();
-            sh->counter.store(v + 1);
-        }
-        return 0;
+        return racy_increments(o, sh->counter, kEach);
     };
     Child a(work);
     Child b(work);
