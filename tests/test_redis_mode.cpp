@@ -20,6 +20,7 @@
 #include "harness/shared_block.h"
 #include "harness/wait.h"
 #include <forklock/lock_table.h>
+#include <hiredis/hiredis.h>
 
 using namespace forklock;
 using namespace forklock::harness;
@@ -242,4 +243,60 @@ TEST_CASE("RedisMode: server_locks shows a holder in another process with its le
     CHECK(found);
     sh->release.store(1);
     CHECK(child.wait() == 0);
+}
+
+namespace {
+
+// kill_clients: CLIENT KILL TYPE normal on the test's Redis: every connection but this one ends.
+long long kill_clients()
+{
+    redisContext* c = redisConnectUnix(redis().socket().c_str());
+    REQUIRE(c != nullptr);
+    REQUIRE(c->err == 0);
+    auto* r = static_cast<redisReply*>(redisCommand(c, "CLIENT KILL TYPE normal"));
+    REQUIRE(r != nullptr);
+    const long long killed = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    redisFree(c);
+    return killed;
+}
+
+} // namespace
+
+TEST_CASE("RedisMode: a connection Redis closed while idle reconnects without an error, and "
+          "keeps its held keys",
+          "[redis_mode]")
+{
+    LockTable table(redis_options());
+    KeyGuard held = table.lock("kept");
+    REQUIRE(table.try_lock("warm"));
+    CHECK(kill_clients() >= 1);
+    KeyGuard next = table.lock_for("after-kill", 5s); // no LockServerError: reconnected first
+    CHECK(next.owns_lock());
+    CHECK(held.still_held()); // the lock is its value's, not the closed connection's
+    CHECK(held.unlock());
+}
+
+TEST_CASE("RedisMode: a lock refused by a full table is let go at once, not at its lease's end",
+          "[redis_mode]")
+{
+    LockTableOptions o = redis_options(60'000);
+    o.capacity = 1;
+    LockTable table(o);
+    KeyGuard only = table.lock("only");
+    CHECK_THROWS_AS(table.try_lock("second"), TableFullError);
+    LockTable other(redis_options());
+    CHECK(other.try_lock("second"));
+}
+
+TEST_CASE("RedisMode: tables on two databases of one Redis do not exclude each other",
+          "[redis_mode]")
+{
+    LockTable db0(redis_options());
+    LockTable db3(redis_options(0, redis().url() + "?db=3"));
+    LockTable db3_too(redis_options(0, redis().url() + "?db=3"));
+    KeyGuard a = db0.lock("db");
+    KeyGuard b = db3.try_lock("db");
+    CHECK(b.owns_lock());
+    CHECK_FALSE(db3_too.try_lock("db"));
 }

@@ -67,6 +67,7 @@ TEST_CASE("Server: a Redis killed while serving answers 503 in JSON, and service
     CHECK(down.json()["error"].get<std::string>().find("the lock server is unavailable: redis") !=
           std::string::npos);
     CHECK(down.body.find(redis().socket().parent_path().string()) == std::string::npos);
+    CHECK(http_request(server.endpoint(), "GET", "/locks").status == 503);
     redis().start();
     CHECK(wait_until(
         [&] {

@@ -1,5 +1,6 @@
 #include "locks/primitives/redis_session.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -122,6 +123,15 @@ private:
     bool was_pending_ = false;
 };
 
+// closed_by_server: an idle connection (no request outstanding) that has something to read was
+// closed by Redis (a restart, CLIENT KILL, its idle `timeout`): EOF, or an error it sent before
+// closing. One poll() that does not wait.
+bool closed_by_server(const redisContext* c) noexcept
+{
+    pollfd p{c->fd, POLLIN | POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) != 0;
+}
+
 } // namespace
 
 RedisAddress parse_redis_url(std::string_view url)
@@ -166,6 +176,7 @@ void RedisSession::fail(std::string_view what)
 
 redisContext* RedisSession::connection()
 {
+    if (ctx_ != nullptr && closed_by_server(ctx_)) close(); // reconnect now, not fail this call
     if (ctx_ != nullptr) return ctx_;
     const timeval timeout{kTimeoutMs / 1000, (kTimeoutMs % 1000) * 1000};
     const std::string where = address_.socket.empty()
