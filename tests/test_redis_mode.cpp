@@ -300,3 +300,19 @@ TEST_CASE("RedisMode: tables on two databases of one Redis do not exclude each o
     CHECK(b.owns_lock());
     CHECK_FALSE(db3_too.try_lock("db"));
 }
+
+TEST_CASE("RedisMode: a holder whose lease expired leaves nothing for the supervisor to free",
+          "[redis_mode]")
+{
+    LockTable table(redis_options(100)); // made before fork: the slots are shared
+    Child child([&table] {
+        KeyGuard g = table.lock("expired");
+        if (!wait_until([&] { return !g.still_held(); }, 10s, 5ms)) return 2;
+        return g.unlock() ? 3 : 0; // lost: nobody took it, but the lease is over
+    });
+    REQUIRE(child.wait() == 0);
+    CHECK(table.release_owned_by(child.pid()) == 0); // its reference went with its unlock
+    CHECK(table.stats().active == 0);
+    CHECK(table.owner("expired") == 0);
+    CHECK(table.try_lock("expired"));
+}

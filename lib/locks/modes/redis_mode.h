@@ -137,9 +137,13 @@ private:
     bool unlock_slot(Slot& s, std::string_view key, Lease lease) noexcept
     {
         const bool held = unlock_key(key, lease.session);
-        // Only our own owner word: a holder whose lease expired leaves its successor's alone.
+        // Only our own owner word: a holder whose lease expired leaves another process's
+        // successor alone. Cleared even when the lease had expired: left behind, it would make
+        // release_owned_by() return our reference a second time once this process died. (A
+        // successor in this same process loses its owner word here: /locks shows the key
+        // without an owner until it lets go.)
         pid_t me = current_pid();
-        if (held) s.owner_pid.compare_exchange_strong(me, 0, std::memory_order_acq_rel);
+        s.owner_pid.compare_exchange_strong(me, 0, std::memory_order_acq_rel);
         return held;
     }
     void own(Slot& s, Taken<Handle>& t) noexcept;
