@@ -52,6 +52,7 @@ std::string_view why_race(const ServerConfig& config)
                       : "without preload each worker mapped its own mutexes";
     case LockMode::flock: return "the kernel owns file locks: every worker opens the same file";
     case LockMode::postgres: return "PostgreSQL holds the locks for every connection";
+    case LockMode::redis: return "Redis holds each key's lease for every client";
     default: return facts(config.mode).why; // a mode the lesson does not narrate yet
     }
 }
@@ -76,6 +77,8 @@ std::string_view why_two_servers(const ServerConfig& config)
     if (config.mode == LockMode::postgres)
         return "one database server: both servers lock the key's advisory id in it, as they "
                "would from two machines";
+    if (config.mode == LockMode::redis)
+        return "one Redis: both servers SET the key's lock in it, as they would from two machines";
     if (!facts(config.mode).can_be_named) return facts(config.mode).why;
     return "one machine: both servers open /dev/shm/forklock-NAME, so there is one table";
 }
@@ -121,6 +124,9 @@ std::string_view why_pause(const ServerConfig& config)
     if (config.mode == LockMode::postgres)
         return "a stopped process still has its connection open, so its session and the "
                "session's locks live on: PostgreSQL cannot tell paused from slow";
+    if (facts(config.mode).leases)
+        return "nothing died, so the stopped holder keeps its key, but only until its lease "
+               "expires: a pause longer than the lease lets another holder in";
     return predict_pause(config) == PauseVerdict::held_while_paused
                ? "nothing died, so nothing releases the lock of a stopped holder"
                : "this mode does not exclude processes";

@@ -322,6 +322,19 @@ TEST_CASE("theory: PostgreSQL excludes across servers and releases a dead holder
     CHECK(predict_pause(config(LockMode::none, false, 2)) == PauseVerdict::released_while_paused);
 }
 
+TEST_CASE("theory: Redis excludes across servers, and a paused holder keeps its key only for its "
+          "lease",
+          "[demo_theory]")
+{
+    const ServerConfig redis = config(LockMode::redis, false, 2);
+    CHECK(predict_race(redis) == Verdict::safe);
+    CHECK(predict_two_servers(redis) == Verdict::safe);
+    CHECK(why_two_servers(redis).find("one Redis") != std::string::npos);
+    CHECK(predict_crash(redis) == CrashVerdict::recovers);
+    CHECK(why_crash(redis).find("lease (PX) expires") != std::string::npos);
+    CHECK(why_pause(redis).find("until its lease expires") != std::string::npos);
+}
+
 TEST_CASE("judge_pause: refused while paused, finished and free after SIGCONT, nothing lost",
           "[demo_verdict]")
 {

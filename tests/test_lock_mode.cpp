@@ -46,7 +46,7 @@ TEST_CASE("lock_modes: one row per mode, in LockMode order, each found again by 
           "[lock_mode]")
 {
     const auto modes = lock_modes();
-    REQUIRE(modes.size() >= 6);
+    REQUIRE(modes.size() >= 7);
     for (std::size_t i = 0; i < modes.size(); ++i) {
         INFO(modes[i].name);
         CHECK(static_cast<std::size_t>(modes[i].mode) == i);
@@ -69,6 +69,13 @@ TEST_CASE("lock_modes: the traits agree with each other and with what the modes 
     }
     CHECK(facts(LockMode::postgres).needs_url);
     CHECK(facts(LockMode::postgres).uses_lock_server);
+    const ModeFacts& redis = facts(LockMode::redis);
+    CHECK(redis.needs_url);
+    CHECK(redis.uses_lock_server);
+    CHECK(redis.shared_without_preload);
+    CHECK(redis.leases);
+    CHECK_FALSE(redis.takes_over_dead_holder); // its lease has to expire first
+    CHECK(serializes_increments(LockMode::redis, false, 4, 2));
     CHECK(facts(LockMode::flock).needs_lock_dir);
     CHECK(facts(LockMode::flock).shared_without_preload);
     CHECK(facts(LockMode::semaphore).can_be_named);

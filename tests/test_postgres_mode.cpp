@@ -22,6 +22,8 @@
 
 #include "harness/child.h"
 #include "harness/pg_cluster.h"
+#include "harness/racy_increments.h"
+#include "harness/shared_block.h"
 #include "harness/temp_dir.h"
 #include "harness/wait.h"
 #include <forklock/lock_table.h>
@@ -57,17 +59,9 @@ struct Shared {
     std::atomic<int> release; // the parent lets it go
 };
 
-class SharedBlock {
-public:
-    SharedBlock() : region_(sizeof(Shared), MemoryRegion::Sharing::shared) {}
-    Shared* operator->() const { return static_cast<Shared*>(region_.data()); }
-
-private:
-    MemoryRegion region_;
-};
-
 // A child that makes its own table (after fork), holds `key` until told, then exits 0.
-Child holder(SharedBlock& sh, const std::string& key, std::chrono::milliseconds hold_after = 0ms)
+Child holder(SharedBlock<Shared>& sh, const std::string& key,
+             std::chrono::milliseconds hold_after = 0ms)
 {
     return Child([&sh, key, hold_after, o = pg_options()] { // the cluster is made here, not there
         LockTable own(o);
@@ -98,17 +92,10 @@ std::string query_value(PGconn* c, const char* sql)
 
 TEST_CASE("PostgresMode: tables made after fork exclude each other's increments", "[postgres_mode]")
 {
-    SharedBlock sh;
+    SharedBlock<Shared> sh;
     constexpr int kEach = 150;
     auto work = [&, o = pg_options()] { // the cluster is made here, not in each child
-        LockTable own(o);
-        for (int i = 0; i < kEach; ++i) {
-            KeyGuard g = own.lock("counter");
-            const int v = sh->counter.load();
-            std::this_thread::yield();
-            sh->counter.store(v + 1);
-        }
-        return 0;
+        return racy_increments(o, sh->counter, kEach);
     };
     Child a(work);
     Child b(work);
@@ -120,7 +107,7 @@ TEST_CASE("PostgresMode: tables made after fork exclude each other's increments"
 TEST_CASE("PostgresMode: a key held in another process, table or thread is not free",
           "[postgres_mode]")
 {
-    SharedBlock sh;
+    SharedBlock<Shared> sh;
     Child child = holder(sh, "busy");
     REQUIRE(wait_until([&] { return sh->holding.load() != 0; }, 20s));
     LockTable table(pg_options());
@@ -146,7 +133,7 @@ TEST_CASE("PostgresMode: lock_for gives up at its timeout, and its timeout ends 
           "[postgres_mode]")
 {
     LockTable table(pg_options());
-    SharedBlock first;
+    SharedBlock<Shared> first;
     Child child = holder(first, "slow", 300ms);
     REQUIRE(wait_until([&] { return first->holding.load() != 0; }, 20s));
     const auto start = std::chrono::steady_clock::now();
@@ -161,7 +148,7 @@ TEST_CASE("PostgresMode: lock_for gives up at its timeout, and its timeout ends 
 
     // A lock_for that waited and succeeded must not leave its 600 ms on the session: lock() then
     // waits for a holder that keeps the key longer than that.
-    SharedBlock second;
+    SharedBlock<Shared> second;
     Child next = holder(second, "slow", 900ms);
     REQUIRE(wait_until([&] { return second->holding.load() != 0; }, 20s));
     second->release.store(1);
@@ -173,7 +160,7 @@ TEST_CASE("PostgresMode: lock_for gives up at its timeout, and its timeout ends 
 
 TEST_CASE("PostgresMode: a SIGKILLed holder's key is free again", "[postgres_mode]")
 {
-    SharedBlock sh;
+    SharedBlock<Shared> sh;
     Child child = holder(sh, "crash");
     REQUIRE(wait_until([&] { return sh->holding.load() != 0; }, 20s));
     LockTable table(pg_options());
@@ -276,7 +263,7 @@ TEST_CASE("PostgresMode: a lock refused by a full table gives its advisory lock 
 TEST_CASE("PostgresMode: server_locks names a holder in another process, and a waiter",
           "[postgres_mode]")
 {
-    SharedBlock sh;
+    SharedBlock<Shared> sh;
     Child child = holder(sh, "seen");
     REQUIRE(wait_until([&] { return sh->holding.load() != 0; }, 20s));
     LockTable table(pg_options());

@@ -22,6 +22,7 @@
 #include "harness/child.h"
 #include "harness/http_client.h"
 #include "harness/pg_cluster.h"
+#include "harness/server_checks.h"
 #include "harness/server_process.h"
 #include "harness/wait.h"
 #include <forklock/lock_table.h>
@@ -36,27 +37,6 @@ PgCluster& cluster() // one for the binary, made on the main thread
 {
     static PgCluster c;
     return c;
-}
-
-std::uint64_t counter_value(const ServerProcess& server, const std::string& key)
-{
-    return http_request(server.endpoint(), "GET", "/counter/" + key)
-        .json()["value"]
-        .get<std::uint64_t>();
-}
-
-// refused: a server with these lock flags exits with code 2 before it listens; its log.
-std::string refused(std::vector<std::string> args)
-{
-    ServerSpec spec;
-    spec.args = std::move(args);
-    spec.refused = true;
-    ServerProcess server(spec);
-    const auto code = server.wait_exit(20s);
-    INFO(server.log_tail());
-    CHECK(code == 2);
-    CHECK(server.log().find("Booting worker") == std::string::npos);
-    return server.log();
 }
 
 using Connection = std::unique_ptr<PGconn, decltype(&PQfinish)>;

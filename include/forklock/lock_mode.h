@@ -1,5 +1,5 @@
 #pragma once
-// The six lock modes one binary can run, and what each of them promises.
+// The seven lock modes one binary can run, and what each of them promises.
 
 #include <optional>
 #include <span>
@@ -16,9 +16,10 @@ enum class LockMode {
     mutex,     // robust PTHREAD_PROCESS_SHARED mutexes in shared memory
     flock,     // flock(2) on a per-key lock file each process opens itself
     postgres,  // PostgreSQL advisory locks, one connection per thread: shared across machines
+    redis,     // Redis SET NX PX leases, one connection per thread: a key expires with its lease
 };
 
-// "none", "thread", "semaphore", "mutex", "flock", "postgres"; "process" is accepted as a name for
+// "none", "thread", "semaphore", "mutex", "flock", "postgres", "redis"; "process" is accepted as a name for
 // the default process-shared mode, kProcessMode (see below). nullopt for anything else.
 // ModeFacts: what a mode is, in one row of one table (lock_mode.cpp) that every list, help text,
 // check and prediction reads, so a new mode is one row there and not a switch in each reader.
@@ -31,10 +32,11 @@ struct ModeFacts {
     bool private_memory = false;   // the table is each process's own copy (none, thread)
     bool shared_without_preload = false; // processes meet in the kernel or a server, preload or not
     bool can_be_named = false;     // LockTableOptions::name finds one table (semaphore, mutex)
-    bool needs_url = false;        // LockTableOptions::url is required (postgres)
-    bool uses_lock_server = false; // the locks live in a server that can be down (postgres)
+    bool needs_url = false;        // LockTableOptions::url is required (postgres, redis)
+    bool uses_lock_server = false; // the locks live in a server that can be down (postgres, redis)
     bool needs_lock_dir = false;   // LockTableOptions::lock_dir holds its lock files (flock)
     bool takes_over_dead_holder = false; // the next locker recovers a dead holder's key by itself
+    bool leases = false; // a held key can outlive its lease (LockTableOptions::lease_ms) and be taken
 };
 
 // lock_modes: every mode, in the order of LockMode. facts: the row of `mode`.

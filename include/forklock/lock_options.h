@@ -3,6 +3,7 @@
 // Plain values, read once by LockTable's constructor (lock_table.h).
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -54,6 +55,7 @@ struct LockTableOptions {
     std::string name;                // semaphore, mutex: "" = anonymous; else a named table
     bool share = false;              // named: join a table live processes already use
     std::string url;                 // postgres: a libpq connection string or URI (required)
+    std::int64_t lease_ms = 0;       // > 0: a held key's lease in ms, where facts(mode).leases
 };
 
 // How this process came by its table.

@@ -31,8 +31,8 @@ struct TableStats {
     bool shared = false;             // lives in MAP_SHARED memory (semaphore, mutex, flock stats)
 };
 
-// ServerLock: one lock of a key as the lock server (postgres mode) sees it, held or waited for
-// by a session of any process on any host.
+// ServerLock: one lock of a key as the lock server (postgres, redis mode) sees it, held or waited
+// for by a session of any process on any host.
 struct ServerLock {
     std::string key;
     bool granted = false;         // false: the session waits for it
@@ -44,7 +44,10 @@ struct ServerLock {
     // since: granted: when the session's last statement ended (its lock, unless it took another
     // key since); waiting: when it began to wait. UTC, ISO 8601, by the server's clock.
     std::string since;
-    double for_ms = 0; // how long ago `since` was, by the server's clock
+    double for_ms = 0; // how long ago `since` was, by the server's clock (redis: held for, by
+                       // this table's lease)
+    std::int64_t ttl_ms = -1; // redis: what is left of the holder's lease (PTTL); -1: no lease
+    std::uint64_t token = 0;  // redis: the key's fencing counter, the holder's token; else 0
 };
 
 } // namespace forklock

@@ -68,6 +68,10 @@ public:
 
     // name_problem: why `name` is not a table name (lock_options.h), or "" if it is.
     static std::string name_problem(std::string_view name);
+    // url_problem: why `url` is not a lock server URL for `mode`, or "" if it is, or if only
+    // connecting can tell (postgres: libpq reads it then). redis: redis://HOST[:PORT][/DB],
+    // unix:///PATH[?db=N] or /PATH.
+    static std::string url_problem(LockMode mode, std::string_view url);
 
     // lock: blocks until the key is held. Throws InvalidKeyError, TableFullError.
     KeyGuard lock(std::string_view key);
@@ -99,7 +103,8 @@ public:
     // statement_timeout and a client-side deadline of `timeout`, so call it while this thread
     // holds no key of the table: a session that does not answer in time is closed, and a key it
     // held is lost (its guard says so). Throws LockServerError when the server is down, refuses
-    // or does not answer in time. Other modes: empty, no lock server to ask.
+    // or does not answer in time. redis mode: the held keys, SCANned, with their lease left
+    // (ttl_ms) and fencing counter (token); each reply bounded by 2 s. Other modes: empty.
     std::vector<ServerLock>
     server_locks(std::chrono::milliseconds timeout = std::chrono::seconds(2)) const;
 
@@ -122,7 +127,7 @@ public:
 
     // unlock: lets the key go (nothing for an empty guard). Returns false when the key had been
     // lost before it (postgres mode: the session that took it ended, and the server released the
-    // key with it), true otherwise. The destructor's unlock logs a loss it finds.
+    // key with it; redis mode: its lease expired), true otherwise. The destructor's unlock logs a loss it finds.
     bool unlock() noexcept;
     bool owns_lock() const noexcept { return table_ != nullptr; }
     explicit operator bool() const noexcept { return owns_lock(); }
@@ -132,7 +137,8 @@ public:
     // socket without a round trip (a poll() that does not wait, and a read of whatever is there:
     // a terminated backend sends a FATAL message and closes) and, if the session is gone, closes
     // it, so the next lock() reconnects; call it on the thread that took the guard. Every other
-    // mode answers true from a member of the guard, without a call.
+    // mode answers true from a member of the guard, without a call, but redis, which asks Redis
+    // (one GET: is the key's value still this grant's, or did its lease expire?).
     // The window that remains: a loss after this check, or one not visible here yet (a backend
     // told to end that has not sent its FATAL yet, a vanished host, a network partition), is not
     // seen before the write, and the next holder may be inside while it happens; unlock() then

@@ -371,7 +371,7 @@ Response Api::index() const
     Json endpoints = Json::array(
         {"POST /counter/{key}/increment?hold_ms=N&timeout_ms=M  add one under the key's lock",
          "GET /counter/{key}  read a counter", "DELETE /counter/{key}  reset a counter to 0",
-         "GET /locks  the lock table (postgres: who holds and waits, from pg_locks)",
+         "GET /locks  the lock table (postgres, redis: who holds, from the lock server)",
          "GET /workers  the workers", "GET /metrics  Prometheus text",
          "GET /trace?key=K&since=SEQ&limit=N&format=chrome  the critical sections traced",
          "GET /analysis?key=K  overlaps and lost updates of a key, explained",

@@ -161,7 +161,8 @@ ConfigChange parse_change(const Request& r)
         change.mode = parse_lock_mode(*mode);
         if (!change.mode)
             throw BadRequest(fmt::format(
-                "mode: '{}' is not one of none, thread, semaphore, mutex, flock, postgres, process",
+                "mode: '{}' is not one of none, thread, semaphore, mutex, flock, postgres, redis, "
+                "process",
                 *mode));
     }
     if (auto preload = query_string(r.query, "preload")) {
@@ -191,9 +192,10 @@ Response Api::config(const Request& r) const
     Options check = *ctx_.options;
     check.lock_mode = change.mode.value_or(ctx_.scoreboard->requested_config().mode);
     if (facts(check.lock_mode).needs_url && check.lock_url.empty())
-        return json_error(403, "mode postgres needs the lock server this server was started "
-                               "with (--lock-url URL), and it has none: restart it with "
-                               "--lock-mode postgres --lock-url URL");
+        return json_error(403, fmt::format("mode {0} needs the lock server this server was "
+                                           "started with (--lock-url URL), and it has none: "
+                                           "restart it with --lock-mode {0} --lock-url URL",
+                                           to_string(check.lock_mode)));
     if (!facts(check.lock_mode).needs_url) check.lock_url.clear(); // kept, not used
     if (auto problem = config_error(check); !problem.empty()) throw BadRequest(problem);
     const ServerConfig next = ctx_.scoreboard->request_config(change);

@@ -42,7 +42,9 @@ Json server_lock_json(const ServerLock& l)
                 {"client_addr", l.client_addr},
                 {"application_name", l.application_name},
                 {"since", l.since},
-                {"for_ms", l.for_ms}};
+                {"for_ms", l.for_ms},
+                {"ttl_ms", l.ttl_ms},
+                {"token", l.token}};
 }
 
 // Prometheus label values escape backslash, quote and newline.

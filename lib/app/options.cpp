@@ -53,7 +53,7 @@ void add_flags(CLI::App& app, Options& o, RawOptions& raw)
     app.add_option("--lock-mode", raw.lock_mode, mode_names("|") + " (= mutex)");
     app.add_option("--lock-url", o.lock_url,
                    "postgres: the libpq connection string or URI of the database holding the "
-                   "locks");
+                   "locks; redis: redis://HOST[:PORT][/DB], unix:///PATH or /PATH");
     app.add_option("--lock-name", o.lock_name,
                    "semaphore, mutex: find the lock table by NAME (/dev/shm/forklock-NAME), so "
                    "workers share it without --preload");
@@ -292,9 +292,13 @@ std::string config_error(const Options& o)
 {
     if (auto problem = lock_name_problem(o); !problem.empty()) return problem;
     if (facts(o.lock_mode).needs_url && o.lock_url.empty())
-        return "--lock-mode postgres: needs --lock-url URL (a libpq connection string)";
+        return o.lock_mode == LockMode::redis
+                   ? "--lock-mode redis: needs --lock-url URL (redis://HOST:PORT or a socket path)"
+                   : "--lock-mode postgres: needs --lock-url URL (a libpq connection string)";
     if (!facts(o.lock_mode).needs_url && !o.lock_url.empty())
-        return "--lock-url: only with --lock-mode postgres";
+        return "--lock-url: only with --lock-mode postgres or redis";
+    if (auto problem = LockTable::url_problem(o.lock_mode, o.lock_url); !problem.empty())
+        return "--lock-url: " + problem;
     if (o.lock_mode == LockMode::semaphore && o.lock_slots > LockTable::kMaxSemaphoreCapacity)
         return fmt::format("--lock-slots: at most {} in semaphore mode (one mapping per semaphore)",
                            LockTable::kMaxSemaphoreCapacity);

@@ -1,16 +1,11 @@
 #include "harness/pg_cluster.h"
 
-#include <fcntl.h>
-#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -18,6 +13,7 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
+#include "harness/spawn.h"
 #include "os/os_error.h"
 
 namespace forklock::harness {
@@ -28,58 +24,12 @@ constexpr const char* kUser = "forklock";
 constexpr int kPort = 5432; // names the socket file only: the directory is private
 constexpr auto kStopTimeout = std::chrono::seconds(10);
 
-// RunAs: who the PostgreSQL processes run as: `nobody` under root, else the caller.
-struct RunAs {
-    bool drop = false;
-    uid_t uid = 0;
-    gid_t gid = 0;
-};
-
 RunAs run_as()
 {
     if (::geteuid() != 0) return {};
     const passwd* pw = ::getpwnam("nobody");
     if (pw == nullptr) throw std::runtime_error("PgCluster: running as root needs a user `nobody`");
     return {true, pw->pw_uid, pw->pw_gid};
-}
-
-// spawn: fork and exec argv[0] with stdout and stderr appended to `log`, in `dir`, as `as`,
-// receiving `deathsig` when the forking thread dies. Only async-signal-safe calls after fork.
-pid_t spawn(const std::vector<std::string>& argv, const std::string& log, const std::string& dir,
-            const RunAs& as, int deathsig)
-{
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid < 0) throw os_error(errno, "fork()");
-    if (pid > 0) return pid;
-    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    const int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (out < 0 || in < 0 || ::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0)
-        ::_exit(126);
-    if (as.drop && (::setgroups(0, nullptr) != 0 || ::setgid(as.gid) != 0 || ::setuid(as.uid) != 0))
-        ::_exit(126);
-    // After setuid: a change of credentials clears the parent-death signal.
-    if (::prctl(PR_SET_PDEATHSIG, deathsig) != 0 || ::getppid() != parent) ::_exit(126);
-    if (::chdir(dir.c_str()) != 0) ::_exit(126);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-}
-
-// wait_exit: the child's exit status once it has exited, or -1 if it still runs at `timeout`.
-int wait_exit(pid_t pid, std::chrono::milliseconds timeout)
-{
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    int status = 0;
-    for (;;) {
-        const pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) return status;
-        if (r < 0 && errno != EINTR) return status; // not our child any more: nothing to wait for
-        if (std::chrono::steady_clock::now() >= deadline) return -1;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
 }
 
 std::string bin(const char* name) { return fmt::format("{}/{}", kBinDir, name); }
@@ -145,24 +95,13 @@ void PgCluster::start(std::chrono::milliseconds timeout)
 
 void PgCluster::stop() noexcept
 {
-    if (postmaster_ == 0) return;
-    ::kill(postmaster_, SIGINT); // fast shutdown: ends the sessions, waits for its children
-    if (wait_exit(postmaster_, kStopTimeout) == -1) {
-        ::kill(postmaster_, SIGKILL);
-        wait_exit(postmaster_, kStopTimeout);
-    }
+    stop_child(postmaster_, SIGINT, kStopTimeout); // fast shutdown: ends the sessions
     postmaster_ = 0;
 }
 
 std::string PgCluster::log_tail(const std::string& file) const
 {
-    std::ifstream in(dir_.path() / file);
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string all = text.str();
-    constexpr std::size_t kTail = 2000;
-    if (all.size() > kTail) all = "..." + all.substr(all.size() - kTail);
-    return all.empty() ? "(no output in " + file + ")" : all;
+    return harness::log_tail(dir_.path() / file);
 }
 
 } // namespace forklock::harness

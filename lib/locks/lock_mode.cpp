@@ -59,6 +59,18 @@ constexpr std::array kModes{
               .needs_url = true,
               .uses_lock_server = true,
               .takes_over_dead_holder = true},
+    ModeFacts{.mode = LockMode::redis,
+              .name = "redis",
+              .why = "Redis holds a lease (SET NX PX) for every client of one database: workers, "
+                     "and servers on other machines, exclude each other with or without "
+                     "preload, until a holder outlives its lease",
+              .holder_death = "nothing tells Redis: the dead worker's key frees itself when its "
+                              "lease (PX) expires",
+              .excludes = true,
+              .shared_without_preload = true,
+              .needs_url = true,
+              .uses_lock_server = true,
+              .leases = true},
 };
 
 constexpr bool in_enum_order()

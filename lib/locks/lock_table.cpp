@@ -26,6 +26,9 @@
 #if FORKLOCK_WITH_LIBPQ
 #include "locks/modes/postgres_mode.h"
 #endif
+#if FORKLOCK_WITH_HIREDIS
+#include "locks/modes/redis_mode.h"
+#endif
 
 namespace forklock {
 
@@ -275,6 +278,14 @@ std::unique_ptr<LockTable::Impl> make_mode_table(const LockTableOptions& o)
             "postgres mode: this forklock was built without libpq (apt-get install libpq-dev, "
             "then meson setup --reconfigure build)");
 #endif
+#if FORKLOCK_WITH_HIREDIS
+    case LockMode::redis: return make_table<RedisMode>(o);
+#else
+    case LockMode::redis:
+        throw std::invalid_argument(
+            "redis mode: this forklock was built without hiredis (apt-get install "
+            "libhiredis-dev, then meson setup --reconfigure build)");
+#endif
     }
     throw std::invalid_argument(fmt::format("unknown lock mode {}", static_cast<int>(o.mode)));
 }
@@ -314,6 +325,21 @@ std::string LockTable::name_problem(std::string_view name)
               c == '_' || c == '-'))
             return fmt::format("a lock table name is made of A-Z a-z 0-9 _ -, and '{}' has '{}'",
                                name, c);
+    return "";
+}
+
+std::string LockTable::url_problem(LockMode mode, std::string_view url)
+{
+#if FORKLOCK_WITH_HIREDIS
+    if (mode == LockMode::redis) try {
+            parse_redis_url(url);
+        } catch (const std::invalid_argument& e) {
+            return e.what();
+        }
+#else
+    (void)mode;
+    (void)url;
+#endif
     return "";
 }
 

@@ -67,11 +67,12 @@ void bind_errors(py::module_& m)
         "another mode or capacity). Nothing was changed.");
     lock_server_error = new_class(
         m, "LockServerError", base,
-        "postgres mode: the lock server could not be reached, refused or was lost.");
+        "postgres, redis mode: the lock server could not be reached, refused or was lost.");
     lock_lost_error = new_class(
         m, "LockLostError", lock_server_error,
-        "postgres mode: the session holding a key ended while it was held; another holder may "
-        "have been inside. Do not acknowledge what was written under it.");
+        "postgres mode: the session holding a key ended while it was held (redis mode: its "
+        "lease expired); another holder may have been inside. Do not acknowledge what was "
+        "written under it.");
     py::register_exception_translator(translate);
 }
 

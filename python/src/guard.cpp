@@ -104,7 +104,7 @@ bool Guard::still_held()
 {
     check_holder("still_held");
     if (!held_) return false;
-    if (table_.get().mode() != LockMode::postgres) return held_->still_held();
+    if (!facts(table_.get().mode()).uses_lock_server) return held_->still_held();
     py::gil_scoped_release nogil;
     return held_->still_held();
 }

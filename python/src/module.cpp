@@ -37,8 +37,8 @@ LockTableOptions make_options(py::handle mode, py::handle name, bool share, long
     const auto parsed = parse_lock_mode(m);
     if (!parsed)
         throw std::invalid_argument(fmt::format(
-            "mode must be one of none, thread, semaphore, mutex, flock, postgres (or process = "
-            "mutex), not '{}'", m));
+            "mode must be one of none, thread, semaphore, mutex, flock, postgres, redis (or "
+            "process = mutex), not '{}'", m));
     o.mode = *parsed;
     if (capacity <= 0)
         throw std::invalid_argument(fmt::format("capacity must be 1..{}, not {}",

@@ -60,8 +60,9 @@ int Table::held_here() const noexcept { return held_pid_ == current_pid() ? held
 Acquired Table::acquire(std::string_view key, std::optional<nanoseconds> timeout)
 {
     LockTable& table = get();
-    // postgres: even a try is a round trip to the server, so every step goes without the GIL.
-    if (table.mode() != LockMode::postgres) {
+    // postgres, redis: even a try is a round trip to the server, so every step goes without the
+    // GIL.
+    if (!facts(table.mode()).uses_lock_server) {
         KeyGuard g = table.try_lock(key);
         if (g || (timeout && *timeout <= nanoseconds(0))) return {std::move(g), nanoseconds(0)};
     }
@@ -92,7 +93,7 @@ std::optional<KeyGuard> Table::wait_in_slices(std::string_view key,
 
 bool Table::unlock(KeyGuard& guard)
 {
-    if (get().mode() != LockMode::postgres) return guard.unlock();
+    if (!facts(get().mode()).uses_lock_server) return guard.unlock();
     py::gil_scoped_release nogil;
     return guard.unlock();
 }

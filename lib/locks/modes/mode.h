@@ -69,6 +69,7 @@ struct Taken {
     bool blocked = false;
     pid_t recovered_from = 0;
     std::int64_t waited_ns = 0;
+    std::uint64_t fence = 0; // a fencing token the mode issued itself (redis: INCR), or 0
     Handle handle{};
 };
 

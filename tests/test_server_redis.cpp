@@ -1,0 +1,115 @@
+// The real server in --lock-mode redis against a throwaway redis-server (harness/redis_server.h):
+// workers made without --preload exclude each other through it; a Redis that is down answers 503
+// and service resumes once it is back; a Redis unreachable at start or a malformed --lock-url
+// stops the server with code 2 before fork; /locks shows the holders with their lease left.
+// Skipped (exit 77) without redis-server.
+
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "harness/http_client.h"
+#include "harness/redis_server.h"
+#include "harness/server_checks.h"
+#include "harness/server_process.h"
+#include "harness/wait.h"
+
+using namespace forklock::harness;
+using namespace std::chrono_literals;
+
+namespace {
+
+RedisServer& redis() // one for the binary, made on the main thread
+{
+    if (!RedisServer::available()) {
+        std::puts("SKIP: the redis tests need redis-server (apt-get install redis-server)");
+        std::exit(77);
+    }
+    static RedisServer server;
+    return server;
+}
+
+} // namespace
+
+TEST_CASE("Server: redis mode with 4 workers loses no concurrent increment, with or without "
+          "--preload",
+          "[server][redis]")
+{
+    const bool preload = GENERATE(false, true);
+    INFO("preload " << preload);
+    std::vector<std::string> args{"-w", "4", "--lock-mode", "redis", "--lock-url", redis().url()};
+    if (preload) args.push_back("--preload");
+    ServerProcess server(args, 4);
+    const HttpRequest increment{"POST", "/counter/rd/increment?hold_ms=2", {}, {}};
+    int ok = 0;
+    for (const auto& r : concurrent_requests(server.endpoint(), increment, 64, 60s))
+        ok += r.status == 200;
+    CHECK(ok == 64);
+    CHECK(counter_value(server, "rd") == 64);
+}
+
+TEST_CASE("Server: a Redis killed while serving answers 503 in JSON, and service resumes after "
+          "it is back",
+          "[server][redis]")
+{
+    ServerProcess server({"-w", "2", "--lock-mode", "redis", "--lock-url", redis().url()}, 2);
+    REQUIRE(http_request(server.endpoint(), "POST", "/counter/down/increment").status == 200);
+    redis().stop(SIGKILL);
+    const HttpResponse down = http_request(server.endpoint(), "POST", "/counter/down/increment");
+    INFO(down.body);
+    CHECK(down.status == 503);
+    CHECK(down.json()["error"].get<std::string>().find("the lock server is unavailable: redis") !=
+          std::string::npos);
+    CHECK(down.body.find(redis().socket().parent_path().string()) == std::string::npos);
+    CHECK(http_request(server.endpoint(), "GET", "/locks").status == 503);
+    redis().start();
+    CHECK(wait_until(
+        [&] {
+            return http_request(server.endpoint(), "POST", "/counter/down/increment").status == 200;
+        },
+        20s, 50ms));
+    CHECK(counter_value(server, "down") == 2);
+}
+
+TEST_CASE("Server: a Redis unreachable at start or a malformed --lock-url exits with code 2",
+          "[server][redis]")
+{
+    const std::string down =
+        refused({"--lock-mode", "redis", "--lock-url", redis().url() + ".missing"});
+    CHECK(down.find("--lock-url: redis: cannot connect to") != std::string::npos);
+    const std::string bad = refused({"--lock-mode", "redis", "--lock-url", "redis://h:99999"});
+    CHECK(bad.find("--lock-url: redis URL 'redis://h:99999': port") != std::string::npos);
+    const std::string none = refused({"--lock-mode", "redis"});
+    CHECK(none.find("--lock-mode redis: needs --lock-url") != std::string::npos);
+}
+
+TEST_CASE("Server: /locks in redis mode shows a holder with its lease left and its token",
+          "[server][redis]")
+{
+    ServerProcess server({"-w", "2", "--lock-mode", "redis", "--lock-url", redis().url()}, 2);
+    auto holder = std::async(std::launch::async, [&] {
+        return http_request(server.endpoint(), "POST", "/counter/held/increment?hold_ms=3000");
+    });
+    nlohmann::json shown;
+    REQUIRE(wait_until(
+        [&] {
+            const auto body = http_request(server.endpoint(), "GET", "/locks").json();
+            for (const auto& h : body["holders"])
+                if (h["key"] == "held") shown = h;
+            return !shown.is_null();
+        },
+        10s, 20ms));
+    INFO(shown.dump());
+    CHECK(shown["state"] == "granted");
+    CHECK(shown["ttl_ms"].get<long>() > 0);
+    CHECK(shown["ttl_ms"].get<long>() <= 30'000);
+    CHECK(shown["token"].get<long>() > 0);
+    CHECK(server.worker_pids().count(shown["pid"].get<pid_t>()) == 1);
+    CHECK(holder.get().status == 200);
+}
