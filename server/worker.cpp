@@ -166,7 +166,7 @@ void boot_signals(const WorkerSpec& spec)
     set_handler(SIGINT, on_quick);
     set_handler(SIGQUIT, on_quick);
     set_handler(SIGABRT, on_abort);
-    for (int sig : {SIGHUP, SIGTTIN, SIGTTOU, SIGPIPE}) ::signal(sig, SIG_IGN);
+    for (int sig : {SIGHUP, SIGTTIN, SIGTTOU, SIGPIPE, SIGUSR2, SIGWINCH}) ::signal(sig, SIG_IGN);
     ::signal(SIGCHLD, SIG_DFL);
     // The master may die without a chance to tell us (kill -9): the kernel sends TERM instead.
     if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
