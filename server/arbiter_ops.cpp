@@ -93,8 +93,8 @@ void Arbiter::announce_ready()
     if (serving < num_workers_) return;
     announce_ready_ = false;
     if (startup_.upgrade) upgrade_ready();
-    notifier_.take_over(fmt::format("READY=1\nSTATUS=Serving {} worker(s) at {}\nMAINPID={}", serving,
-                               bind_url(listener_->address()), pid_));
+    notifier_.take_over(fmt::format("READY=1\nSTATUS=Serving {} worker(s) at {}\nMAINPID={}",
+                                    serving, bind_url(listener_->address()), pid_));
 }
 
 } // namespace forklock

@@ -53,8 +53,9 @@ void Arbiter::handle_hup()
     notifier_.reloading("Reloading");
     if (winched_) { // a rollback: this master serves again, and speaks for the service
         winched_ = false;
-        log(LogLevel::info, "Upgrade: starting this master's workers again; QUIT the new master "
-                            "(pid:{}) to roll back",
+        log(LogLevel::info,
+            "Upgrade: starting this master's workers again; QUIT the new master "
+            "(pid:{}) to roll back",
             upgrade_ ? upgrade_->pid : 0);
     }
     announce_ready_ = true; // READY=1 again once the new workers serve, or the old ones stay

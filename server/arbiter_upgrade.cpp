@@ -65,8 +65,8 @@ void Arbiter::handle_usr2()
     const std::filesystem::path pid_file = pid_file_;
     if (!pid_file.empty()) move_pid_file(oldbin(pid_file));
     try {
-        NewMaster m = start_new_master(startup_.binary, startup_.args, listener_->fd(),
-                                       notifier_.variable());
+        NewMaster m =
+            start_new_master(startup_.binary, startup_.args, listener_->fd(), notifier_.variable());
         const auto limit = options_.timeout_s > 0 ? std::chrono::seconds(options_.timeout_s)
                                                   : kDefaultReadyTimeout;
         upgrade_ = Upgrade{m.pid, std::move(m.ready), std::chrono::steady_clock::now() + limit};
@@ -106,8 +106,9 @@ void Arbiter::watch_upgrade()
     }
     if (std::chrono::steady_clock::now() < upgrade_->deadline) return;
     upgrade_->killed = true; // upgrade_exited() reports it once it is reaped
-    log(LogLevel::error, "Upgrade failed: the new master (pid:{}) did not serve within --timeout; "
-                         "killing it, this master serves on",
+    log(LogLevel::error,
+        "Upgrade failed: the new master (pid:{}) did not serve within --timeout; "
+        "killing it, this master serves on",
         upgrade_->pid);
     kill_worker(upgrade_->pid, SIGKILL); // its workers follow it (PR_SET_PDEATHSIG)
 }
@@ -140,8 +141,9 @@ void Arbiter::upgrade_ready()
         log(LogLevel::warning, "Upgrade: could not tell the old master this one serves: {}",
             std::strerror(errno));
     startup_.upgrade->ready.reset();
-    log(LogLevel::info, "Upgrade: every worker serves; the old master (pid:{}) serves on until "
-                        "WINCH and QUIT",
+    log(LogLevel::info,
+        "Upgrade: every worker serves; the old master (pid:{}) serves on until "
+        "WINCH and QUIT",
         startup_.upgrade->old_master);
 }
 

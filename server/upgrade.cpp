@@ -50,7 +50,7 @@ std::optional<UpgradeHandoff> take_upgrade_handoff()
     const auto [at, ec] = std::from_chars(text, end, fd);
     ::unsetenv(kUpgradeFdVariable);
     if (ec != std::errc() || at != end || fd <= kListenFd || ::fcntl(fd, F_GETFD) < 0)
-        return std::nullopt; // not ours to write to: no handoff
+        return std::nullopt;          // not ours to write to: no handoff
     ::fcntl(fd, F_SETFD, FD_CLOEXEC); // the workers and anything they exec do not inherit it
     return UpgradeHandoff{UniqueFd(fd), ::getppid()};
 }
