@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "app/counter_store.h"
 #include "harness/http_client.h"
 #include "harness/raw_exchange.h"
 #include "harness/server_process.h"
@@ -128,4 +129,34 @@ TEST_CASE("Drain: ten HUPs under load fail no request on a fresh connection and 
     for (const auto& f : failures) UNSCOPED_INFO(f);
     auto value = http_request(server.endpoint(), "GET", "/counter/up").json()["value"];
     CHECK(value.get<std::uint64_t>() == acked.load());
+}
+
+TEST_CASE("Drain: TERM under load: every increment the server made was answered, and no request "
+          "failed before the TERM",
+          "[server][drain]")
+{
+    ServerProcess server({"-w", "2", "--lock-mode", "flock"}, 2);
+    std::atomic<std::uint64_t> acked{0};
+    std::atomic<bool> termed{false};
+    std::vector<std::string> failures; // those that came back before the TERM was sent
+    std::jthread load([&](std::stop_token stop) {
+        while (!stop.stop_requested()) {
+            auto r = http_request(server.endpoint(), "POST", "/counter/up/increment", 10s);
+            if (r.status == 200)
+                acked.fetch_add(1);
+            else if (!termed.load())
+                failures.push_back(fmt::format("{} {}", r.status, r.error));
+        }
+    });
+    REQUIRE(wait_until([&] { return acked.load() >= 50; }, 20s));
+    termed = true;
+    server.signal(SIGTERM);
+    REQUIRE(server.wait_exit(30s) == 0);
+    load.request_stop();
+    load.join();
+    CHECK(failures.empty());
+    for (const auto& f : failures) UNSCOPED_INFO(f);
+    // Connections still in the kernel's queue when the socket closed are reset: they never
+    // reached a worker. An increment a worker made was answered.
+    CHECK(forklock::CounterStore(server.dir() / "data").read("up") == acked.load());
 }
