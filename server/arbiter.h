@@ -158,6 +158,7 @@ private:
         std::chrono::steady_clock::time_point deadline; // to serve, else it is killed
         bool serving = false;
         bool killed = false;
+        bool winch_due = false; // a WINCH came before it served
     };
     std::optional<Upgrade> upgrade_;
     bool winched_ = false; // WINCH: no workers, the new master serves; HUP or its exit undoes it

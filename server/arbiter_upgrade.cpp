@@ -78,12 +78,20 @@ void Arbiter::handle_usr2()
         startup_.binary.string(), upgrade_->pid);
 }
 
-// WINCH: the new master serves: this master's workers stop gracefully (manage_workers keeps
-// none). Not before: a terminal's resize also sends WINCH, and nobody would be left serving.
+// WINCH: once the new master serves, this master's workers stop gracefully (manage_workers keeps
+// none); a WINCH that comes before (nginx's procedure sends it right after USR2) waits for that.
+// Not without a new master: a terminal's resize also sends WINCH, and nobody would be serving.
 void Arbiter::handle_winch()
 {
-    if (!upgrade_ || !upgrade_->serving)
-        return log(LogLevel::warning, "WINCH ignored: no new master serves (USR2 starts one)");
+    if (!upgrade_)
+        return log(LogLevel::warning, "WINCH ignored: no new master runs (USR2 starts one)");
+    if (!upgrade_->serving) {
+        upgrade_->winch_due = true;
+        return log(LogLevel::info,
+                   "Upgrade: this master's workers stop once the new master "
+                   "(pid:{}) serves",
+                   upgrade_->pid);
+    }
     winched_ = true;
     log(LogLevel::info,
         "Upgrade: stopping this master's workers gracefully; QUIT this master to finish, HUP it "
@@ -99,10 +107,12 @@ void Arbiter::watch_upgrade()
         upgrade_->serving = true;
         upgrade_->ready.reset();
         notifier_.hand_over(); // the new master told systemd MAINPID= itself
-        return log(LogLevel::info,
-                   "Upgrade: the new master (pid:{}) serves; WINCH stops this master's workers, "
-                   "then QUIT this master",
-                   upgrade_->pid);
+        log(LogLevel::info,
+            "Upgrade: the new master (pid:{}) serves; WINCH stops this master's workers, then "
+            "QUIT this master",
+            upgrade_->pid);
+        if (upgrade_->winch_due) handle_winch();
+        return;
     }
     if (std::chrono::steady_clock::now() < upgrade_->deadline) return;
     upgrade_->killed = true; // upgrade_exited() reports it once it is reaped

@@ -26,7 +26,7 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr milliseconds kAnswerPoll{1}; // while evhttp still answers earlier pipelined requests
-constexpr milliseconds kDrainPoll{10}; // a stopping loop's idle wait: close, or look again
+constexpr milliseconds kDrainPoll{10}; // a stopping loop's idle connection with bytes coming
 
 timeval to_timeval(milliseconds ms)
 {
@@ -87,10 +87,10 @@ private:
     void drain();
     [[nodiscard]] bool idle() const;
     // Without keep-alive evhttp closes after its answer; the header limit bounds a client that
-    // sends a second request anyway. A stopping loop keeps no idle connection.
+    // sends a second request anyway. A stopping loop waits kDrainGrace (see the header).
     milliseconds idle_limit() const
     {
-        if (drain_.started()) return kDrainPoll;
+        if (drain_.started()) return kDrainGrace;
         return timeouts_.keepalive.count() > 0 ? timeouts_.keepalive : timeouts_.header;
     }
 
@@ -150,16 +150,16 @@ void ScreenedConnection::attach()
     bufferevent_getcb(bev_, &read_cb, &write_cb, &event_cb, &evcon); // evhttp's arg: its evcon
     evhttp_connection_set_closecb(static_cast<evhttp_connection*>(evcon), on_close, this);
     attached_ = true;
-    arm(Wait::header, drain_.started() ? kFirstRequestGrace : timeouts_.header);
+    arm(Wait::header, drain_.started() ? kDrainGrace : timeouts_.header);
 }
 
-// drain: the loop stops (see the header). Not yet attached: attach() arms the short grace.
+// drain: the loop stops (see the header). Not yet attached: attach() arms the grace.
 void ScreenedConnection::drain()
 {
     if (!attached_ || mode_ != Mode::screening) return;
     if (screen_.requests_begun() == 0 && evbuffer_get_length(bufferevent_get_input(bev_)) == 0)
-        return arm(Wait::header, kFirstRequestGrace);
-    if (idle()) close_now();
+        return arm(Wait::header, kDrainGrace);
+    if (idle()) arm(Wait::keepalive, kDrainGrace);
 }
 
 // idle: between requests, nothing to write, and nothing waiting in the socket either.
@@ -333,7 +333,8 @@ void ScreenedConnection::expired()
         if (writing) return close_now();
         return answer(408, "the request body stalled for " + seconds(timeouts_.body));
     case Wait::keepalive:
-        if (writing || (drain_.started() && !idle())) return arm(Wait::keepalive, idle_limit());
+        if (writing) return arm(Wait::keepalive, idle_limit());
+        if (drain_.started() && !idle()) return arm(Wait::keepalive, kDrainPoll);
         return close_now();
     case Wait::answer: return try_answer();
     case Wait::linger: return close_now();

@@ -29,12 +29,12 @@
 // for evhttp's replies in flight.
 //
 // Graceful stop: the connection is a member of its loop's ConnectionDrain (connection_drain.h).
-// Once the drain starts, an idle keep-alive connection closes at once (unless a request is
-// already waiting in the socket: evhttp reads and answers it, with Connection: close, as it
-// does every answer of a stopping loop, and the connection closes after it), and so does each one
-// that becomes idle; a connection that has sent nothing yet gets kFirstRequestGrace to send its
-// first request, which is then answered, before it is closed unanswered.
-//
+// Once the drain starts, a connection between requests (idle keep-alive, or accepted with nothing
+// sent yet) gets kDrainGrace to send its next request, which evhttp answers with Connection:
+// close, as every answer of a stopping loop, and then closes; one that sends nothing in that time
+// is closed then. Closing idle keep-alive connections at once would turn each request a client
+// is sending at that moment into a reset: a client in a loop (wrk) always is.
+
 // One loop thread; the object lives as long as evhttp's connection (its close callback frees
 // it), so this takes evhttp_connection_set_closecb for itself: code that needs to know when a
 // connection closes passes `closed`, called from that callback.
@@ -63,7 +63,7 @@ struct ConnectionTimeouts {
 using SimpleRequestHandler =
     std::function<bool(const SimpleRequest& request, bool from_loopback, std::string& out)>;
 
-inline constexpr std::chrono::milliseconds kFirstRequestGrace{1'000};
+inline constexpr std::chrono::milliseconds kDrainGrace{1'000};
 
 // Returns nullptr if libevent can't allocate. `timeouts` and `drain` must outlive the connection.
 bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts,
