@@ -50,12 +50,15 @@ int open_connections(const std::string& metrics)
 }
 
 // The stop signal `sig` reaches the only worker while it holds `fresh`, a connection it accepted
-// on which nothing was sent yet. fresh's request, sent once the worker said it stops, must be
-// answered, with Connection: close.
-void fresh_connection_is_answered(int sig)
+// on which nothing was sent yet (`warm`: one request was answered on it, it is an idle keep-alive
+// connection). Its request, sent once the worker said it stops, must be answered, with
+// Connection: close.
+void connection_is_answered(int sig, bool warm)
 {
     ServerProcess server({"-w", "1"}, 1);
     UniqueFd fresh = connect_raw(server.endpoint());
+    std::string in;
+    if (warm) REQUIRE(exchange(fresh.get(), kIncrement, in).starts_with("HTTP/1.1 200"));
     REQUIRE(wait_until(
         [&] { // fresh and the /metrics request itself
             return open_connections(http_request(server.endpoint(), "GET", "/metrics").body) >= 2;
@@ -63,7 +66,6 @@ void fresh_connection_is_answered(int sig)
         10s, 10ms));
     server.signal(sig);
     REQUIRE(server.wait_for_log("Worker stopping (pid:", 10s));
-    std::string in;
     const std::string answer = exchange(fresh.get(), kIncrement, in);
     CHECK(answer.starts_with("HTTP/1.1 200"));
     CHECK(answer.find("Connection: close") != std::string::npos);
@@ -74,16 +76,24 @@ void fresh_connection_is_answered(int sig)
 TEST_CASE("Drain: after HUP, a request on a connection the old worker accepted before is answered",
           "[server][drain]")
 {
-    fresh_connection_is_answered(SIGHUP);
+    connection_is_answered(SIGHUP, false);
+}
+
+TEST_CASE("Drain: after HUP, a request on an idle keep-alive connection of the old worker is "
+          "answered",
+          "[server][drain]")
+{
+    connection_is_answered(SIGHUP, true);
 }
 
 TEST_CASE("Drain: after TERM, a request on a connection the worker accepted before is answered",
           "[server][drain]")
 {
-    fresh_connection_is_answered(SIGTERM);
+    connection_is_answered(SIGTERM, false);
 }
 
-TEST_CASE("Drain: HUP closes an idle keep-alive connection at once, not after --keepalive-timeout",
+TEST_CASE("Drain: HUP closes an idle keep-alive connection after a short grace, not after "
+          "--keepalive-timeout",
           "[server][drain]")
 {
     ServerProcess server({"-w", "1", "--keepalive-timeout", "60"}, 1);

@@ -296,3 +296,33 @@ TEST_CASE("Upgrade: the new master tells NOTIFY_SOCKET READY=1 with MAINPID= its
     CHECK(has_line(*back, fmt::format("MAINPID={}", server.pid())));
     for (const auto& m : seen) CHECK(!has_line(m, "STOPPING=1"));
 }
+
+TEST_CASE("Upgrade: a WINCH right after USR2 stops the old workers once the new master serves",
+          "[server][upgrade]")
+{
+    TempDir tmp("forklock-upgrade");
+    const auto pid_file = tmp.path() / "forklock.pid";
+    ServerProcess server(spec_with_pid({"-w", "2"}, 2, pid_file.string()));
+    server.signal(SIGUSR2);
+    REQUIRE(server.wait_for_log("Upgrade: started", 10s));
+    server.signal(SIGWINCH); // most likely before the new master serves; after works too
+    REQUIRE(server.wait_for_log("Upgrade: stopping this master's workers gracefully", 30s));
+    const pid_t new_master = read_pid(pid_file);
+    const std::string log = server.log();
+    CHECK(log.find("Upgrade: the new master (pid") < log.find("Upgrade: stopping this master's"));
+    REQUIRE(wait_until([&] { return children_of(server.pid()) == std::set{new_master}; }, 30s));
+    CHECK(serving_master(server) == new_master);
+    stop_new_master(new_master);
+    // The new master gone, the old one starts its workers again.
+    REQUIRE(wait_until([&] { return children_of(server.pid()).size() == 2; }, 30s));
+}
+
+TEST_CASE("Upgrade: WINCH without a new master is ignored with one line (a terminal's resize)",
+          "[server][upgrade]")
+{
+    ServerProcess server({"-w", "2"}, 2);
+    const auto workers = server.booted_worker_pids();
+    server.signal(SIGWINCH);
+    REQUIRE(server.wait_for_log("WINCH ignored: no new master runs", 10s));
+    CHECK(server.booted_worker_pids() == workers);
+}
