@@ -7,14 +7,13 @@
 #include <signal.h>
 #include <sys/socket.h>
 
-#include <atomic>
 #include <string>
-#include <thread>
 
 #include <fmt/format.h>
 
 #include "app/counter_store.h"
 #include "harness/http_client.h"
+#include "harness/increment_load.h"
 #include "harness/raw_exchange.h"
 #include "harness/server_process.h"
 #include "harness/wait.h"
@@ -114,31 +113,20 @@ TEST_CASE("Drain: ten HUPs under load fail no request on a fresh connection and 
           "[server][drain]")
 {
     ServerProcess server({"-w", "2", "--lock-mode", "flock"}, 2);
-    std::atomic<std::uint64_t> acked{0};
-    std::vector<std::string> failures;
-    std::jthread load([&](std::stop_token stop) {
-        while (!stop.stop_requested()) {
-            auto r = http_request(server.endpoint(), "POST", "/counter/up/increment", 10s);
-            if (r.status == 200)
-                acked.fetch_add(1);
-            else
-                failures.push_back(fmt::format("{} {}", r.status, r.error));
-        }
-    });
+    IncrementLoad load(server.endpoint(), "up");
     for (int i = 1; i <= 10; ++i) {
         server.signal(SIGHUP);
         REQUIRE(server.wait_for_log(fmt::format("Hang up: Master"), 10s));
         REQUIRE(
             wait_until([&] { return server.count_in_log("Booting worker") >= 2 + 2 * i; }, 20s));
-        const auto before = acked.load();
-        REQUIRE(wait_until([&] { return acked.load() >= before + 10; }, 20s));
+        const auto before = load.acked();
+        REQUIRE(wait_until([&] { return load.acked() >= before + 10; }, 20s));
     }
-    load.request_stop();
-    load.join();
+    const auto failures = load.finish();
     CHECK(failures.empty());
     for (const auto& f : failures) UNSCOPED_INFO(f);
     auto value = http_request(server.endpoint(), "GET", "/counter/up").json()["value"];
-    CHECK(value.get<std::uint64_t>() == acked.load());
+    CHECK(value.get<std::uint64_t>() == load.acked());
 }
 
 TEST_CASE("Drain: TERM under load: every increment the server made was answered, and no request "
@@ -146,27 +134,15 @@ TEST_CASE("Drain: TERM under load: every increment the server made was answered,
           "[server][drain]")
 {
     ServerProcess server({"-w", "2", "--lock-mode", "flock"}, 2);
-    std::atomic<std::uint64_t> acked{0};
-    std::atomic<bool> termed{false};
-    std::vector<std::string> failures; // those that came back before the TERM was sent
-    std::jthread load([&](std::stop_token stop) {
-        while (!stop.stop_requested()) {
-            auto r = http_request(server.endpoint(), "POST", "/counter/up/increment", 10s);
-            if (r.status == 200)
-                acked.fetch_add(1);
-            else if (!termed.load())
-                failures.push_back(fmt::format("{} {}", r.status, r.error));
-        }
-    });
-    REQUIRE(wait_until([&] { return acked.load() >= 50; }, 20s));
-    termed = true;
+    IncrementLoad load(server.endpoint(), "up");
+    REQUIRE(wait_until([&] { return load.acked() >= 50; }, 20s));
+    load.stop_judging(); // what fails from now on may be the server going away
     server.signal(SIGTERM);
     REQUIRE(server.wait_exit(30s) == 0);
-    load.request_stop();
-    load.join();
+    const auto failures = load.finish();
     CHECK(failures.empty());
     for (const auto& f : failures) UNSCOPED_INFO(f);
     // Connections still in the kernel's queue when the socket closed are reset: they never
     // reached a worker. An increment a worker made was answered.
-    CHECK(forklock::CounterStore(server.dir() / "data").read("up") == acked.load());
+    CHECK(forklock::CounterStore(server.dir() / "data").read("up") == load.acked());
 }

@@ -7,17 +7,15 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <sstream>
 #include <string>
-#include <thread>
 
 #include <fmt/format.h>
 
 #include "harness/http_client.h"
+#include "harness/increment_load.h"
 #include "harness/notify_socket.h"
 #include "harness/server_process.h"
 #include "harness/shm_names.h"
@@ -79,36 +77,14 @@ void stop_new_master(pid_t pid)
     for (pid_t w : workers) REQUIRE(wait_until([&] { return gone(w); }, 10s, 10ms));
 }
 
-// Increments on fresh connections from one thread, until stopped: every request must be
-// answered 200 (no refused or reset connection), and each answered one counted.
-class Load {
-public:
-    explicit Load(const ServerProcess& server)
-        : thread_([this, &server](std::stop_token stop) {
-              while (!stop.stop_requested()) {
-                  auto r = http_request(server.endpoint(), "POST", "/counter/up/increment", 10s);
-                  if (r.status == 200)
-                      acked_.fetch_add(1);
-                  else
-                      failures_.push_back(fmt::format("{} {}", r.status, r.error));
-              }
-          })
-    {
-    }
-    std::uint64_t acked() const { return acked_.load(); }
-    // Stops the thread; what failed, one line each.
-    std::vector<std::string> finish()
-    {
-        thread_.request_stop();
-        thread_.join();
-        return failures_;
-    }
-
-private:
-    std::atomic<std::uint64_t> acked_{0};
-    std::vector<std::string> failures_;
-    std::jthread thread_;
-};
+// `script` installed over `binary` as `install` does: a new file renamed into place.
+void install_over(const std::filesystem::path& binary, const std::string& script)
+{
+    const auto next = binary.string() + ".new";
+    std::ofstream(next) << script;
+    std::filesystem::permissions(next, std::filesystem::perms::owner_all);
+    std::filesystem::rename(next, binary);
+}
 
 struct Upgraded {
     pid_t old_master = 0;
@@ -149,7 +125,7 @@ TEST_CASE("Upgrade: USR2, WINCH and QUIT under load hand the socket to the new m
         ServerProcess server(
             spec_with_pid({"-w", "2", "--lock-mode", "mutex", "--preload", "--lock-name", name}, 2,
                           pid_file.string()));
-        Load load(server);
+        IncrementLoad load(server.endpoint(), "up");
         REQUIRE(wait_until([&] { return load.acked() >= 20; }, 20s));
         const Upgraded u = upgrade(server, pid_file);
         CHECK(server.count_in_log("joined: shared with another live server") == 1);
@@ -205,11 +181,7 @@ TEST_CASE("Upgrade: a new binary that exits at start leaves the old master servi
     ServerSpec spec = spec_with_pid({"-w", "2"}, 2, pid_file.string());
     spec.binary = binary;
     ServerProcess server(spec);
-    // Installed over the running one as `install` does: a new file renamed into place.
-    const auto next = tmp.path() / "forklock.new";
-    std::ofstream(next) << "#!/bin/sh\necho 'new build: cannot start' >&2\nexit 1\n";
-    std::filesystem::permissions(next, std::filesystem::perms::owner_all);
-    std::filesystem::rename(next, binary);
+    install_over(binary, "#!/bin/sh\necho 'new build: cannot start' >&2\nexit 1\n");
     const auto workers = server.booted_worker_pids();
     server.signal(SIGUSR2);
     REQUIRE(server.wait_for_log("Upgrade failed: the new master", 20s));
@@ -232,10 +204,7 @@ TEST_CASE("Upgrade: a new binary that never serves is killed after --timeout and
     spec.args = {"-w", "1", "--timeout", "2"};
     spec.binary = binary;
     ServerProcess server(spec);
-    const auto next = tmp.path() / "forklock.new";
-    std::ofstream(next) << "#!/bin/sh\nexec sleep 60\n";
-    std::filesystem::permissions(next, std::filesystem::perms::owner_all);
-    std::filesystem::rename(next, binary);
+    install_over(binary, "#!/bin/sh\nexec sleep 60\n");
     server.signal(SIGUSR2);
     REQUIRE(server.wait_for_log("did not serve within --timeout; killing it", 20s));
     REQUIRE(wait_until([&] { return children_of(server.pid()).size() == 1; }, 10s));
