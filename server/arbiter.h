@@ -118,7 +118,7 @@ private:
     void watch_upgrade();
     void upgrade_exited(int status);
     void upgrade_ready();
-    void move_pid_file(const std::filesystem::path& to);
+    bool move_pid_file(const std::filesystem::path& to);
 
     void dispatch(int sig);
     void handle_chld();

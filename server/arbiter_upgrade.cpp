@@ -52,7 +52,7 @@ std::string Arbiter::upgrade_refusal() const
     if (options_.preload && facts(o.mode).can_be_named && o.name.empty())
         return fmt::format("the {} lock table is anonymous (--preload without --lock-name): a new "
                            "master cannot join it, and its workers would lock apart from this "
-                           "master's. Give the table a name (--lock-name) to upgrade; restart now",
+                           "master's. To upgrade, restart with --lock-name NAME",
                            to_string(o.mode));
     return "";
 }
@@ -63,7 +63,8 @@ void Arbiter::handle_usr2()
     if (const std::string why = upgrade_refusal(); !why.empty())
         return log(LogLevel::error, "USR2 ignored: {}", why);
     const std::filesystem::path pid_file = pid_file_;
-    if (!pid_file.empty()) move_pid_file(oldbin(pid_file));
+    if (!pid_file.empty() && !move_pid_file(oldbin(pid_file)))
+        return log(LogLevel::error, "USR2 ignored: the pid file cannot become .oldbin");
     try {
         NewMaster m =
             start_new_master(startup_.binary, startup_.args, listener_->fd(), notifier_.variable());
@@ -71,7 +72,7 @@ void Arbiter::handle_usr2()
                                                   : kDefaultReadyTimeout;
         upgrade_ = Upgrade{m.pid, std::move(m.ready), std::chrono::steady_clock::now() + limit};
     } catch (const std::exception& e) {
-        if (!pid_file.empty()) move_pid_file(pid_file);
+        if (!pid_file.empty()) (void)move_pid_file(pid_file);
         return log(LogLevel::error, "Upgrade failed: {}; this master serves on", e.what());
     }
     log(LogLevel::info, "Upgrade: started {} as the new master (pid:{}); this master serves on",
@@ -88,8 +89,7 @@ void Arbiter::handle_winch()
     if (!upgrade_->serving) {
         upgrade_->winch_due = true;
         return log(LogLevel::info,
-                   "Upgrade: this master's workers stop once the new master "
-                   "(pid:{}) serves",
+                   "Upgrade: this master's workers stop once the new master (pid:{}) serves",
                    upgrade_->pid);
     }
     winched_ = true;
@@ -117,8 +117,8 @@ void Arbiter::watch_upgrade()
     if (std::chrono::steady_clock::now() < upgrade_->deadline) return;
     upgrade_->killed = true; // upgrade_exited() reports it once it is reaped
     log(LogLevel::error,
-        "Upgrade failed: the new master (pid:{}) did not serve within --timeout; "
-        "killing it, this master serves on",
+        "Upgrade failed: the new master (pid:{}) did not serve within --timeout; killing it, "
+        "this master serves on",
         upgrade_->pid);
     kill_worker(upgrade_->pid, SIGKILL); // its workers follow it (PR_SET_PDEATHSIG)
 }
@@ -137,7 +137,7 @@ void Arbiter::upgrade_exited(int status)
         log(LogLevel::error,
             "Upgrade failed: the new master (pid:{}) {} before it served; this master serves on",
             pid, exit_text(status));
-    if (!pid_file_.empty()) move_pid_file(options_.pid_file);
+    if (!pid_file_.empty()) (void)move_pid_file(options_.pid_file);
     winched_ = false; // manage_workers() starts this master's workers again
     announce_ready_ = true;
 }
@@ -152,21 +152,23 @@ void Arbiter::upgrade_ready()
             std::strerror(errno));
     startup_.upgrade->ready.reset();
     log(LogLevel::info,
-        "Upgrade: every worker serves; the old master (pid:{}) serves on until "
-        "WINCH and QUIT",
+        "Upgrade: every worker serves; the old master (pid:{}) serves on until WINCH and QUIT",
         startup_.upgrade->old_master);
 }
 
-// move_pid_file: PIDFILE to PIDFILE.oldbin and back. A failure is logged: the pid is still
-// where pid_file_ says, and the upgrade goes on (nginx's rename failure is an alert too).
-void Arbiter::move_pid_file(const std::filesystem::path& to)
+// move_pid_file: PIDFILE to PIDFILE.oldbin and back. False (logged) when the rename failed: the
+// pid is still where pid_file_ says.
+bool Arbiter::move_pid_file(const std::filesystem::path& to)
 {
     std::error_code error;
     std::filesystem::rename(pid_file_, to, error);
-    if (error)
-        return log(LogLevel::error, "rename({}, {}) failed: {}", pid_file_.string(), to.string(),
-                   error.message());
+    if (error) {
+        log(LogLevel::error, "rename({}, {}) failed: {}", pid_file_.string(), to.string(),
+            error.message());
+        return false;
+    }
     pid_file_ = to;
+    return true;
 }
 
 } // namespace forklock
