@@ -47,7 +47,7 @@ struct Startup {
     std::filesystem::path config_file;     // -c FILE; empty: a HUP reads no file
     std::vector<std::string> args;         // the command line, parsed again on HUP
     std::vector<Setting> settings;         // as loaded, for the HUP to compare with
-    std::filesystem::path binary;          // what USR2 execs (upgrade.h's own_binary())
+    std::filesystem::path binary;          // what USR2 runs (upgrade.h's own_binary())
     std::optional<UpgradeHandoff> upgrade; // set when this master was started by a USR2
 };
 

@@ -47,7 +47,7 @@ std::string Arbiter::upgrade_refusal() const
     if (startup_.upgrade && ::getppid() == startup_.upgrade->old_master)
         return fmt::format("the master this one replaces (pid:{}) still runs: QUIT it first",
                            startup_.upgrade->old_master);
-    if (startup_.binary.empty()) return "the path of this binary is unknown (/proc not mounted)";
+    if (startup_.binary.empty()) return "the path of this binary is unknown (no argv[0], no /proc)";
     const LockTableOptions o = lock_table_options(options_);
     if (options_.preload && facts(o.mode).can_be_named && o.name.empty())
         return fmt::format("the {} lock table is anonymous (--preload without --lock-name): a new "

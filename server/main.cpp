@@ -40,7 +40,7 @@ int main(int argc, char** argv)
     startup.config_file = parsed.config_file;
     startup.args = args;
     startup.settings = parsed.settings;
-    startup.binary = own_binary();
+    startup.binary = own_binary(argv[0]);
     try {
         Arbiter arbiter(*parsed.options, std::move(startup));
         return arbiter.run();

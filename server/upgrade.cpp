@@ -71,17 +71,24 @@ NewMaster start_new_master(const std::filesystem::path& binary,
     if (pid < 0) throw os_error(errno, "fork()");
     if (pid == 0) {
         prepare_child(listen_fd, write_end.get(), notify_socket);
-        ::execv(argv[0], argv.data());
-        std::fprintf(stderr, "forklock: error: upgrade: execv(%s) failed: %s\n", argv[0],
+        ::execvp(argv[0], argv.data()); // a name without '/' is looked up on PATH
+        std::fprintf(stderr, "forklock: error: upgrade: execvp(%s) failed: %s\n", argv[0],
                      std::strerror(errno));
         ::_exit(kExecFailed);
     }
     return NewMaster{pid, std::move(read_end)};
 }
 
-std::filesystem::path own_binary()
+std::filesystem::path own_binary(const char* argv0)
 {
     std::error_code error;
+    const std::string name = argv0 != nullptr ? argv0 : "";
+    if (name.find('/') != std::string::npos) {
+        auto path = std::filesystem::absolute(name, error);
+        if (!error) return path;
+    } else if (!name.empty()) {
+        return name;
+    }
     auto path = std::filesystem::read_symlink("/proc/self/exe", error);
     return error ? std::filesystem::path() : path;
 }

@@ -44,8 +44,10 @@ NewMaster start_new_master(const std::filesystem::path& binary,
                            const std::vector<std::string>& args, int listen_fd,
                            const std::string& notify_socket);
 
-// The binary this process runs, as a path: a file installed over it since (a rename, as
-// `install` does) is what start_new_master() runs. Empty when /proc is not mounted.
-std::filesystem::path own_binary();
+// The binary USR2 runs, from this process's argv[0], as nginx does: made absolute when it holds
+// a '/' (symlinks kept, so a link switched to a new release, or a file installed over the old one,
+// is what runs), left as it is when it names a program on PATH (looked up again at the upgrade);
+// /proc/self/exe when argv[0] is empty.
+std::filesystem::path own_binary(const char* argv0);
 
 } // namespace forklock

@@ -193,18 +193,24 @@ TEST_CASE("Upgrade: a new binary that exits at start leaves the old master servi
     CHECK(http_request(server.endpoint(), "POST", "/counter/k/increment").status == 200);
 }
 
-TEST_CASE("Upgrade: a new binary that never serves is killed after --timeout and the old master "
-          "serves on",
+TEST_CASE("Upgrade: a new release that never serves, switched in by a symlink, is killed after "
+          "--timeout and the old master serves on",
           "[server][upgrade]")
 {
     TempDir tmp("forklock-upgrade");
-    const auto binary = tmp.path() / "forklock";
-    std::filesystem::copy_file(std::getenv("FORKLOCK_BIN"), binary);
+    const auto release1 = tmp.path() / "forklock-1";
+    const auto link = tmp.path() / "forklock";
+    std::filesystem::copy_file(std::getenv("FORKLOCK_BIN"), release1);
+    std::filesystem::create_symlink(release1, link);
     ServerSpec spec;
     spec.args = {"-w", "1", "--timeout", "2"};
-    spec.binary = binary;
+    spec.binary = link;
     ServerProcess server(spec);
-    install_over(binary, "#!/bin/sh\nexec sleep 60\n");
+    const auto release2 = tmp.path() / "forklock-2";
+    install_over(release2, "#!/bin/sh\nexec sleep 60\n");
+    const auto next_link = tmp.path() / "forklock.link";
+    std::filesystem::create_symlink(release2, next_link);
+    std::filesystem::rename(next_link, link); // as `ln -sfn` does it, atomically
     server.signal(SIGUSR2);
     REQUIRE(server.wait_for_log("did not serve within --timeout; killing it", 20s));
     REQUIRE(wait_until([&] { return children_of(server.pid()).size() == 1; }, 10s));
