@@ -4,11 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstring>
 #include <fstream>
-#include <random>
-#include <vector>
 
 #include "app/log.h"
 #include "app/site_guard.h"
@@ -21,21 +17,6 @@ namespace {
 
 constexpr std::chrono::milliseconds kTick{200};
 constexpr std::chrono::milliseconds kStopPoll{50};
-constexpr std::int64_t kAbortGraceNs = 1'000'000'000; // SIGABRT, then SIGKILL this much later
-
-std::string signal_name(int sig)
-{
-    const char* abbrev = ::sigabbrev_np(sig);
-    return abbrev ? std::string("SIG") + abbrev : std::to_string(sig);
-}
-
-std::string lower_name(int sig)
-{
-    std::string name = ::sigabbrev_np(sig) ? ::sigabbrev_np(sig) : "?";
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
-    return name;
-}
 
 void write_pid_file(const std::filesystem::path& path, pid_t pid)
 {
@@ -59,16 +40,19 @@ std::string_view origin_text(TableOrigin origin)
 
 Arbiter::Arbiter(const Options& options, Startup startup)
     : options_(options), num_workers_(options.workers), pid_(::getpid()),
-      signals_({SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1, SIGCHLD}),
-      startup_(std::move(startup))
+      signals_({SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH,
+                SIGCHLD}),
+      startup_(std::move(startup)), notifier_(!startup_.upgrade)
 {
     ::signal(SIGPIPE, SIG_IGN);
+    // A new master joins the named table the old one holds: it is the same server, upgraded.
+    if (startup_.upgrade && !options_.lock_name.empty()) options_.lock_share = true;
 }
 
 Arbiter::~Arbiter()
 {
     std::error_code ignored; // the pid file may already be gone; nothing to do about it here
-    if (pid_file_written_) std::filesystem::remove(options_.pid_file, ignored);
+    if (!pid_file_.empty()) std::filesystem::remove(pid_file_, ignored);
 }
 
 int Arbiter::run()
@@ -90,6 +74,7 @@ int Arbiter::run()
         if (auto sig = signals_.wait(kTick)) dispatch(*sig);
         if (stop_request_) break;
         murder_workers();
+        watch_upgrade();
         manage_workers();
         announce_ready();
     }
@@ -103,7 +88,8 @@ void Arbiter::start()
     if (facts(options_.lock_mode).needs_lock_dir)
         CounterStore::create_directory(lock_dir_for(options_.data_dir));
     store_ = std::make_unique<CounterStore>(options_.data_dir);
-    if (auto n = store_->remove_temp_files())
+    // After a USR2 the old master's workers are writing theirs: it removes them as they die.
+    if (auto n = startup_.upgrade ? 0 : store_->remove_temp_files())
         log(LogLevel::info, "Removed {} stale temporary file(s) from {}", n,
             options_.data_dir.string());
     // The table first, as gunicorn loads a preloaded app before it binds: a bad --lock-url, a
@@ -114,7 +100,7 @@ void Arbiter::start()
     listen();
     if (!options_.pid_file.empty()) {
         write_pid_file(options_.pid_file, pid_);
-        pid_file_written_ = true;
+        pid_file_ = options_.pid_file;
     }
     log(LogLevel::info, "Listening at: {} ({})", bind_url(listener_->address()), pid_);
     if (options_.dashboard_token.empty()) options_.dashboard_token = make_dashboard_token();
@@ -233,164 +219,6 @@ void Arbiter::warn_lost_updates()
         log(LogLevel::warning, "This configuration loses updates: {}", why);
 }
 
-void Arbiter::spawn_workers()
-{
-    for (int i = 0; i < num_workers_; ++i) spawn_worker();
-}
-
-void Arbiter::spawn_worker()
-{
-    auto slot = scoreboard_->claim(static_cast<std::uint32_t>(options_.threads));
-    if (!slot)
-        return log(LogLevel::error, "No free scoreboard slot: at most {} workers", kMaxWorkers);
-    std::uint64_t max_requests = options_.max_requests;
-    if (max_requests > 0 && options_.max_requests_jitter > 0) {
-        static std::mt19937_64 rng{std::random_device{}()};
-        max_requests +=
-            std::uniform_int_distribution<std::uint64_t>(0, options_.max_requests_jitter)(rng);
-    }
-    // Signals stay blocked across fork() until the child has its own handlers: a TERM sent to a
-    // brand-new worker must not run the master's handler (and land in the master's queue).
-    sigset_t all, before;
-    ::sigfillset(&all);
-    ::pthread_sigmask(SIG_BLOCK, &all, &before);
-    pid_t pid = ::fork();
-    if (pid == 0)
-        run_worker(WorkerSpec{&options_, listener_->fd(), scoreboard_.get(), *slot, pid_,
-                              options_.preload ? table_.get() : nullptr, &signals_, max_requests,
-                              trace_.get(), metrics_.get(), generation_});
-    const int fork_errno = errno;
-    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
-    if (pid < 0) {
-        scoreboard_->release(*slot);
-        return log(LogLevel::error, "fork() failed: {}", std::strerror(fork_errno));
-    }
-    scoreboard_->slot(*slot).pid = pid;
-    workers_[pid] = Worker{*slot, Scoreboard::now_ns(), false, false, 0, table_};
-}
-
-void Arbiter::reap_workers()
-{
-    int status = 0;
-    pid_t pid;
-    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0)
-        if (workers_.count(pid)) worker_exited(pid, status);
-}
-
-// worker_exited: a worker reaped with its wait status. Every way a worker leaves ends in
-// forget_worker(), which frees what it held.
-void Arbiter::worker_exited(pid_t pid, int status)
-{
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        log(LogLevel::error, "Worker (pid:{}) was sent {}!{}", pid, signal_name(sig),
-            sig == SIGKILL && !workers_.at(pid).killed ? " Perhaps out of memory?" : "");
-    } else if (WEXITSTATUS(status) == kWorkerBootError) {
-        // As gunicorn's HaltServer: respawning a worker that can't boot would loop forever.
-        request_stop({kExitBootError, true, "Worker failed to boot."});
-    } else if (WEXITSTATUS(status) != 0) {
-        log(LogLevel::error, "Worker (pid:{}) exited with code {}", pid, WEXITSTATUS(status));
-    }
-    forget_worker(pid, status);
-}
-
-// worker_lost: waitpid() failed for a worker (ECHILD: someone else reaped it). It is gone all the
-// same, and what it held must still be freed.
-void Arbiter::worker_lost(pid_t pid, int wait_errno)
-{
-    log(LogLevel::error, "waitpid({}) failed: {}", pid, std::strerror(wait_errno));
-    forget_worker(pid, -1);
-}
-
-// forget_worker: `status` is the wait status, -1 when unknown. The worker's own table (its
-// generation's), not the current one, is the one that knows what it held.
-void Arbiter::forget_worker(pid_t pid, int status)
-{
-    Worker w = workers_.at(pid);
-    workers_.erase(pid);
-    record_death(pid, status, w.table);
-    store_->remove_temp_files(pid);
-    if (const auto parked = scoreboard_->steps().release_pid(pid))
-        log(LogLevel::warning, "Freed {} step gate(s) of dead worker (pid:{})", parked, pid);
-    scoreboard_->release(w.slot);
-    if (!w.retiring && !stopping_ && !stop_request_) scoreboard_->totals().restarts.fetch_add(1);
-}
-
-// record_death: frees what a reaped worker held and, unless it exited 0 holding nothing (a worker
-// retired or recycled), keeps it in the scoreboard's ring of deaths for the dashboard.
-void Arbiter::record_death(pid_t pid, int status, const std::shared_ptr<LockTable>& table)
-{
-    WorkerDeath death{pid, monotonic_ns(), 0, status, {}, 0};
-    if (status >= 0 && WIFSIGNALED(status)) {
-        death.signal = WTERMSIG(status);
-        death.status = 128 + death.signal;
-    } else if (status >= 0) {
-        death.status = WEXITSTATUS(status);
-    }
-    if (table) {
-        for (const auto& k : table->key_stats())
-            if (k.owner_pid == pid) death.held.push_back(k.key);
-        death.released = table->release_owned_by(pid);
-        if (death.released > 0)
-            log(LogLevel::warning, "Released {} lock(s) held by dead worker (pid:{})",
-                death.released, pid);
-    }
-    if (death.signal != 0 || death.status != 0 || !death.held.empty())
-        scoreboard_->record_death(death);
-}
-
-void Arbiter::murder_workers()
-{
-    if (options_.timeout_s == 0) return;
-    auto limit = std::int64_t{options_.timeout_s} * 1'000'000'000;
-    auto now = Scoreboard::now_ns();
-    // As gunicorn: SIGABRT first (the worker exits with code 1), SIGKILL if it is still there a
-    // second later (stopped, or stuck where no signal handler runs).
-    for (auto& [pid, w] : workers_) {
-        if (w.killed || now - scoreboard_->oldest_heartbeat_ns(w.slot) <= limit) continue;
-        if (w.aborted_ns == 0) {
-            log(LogLevel::critical, "WORKER TIMEOUT (pid:{})", pid);
-            w.aborted_ns = now;
-            kill_worker(pid, SIGABRT);
-        } else if (now - w.aborted_ns >= kAbortGraceNs) {
-            w.killed = true;
-            kill_worker(pid, SIGKILL);
-        }
-    }
-}
-
-void Arbiter::manage_workers()
-{
-    auto active = static_cast<int>(std::count_if(workers_.begin(), workers_.end(),
-                                                 [](auto& w) { return !w.second.retiring; }));
-    for (int i = active; i < num_workers_; ++i) spawn_worker();
-    if (active > num_workers_) retire_oldest(static_cast<std::size_t>(active - num_workers_));
-}
-
-void Arbiter::retire_oldest(std::size_t count)
-{
-    std::vector<std::pair<std::int64_t, pid_t>> by_age;
-    for (auto& [pid, w] : workers_)
-        if (!w.retiring) by_age.emplace_back(w.born_ns, pid);
-    std::sort(by_age.begin(), by_age.end());
-    for (std::size_t i = 0; i < count && i < by_age.size(); ++i) {
-        workers_[by_age[i].second].retiring = true;
-        kill_worker(by_age[i].second, SIGTERM);
-    }
-}
-
-void Arbiter::kill_worker(pid_t pid, int sig)
-{
-    if (::kill(pid, sig) != 0 && errno != ESRCH)
-        log(LogLevel::error, "kill({}, {}) failed: {}", pid, signal_name(sig),
-            std::strerror(errno));
-}
-
-void Arbiter::kill_workers(int sig)
-{
-    for (auto& [pid, w] : workers_) kill_worker(pid, sig);
-}
-
 void Arbiter::stop(bool graceful)
 {
     stopping_ = true;
@@ -426,79 +254,13 @@ void Arbiter::request_stop(StopRequest request)
 int Arbiter::halt(const StopRequest& request)
 {
     if (!request.reason.empty()) log(LogLevel::error, "{}", request.reason);
+    // A new master stopped while the master it replaced still runs is a rollback: systemd's
+    // main process is that one again.
+    if (startup_.upgrade && ::getppid() == startup_.upgrade->old_master) notifier_.hand_over();
     notifier_.send("STOPPING=1");
     stop(request.graceful);
     log(LogLevel::info, "Shutting down: Master");
     return request.exit_code;
-}
-
-void Arbiter::dispatch(int sig)
-{
-    if (sig != SIGCHLD) log(LogLevel::info, "Handling signal: {}", lower_name(sig));
-    switch (sig) {
-    case SIGCHLD: return handle_chld();
-    case SIGHUP: return handle_hup();
-    case SIGTERM: return handle_term();
-    case SIGINT: return handle_int();
-    case SIGQUIT: return handle_quit();
-    case SIGTTIN: return handle_ttin();
-    case SIGTTOU: return handle_ttou();
-    case SIGUSR1: return handle_usr1();
-    }
-}
-
-// CHLD: a worker exited: reap it, free its locks; manage_workers() respawns it.
-void Arbiter::handle_chld() { reap_workers(); }
-
-// HUP: start a fresh set of workers (in the configuration /control/config asked for, if newer),
-// then stop the old ones gracefully: no request is dropped. A reload that fails its checks
-// replaces nothing (reload()).
-void Arbiter::handle_hup()
-{
-    log(LogLevel::info, "Hang up: Master");
-    notifier_.reloading("Reloading");
-    announce_ready_ = true; // READY=1 again once the new workers serve, or the old ones stay
-    if (!reload_with_file()) return;
-    std::vector<pid_t> old;
-    for (auto& [pid, w] : workers_) {
-        w.retiring = true;
-        old.push_back(pid);
-    }
-    spawn_workers();
-    for (pid_t pid : old) kill_worker(pid, SIGTERM);
-}
-
-// TERM: graceful stop: workers finish their in-flight requests within --graceful-timeout.
-void Arbiter::handle_term() { request_stop({0, true, ""}); }
-
-// INT: quick stop.
-void Arbiter::handle_int() { request_stop({0, false, ""}); }
-
-// QUIT: quick stop, as INT.
-void Arbiter::handle_quit() { request_stop({0, false, ""}); }
-
-// TTIN: one worker more.
-void Arbiter::handle_ttin()
-{
-    if (num_workers_ < static_cast<int>(kMaxWorkers)) ++num_workers_;
-    log(LogLevel::info, "Number of workers: {}", num_workers_);
-    scoreboard_->publish_config(current_config());
-    warn_lost_updates();
-}
-
-// TTOU: one worker less (the oldest goes), never below one.
-void Arbiter::handle_ttou()
-{
-    if (num_workers_ > 1) --num_workers_;
-    log(LogLevel::info, "Number of workers: {}", num_workers_);
-    scoreboard_->publish_config(current_config());
-}
-
-// USR1: reopen the access log here and in every worker (after logrotate moved it).
-void Arbiter::handle_usr1()
-{
-    reopen_access_log();
-    kill_workers(SIGUSR1);
 }
 
 } // namespace forklock

@@ -8,13 +8,20 @@
 //   preload; the old table stays alive until its last draining worker is reaped) once the new
 //   configuration passed the checks the master can make (a reachable PostgreSQL, a named table
 //   it may claim); one that fails them replaces nothing, as nginx keeps its old configuration,
-//   TTIN/TTOU one worker more/less, USR1 reopen the access log, CHLD reap (and respawn).
+//   TTIN/TTOU one worker more/less, USR1 reopen the access log, CHLD reap (and respawn),
+//   USR2 start the binary again as a new master on the same socket, WINCH (once that one serves)
+//   stop this master's workers gracefully: nginx's binary upgrade (arbiter_upgrade.cpp).
 // With -c FILE, a HUP first reads the file again (arbiter_ops.cpp); with systemd, the master
 // serves the socket it was passed and tells NOTIFY_SOCKET READY, RELOADING and STOPPING.
+// The files: arbiter.cpp (start, stop, the configuration), arbiter_workers.cpp (spawn, reap,
+// murder, manage), arbiter_signals.cpp (dispatch and the handlers), arbiter_upgrade.cpp, and
+// arbiter_ops.cpp (config file, socket, systemd).
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -28,6 +35,7 @@
 #include <forklock/lock_table.h>
 #include "signal_queue.h"
 #include "systemd.h"
+#include "upgrade.h"
 #include "trace/histogram.h"
 #include "trace/trace_ring.h"
 
@@ -39,6 +47,8 @@ struct Startup {
     std::filesystem::path config_file;     // -c FILE; empty: a HUP reads no file
     std::vector<std::string> args;         // the command line, parsed again on HUP
     std::vector<Setting> settings;         // as loaded, for the HUP to compare with
+    std::filesystem::path binary;          // what USR2 runs (upgrade.h's own_binary())
+    std::optional<UpgradeHandoff> upgrade; // set when this master was started by a USR2
 };
 
 class Arbiter final {
@@ -103,6 +113,13 @@ private:
     void listen();
     void announce_ready();
 
+    // arbiter_upgrade.cpp: USR2, WINCH and the new master they watch.
+    std::string upgrade_refusal() const;
+    void watch_upgrade();
+    void upgrade_exited(int status);
+    void upgrade_ready();
+    bool move_pid_file(const std::filesystem::path& to);
+
     void dispatch(int sig);
     void handle_chld();
     void handle_hup();
@@ -112,6 +129,8 @@ private:
     void handle_ttin();
     void handle_ttou();
     void handle_usr1();
+    void handle_usr2();
+    void handle_winch();
 
     Options options_;
     int num_workers_;
@@ -127,10 +146,22 @@ private:
     std::optional<StopRequest> stop_request_;
     std::uint32_t generation_ = 0; // of the configuration running: 0 = the command line's
     bool stopping_ = false;
-    bool pid_file_written_ = false;
+    std::filesystem::path pid_file_; // where this master's pid is written (.oldbin after USR2)
     Startup startup_;
     Notifier notifier_;
     bool announce_ready_ = true; // READY=1 is due once every worker serves (start, HUP)
+
+    // A new master started by USR2, watched until it exits (this master may exit first).
+    struct Upgrade {
+        pid_t pid = -1;
+        UniqueFd ready;                                 // one byte: it serves
+        std::chrono::steady_clock::time_point deadline; // to serve, else it is killed
+        bool serving = false;
+        bool killed = false;
+        bool winch_due = false; // a WINCH came before it served
+    };
+    std::optional<Upgrade> upgrade_;
+    bool winched_ = false; // WINCH: no workers, the new master serves; HUP or its exit undoes it
 };
 
 } // namespace forklock

@@ -73,22 +73,28 @@ void Arbiter::listen()
     const int fd = startup_.listen_socket->get();
     listener_.emplace(std::move(*startup_.listen_socket));
     startup_.listen_socket.reset();
+    if (startup_.upgrade)
+        return log(LogLevel::info, "Upgrade: serving fd {} of the old master (pid:{})", fd,
+                   startup_.upgrade->old_master);
     log(LogLevel::info, "Socket activation: serving fd {} from systemd; --bind {} is not bound", fd,
         bind_url(options_.bind));
 }
 
 // announce_ready: READY=1 once, after a start or a HUP, when every worker the master keeps
-// (not the retiring ones) serves: a worker writes its configuration to its slot only then.
+// (not the retiring ones) serves: a worker writes its configuration to its slot only then. With
+// MAINPID=, a master that had handed over (or not yet taken over) across an upgrade speaks for the
+// service again; a new master started by USR2 also tells the old one it serves.
 void Arbiter::announce_ready()
 {
-    if (!announce_ready_ || !notifier_.enabled()) return;
+    if (!announce_ready_) return;
     int serving = 0;
     for (const auto& [pid, w] : workers_)
         if (!w.retiring && scoreboard_->slot(w.slot).config.load() != 0) ++serving;
     if (serving < num_workers_) return;
     announce_ready_ = false;
-    notifier_.send(fmt::format("READY=1\nSTATUS=Serving {} worker(s) at {}\nMAINPID={}", serving,
-                               bind_url(listener_->address()), pid_));
+    if (startup_.upgrade) upgrade_ready();
+    notifier_.take_over(fmt::format("READY=1\nSTATUS=Serving {} worker(s) at {}\nMAINPID={}",
+                                    serving, bind_url(listener_->address()), pid_));
 }
 
 } // namespace forklock

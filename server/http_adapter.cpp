@@ -27,8 +27,6 @@ namespace forklock {
 namespace {
 
 constexpr timeval kTick{0, 100'000};
-// How long a stopping loop waits for its replies: one whose client vanished never completes.
-constexpr std::int64_t kDrainLimitNs = 2'000'000'000;
 constexpr int kIdleTimeoutS = 30;
 
 // evhttp's own timeout (no progress for this long, reading or writing) only backs up the
@@ -116,20 +114,19 @@ void HttpLoop::run()
     t_loop = this;
     set_thread_heartbeat(&shared_.scoreboard->slot(shared_.slot).heartbeat_ns[index_]);
     tick();
-    // A graceful stop ends with a last turn of the loop (end_gracefully), which may start replies
-    // of its own: go on until none is in flight, or the drain limit has passed.
-    while (event_base_dispatch(base_.get()) == 0 && stopping_ && in_flight_ > 0 &&
-           Scoreboard::now_ns() - stop_started_ns_ <= kDrainLimitNs) {}
+    // A graceful stop ends the dispatch once the loop is drained (end_if_drained); the tick's
+    // loopbreak at the drain limit ends it too.
+    while (event_base_dispatch(base_.get()) == 0 && stopping_ && !drained() &&
+           Scoreboard::now_ns() - stop_started_ns_ <= drain_limit_ns()) {}
 }
 
-// end_gracefully: nothing is in flight, but a request a client sent before we stopped may still
-// sit unread in the kernel (on a keep-alive connection, or on one accepted just before): the loop
-// exits after one more turn, which reads and answers such requests (with Connection: close),
-// rather than at once, which would close their connections unanswered.
-void HttpLoop::end_gracefully()
+// drained: a stopping loop has nothing in flight and no connection open: every one it accepted
+// was answered (with Connection: close) or closed idle.
+bool HttpLoop::drained() const noexcept { return in_flight_ == 0 && drain_.size() == 0; }
+
+void HttpLoop::end_if_drained()
 {
-    static constexpr timeval kNow{0, 0};
-    event_base_loopexit(base_.get(), &kNow);
+    if (stopping_ && drained()) event_base_loopbreak(base_.get());
 }
 
 bufferevent* HttpLoop::on_connection(event_base* base, void* self)
@@ -139,7 +136,7 @@ bufferevent* HttpLoop::on_connection(event_base* base, void* self)
     // Strict parsing and timeouts (screened_connection.h); its close hook counts the connection
     // out.
     bufferevent* bev = new_screened_bufferevent(
-        base, loop->shared_.timeouts, [loop] { loop->connection_closed(); },
+        base, loop->shared_.timeouts, loop->drain_, [loop] { loop->connection_closed(); },
         [loop](const SimpleRequest& simple, bool from_loopback, std::string& out) {
             return loop->serve_simple(simple, from_loopback, out);
         },
@@ -202,6 +199,7 @@ void HttpLoop::connection_closed()
     }
     resume_below_cap();
     accept_again();
+    end_if_drained();
 }
 
 // resume_below_cap: a loop that stopped at the cap accepts again at once when the worker is below
@@ -371,7 +369,7 @@ void HttpLoop::on_complete(evhttp_request*, void* self)
 void HttpLoop::reply_done()
 {
     --in_flight_;
-    if (stopping_ && in_flight_ == 0) end_gracefully();
+    end_if_drained();
 }
 
 void HttpLoop::on_tick(int, short, void* self) { static_cast<HttpLoop*>(self)->tick(); }
@@ -384,10 +382,8 @@ void HttpLoop::tick()
     if (index_ == 0 && shared_.housekeeping) shared_.housekeeping();
     resume_below_cap();
     if (!stopping_ && shared_.should_stop()) begin_stop();
-    if (stopping_ && in_flight_ == 0)
-        end_gracefully();
-    else if (stopping_ && now - stop_started_ns_ > kDrainLimitNs)
-        event_base_loopbreak(base_.get());
+    if (stopping_ && now - stop_started_ns_ > drain_limit_ns()) event_base_loopbreak(base_.get());
+    end_if_drained();
 }
 
 void HttpLoop::begin_stop()
@@ -396,6 +392,7 @@ void HttpLoop::begin_stop()
     stop_started_ns_ = Scoreboard::now_ns();
     stop_accepting();
     event_del(backoff_.get());
+    drain_.start();
 }
 
 } // namespace forklock

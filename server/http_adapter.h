@@ -41,6 +41,7 @@
 // Create after fork(), one per thread; run() on that thread only.
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -72,7 +73,8 @@ struct WorkerShared {
     std::function<void()> housekeeping; // called by loop 0's tick
     std::uint32_t max_connections = 0;  // per worker, all its loops; 0 = no cap
     std::atomic<std::uint64_t> requests{0};
-    ConnectionTimeouts timeouts; // see screened_connection.h
+    ConnectionTimeouts timeouts;                   // see screened_connection.h
+    std::chrono::milliseconds drain_limit{30'000}; // a graceful stop's longest wait
 };
 
 class HttpLoop final {
@@ -88,14 +90,20 @@ public:
     HttpLoop(const HttpLoop&) = delete;
     HttpLoop& operator=(const HttpLoop&) = delete;
 
-    // Serves until a graceful stop has drained this loop's in-flight requests.
+    // Serves until a graceful stop has drained this loop: every connection it accepted answered
+    // or closed idle (ConnectionDrain), or the drain limit passed.
     void run();
 
 private:
     static void on_request(evhttp_request* req, void* self);
     static void on_complete(evhttp_request* req, void* self);
     void reply_done();
-    void end_gracefully();
+    [[nodiscard]] bool drained() const noexcept;
+    [[nodiscard]] std::int64_t drain_limit_ns() const noexcept
+    {
+        return std::chrono::nanoseconds(shared_.drain_limit).count();
+    }
+    void end_if_drained();
     static bufferevent* on_connection(event_base* base, void* self);
     static void on_tick(int fd, short what, void* self);
     static void on_reenable(int fd, short what, void* self);
@@ -119,6 +127,7 @@ private:
 
     std::size_t index_;
     WorkerShared& shared_;
+    ConnectionDrain drain_; // before http_: its connections leave it as evhttp frees them
     std::unique_ptr<event_base, void (*)(event_base*)> base_;
     std::unique_ptr<evhttp, void (*)(evhttp*)> http_;
     std::unique_ptr<event, void (*)(event*)> tick_;

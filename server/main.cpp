@@ -10,6 +10,7 @@
 #include "arbiter.h"
 #include "config_check.h"
 #include "systemd.h"
+#include "upgrade.h"
 
 int main(int argc, char** argv)
 {
@@ -20,6 +21,7 @@ int main(int argc, char** argv)
     std::fputs(parsed.err.c_str(), stderr);
     if (!parsed.options) return parsed.exit_code;
     Startup startup;
+    startup.upgrade = take_upgrade_handoff(); // before any exit: the variable is not passed on
     try {
         startup.listen_socket = take_listen_socket();
     } catch (const SocketActivationError& e) {
@@ -38,6 +40,7 @@ int main(int argc, char** argv)
     startup.config_file = parsed.config_file;
     startup.args = args;
     startup.settings = parsed.settings;
+    startup.binary = own_binary(argv[0]);
     try {
         Arbiter arbiter(*parsed.options, std::move(startup));
         return arbiter.run();

@@ -26,6 +26,7 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr milliseconds kAnswerPoll{1}; // while evhttp still answers earlier pipelined requests
+constexpr milliseconds kDrainPoll{10}; // a stopping loop's idle connection with bytes coming
 
 timeval to_timeval(milliseconds ms)
 {
@@ -55,7 +56,7 @@ bool is_loopback_address(const sockaddr_storage& a)
 
 class ScreenedConnection final {
 public:
-    ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts,
+    ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts, ConnectionDrain& drain,
                        std::function<void()> closed, SimpleRequestHandler simple,
                        std::function<void(bool)> unsent);
     ~ScreenedConnection();
@@ -83,15 +84,20 @@ private:
     void try_answer();
     void truncate_input(std::size_t keep);
     void close_now();
+    void drain();
+    [[nodiscard]] bool idle() const;
     // Without keep-alive evhttp closes after its answer; the header limit bounds a client that
-    // sends a second request anyway.
+    // sends a second request anyway. A stopping loop waits kDrainGrace (see the header).
     milliseconds idle_limit() const
     {
+        if (drain_.started()) return kDrainGrace;
         return timeouts_.keepalive.count() > 0 ? timeouts_.keepalive : timeouts_.header;
     }
 
     bufferevent* bev_;
     const ConnectionTimeouts& timeouts_;
+    ConnectionDrain& drain_;
+    ConnectionDrain::Id drain_id_;
     RequestScreen screen_;
     event* timer_;
     evbuffer_cb_entry* input_cb_ = nullptr;
@@ -112,9 +118,11 @@ private:
 };
 
 ScreenedConnection::ScreenedConnection(bufferevent* bev, const ConnectionTimeouts& timeouts,
-                                       std::function<void()> closed, SimpleRequestHandler simple,
+                                       ConnectionDrain& drain, std::function<void()> closed,
+                                       SimpleRequestHandler simple,
                                        std::function<void(bool)> unsent)
-    : bev_(bev), timeouts_(timeouts),
+    : bev_(bev), timeouts_(timeouts), drain_(drain),
+      drain_id_(drain.join([this] { this->drain(); })),
       timer_(evtimer_new(bufferevent_get_base(bev), on_timer, this)), closed_(std::move(closed)),
       simple_(std::move(simple)), unsent_(std::move(unsent))
 {
@@ -127,6 +135,7 @@ ScreenedConnection::ScreenedConnection(bufferevent* bev, const ConnectionTimeout
 
 ScreenedConnection::~ScreenedConnection()
 {
+    drain_.leave(drain_id_);
     evbuffer_remove_cb_entry(bufferevent_get_input(bev_), input_cb_);
     evbuffer_remove_cb_entry(bufferevent_get_output(bev_), output_cb_);
     event_free(timer_);
@@ -141,13 +150,34 @@ void ScreenedConnection::attach()
     bufferevent_getcb(bev_, &read_cb, &write_cb, &event_cb, &evcon); // evhttp's arg: its evcon
     evhttp_connection_set_closecb(static_cast<evhttp_connection*>(evcon), on_close, this);
     attached_ = true;
-    arm(Wait::header, timeouts_.header);
+    arm(Wait::header, drain_.started() ? kDrainGrace : timeouts_.header);
+}
+
+// drain: the loop stops (see the header). Not yet attached: attach() arms the grace.
+void ScreenedConnection::drain()
+{
+    if (!attached_ || mode_ != Mode::screening) return;
+    if (screen_.requests_begun() == 0 && evbuffer_get_length(bufferevent_get_input(bev_)) == 0)
+        return arm(Wait::header, kDrainGrace);
+    if (idle()) arm(Wait::keepalive, kDrainGrace);
+}
+
+// idle: between requests, nothing to write, and nothing waiting in the socket either.
+bool ScreenedConnection::idle() const
+{
+    if (screen_.phase() != RequestScreen::Phase::idle || screen_.requests_completed() == 0 ||
+        evbuffer_get_length(bufferevent_get_input(bev_)) != 0 ||
+        evbuffer_get_length(bufferevent_get_output(bev_)) != 0)
+        return false;
+    char byte;
+    return ::recv(bufferevent_getfd(bev_), &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0;
 }
 
 void ScreenedConnection::on_close(evhttp_connection*, void* self)
 {
     auto* c = static_cast<ScreenedConnection*>(self);
     c->set_unsent(false);
+    c->drain_.leave(c->drain_id_); // before closed_: a stopping loop may end with this one
     if (c->closed_) c->closed_();
     delete c;
 }
@@ -297,13 +327,14 @@ void ScreenedConnection::expired()
     switch (wait_) {
     case Wait::attach: return attach();
     case Wait::header:
-        if (writing) return close_now();
+        if (writing || (drain_.started() && screen_.requests_begun() == 0)) return close_now();
         return answer(408, "the request head did not arrive within " + seconds(timeouts_.header));
     case Wait::body:
         if (writing) return close_now();
         return answer(408, "the request body stalled for " + seconds(timeouts_.body));
     case Wait::keepalive:
         if (writing) return arm(Wait::keepalive, idle_limit());
+        if (drain_.started() && !idle()) return arm(Wait::keepalive, kDrainPoll);
         return close_now();
     case Wait::answer: return try_answer();
     case Wait::linger: return close_now();
@@ -364,12 +395,12 @@ void ScreenedConnection::close_now()
 } // namespace
 
 bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts,
-                                      std::function<void()> closed, SimpleRequestHandler simple,
-                                      std::function<void(bool)> unsent)
+                                      ConnectionDrain& drain, std::function<void()> closed,
+                                      SimpleRequestHandler simple, std::function<void(bool)> unsent)
 {
     bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (bev != nullptr) // freed by evhttp's close callback
-        new ScreenedConnection(bev, timeouts, std::move(closed), std::move(simple),
+        new ScreenedConnection(bev, timeouts, drain, std::move(closed), std::move(simple),
                                std::move(unsent));
     return bev;
 }

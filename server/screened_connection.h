@@ -28,6 +28,13 @@
 // that it went out or the connection closed first: a loop that stops gracefully waits for it, as
 // for evhttp's replies in flight.
 //
+// Graceful stop: the connection is a member of its loop's ConnectionDrain (connection_drain.h).
+// Once the drain starts, a connection between requests (idle keep-alive, or accepted with nothing
+// sent yet) gets kDrainGrace to send its next request, which evhttp answers with Connection:
+// close, as every answer of a stopping loop, and then closes; one that sends nothing in that time
+// is closed then. Closing idle keep-alive connections at once would turn each request a client
+// is sending at that moment into a reset: a client in a loop (wrk) always is.
+
 // One loop thread; the object lives as long as evhttp's connection (its close callback frees
 // it), so this takes evhttp_connection_set_closecb for itself: code that needs to know when a
 // connection closes passes `closed`, called from that callback.
@@ -36,6 +43,7 @@
 #include <functional>
 #include <string>
 
+#include "connection_drain.h"
 #include "simple_request.h"
 
 struct bufferevent;
@@ -55,9 +63,11 @@ struct ConnectionTimeouts {
 using SimpleRequestHandler =
     std::function<bool(const SimpleRequest& request, bool from_loopback, std::string& out)>;
 
-// Returns nullptr if libevent can't allocate. `timeouts` must outlive the connection.
+inline constexpr std::chrono::milliseconds kDrainGrace{1'000};
+
+// Returns nullptr if libevent can't allocate. `timeouts` and `drain` must outlive the connection.
 bufferevent* new_screened_bufferevent(event_base* base, const ConnectionTimeouts& timeouts,
-                                      std::function<void()> closed = {},
+                                      ConnectionDrain& drain, std::function<void()> closed = {},
                                       SimpleRequestHandler simple = {},
                                       std::function<void(bool)> unsent = {});
 

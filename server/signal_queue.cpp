@@ -36,6 +36,12 @@ void install(int sig, struct sigaction& sa)
 }
 } // namespace
 
+std::string signal_name(int sig)
+{
+    const char* abbrev = ::sigabbrev_np(sig);
+    return abbrev ? std::string("SIG") + abbrev : std::to_string(sig);
+}
+
 void set_handler(int sig, void (*handler)(int))
 {
     struct sigaction sa {};

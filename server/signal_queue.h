@@ -13,6 +13,7 @@
 #include <chrono>
 #include <initializer_list>
 #include <optional>
+#include <string>
 
 #include "os/unique_fd.h"
 
@@ -22,6 +23,9 @@ namespace forklock {
 // handler a siginfo_t (SA_SIGINFO), to tell who sent the signal. Throws std::system_error.
 void set_handler(int sig, void (*handler)(int));
 void set_handler(int sig, void (*handler)(int, siginfo_t*, void*));
+
+// "SIGTERM" for SIGTERM (the number for a signal without a name): what the logs print.
+std::string signal_name(int sig);
 
 class SignalQueue final {
 public:

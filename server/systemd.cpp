@@ -85,11 +85,12 @@ std::optional<UniqueFd> take_listen_socket()
     return UniqueFd(kFirstListenFd);
 }
 
-Notifier::Notifier()
+Notifier::Notifier(bool main) : main_(main)
 {
     const char* socket = std::getenv("NOTIFY_SOCKET");
     if (socket == nullptr || *socket == '\0') return;
     address_ = socket;
+    variable_ = socket;
     ::unsetenv("NOTIFY_SOCKET");
     if (address_.front() == '@') address_.front() = '\0'; // the abstract namespace
     if (address_.size() >= sizeof(sockaddr_un::sun_path) ||
@@ -97,12 +98,13 @@ Notifier::Notifier()
         log(LogLevel::warning, "NOTIFY_SOCKET='{}' is not a unix socket path: not notifying",
             socket);
         address_.clear();
+        variable_.clear();
     }
 }
 
 void Notifier::send(std::string_view message) noexcept
 {
-    if (!enabled()) return;
+    if (!enabled() || !main_) return;
     sockaddr_un to{};
     to.sun_family = AF_UNIX;
     std::memcpy(to.sun_path, address_.data(), address_.size());

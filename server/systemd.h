@@ -37,8 +37,10 @@ std::optional<UniqueFd> take_listen_socket();
 
 class Notifier final {
 public:
-    // Reads NOTIFY_SOCKET and unsets it. Without it every call below does nothing.
-    Notifier();
+    // Reads NOTIFY_SOCKET and unsets it. Without it every call below does nothing. `main`: this
+    // process speaks for the service from the start (a new master started by USR2 does not,
+    // until it takes over).
+    explicit Notifier(bool main = true);
     Notifier(const Notifier&) = delete;
     Notifier& operator=(const Notifier&) = delete;
 
@@ -50,9 +52,23 @@ public:
     // older ignore the field).
     void reloading(std::string_view status) noexcept;
 
+    // Across a binary upgrade two masters run, and only one is systemd's main process: the old
+    // one hands over when the new one serves, and the new one takes over with a message that
+    // says MAINPID=; a master that does not speak for the service sends nothing.
+    void hand_over() noexcept { main_ = false; }
+    void take_over(std::string_view message) noexcept
+    {
+        main_ = true;
+        send(message);
+    }
+    // NOTIFY_SOCKET as it was read, to pass on to a new master; "" without one.
+    const std::string& variable() const noexcept { return variable_; }
+
 private:
     std::string address_; // sun_path bytes; a leading '\0' for the abstract namespace
+    std::string variable_;
     bool failed_ = false;
+    bool main_ = true;
 };
 
 } // namespace forklock

@@ -102,6 +102,7 @@ Worker::Worker(const WorkerSpec& spec)
     shared_.should_stop = [this] { return should_stop(); };
     shared_.housekeeping = [this] { housekeeping(); };
     shared_.timeouts = connection_timeouts(*spec_.options);
+    shared_.drain_limit = std::chrono::seconds(spec_.options->graceful_timeout_s);
     for (int t = 0; t < spec_.options->threads; ++t)
         loops_.push_back(
             std::make_unique<HttpLoop>(spec_.listen_fd, static_cast<std::size_t>(t), shared_));
@@ -146,6 +147,9 @@ bool Worker::should_stop()
             log(LogLevel::info, "Parent changed, shutting down: {}", ::getpid());
         else if (recycle)
             log(LogLevel::info, "Autorestarting worker after current request.");
+        else
+            log(LogLevel::info, "Worker stopping (pid: {}): answering its open connections",
+                ::getpid());
     }
     return true;
 }
@@ -166,7 +170,7 @@ void boot_signals(const WorkerSpec& spec)
     set_handler(SIGINT, on_quick);
     set_handler(SIGQUIT, on_quick);
     set_handler(SIGABRT, on_abort);
-    for (int sig : {SIGHUP, SIGTTIN, SIGTTOU, SIGPIPE}) ::signal(sig, SIG_IGN);
+    for (int sig : {SIGHUP, SIGTTIN, SIGTTOU, SIGPIPE, SIGUSR2, SIGWINCH}) ::signal(sig, SIG_IGN);
     ::signal(SIGCHLD, SIG_DFL);
     // The master may die without a chance to tell us (kill -9): the kernel sends TERM instead.
     if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
