@@ -11,24 +11,16 @@
 
 #include "app/api_dashboard.h"
 #include "app/client_error.h"
+#include "app/json_response.h"
 #include "app/log.h"
 #include "os/current_pid.h"
 #include "os/monotonic_clock.h"
 
 namespace forklock {
+
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-// Bytes that are not UTF-8 (a path, a method or a query echoed in an error) become U+FFFD:
-// dump() would throw, and from handle()'s own catch that ended the worker (found by fuzz_api).
-Response json_response(int status, const Json& body)
-{
-    return {status,
-            "application/json",
-            body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n",
-            {}};
-}
 
 Response method_not_allowed(std::string_view method, std::string allow)
 {

@@ -15,15 +15,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "app/json_response.h"
+
 namespace forklock {
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-Response json_response(int status, const Json& body)
-{
-    return {status, "application/json", body.dump() + "\n", {}};
-}
 
 constexpr const char* kHowToken =
     "send the token the server logged at start (--dashboard-token) in the X-Forklock-Token "

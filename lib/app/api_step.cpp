@@ -9,6 +9,7 @@
 
 #include "app/api.h"
 #include "app/api_control.h"
+#include "app/json_response.h"
 #include "app/step_board.h"
 
 namespace forklock {
@@ -18,14 +19,6 @@ using Json = nlohmann::ordered_json;
 
 // How long a step waits for its request to reach the next gate before it answers.
 constexpr std::chrono::milliseconds kStepSettle{2'000};
-
-Response json_response(int status, const Json& body)
-{
-    return {status,
-            "application/json",
-            body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n",
-            {}};
-}
 
 bool holds_lock(const ParkedRequest& r)
 {

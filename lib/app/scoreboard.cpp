@@ -7,7 +7,9 @@
 #include <string_view>
 
 namespace forklock {
-namespace {
+// The shared region's layout. A named namespace, not an anonymous one: Scoreboard::Region, which
+// has external linkage, holds these types.
+namespace scoreboard_layout {
 
 // One death in shared memory. Keys are stored as 64-bit atomic words so a reader racing the
 // master's write reads torn words, never undefined behaviour, and the sequence number tells it to
@@ -45,6 +47,11 @@ struct SharedConfig {
 
 static_assert(std::is_standard_layout_v<DeathRing> && std::is_standard_layout_v<SharedConfig>);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+} // namespace scoreboard_layout
+using namespace scoreboard_layout;
+
+namespace {
 
 void store_key(DeathSlot& d, std::size_t i, const std::string& key) noexcept
 {
