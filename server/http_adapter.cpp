@@ -21,6 +21,7 @@
 #include "evhttp_request.h"
 #include "http_status.h"
 #include "listener.h"
+#include "os/current_pid.h"
 #include "os/os_error.h"
 
 namespace forklock {
@@ -256,10 +257,29 @@ void HttpLoop::accept_again()
     if (accepting_ || stopping_ || backing_off_) return; // keep-alive requests: no syscall
     if (paused_at_cap_) return;                          // resume_below_cap() ends it
     if (!turn_.my_turn()) return; // the watch and kTurnWait's timer are still pending
+    if (yields_to_step()) {       // each new connection wakes the watch to ask again
+        event_add(watch_.get(), nullptr);
+        return;
+    }
     event_del(reenable_.get());
     event_del(watch_.get());
     evconnlistener_enable(listener_);
     accepting_ = true;
+}
+
+// yields_to_step: while this worker has a request inside step mode and another worker has none,
+// new connections are left to the others (StepBoard::yields_accept): one relaxed load otherwise.
+bool HttpLoop::yields_to_step() const noexcept
+{
+    StepBoard steps = shared_.scoreboard->steps();
+    if (!steps.any_on()) return false;
+    std::size_t workers = 0;
+    for (std::size_t i = 0; i < kMaxWorkers; ++i) {
+        const auto state = shared_.scoreboard->slot(i).state.load(std::memory_order_relaxed);
+        workers += state == static_cast<std::uint32_t>(WorkerState::idle) ||
+                   state == static_cast<std::uint32_t>(WorkerState::busy);
+    }
+    return steps.yields_accept(current_pid(), workers);
 }
 
 void HttpLoop::on_request(evhttp_request* req, void* self)

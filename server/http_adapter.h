@@ -102,6 +102,7 @@ private:
     static void on_watch(int fd, short what, void* self);
     static void on_accept_error(evconnlistener* listener, void* http);
     static void on_backoff(int fd, short what, void* self);
+    bool yields_to_step() const noexcept;
     void serve(evhttp_request* req);
     bool serve_simple(const SimpleRequest& simple, bool from_loopback, std::string& out);
     std::string_view http_date();

@@ -125,7 +125,10 @@ Response Api::step_control(const Request& r) const
 Response Api::step_one(StepBoard& board, const Request& r) const
 {
     const auto id = parked_id(board, r);
-    const auto result = board.step(id, kStepSettle);
+    std::optional<StepPoint> at;
+    if (auto index = query_int(r.query, "at", 0, static_cast<int>(kStepPoints) - 1))
+        at = static_cast<StepPoint>(*index);
+    const auto result = board.step(id, kStepSettle, at);
     const auto all = board.requests();
     using Status = StepResult::Status;
     switch (result.status) {
@@ -144,6 +147,12 @@ Response Api::step_one(StepBoard& board, const Request& r) const
                                     "step the holder to its unlock",
                                     id, result.after->letter, result.after->pid,
                                     body["waiting_for_pid"].dump());
+        return json_response(409, body);
+    }
+    case Status::elsewhere: {
+        Json body = step_json(*ctx_.table, *result.after, all);
+        body["error"] = fmt::format("request {} is at '{}', not at '{}': it was stepped already",
+                                    id, to_string(result.after->point), to_string(*at));
         return json_response(409, body);
     }
     case Status::stepped: break;

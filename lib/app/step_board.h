@@ -107,7 +107,7 @@ private:
 
 // What a step did: the request after it (nullopt: it finished), or why none happened.
 struct StepResult {
-    enum class Status { stepped, not_parked, in_lock, no_such_request };
+    enum class Status { stepped, not_parked, in_lock, no_such_request, elsewhere };
     Status status = Status::stepped;
     std::optional<ParkedRequest> after;
 };
@@ -128,9 +128,16 @@ public:
 
     std::vector<ParkedRequest> requests() const;
     // step: moves the request with `id` past its point, then waits (at most `settle`) until it
-    // parks again, blocks in lock() or finishes.
-    StepResult step(std::uint64_t id, std::chrono::milliseconds settle);
+    // parks again, blocks in lock() or finishes. With `at`, only if it is parked at that point
+    // (else `elsewhere`): a step sent twice (a client that retried) moves it once.
+    StepResult step(std::uint64_t id, std::chrono::milliseconds settle,
+                    std::optional<StepPoint> at = std::nullopt);
     std::optional<ParkedRequest> find(std::uint64_t id) const;
+    // yields_accept: whether a loop of worker `self` should leave new connections to the other
+    // workers: `self` has a request inside step mode and fewer than `workers` workers have one.
+    // So the second increment of an exercise lands on another worker (a std::mutex per worker
+    // then does not exclude it), also with -w 2 -t 2. Call it only when any_on().
+    bool yields_accept(pid_t self, std::size_t workers) const noexcept;
     // release_pid: the master, on reaping `pid`: frees its slots. Returns how many.
     std::size_t release_pid(pid_t pid) noexcept;
 
