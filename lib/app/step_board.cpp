@@ -248,6 +248,16 @@ std::size_t StepBoard::release_pid(pid_t pid) noexcept
     return freed;
 }
 
+namespace {
+std::function<void()>& claim_hook()
+{
+    static std::function<void()> hook;
+    return hook;
+}
+} // namespace
+
+void set_step_claim_hook(std::function<void()> hook) { claim_hook() = std::move(hook); }
+
 StepTicket::StepTicket(StepBoard* board, std::string_view key, std::chrono::milliseconds timeout,
                        std::function<void()> beat)
 {
@@ -271,6 +281,7 @@ StepTicket::StepTicket(StepBoard* board, std::string_view key, std::chrono::mill
         slot_ = i;
         deadline_ = std::chrono::steady_clock::now() + timeout;
         beat_ = std::move(beat);
+        if (claim_hook()) claim_hook()();
         return;
     }
 }

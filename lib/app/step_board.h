@@ -149,6 +149,12 @@ private:
     StepBoardState& s_;
 };
 
+// set_step_claim_hook: `hook` runs on the thread of every increment of this process that enters
+// step mode, once its slot names its pid (before its first gate). The worker wakes its other
+// loops with it, to stop accepting (server/http_adapter.h). Process-wide; set it before any
+// request is served, not while tickets are made.
+void set_step_claim_hook(std::function<void()> hook);
+
 // StepTicket: one increment's passage through the gates, on one thread. Without a board, or
 // with its key not in step mode, every call returns at once. gate() parks until a step, the key
 // is turned off, or the deadline (then it throws StepGaveUp, and every later gate is open).
