@@ -9,8 +9,8 @@
 # Each wrk figure is the median of RUNS runs (the peers take turns within a run), with the spread
 # min..max; a ratio is the median of the per-run ratios.
 # Needs: wrk, ab (apache2-utils), nginx-light, gunicorn (Debian packages), a built build/.
-# BASELINE=path/to/another/forklock adds that binary to section 1, measured in turn with the others
-# (e.g. one built from before a change), with its ratio to nginx.
+# BASELINE=path/to/another/forklock adds that binary to sections 1 and 2, measured in turn with the
+# others (e.g. one built from before a change), with its ratio to nginx and forklock/baseline.
 # usage: [FORKLOCK=path/to/forklock] [BASELINE=path] [RUNS=5] [SECTIONS=123] bench/compare_peers.sh [seconds per wrk run] [increments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,17 +79,23 @@ echo "forklock/nginx = $(ratio "${fl[*]}" "${ng[*]}")   forklock/gunicorn = $(ra
 
 fi
 [[ $SECTIONS == *[23]* ]] && { start_forklock 8211 -w 4 --preload; start_gunicorn 8212 process -w 4 --preload; }
+[[ $SECTIONS == *2* && -n "${BASELINE:-}" ]] && BIN=$BASELINE start_forklock 8213 -w 4 --preload
 if [[ $SECTIONS == *2* ]]; then
 echo "== 2. locked read-modify-write of one hot counter: wrk -t1 -c16 (req/s, median [min..max])"
-inc=(); hz=(); gu=()
+inc=(); hz=(); gu=(); binc=()
 for _ in $(seq "$RUNS"); do
     inc+=("$(rps_wrk http://127.0.0.1:8211/counter/hot/increment -t1 -c16 -s "$tmp/post.lua")")
+    [ -n "${BASELINE:-}" ] && binc+=("$(rps_wrk http://127.0.0.1:8213/counter/hot/increment -t1 -c16 -s "$tmp/post.lua")")
     hz+=("$(rps_wrk http://127.0.0.1:8211/healthz -t1 -c16)")
     gu+=("$(rps_wrk http://127.0.0.1:8212/incr/hot -t1 -c16)")
 done
 row "forklock -w 4 --preload POST increment" "${inc[*]}"; row "forklock -w 4 --preload GET /healthz" "${hz[*]}"
 row "gunicorn -w 4 --preload mp.Lock /incr" "${gu[*]}"
 echo "forklock/gunicorn = $(ratio "${inc[*]}" "${gu[*]}")x   increment//healthz = $(ratio "${inc[*]}" "${hz[*]}")"
+if [ -n "${BASELINE:-}" ]; then
+    row "baseline -w 4 --preload POST increment" "${binc[*]}"
+    echo "increment forklock/baseline = $(ratio "${inc[*]}" "${binc[*]}")"
+fi
 
 fi
 if [[ $SECTIONS == *3* ]]; then

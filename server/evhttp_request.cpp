@@ -96,6 +96,9 @@ std::variant<Request, Response> to_request(evhttp_request* req, const RequestLim
         return json_error(400, "the request target must be a path starting with '/'");
     Request r{method_name(evhttp_request_get_command(req)), path, query ? query : ""};
     fill_site_fields(req, r);
+    evbuffer* body = evhttp_request_get_input_buffer(req);
+    r.body.resize(evbuffer_get_length(body));
+    if (!r.body.empty()) evbuffer_copyout(body, r.body.data(), r.body.size());
     return r;
 }
 

@@ -8,6 +8,7 @@
 #include <event2/listener.h>
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 
 #include <algorithm>
 #include <ctime>
@@ -21,6 +22,7 @@
 #include "evhttp_request.h"
 #include "http_status.h"
 #include "listener.h"
+#include "os/current_pid.h"
 #include "os/os_error.h"
 
 namespace forklock {
@@ -38,6 +40,8 @@ int backstop_timeout_s(const ConnectionTimeouts& t)
     return std::max(kIdleTimeoutS, static_cast<int>(longest.count() / 1000) + 1);
 }
 constexpr timeval kTurnWait{0, 1'000};        // see "Accept turns" in the header
+// How often a loop that leaves new connections to the other workers (yields_to_step) asks again.
+constexpr timeval kYieldWait{0, 20'000};
 constexpr timeval kNextBatch{0, 0};           // a burst: serve what we took, then take more
 constexpr timeval kAcceptBackoff{0, 500'000}; // see "Limits" in the header
 
@@ -60,7 +64,14 @@ event_base* new_base()
     check(config.get(), "event_config_new()");
     event_config_set_flag(config.get(), EVENT_BASE_FLAG_NOLOCK);
     event_config_set_flag(config.get(), EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    return event_base_new_with_config(config.get());
+    event_base* base = event_base_new_with_config(config.get());
+    // Two priorities, before any event exists (each gets the default, 1): the wake (0) runs
+    // before a listener made ready in the same epoll_wait, and its event_del drops that accept.
+    if (base != nullptr && event_base_priority_init(base, 2) != 0) {
+        event_base_free(base);
+        return nullptr;
+    }
+    return base;
 }
 
 } // namespace
@@ -70,7 +81,8 @@ HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
       http_(nullptr, evhttp_free), tick_(nullptr, event_free), reenable_(nullptr, event_free),
       watch_fd_(::fcntl(listen_fd, F_DUPFD_CLOEXEC, 0)), watch_(nullptr, event_free),
       backoff_(nullptr, event_free), listen_fd_(listen_fd),
-      turn_(shared.scoreboard->totals().accepts, shared.scoreboard->totals().loops)
+      turn_(shared.scoreboard->totals().accepts, shared.scoreboard->totals().loops),
+      wake_(nullptr, event_free)
 {
     check(base_.get(), "event_base_new()");
     http_.reset(evhttp_new(base_.get()));
@@ -97,6 +109,29 @@ HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
     check(tick_.get(), "event_new(tick)");
     check(reenable_.get(), "event_new(reenable)");
     event_add(tick_.get(), &kTick);
+    wake_fd_ = UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!wake_fd_) throw os_error(errno, "eventfd()");
+    wake_.reset(event_new(base_.get(), wake_fd_.get(), EV_READ | EV_PERSIST, on_wake, this));
+    check(wake_.get(), "event_new(wake)");
+    event_priority_set(wake_.get(), 0);
+    event_add(wake_.get(), nullptr);
+    shared.wake_fds.push_back(wake_fd_.get());
+}
+
+void wake_loops(const WorkerShared& shared) noexcept
+{
+    for (const int fd : shared.wake_fds) ::eventfd_write(fd, 1);
+}
+
+void HttpLoop::on_wake(int fd, short, void* self)
+{
+    eventfd_t ignored = 0;
+    ::eventfd_read(fd, &ignored);
+    auto* loop = static_cast<HttpLoop*>(self);
+    if (!loop->accepting_ || !loop->yields_to_step()) return;
+    loop->stop_accepting();
+    event_add(loop->reenable_.get(), &kYieldWait); // as accept_again() yields: asks again
+    event_add(loop->watch_.get(), nullptr);
 }
 
 HttpLoop::~HttpLoop()
@@ -106,6 +141,7 @@ HttpLoop::~HttpLoop()
     tick_.reset();
     reenable_.reset();
     watch_.reset();
+    wake_.reset();
     http_.reset(); // frees connections and the listener before the base
 }
 
@@ -254,10 +290,30 @@ void HttpLoop::accept_again()
     if (accepting_ || stopping_ || backing_off_) return; // keep-alive requests: no syscall
     if (paused_at_cap_) return;                          // resume_below_cap() ends it
     if (!turn_.my_turn()) return; // the watch and kTurnWait's timer are still pending
+    if (yields_to_step()) { // asks again at each new connection, and after kYieldWait
+        event_add(reenable_.get(), &kYieldWait);
+        event_add(watch_.get(), nullptr);
+        return;
+    }
     event_del(reenable_.get());
     event_del(watch_.get());
     evconnlistener_enable(listener_);
     accepting_ = true;
+}
+
+// yields_to_step: while this worker has a request inside step mode and another worker has none,
+// new connections are left to the others (StepBoard::yields_accept): one relaxed load otherwise.
+bool HttpLoop::yields_to_step() const noexcept
+{
+    StepBoard steps = shared_.scoreboard->steps();
+    if (!steps.any_on()) return false;
+    std::size_t workers = 0;
+    for (std::size_t i = 0; i < kMaxWorkers; ++i) {
+        const auto state = shared_.scoreboard->slot(i).state.load(std::memory_order_relaxed);
+        workers += state == static_cast<std::uint32_t>(WorkerState::idle) ||
+                   state == static_cast<std::uint32_t>(WorkerState::busy);
+    }
+    return steps.yields_accept(current_pid(), workers);
 }
 
 void HttpLoop::on_request(evhttp_request* req, void* self)

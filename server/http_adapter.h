@@ -48,6 +48,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "accept_turn.h"
 #include "app/api.h"
@@ -75,7 +76,13 @@ struct WorkerShared {
     std::atomic<std::uint64_t> requests{0};
     ConnectionTimeouts timeouts;                   // see screened_connection.h
     std::chrono::milliseconds drain_limit{30'000}; // a graceful stop's longest wait
+    // Each loop's eventfd, added as the loops are made (before they run): a write wakes the loop
+    // to ask yields_to_step() again (wake_loops, called when this worker parks a request).
+    std::vector<int> wake_fds;
 };
+
+// wake_loops: wakes every loop of `shared` (thread-safe: writes to their eventfds).
+void wake_loops(const WorkerShared& shared) noexcept;
 
 class HttpLoop final {
 public:
@@ -110,6 +117,8 @@ private:
     static void on_watch(int fd, short what, void* self);
     static void on_accept_error(evconnlistener* listener, void* http);
     static void on_backoff(int fd, short what, void* self);
+    static void on_wake(int fd, short what, void* self);
+    bool yields_to_step() const noexcept;
     void serve(evhttp_request* req);
     bool serve_simple(const SimpleRequest& simple, bool from_loopback, std::string& out);
     std::string_view http_date();
@@ -148,6 +157,10 @@ private:
     std::string date_;
     bool stopping_ = false;
     std::int64_t stop_started_ns_ = 0;
+    // Wakes the loop when its worker parks a request in step mode: a loop left accepting would
+    // otherwise take the next increment (B) onto A's worker before it asks yields_to_step().
+    UniqueFd wake_fd_;
+    std::unique_ptr<event, void (*)(event*)> wake_;
 };
 
 } // namespace forklock

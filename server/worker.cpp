@@ -91,7 +91,7 @@ private:
 Worker::Worker(const WorkerSpec& spec)
     : spec_(spec), store_(spec.options->data_dir),
       api_(ApiContext{&table(), &store_, spec.scoreboard, ::getpid(), spec.trace, spec.metrics,
-                      spec.options})
+                      spec.options, spec.listen_fd})
 {
     store_.check_writable();
     shared_.api = &api_;
@@ -106,6 +106,7 @@ Worker::Worker(const WorkerSpec& spec)
     for (int t = 0; t < spec_.options->threads; ++t)
         loops_.push_back(
             std::make_unique<HttpLoop>(spec_.listen_fd, static_cast<std::size_t>(t), shared_));
+    set_step_claim_hook([this] { wake_loops(shared_); });
 }
 
 // Called from the member initialiser list: the table must exist before api_ is built.

@@ -374,6 +374,7 @@ Response Api::index() const
          "GET /step  the increments parked at step gates",
          "POST /control/step?key=K&on=1|0  step mode for key K (token)",
          "POST /control/step?request=ID  move a parked increment one point on (token)",
+         "POST /control/step/replay?key=K&schedule=S  run schedule S on real workers (token)",
          "GET /dashboard  the live classroom page: lanes, lost updates, controls",
          "GET /healthz  liveness"});
     return json_response(200, Json{{"name", "forklock"},

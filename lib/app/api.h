@@ -41,6 +41,7 @@ struct Request {
     std::optional<std::string> host{};   // the Host header; nullopt when absent
     std::optional<std::string> origin{}; // the Origin header; nullopt when absent
     std::string fetch_site{};            // Sec-Fetch-Site; "" when absent
+    std::string body{};                  // as sent (at most RequestLimits::body_bytes)
 };
 
 struct Response {
@@ -61,6 +62,7 @@ struct ApiContext {
     TraceRing* trace = nullptr;     // optional: null with --no-trace (/trace, /analysis answer 404)
     LockMetrics* metrics = nullptr; // optional: the /metrics histograms and overlaps
     const Options* options = nullptr; // optional: without it every /control/... is refused
+    int listen_fd = -1; // optional: POST /control/step/replay sends its increments to it
 };
 
 Response json_error(int status, const std::string& message);
@@ -97,6 +99,7 @@ private:
     Response step_control(const Request& request) const;
     Response step_one(StepBoard& board, const Request& request) const;
     std::uint64_t parked_id(StepBoard& board, const Request& request) const;
+    Response step_replay(const Request& request) const;
     Response dashboard_page(const Request& request) const;
     ApiContext ctx_;
     HostPolicy hosts_; // from ctx_.options; any Host without options

@@ -78,11 +78,13 @@ Response Api::control(const Request& r) const
         return refused;
     }
     if (r.path == "/pair/increment") return pair(r);
-    if (r.path != "/control/kill" && r.path != "/control/config" && r.path != "/control/step")
+    if (r.path != "/control/kill" && r.path != "/control/config" && r.path != "/control/step" &&
+        r.path != "/control/step/replay")
         return json_error(404, fmt::format("no such path: {}", r.path));
     if (auto why = control_refusal(r, ctx_.options)) return json_error(403, *why);
     if (ctx_.scoreboard == nullptr) return json_error(503, "no scoreboard in this process");
     if (r.path == "/control/step") return step_control(r);
+    if (r.path == "/control/step/replay") return step_replay(r);
     return r.path == "/control/kill" ? kill(r) : config(r);
 }
 

@@ -1,4 +1,5 @@
-// Step mode's routes: GET /step (a read) and POST /control/step (a control: the token).
+// Step mode's routes: GET /step (a read), POST /control/step and POST /control/step/replay
+// (controls: the token).
 // The gates themselves are in step_board.h; docs/stepping.md is the lesson.
 
 #include <charconv>
@@ -11,6 +12,7 @@
 #include "app/api_control.h"
 #include "app/json_response.h"
 #include "app/step_board.h"
+#include "app/step_replayer.h"
 
 namespace forklock {
 namespace {
@@ -67,6 +69,19 @@ Json step_json(const LockTable& table, const ParkedRequest& r,
     return j;
 }
 
+// What a replay did, told in one line: its recorded schedule, the file's value, what was lost.
+std::string replay_text(const ReplayOutcome& out, std::uint64_t value, std::size_t acknowledged)
+{
+    std::string text = fmt::format("{} -> the file says {} after {} acknowledged increment{}",
+                                   out.recorded, value, acknowledged, acknowledged == 1 ? "" : "s");
+    if (acknowledged > value) {
+        const auto lost = acknowledged - value;
+        text += lost == 1 ? ": one update lost" : fmt::format(": {} updates lost", lost);
+    }
+    for (const auto& b : out.blocked) text += fmt::format("; {} could not run: {}", b.step, b.why);
+    return text;
+}
+
 } // namespace
 
 // GET /step: the keys in step mode (file value, lock holders, schedule so far) and every
@@ -118,7 +133,10 @@ Response Api::step_control(const Request& r) const
 Response Api::step_one(StepBoard& board, const Request& r) const
 {
     const auto id = parked_id(board, r);
-    const auto result = board.step(id, kStepSettle);
+    std::optional<StepPoint> at;
+    if (auto index = query_int(r.query, "at", 0, static_cast<int>(kStepPoints) - 1))
+        at = static_cast<StepPoint>(*index);
+    const auto result = board.step(id, kStepSettle, at);
     const auto all = board.requests();
     using Status = StepResult::Status;
     switch (result.status) {
@@ -137,6 +155,12 @@ Response Api::step_one(StepBoard& board, const Request& r) const
                                     "step the holder to its unlock",
                                     id, result.after->letter, result.after->pid,
                                     body["waiting_for_pid"].dump());
+        return json_response(409, body);
+    }
+    case Status::elsewhere: {
+        Json body = step_json(*ctx_.table, *result.after, all);
+        body["error"] = fmt::format("request {} is at '{}', not at '{}': it was stepped already",
+                                    id, to_string(result.after->point), to_string(*at));
         return json_response(409, body);
     }
     case Status::stepped: break;
@@ -167,6 +191,55 @@ std::uint64_t Api::parked_id(StepBoard& board, const Request& r) const
                                      "or request=ID",
                                      *pid, ids.size()));
     return ids.front();
+}
+
+// POST /control/step/replay?key=K&schedule=S (or S in the body): the schedule on real workers
+// (step_replayer.h), from a key reset to 0; answers the outcome and the file's final value.
+Response Api::step_replay(const Request& r) const
+{
+    const std::string key = query_string(r.query, "key").value_or("replay");
+    if (auto problem = key_error(key)) throw BadRequest(*problem);
+    std::vector<ReplayMove> moves;
+    try {
+        moves = parse_step_schedule(query_string(r.query, "schedule").value_or(r.body));
+    } catch (const std::invalid_argument& e) {
+        throw BadRequest(fmt::format("malformed schedule: {}", e.what()));
+    }
+    StepBoard board = ctx_.scoreboard->steps();
+    if (board.is_on(key))
+        return json_error(409, fmt::format("key '{}' is in step mode already: turn it off, or "
+                                           "replay on another key",
+                                           key));
+    if (ctx_.listen_fd < 0) return json_error(503, "this process has no listener to replay on");
+    reset(key);
+    ReplayOutcome out;
+    try {
+        out = StepReplayer(board, key, send_to_listener(ctx_.listen_fd, std::chrono::seconds(30)))
+                  .run(moves);
+    } catch (const ReplayError& e) {
+        return json_error(503, fmt::format("replay failed: {}", e.what()));
+    }
+    const std::uint64_t value = ctx_.store->read(key);
+    Json answers = Json::array(), blocked = Json::array();
+    std::size_t acknowledged = 0;
+    for (std::size_t i = 0; i < out.answers.size(); ++i) {
+        const auto body = Json::parse(out.answers[i].body, nullptr, false);
+        acknowledged += out.answers[i].status == 200;
+        answers.push_back(Json{{"name", std::string(1, static_cast<char>('A' + i))},
+                               {"status", out.answers[i].status},
+                               {"value", body.is_object() ? body.value("value", Json()) : Json()}});
+    }
+    for (const auto& b : out.blocked) blocked.push_back(Json{{"step", b.step}, {"why", b.why}});
+    std::string given;
+    for (const auto& m : moves) given += (given.empty() ? "" : " ") + m.text();
+    return json_response(200, Json{{"key", key},
+                                   {"schedule", given},
+                                   {"recorded", out.recorded},
+                                   {"value", value},
+                                   {"acknowledged", acknowledged},
+                                   {"answers", answers},
+                                   {"blocked", blocked},
+                                   {"text", replay_text(out, value, acknowledged)}});
 }
 
 } // namespace forklock

@@ -1,5 +1,7 @@
 #include "app/step_board.h"
 
+#include <algorithm>
+
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -187,11 +189,17 @@ std::optional<ParkedRequest> StepBoard::find(std::uint64_t id) const
     return std::nullopt;
 }
 
-StepResult StepBoard::step(std::uint64_t id, std::chrono::milliseconds settle)
+StepResult StepBoard::step(std::uint64_t id, std::chrono::milliseconds settle,
+                           std::optional<StepPoint> at)
 {
     const auto found = find(id);
     if (!found) return {StepResult::Status::no_such_request, std::nullopt};
     if (found->phase == StepPhase::in_lock) return {StepResult::Status::in_lock, found};
+    // A parked request's point changes only once it is stepped: checked before the exchange, a
+    // concurrent step of the same request could slip in between, which `at` is not meant to
+    // stop (it stops a retried step arriving after its first copy moved the request).
+    if (at && found->phase == StepPhase::parked && found->point != *at)
+        return {StepResult::Status::elsewhere, found};
     for (std::size_t i = 0; i < kStepSlots; ++i) {
         StepSlot& s = s_.slots[i];
         if (s.id.load() != id) continue;
@@ -213,6 +221,21 @@ StepResult StepBoard::step(std::uint64_t id, std::chrono::milliseconds settle)
     return {StepResult::Status::no_such_request, std::nullopt};
 }
 
+bool StepBoard::yields_accept(pid_t self, std::size_t workers) const noexcept
+{
+    std::array<pid_t, kStepSlots> pids{};
+    std::size_t distinct = 0;
+    bool mine = false;
+    for (const auto& s : s_.slots) {
+        if (s.phase.load(std::memory_order_relaxed) == as_word(StepPhase::free)) continue;
+        const pid_t pid = s.pid.load(std::memory_order_relaxed);
+        mine = mine || pid == self;
+        if (std::find(pids.begin(), pids.begin() + distinct, pid) == pids.begin() + distinct)
+            pids[distinct++] = pid;
+    }
+    return mine && distinct < workers;
+}
+
 std::size_t StepBoard::release_pid(pid_t pid) noexcept
 {
     std::size_t freed = 0;
@@ -224,6 +247,16 @@ std::size_t StepBoard::release_pid(pid_t pid) noexcept
     }
     return freed;
 }
+
+namespace {
+std::function<void()>& claim_hook()
+{
+    static std::function<void()> hook;
+    return hook;
+}
+} // namespace
+
+void set_step_claim_hook(std::function<void()> hook) { claim_hook() = std::move(hook); }
 
 StepTicket::StepTicket(StepBoard* board, std::string_view key, std::chrono::milliseconds timeout,
                        std::function<void()> beat)
@@ -248,6 +281,7 @@ StepTicket::StepTicket(StepBoard* board, std::string_view key, std::chrono::mill
         slot_ = i;
         deadline_ = std::chrono::steady_clock::now() + timeout;
         beat_ = std::move(beat);
+        if (claim_hook()) claim_hook()();
         return;
     }
 }

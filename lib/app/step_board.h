@@ -107,7 +107,7 @@ private:
 
 // What a step did: the request after it (nullopt: it finished), or why none happened.
 struct StepResult {
-    enum class Status { stepped, not_parked, in_lock, no_such_request };
+    enum class Status { stepped, not_parked, in_lock, no_such_request, elsewhere };
     Status status = Status::stepped;
     std::optional<ParkedRequest> after;
 };
@@ -128,9 +128,16 @@ public:
 
     std::vector<ParkedRequest> requests() const;
     // step: moves the request with `id` past its point, then waits (at most `settle`) until it
-    // parks again, blocks in lock() or finishes.
-    StepResult step(std::uint64_t id, std::chrono::milliseconds settle);
+    // parks again, blocks in lock() or finishes. With `at`, only if it is parked at that point
+    // (else `elsewhere`): a step sent twice (a client that retried) moves it once.
+    StepResult step(std::uint64_t id, std::chrono::milliseconds settle,
+                    std::optional<StepPoint> at = std::nullopt);
     std::optional<ParkedRequest> find(std::uint64_t id) const;
+    // yields_accept: whether a loop of worker `self` should leave new connections to the other
+    // workers: `self` has a request inside step mode and fewer than `workers` workers have one.
+    // So the second increment of an exercise lands on another worker (a std::mutex per worker
+    // then does not exclude it), also with -w 2 -t 2. Call it only when any_on().
+    bool yields_accept(pid_t self, std::size_t workers) const noexcept;
     // release_pid: the master, on reaping `pid`: frees its slots. Returns how many.
     std::size_t release_pid(pid_t pid) noexcept;
 
@@ -141,6 +148,12 @@ private:
     std::optional<ParkedRequest> view(std::size_t slot) const;
     StepBoardState& s_;
 };
+
+// set_step_claim_hook: `hook` runs on the thread of every increment of this process that enters
+// step mode, once its slot names its pid (before its first gate). The worker wakes its other
+// loops with it, to stop accepting (server/http_adapter.h). Process-wide; set it before any
+// request is served, not while tickets are made.
+void set_step_claim_hook(std::function<void()> hook);
 
 // StepTicket: one increment's passage through the gates, on one thread. Without a board, or
 // with its key not in step mode, every call returns at once. gate() parks until a step, the key

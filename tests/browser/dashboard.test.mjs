@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 
-import { keyRow, redPixels, setup, waitUntil } from './harness.mjs';
+import { clippedText, keyRow, redPixels, setup, waitUntil } from './harness.mjs';
 
 const TOKEN = 'browser-test-token-0123456789abcdef';
 
@@ -46,6 +46,14 @@ test('Dashboard: thread mode with 4 workers fires red overlaps and loses acknowl
   assert.equal(row.lost, row.ack - row.value);
   assert.ok(row.lost > 0, `thread mode across 4 workers lost nothing: ${JSON.stringify(row)}`);
   assert.ok(row.overlaps > 0);
+  // The latest example: "-> one update lost", or "-> N updates lost" when N+1 read one value.
+  await page.waitForFunction(() => /-> (one update|\d+ updates) lost/.test(document.getElementById('interleaving').textContent));
+  // On a projector: the latest interleaving and the header's explanation whole, at both sizes.
+  for (const [width, height] of [[1280, 720], [1024, 768]]) {
+    await page.setViewportSize({ width, height });
+    await page.waitForTimeout(300);
+    assert.deepEqual(await clippedText(page, ['#controls']), [], `clipped text at ${width}x${height}`);
+  }
   assert.deepEqual(errors, []);
 });
 

@@ -161,3 +161,32 @@ export async function keyRow(page, key) {
     return { ack: cell('ack'), value: cell('value'), lost: cell('lost'), overlaps: cell('overlaps'), traceLost: cell('trace-lost') };
   }, key);
 }
+
+// Text the page cuts off: an element with text of its own whose box is wider or taller than
+// what shows (an ellipsis, a line clamp, a scroll box), or that sticks out of an ancestor that
+// clips. `scrollers`: selectors of boxes allowed to scroll vertically (a long column of
+// controls). Each entry says which element and by how much.
+export function clippedText(page, scrollers = []) {
+  return page.evaluate((allowed) => {
+    const out = [];
+    const ownText = (el) => [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+    const name = (el) => el.id ? `#${el.id}` : `${el.tagName.toLowerCase()}.${el.className}`;
+    const clips = (el) => getComputedStyle(el).overflowX !== 'visible' || getComputedStyle(el).overflowY !== 'visible';
+    const mayScroll = (el) => allowed.some((s) => el.closest(s) === el);
+    for (const el of document.querySelectorAll('body *')) {
+      if (!ownText(el) || !visible(el) || el.closest('[hidden], details:not([open]) > :not(summary)')) continue;
+      if (el.scrollWidth > el.clientWidth + 1 && clips(el)) out.push(`${name(el)} cut on the right by ${el.scrollWidth - el.clientWidth}px`);
+      if (el.scrollHeight > el.clientHeight + 1 && clips(el)) out.push(`${name(el)} cut at the bottom by ${el.scrollHeight - el.clientHeight}px`);
+      const r = el.getBoundingClientRect();
+      for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+        if (!clips(a)) continue;
+        const b = a.getBoundingClientRect();
+        if (r.right > b.right + 1) out.push(`${name(el)} sticks out of ${name(a)} on the right by ${Math.round(r.right - b.right)}px`);
+        if (r.bottom > b.bottom + 1 && !mayScroll(a)) out.push(`${name(el)} sticks out of ${name(a)} at the bottom by ${Math.round(r.bottom - b.bottom)}px`);
+      }
+      if (r.right > document.documentElement.clientWidth + 1) out.push(`${name(el)} past the window's right edge`);
+    }
+    return out;
+  }, scrollers);
+}

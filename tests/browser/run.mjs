@@ -20,7 +20,7 @@ if (missing.length) {
   process.exit(1);
 }
 const tests = process.argv.slice(2).length ? process.argv.slice(2)
-  : ['dashboard.test.mjs', 'security.test.mjs'].map((name) => path.join(here, name));
+  : ['dashboard.test.mjs', 'security.test.mjs', 'step.test.mjs'].map((name) => path.join(here, name));
 // One file after the other: each test runs a server and a browser, on a machine of 2 cores.
 const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...tests], { stdio: 'inherit' });
 process.exit(result.status ?? 1);

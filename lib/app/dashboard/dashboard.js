@@ -5,6 +5,7 @@
 
 import { draw, keyColor, WINDOW_MS } from './lanes.js';
 import { installControls } from './controls.js';
+import { installStep } from './step.js';
 import { api, keyState, serverNow, showBanner, state } from './page.js';
 
 const KEEP_NS = (WINDOW_MS + 2000) * 1e6;
@@ -264,6 +265,7 @@ function frame() {
 }
 
 installControls({ renderKeys });
+installStep();
 every(250, pollTrace);
 every(500, pollWorkers);
 every(500, pollLocks);
