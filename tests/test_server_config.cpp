@@ -133,9 +133,10 @@ TEST_CASE("Server config file: a bad file at start exits 2 with one line naming 
     spec.refused = true;
     ServerProcess server(spec);
     REQUIRE(server.wait_exit(10s) == 2);
-    CHECK(server.log() == fmt::format("forklock: error: {}: --lock-mode: 'spin' is not one of "
-                                      "none, thread, semaphore, mutex, flock, postgres, process\n",
-                                      file.string()));
+    CHECK(server.log() ==
+          fmt::format("forklock: error: {}: --lock-mode: 'spin' is not one of "
+                      "none, thread, semaphore, mutex, flock, postgres, redis, process\n",
+                      file.string()));
 }
 
 TEST_CASE("--check-config: a free address, a named table, writable files: ok, nothing left",
