@@ -35,6 +35,7 @@ struct ModeFacts {
     bool uses_lock_server = false; // the locks live in a server that can be down (postgres)
     bool needs_lock_dir = false;   // LockTableOptions::lock_dir holds its lock files (flock)
     bool takes_over_dead_holder = false; // the next locker recovers a dead holder's key by itself
+    bool leases = false; // a held key can outlive its lease (LockTableOptions::lease_ms) and be taken
 };
 
 // lock_modes: every mode, in the order of LockMode. facts: the row of `mode`.
@@ -57,6 +58,13 @@ inline constexpr LockMode kProcessMode = LockMode::mutex;
 // "inherited or named"; thread never across processes; none never with concurrency.
 FORKLOCK_API bool serializes_increments(LockMode mode, bool preload, int workers, int threads,
                                         bool named = false);
+
+// issues_tokens: grants carry fencing tokens (KeyGuard::token()): every mode whose holders exclude
+// each other across processes. none and thread give 0 (a private table's numbers would repeat).
+inline bool issues_tokens(const ModeFacts& f) noexcept { return f.excludes && !f.private_memory; }
+
+// lease_problem: why a mode cannot take a held key over after a lease, or "" if it can (leases).
+FORKLOCK_API std::string_view lease_problem(LockMode mode) noexcept;
 
 // One sentence, for logs, the demo and /locks: what this mode does across fork().
 FORKLOCK_API std::string_view explain(LockMode mode);

@@ -3,6 +3,7 @@
 // Plain values, read once by LockTable's constructor (lock_table.h).
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -48,12 +49,14 @@ inline constexpr std::size_t kMaxNameLength = 64;
 
 struct LockTableOptions {
     LockMode mode = kProcessMode;
+    std::uint64_t token_floor = 0;   // fencing tokens this table issues are above it (lock_table.h)
     std::size_t capacity = 1024;     // 1..kMaxCapacity (semaphore: ..kMaxSemaphoreCapacity)
     bool recover_dead_owners = true; // semaphore: false = release_owned_by() leaves keys locked
     std::filesystem::path lock_dir;  // flock: directory for KEY.lock files (must exist)
     std::string name;                // semaphore, mutex: "" = anonymous; else a named table
     bool share = false;              // named: join a table live processes already use
     std::string url;                 // postgres: a libpq connection string or URI (required)
+    std::int64_t lease_ms = 0;       // > 0: a held key's lease in ms, where facts(mode).leases
 };
 
 // How this process came by its table.

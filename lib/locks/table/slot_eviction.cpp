@@ -26,6 +26,7 @@ Slot* SlotTable::evict_idle(std::uint32_t p)
         index_erase(p, pos);
         ++part.evictions;
         part.retired_recoveries += s.recoveries.load(std::memory_order_relaxed);
+        raise_token_floor(s.fence.load(std::memory_order_relaxed)); // the key's tokens go on above
         return &s;
     }
     return nullptr;

@@ -20,6 +20,9 @@ struct alignas(64) SlotTable::Header {
     std::uint32_t bound_high_water; // most slots ever out of the pool (under pool_lock)
     std::uint64_t seed;             // the hash's, written once by the creator
     alignas(64) std::atomic<std::uint64_t> full_errors;
+    // token_floor: every token a key bound from now on starts above (Slot::fence): raised to an
+    // evicted key's last token, so a key evicted and bound again never goes back.
+    std::atomic<std::uint64_t> token_floor;
 };
 
 struct alignas(64) SlotTable::Partition {

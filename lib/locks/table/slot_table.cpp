@@ -34,6 +34,19 @@ std::uint64_t random_seed()
 
 } // namespace
 
+void SlotTable::raise_token_floor(std::uint64_t floor) noexcept
+{
+    std::uint64_t seen = header_->token_floor.load(std::memory_order_relaxed);
+    while (seen < floor &&
+           !header_->token_floor.compare_exchange_weak(seen, floor, std::memory_order_relaxed)) {
+    }
+}
+
+std::uint64_t SlotTable::token_floor() const noexcept
+{
+    return header_->token_floor.load(std::memory_order_relaxed);
+}
+
 TableGeometry TableGeometry::for_capacity(std::size_t capacity)
 {
     TableGeometry g{};
@@ -253,6 +266,9 @@ void SlotTable::bind(Slot& s, std::uint32_t p, std::string_view key, std::uint64
     s.recoveries.store(0, std::memory_order_relaxed);
     s.last_dead_owner.store(0, std::memory_order_relaxed);
     s.pending_recovery.store(0, std::memory_order_relaxed);
+    s.fence.store(header_->token_floor.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    s.grant.store(0, std::memory_order_relaxed);
+    s.lease_takeovers.store(0, std::memory_order_relaxed);
     s.state.store(make_state(SlotState::bound, p), std::memory_order_release);
     // The caller's lock from here: a crash before this leaves a claim for clear_dead_claim, a crash
     // after it a holder for the supervisor.
