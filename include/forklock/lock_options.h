@@ -49,7 +49,6 @@ inline constexpr std::size_t kMaxNameLength = 64;
 
 struct LockTableOptions {
     LockMode mode = kProcessMode;
-    std::uint64_t token_floor = 0;   // fencing tokens this table issues are above it (lock_table.h)
     std::size_t capacity = 1024;     // 1..kMaxCapacity (semaphore: ..kMaxSemaphoreCapacity)
     bool recover_dead_owners = true; // semaphore: false = release_owned_by() leaves keys locked
     std::filesystem::path lock_dir;  // flock: directory for KEY.lock files (must exist)

@@ -89,6 +89,11 @@ public:
     // or is not a valid key. Binds no slot and takes one partition lock; a snapshot.
     pid_t owner(std::string_view key) const;
 
+    // raise_token_floor: keys bound from now on get fencing tokens above `floor` (a restart's seed:
+    // a new table cannot know the tokens the last one issued). Call it before the first lock();
+    // keys bound already go on with their own. A floor never goes down (the higher one stays).
+    void raise_token_floor(std::uint64_t floor) noexcept;
+
     TableStats stats() const;
     // Bound keys, most acquired first. `limit` 0 means all.
     std::vector<KeyStats> key_stats(std::size_t limit = 0) const;
@@ -148,8 +153,8 @@ public:
     // token: this grant's fencing token, 0 for an empty guard and in none and thread modes. For
     // one key, a later grant always has a greater token than an earlier one: across eviction of
     // its slot, every process sharing the lock service (the inherited or named table, the lock
-    // directory, the database) and, given a LockTableOptions::token_floor above every token the
-    // last run issued, a restart. How each mode keeps that: docs/modes.md ("Fencing tokens").
+    // directory, the database) and, given a raise_token_floor() above every token the last run
+    // issued, a restart. How each mode keeps that: docs/modes.md ("Fencing tokens").
     // Send it with a write, and let the storage refuse a token lower than the highest it has
     // seen for the key: that closes the window still_held() leaves open.
     std::uint64_t token() const noexcept { return token_; }
@@ -161,9 +166,8 @@ public:
 
 private:
     friend struct LockTable::Impl; // the one maker of held guards
-    KeyGuard(LockTable::Impl* table, std::uint32_t slot, std::uint64_t handle,
-             std::uint64_t token, bool losable, std::chrono::nanoseconds waited,
-             pid_t recovered_from) noexcept
+    KeyGuard(LockTable::Impl* table, std::uint32_t slot, std::uint64_t handle, std::uint64_t token,
+             bool losable, std::chrono::nanoseconds waited, pid_t recovered_from) noexcept
         : table_(table), slot_(slot), losable_(losable), handle_(handle), token_(token),
           waited_(waited), recovered_from_(recovered_from)
     {

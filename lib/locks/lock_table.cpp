@@ -44,6 +44,7 @@ struct LockTable::Impl {
     virtual std::vector<ServerLock> server_locks(std::chrono::milliseconds timeout) const = 0;
     virtual std::size_t release_owned_by(pid_t pid) = 0;
     virtual TableStats stats() const = 0;
+    virtual void raise_token_floor(std::uint64_t floor) noexcept = 0;
     virtual std::vector<KeyStats> key_stats(std::size_t limit) const = 0;
 
     const LockTableOptions options;
@@ -97,7 +98,6 @@ public:
           waits_(std::move(memory_.waits), memory_.attach)
     {
         origin = memory_.origin;
-        slots_.raise_token_floor(o.token_floor);
         publish(memory_);
     }
     static std::size_t slot_bytes(const LockTableOptions& o)
@@ -120,6 +120,10 @@ public:
     std::size_t release_owned_by(pid_t pid) override
     {
         return forklock::release_owned_by(mode_, slots_, waits_, pid);
+    }
+    void raise_token_floor(std::uint64_t floor) noexcept override
+    {
+        slots_.raise_token_floor(floor);
     }
     TableStats stats() const override
     {
@@ -224,8 +228,7 @@ void TableImpl<Mode>::record(Slot& s, const Taken<Handle>& t) noexcept
 }
 
 template <typename Mode>
-bool TableImpl<Mode>::unlock(std::uint32_t slot, std::uint64_t handle,
-                             std::uint64_t token) noexcept
+bool TableImpl<Mode>::unlock(std::uint32_t slot, std::uint64_t handle, std::uint64_t token) noexcept
 {
     Slot& s = slots_.slot(slot);
     if constexpr (kLeased) {
@@ -354,6 +357,7 @@ std::vector<ServerLock> LockTable::server_locks(std::chrono::milliseconds timeou
 std::size_t LockTable::release_owned_by(pid_t pid) { return impl_->release_owned_by(pid); }
 pid_t LockTable::owner(std::string_view key) const { return impl_->owner(key); }
 TableStats LockTable::stats() const { return impl_->stats(); }
+void LockTable::raise_token_floor(std::uint64_t floor) noexcept { impl_->raise_token_floor(floor); }
 std::vector<KeyStats> LockTable::key_stats(std::size_t limit) const
 {
     return impl_->key_stats(limit);

@@ -175,8 +175,8 @@ private:
     std::uint64_t token_of(std::int64_t id, Slot& s)
     {
         try {
-            const std::uint64_t token = std::max(session().next_token(id),
-                                                 s.fence.load(std::memory_order_relaxed) + 1);
+            const std::uint64_t token =
+                session().next_token(id, s.fence.load(std::memory_order_relaxed) + 1);
             s.fence.store(token, std::memory_order_relaxed);
             return token;
         } catch (...) {

@@ -206,10 +206,11 @@ bool PgSession::run_bool(const char* sql, std::int64_t id, bool lock_wait)
     fail(fmt::format("advisory lock {}", id));
 }
 
-std::uint64_t PgSession::next_token(std::int64_t id)
+std::uint64_t PgSession::next_token(std::int64_t id, std::uint64_t floor)
 {
     const std::string query = fmt::format(
-        "UPDATE forklock_keys SET fence = fence + 1 WHERE id = {} RETURNING fence", id);
+        "UPDATE forklock_keys SET fence = GREATEST(fence + 1, {}) WHERE id = {} RETURNING fence",
+        std::min<std::uint64_t>(floor, INT64_MAX), id);
     Result r(PQexec(connection(), query.c_str()));
     if (PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) != 1)
         fail(fmt::format("fencing token of advisory lock {}", id));

@@ -38,8 +38,7 @@ void SlotTable::raise_token_floor(std::uint64_t floor) noexcept
 {
     std::uint64_t seen = header_->token_floor.load(std::memory_order_relaxed);
     while (seen < floor &&
-           !header_->token_floor.compare_exchange_weak(seen, floor, std::memory_order_relaxed)) {
-    }
+           !header_->token_floor.compare_exchange_weak(seen, floor, std::memory_order_relaxed)) {}
 }
 
 std::uint64_t SlotTable::token_floor() const noexcept
