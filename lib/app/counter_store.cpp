@@ -13,6 +13,8 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <optional>
+#include <system_error>
 #include <functional>
 #include <stdexcept>
 
@@ -142,18 +144,26 @@ StaleTokenError::StaleTokenError(std::string_view key, std::uint64_t token, std:
 {
 }
 
-CounterStore::FencedUpdate::FencedUpdate(std::unique_lock<std::mutex> s, Pending p)
-    : stripe(std::move(s)), pending(std::move(p))
-{
-}
+namespace {
+// FileLock: flock(LOCK_EX) of a counter file for one fenced step.
+class FileLock {
+public:
+    explicit FileLock(int fd) : fd_(fd)
+    {
+        while (::flock(fd_, LOCK_EX) != 0)
+            if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "flock");
+    }
+    ~FileLock() { ::flock(fd_, LOCK_UN); }
+    FileLock(const FileLock&) = delete;
+    FileLock& operator=(const FileLock&) = delete;
 
-CounterStore::FencedUpdate::~FencedUpdate()
-{
-    if (pending.fd && stripe.owns_lock()) ::flock(pending.fd->get(), LOCK_UN);
-}
+private:
+    int fd_;
+};
+} // namespace
 
-CounterStore::FencedUpdate CounterStore::begin_fenced(std::string_view key,
-                                                      std::uint64_t token) const
+std::uint64_t CounterStore::fenced_step(std::string_view key, std::uint64_t token,
+                                        std::optional<std::uint64_t> value) const
 {
     Pending p{std::string(key), open_file(std::string(key)), {}};
     if (!p.fd) {
@@ -161,19 +171,17 @@ CounterStore::FencedUpdate CounterStore::begin_fenced(std::string_view key,
         p.fd = open_file(p.name);
         if (!p.fd) throw failure(ENOENT, "open", p.name, ", O_RDWR", "open counter", p.name);
     }
-    std::unique_lock stripe(fence_stripes_[std::hash<std::string_view>{}(key) % kFenceStripes]);
-    while (::flock(p.fd->get(), LOCK_EX) != 0)
-        if (errno != EINTR)
-            throw failure(errno, "flock", p.name, ", LOCK_EX", "lock counter", p.name);
-    FencedUpdate u(std::move(stripe), std::move(p)); // from here its destructor unlocks
-    u.pending.state = load(u.pending.fd->get(), u.pending.name);
-    if (token < u.pending.state.token) throw StaleTokenError(key, token, u.pending.state.token);
-    return u;
-}
-
-void CounterStore::finish_fenced(FencedUpdate& u, std::uint64_t value, std::uint64_t token) const
-{
-    finish_update(u.pending, value, token);
+    std::lock_guard stripe(fence_stripes_[std::hash<std::string_view>{}(key) % kFenceStripes]);
+    std::optional<FileLock> locked;
+    try {
+        locked.emplace(p.fd->get());
+    } catch (const std::system_error& e) {
+        throw failure(e.code().value(), "flock", p.name, ", LOCK_EX", "lock counter", p.name);
+    }
+    p.state = load(p.fd->get(), p.name);
+    if (token < p.state.token) throw StaleTokenError(key, token, p.state.token);
+    if (value || token > p.state.token) finish_update(p, value.value_or(p.state.value), token);
+    return value.value_or(p.state.value);
 }
 
 std::uint64_t CounterStore::highest_token(std::string_view key) const

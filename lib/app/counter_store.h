@@ -76,8 +76,9 @@ private:
     std::string client_;
 };
 
-// StaleTokenError: update_fenced() refused a write whose fencing token is lower than the highest
-// one that wrote the key: its holder's lock had been given to another. Nothing was written.
+// StaleTokenError: update_fenced() refused a read or write whose fencing token is lower than the
+// highest one that read or wrote the key: its holder's lock had been given to another. Nothing
+// was written.
 class StaleTokenError : public std::runtime_error {
 public:
     StaleTokenError(std::string_view key, std::uint64_t token, std::uint64_t highest);
@@ -123,21 +124,31 @@ public:
         return value;
     }
 
-    // update_fenced: update() as one step inside the store with a fencing check: under the
-    // store's own lock of the key's file (a mutex per stripe of keys in this process, and
-    // flock(2) across processes), it reads the file, refuses with StaleTokenError a `token` lower
-    // than the highest one that wrote the key (kept in the file: counter_file.h), and writes
-    // next(value) with the token. The pause of a writer whose lock was taken over falls before
-    // this step (refused: the newer holder's token is in the file) or inside it (the newer
-    // holder's update waits for it): no check-then-write window. A key's first fenced update
-    // makes its file (value 0) first. next() may throw (nothing is written then).
+    // update_fenced: update() with fencing (the server's --fencing): the store keeps, in the
+    // key's file, the highest fencing token that read or wrote the key (counter_file.h), and
+    // refuses with StaleTokenError anything older. Two steps, each one step inside the store,
+    // under its own lock of the key (a mutex per stripe of keys in this process, flock(2) across
+    // processes): the read, which refuses an older `token` and records a newer one, then, after
+    // next(value), the write, which refuses `token` if a newer one has read or written the key
+    // since. So a holder whose lock was taken over and who wakes after the new holder's read
+    // writes nothing, and one who wakes before it is refused at that read, or wrote before it:
+    // no acknowledged write is lost. There is no check-then-write window: each check is made
+    // inside the step that acts on it. next() may throw (nothing more is written then).
     template <typename Next>
     std::uint64_t update_fenced(std::string_view key, std::uint64_t token, Next&& next) const
     {
-        FencedUpdate u = begin_fenced(key, token);
-        const std::uint64_t value = next(u.pending.state.value);
-        finish_fenced(u, value, token);
+        const std::uint64_t value = next(fenced_read(key, token));
+        fenced_write(key, token, value);
         return value;
+    }
+    // The two steps: fenced_read returns the value, fenced_write writes `value`.
+    std::uint64_t fenced_read(std::string_view key, std::uint64_t token) const
+    {
+        return fenced_step(key, token, std::nullopt);
+    }
+    void fenced_write(std::string_view key, std::uint64_t token, std::uint64_t value) const
+    {
+        (void)fenced_step(key, token, value);
     }
     // highest_token: the highest fencing token that wrote `key` (0: none, or no file).
     std::uint64_t highest_token(std::string_view key) const;
@@ -159,17 +170,11 @@ private:
     };
     Pending begin_update(std::string_view key) const;
     void finish_update(Pending& p, std::uint64_t value, std::uint64_t token = 0) const;
-    // An update_fenced() between its check and its write: the key's stripe mutex and the file's
-    // flock are held until it is destroyed.
-    struct FencedUpdate {
-        std::unique_lock<std::mutex> stripe;
-        Pending pending;
-        FencedUpdate(std::unique_lock<std::mutex> s, Pending p);
-        FencedUpdate(FencedUpdate&&) = default;
-        ~FencedUpdate();
-    };
-    FencedUpdate begin_fenced(std::string_view key, std::uint64_t token) const;
-    void finish_fenced(FencedUpdate& u, std::uint64_t value, std::uint64_t token) const;
+    // fenced_step: under the store's lock of the key, refuses `token` below the file's highest,
+    // then writes `value` with it (nullopt: keeps the value, recording a newer token); returns the
+    // value the file holds after it. A key's first fenced step makes its file (value 0) first.
+    std::uint64_t fenced_step(std::string_view key, std::uint64_t token,
+                              std::optional<std::uint64_t> value) const;
     // The key's open file, nullptr if there is none. Shared: closing the cache frees no fd in use.
     SharedFd open_file(const std::string& name) const;
     counter_file::State load(int fd, const std::string& name) const;
