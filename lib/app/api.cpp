@@ -67,8 +67,15 @@ Response lost_response(std::string_view key, bool written)
                                    {"written", written}});
 }
 
+// What an increment waits, both in ms (0..kMaxHoldMs): the query's hold_ms and write_delay_ms.
+struct Delays {
+    int hold_ms = 0;
+    int write_delay_ms = 0;
+};
+
 // The increment under the held key: read, hold, check that the key is still held, write,
-// release, with the trace's times. The metrics see the thread inside from acquired to unlock.
+// release, with the trace's times. `delays`: hold_ms after the read, write_delay_ms after the
+// last check, just before the write (where no check sees a lease that ran out meanwhile). The metrics see the thread inside from acquired to unlock.
 // Returns whether the key was held until the unlock (false: the lock server lost it after the
 // check; the write happened). On an exception, releases the key, calls on_failure(outcome) (the
 // record still knows what it read) and rethrows; LockLostError: lost before the write, nothing
@@ -76,7 +83,7 @@ Response lost_response(std::string_view key, bool written)
 // With `step` active, it parks at the gates "read V" and "wrote V+1" (step_board.h).
 template <typename OnFailure>
 bool read_modify_write(const CounterStore& store, LockMetrics* metrics, KeyGuard& guard,
-                       std::string_view key, int hold_ms, TraceRecord& r, OnFailure on_failure,
+                       std::string_view key, Delays delays, TraceRecord& r, OnFailure on_failure,
                        StepTicket& step, bool fenced)
 {
     if (metrics) metrics->enter(key);
@@ -90,9 +97,11 @@ bool read_modify_write(const CounterStore& store, LockMetrics* metrics, KeyGuard
     const auto next = [&](std::uint64_t value) {
         r.read = value;
         step.gate(StepPoint::read, value);
-        if (hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
+        if (delays.hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delays.hold_ms));
         // The last moment to refuse: the next step is the pwrite (lock_table.h: the window).
         if (!guard.still_held()) throw LockLostError(lost_message(key, "increment", false));
+        if (delays.write_delay_ms > 0)
+            std::this_thread::sleep_for(std::chrono::milliseconds(delays.write_delay_ms));
         return value + 1;
     };
     r.token = guard.token();
@@ -235,7 +244,8 @@ Response Api::counter(const Request& r, std::string_view key, bool increment) co
 
 Response Api::increment(std::string_view key, const std::string& query) const
 {
-    int hold_ms = query_int(query, "hold_ms", 0, kMaxHoldMs).value_or(0);
+    const Delays delays{query_int(query, "hold_ms", 0, kMaxHoldMs).value_or(0),
+                        query_int(query, "write_delay_ms", 0, kMaxHoldMs).value_or(0)};
     auto timeout_ms = query_int(query, "timeout_ms", 1, kMaxTimeoutMs);
     StepBoard board = ctx_.scoreboard ? ctx_.scoreboard->steps() : StepBoard(no_steps());
     StepTicket step(&board, key, step_timeout(query), beat_thread_heartbeat);
@@ -262,7 +272,7 @@ Response Api::increment(std::string_view key, const std::string& query) const
     bool kept = false;
     try {
         kept = read_modify_write(
-            *ctx_.store, ctx_.metrics, guard, key, hold_ms, r,
+            *ctx_.store, ctx_.metrics, guard, key, delays, r,
             [&](TraceOutcome o) { record(r, key, o); }, step, fencing());
     } catch (const LockLostError&) {
         return lost_response(key, false);
@@ -295,8 +305,8 @@ void Api::write_held(KeyGuard& guard, std::string_view key, TraceRecord& r) cons
 {
     StepTicket no_gates;
     const bool kept = read_modify_write(
-        *ctx_.store, ctx_.metrics, guard, key, 0, r, [&](TraceOutcome o) { record(r, key, o); },
-        no_gates, fencing());
+        *ctx_.store, ctx_.metrics, guard, key, Delays{}, r,
+        [&](TraceOutcome o) { record(r, key, o); }, no_gates, fencing());
     record(r, key, TraceOutcome::written);
     if (!kept) throw LockLostError(lost_message(key, "increment", true));
     if (ctx_.scoreboard)
@@ -358,7 +368,8 @@ Response Api::reset(std::string_view key) const
 Response Api::index() const
 {
     Json endpoints = Json::array(
-        {"POST /counter/{key}/increment?hold_ms=N&timeout_ms=M  add one under the key's lock",
+        {"POST /counter/{key}/increment?hold_ms=N&timeout_ms=M&write_delay_ms=D  add one under "
+         "the key's lock",
          "GET /counter/{key}  read a counter", "DELETE /counter/{key}  reset a counter to 0",
          "GET /locks  the lock table (postgres: who holds and waits, from pg_locks)",
          "GET /workers  the workers", "GET /metrics  Prometheus text",
