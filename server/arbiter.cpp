@@ -12,6 +12,7 @@
 
 #include "app/log.h"
 #include "app/site_guard.h"
+#include "app/token_epoch.h"
 #include "os/monotonic_clock.h"
 #include "os/os_error.h"
 #include "worker.h"
@@ -103,6 +104,7 @@ void Arbiter::start()
     if (facts(options_.lock_mode).needs_lock_dir)
         CounterStore::create_directory(lock_dir_for(options_.data_dir));
     store_ = std::make_unique<CounterStore>(options_.data_dir);
+    options_.token_floor = advance_token_epoch(options_.data_dir); // before any table is made
     if (auto n = store_->remove_temp_files())
         log(LogLevel::info, "Removed {} stale temporary file(s) from {}", n,
             options_.data_dir.string());
@@ -198,7 +200,10 @@ std::shared_ptr<LockTable> Arbiter::next_table(const Options& next, bool changed
         LockTable probe(o); // reaches the server and makes its key table, then goes
     }
     if (!changed) return table_;
-    return next.preload ? std::make_shared<LockTable>(o) : nullptr;
+    if (!next.preload) return nullptr;
+    auto table = std::make_shared<LockTable>(o);
+    table->raise_token_floor(advance_token_epoch(next.data_dir)); // above the old table's tokens
+    return table;
 }
 
 // make_table: the master's table, with --preload (inherited by the workers) or --lock-name (the
@@ -220,6 +225,7 @@ void Arbiter::make_table()
     }
     if (!options_.preload && o.name.empty()) return;
     table_ = std::make_shared<LockTable>(o);
+    table_->raise_token_floor(options_.token_floor);
     if (!o.name.empty())
         log(LogLevel::info, "Lock table '{}' ({}): {}", o.name, "/dev/shm/forklock-" + o.name,
             origin_text(table_->origin()));
