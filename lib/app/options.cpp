@@ -1,6 +1,7 @@
 #include "app/options.h"
 
 #include <bit>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <sstream>
