@@ -50,6 +50,7 @@ bool held(const ServerProcess& server, const std::string& key)
 struct LateWrite {
     HttpResponse late;  // waited 3 leases after its last check before it wrote
     HttpResponse taker; // took the key after the lease and wrote first
+    int lost_lock_records = 0; // /trace records of the key with outcome lost_lock
 };
 
 // -w 2 --threads 1: the late increment's worker is busy inside it, so the taker reaches the
@@ -75,6 +76,9 @@ LateWrite late_write(bool fencing)
     CHECK(out.taker.json()["value"] == 1);
     // Both wrote 1 without fencing (the taker's acknowledged increment is gone); one did with it.
     CHECK(counter_value(server, "leased") == 1);
+    const auto trace = http_request(server.endpoint(), "GET", "/trace?key=leased").json();
+    for (const auto& r : trace["records"])
+        out.lost_lock_records += r["outcome"] == "lost_lock" ? 1 : 0;
     return out;
 }
 
@@ -176,4 +180,5 @@ TEST_CASE("Server: without --fencing a redis holder's late write lands, and only
     const LateWrite w = late_write(false);
     CHECK(w.late.status == 503);
     CHECK(w.late.json()["written"] == true);
+    CHECK(w.lost_lock_records == 1); // traced as a late write, for /analysis and the dashboard
 }

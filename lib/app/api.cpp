@@ -277,7 +277,7 @@ Response Api::increment(std::string_view key, const std::string& query) const
     } catch (const LockLostError&) {
         return lost_response(key, false);
     }
-    record(r, key, TraceOutcome::written);
+    record(r, key, kept ? TraceOutcome::written : TraceOutcome::lost_lock);
     step.gate(StepPoint::unlocked);
     if (!kept) return lost_response(key, true);
     auto held = std::chrono::nanoseconds(r.unlock_ns - r.acquired_ns);
@@ -307,7 +307,7 @@ void Api::write_held(KeyGuard& guard, std::string_view key, TraceRecord& r) cons
     const bool kept = read_modify_write(
         *ctx_.store, ctx_.metrics, guard, key, Delays{}, r,
         [&](TraceOutcome o) { record(r, key, o); }, no_gates, fencing());
-    record(r, key, TraceOutcome::written);
+    record(r, key, kept ? TraceOutcome::written : TraceOutcome::lost_lock);
     if (!kept) throw LockLostError(lost_message(key, "increment", true));
     if (ctx_.scoreboard)
         ctx_.scoreboard->totals().increments.fetch_add(1, std::memory_order_relaxed);

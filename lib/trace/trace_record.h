@@ -19,7 +19,15 @@ enum class TraceOutcome : std::uint32_t {
     failed = 3,    // the store or the table threw; acquired_ns is 0 when the lock call threw
     reset = 4,     // a DELETE: read the old value, wrote 0, under the key's lock
     refused = 5,   // --fencing: the store refused the write, its token older than the key's newest
+    lost_lock = 6, // wrote, then its unlock found the key no longer its own: the lease ran out and
+                   // another holder took it (or the lock server ended the session) in between
 };
+
+// wrote: the section wrote the counter (written, or lost_lock: a late write without --fencing).
+constexpr bool wrote(TraceOutcome outcome) noexcept
+{
+    return outcome == TraceOutcome::written || outcome == TraceOutcome::lost_lock;
+}
 
 std::string_view to_string(TraceOutcome outcome) noexcept;
 

@@ -51,6 +51,7 @@ std::string_view to_string(TraceOutcome outcome) noexcept
     case TraceOutcome::failed: return "failed";
     case TraceOutcome::reset: return "reset";
     case TraceOutcome::refused: return "refused";
+    case TraceOutcome::lost_lock: return "lost_lock";
     }
     return "unknown";
 }
