@@ -129,7 +129,8 @@ function drawSections(ctx, state, rowIndex, rowH, top, x, left, right) {
     if (!r.acquired_ns) continue;
     const hold0 = Math.max(left, x(r.acquired_ns)), hold1 = Math.min(right, x(r.unlock_ns));
     if (hold1 < left || hold0 > right) continue;
-    const style = r.overlap ? OVERLAP : r.outcome === 'reset' ? '#000' : r.outcome === 'refused' ? REFUSED : color;
+    // A refused write overlapped a holder, harmlessly: grey wins over red.
+    const style = r.outcome === 'refused' ? REFUSED : r.overlap ? OVERLAP : r.outcome === 'reset' ? '#000' : color;
     holds.add(row, style, hold0, hold1, y, h);
     marked.push({ r, y, h, x0: hold0, x1: hold1 });
   }
@@ -139,9 +140,9 @@ function drawSections(ctx, state, rowIndex, rowH, top, x, left, right) {
   return drawMarks(ctx, state, marked, x, left, right);
 }
 
-// The fencing marks on the holds in view: the token inside a hold wide enough for it; with a
-// lease (/locks lease_ms), an orange tick where a hold outlived it (from there another holder can
-// be inside); at the end of a write --fencing refused "✕ 409", of a write that landed after its
+// The fencing marks on the holds in view: with a lease (/locks lease_ms), an orange tick where a
+// hold outlived it, labelled inside the hold (from there another holder can be inside); the token
+// at the hold's right end when it fits; at the end of a write --fencing refused "✕ 409", of a write that landed after its
 // lease was lost (outcome lost_lock) "late write". Returns how many of each were in view.
 function drawMarks(ctx, state, marked, x, left, right) {
   const leaseNs = (state.locks?.lease_ms ?? 0) * 1e6;
@@ -154,19 +155,23 @@ function drawMarks(ctx, state, marked, x, left, right) {
     ctx.fillText(text, px + 3 + w > right ? px - 3 - w : px + 3, y);
   };
   for (const { r, y, h, x0, x1 } of marked) {
-    const token = `#${r.token}`;
-    if (r.token && ctx.measureText(token).width + 6 < x1 - x0) {
-      ctx.fillStyle = '#fff';
-      ctx.fillText(token, x0 + 3, y + h / 2);
-    }
+    let free = x0 + 3; // where the token may start: after the lease's label, inside the hold
     if (leaseNs && r.unlock_ns - r.acquired_ns > leaseNs) {
       const px = x(r.acquired_ns + leaseNs);
       if (px >= left && px <= right) {
         seen.expired++;
         ctx.fillStyle = LEASE;
-        ctx.fillRect(px - 1, y - 3, 3, h + 6);
-        label('lease expired', LEASE, px, y - 5);
+        ctx.fillRect(px - 1, y - 2, 3, h + 4);
+        ctx.fillStyle = '#fff';
+        ctx.fillText('lease expired', px + 4, y + h / 2);
+        free = px + 8 + ctx.measureText('lease expired').width;
       }
+    }
+    const token = `#${r.token}`;
+    const tokenX = x1 - 3 - ctx.measureText(token).width;
+    if (r.token && tokenX >= free) {
+      ctx.fillStyle = '#fff';
+      ctx.fillText(token, tokenX, y + h / 2);
     }
     if (r.outcome === 'refused') { seen.refused++; label('✕ 409 refused', REFUSED, x1, y + h / 2); }
     if (r.outcome === 'lost_lock') { seen.late++; label('late write', OVERLAP, x1, y + h / 2); }
