@@ -9,8 +9,8 @@
 //  - nothing is left: no process of the server's group, no /dev/shm name of its pids.
 // Exits 1 on any violation. Run it in mode none or thread to see the witness catch duplicates.
 //
-// Leases (--lease-ms N, the modes that take a key over: semaphore): every other chaos event is a
-// SIGSTOP of a random worker for --pause-ms (longer than the lease), then SIGCONT, so a paused
+// Leases (--lease-ms N, the modes that take a key over: semaphore): three chaos events in four are
+// a SIGSTOP of a random worker for --pause-ms (4 x the lease), then SIGCONT, so a paused
 // holder's key is taken and the holder wakes to write late. With --fencing the store refuses
 // those writes (409, not acknowledged) and the checks above must hold. Without it the run is the
 // demonstration: the witness must catch the loss (a value acknowledged twice, or final below the
@@ -121,7 +121,7 @@ void client(const Endpoint& to, int id, const SoakOptions& o, Acks& acks,
     while (!stop.load()) increment(to, key_name(key(rng)), acks, query.c_str());
 }
 
-// Every 100-300 ms until `until`, kills a random worker, or (with a lease, every other time)
+// Every 100-300 ms until `until`, kills a random worker, or (with a lease, three times in four)
 // SIGSTOPs one for `pause_ms` and lets it go on. Returns the kills and the pauses.
 std::pair<int, int> chaos(const ServerProcess& server, std::mt19937& rng, Clock::time_point until,
                           std::set<pid_t>& seen, int pause_ms)
@@ -137,7 +137,7 @@ std::pair<int, int> chaos(const ServerProcess& server, std::mt19937& rng, Clock:
         auto victim = std::next(pids.begin(), std::uniform_int_distribution<long>(
                                                   0, static_cast<long>(pids.size()) - 1)(rng));
         const double at = std::chrono::duration<double>(Clock::now() - start).count();
-        if (pause_ms > 0 && (kills + pauses) % 2 == 0) {
+        if (pause_ms > 0 && (kills + pauses) % 4 != 3) {
             if (::kill(*victim, SIGSTOP) != 0) continue;
             std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
             ::kill(*victim, SIGCONT);
@@ -331,7 +331,7 @@ int main(int argc, char** argv)
     app.add_option("--lease-ms", o.lease_ms,
                    "the server's --lock-lease-ms; the chaos adds SIGSTOP pauses longer than it")
         ->check(CLI::Range(1, 60000));
-    app.add_option("--pause-ms", o.pause_ms, "how long a pause lasts (default 3 x the lease)")
+    app.add_option("--pause-ms", o.pause_ms, "how long a pause lasts (default 4 x the lease)")
         ->check(CLI::Range(1, 600000));
     app.add_option("--hold-ms", o.hold_ms, "each increment's hold_ms")->check(CLI::Range(0, 1000));
     app.add_option("--write-delay-ms", o.write_delay_ms,
@@ -341,7 +341,7 @@ int main(int argc, char** argv)
     app.add_flag("--fencing", o.fencing, "the server's --fencing: late writes are refused");
     CLI11_PARSE(app, argc, argv);
     if (o.lease_ms > 0 && app.count("--modes") == 0) o.modes = {"semaphore"}; // the leased modes
-    if (o.lease_ms > 0 && o.pause_ms == 0) o.pause_ms = 3 * o.lease_ms;
+    if (o.lease_ms > 0 && o.pause_ms == 0) o.pause_ms = 4 * o.lease_ms;
     if (o.write_delay_ms < 0) o.write_delay_ms = o.lease_ms / 2;
     if (o.lease_ms > 0 && o.pause_ms <= o.lease_ms)
         fmt::print("forklock-soak: note: pauses of {} ms do not outlast the {} ms lease\n",

@@ -20,6 +20,11 @@
 //    is bound: a few hundred ns) leaves that partition locked until the pid is reaped, as a
 //    supervisor does at once; the next locker then repairs it. Until then, lock() of that
 //    partition's new keys waits (keys bound already do not).
+//  - Fencing tokens (KeyGuard::token()): every grant of a key, in semaphore, mutex, flock and
+//    postgres mode, has a greater token than the grant before it, however the key's slot was
+//    reused and whichever process or table (sharing the lock service) granted it; none and
+//    thread: 0. Leases (options.lease_ms): semaphore mode only; a key held past its lease can be
+//    taken by a waiter, and the old guard's still_held() and unlock() then say false.
 //  - Every member function may be called concurrently from any thread of any process sharing the
 //    table. Destroying an anonymous table unmaps this process's view and unlinks nothing (nothing
 //    named is left to unlink).

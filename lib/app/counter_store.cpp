@@ -162,8 +162,8 @@ private:
 };
 } // namespace
 
-std::uint64_t CounterStore::fenced_step(std::string_view key, std::uint64_t token,
-                                        std::optional<std::uint64_t> value) const
+void CounterStore::fenced_write(std::string_view key, std::uint64_t token,
+                                std::uint64_t value) const
 {
     Pending p{std::string(key), open_file(std::string(key)), {}};
     if (!p.fd) {
@@ -180,8 +180,7 @@ std::uint64_t CounterStore::fenced_step(std::string_view key, std::uint64_t toke
     }
     p.state = load(p.fd->get(), p.name);
     if (token < p.state.token) throw StaleTokenError(key, token, p.state.token);
-    if (value || token > p.state.token) finish_update(p, value.value_or(p.state.value), token);
-    return value.value_or(p.state.value);
+    finish_update(p, value, token);
 }
 
 std::uint64_t CounterStore::highest_token(std::string_view key) const

@@ -76,9 +76,8 @@ private:
     std::string client_;
 };
 
-// StaleTokenError: update_fenced() refused a read or write whose fencing token is lower than the
-// highest one that read or wrote the key: its holder's lock had been given to another. Nothing
-// was written.
+// StaleTokenError: fenced_write() refused a write whose fencing token is lower than the highest
+// one that wrote the key: its holder's lock had been given to another. Nothing was written.
 class StaleTokenError : public std::runtime_error {
 public:
     StaleTokenError(std::string_view key, std::uint64_t token, std::uint64_t highest);
@@ -124,32 +123,27 @@ public:
         return value;
     }
 
-    // update_fenced: update() with fencing (the server's --fencing): the store keeps, in the
-    // key's file, the highest fencing token that read or wrote the key (counter_file.h), and
-    // refuses with StaleTokenError anything older. Two steps, each one step inside the store,
-    // under its own lock of the key (a mutex per stripe of keys in this process, flock(2) across
-    // processes): the read, which refuses an older `token` and records a newer one, then, after
-    // next(value), the write, which refuses `token` if a newer one has read or written the key
-    // since. So a holder whose lock was taken over and who wakes after the new holder's read
-    // writes nothing, and one who wakes before it is refused at that read, or wrote before it:
-    // no acknowledged write is lost. There is no check-then-write window: each check is made
-    // inside the step that acts on it. next() may throw (nothing more is written then).
+    // update_fenced: update() with fencing (the server's --fencing): next(read(key)), then
+    // fenced_write(). The store keeps, in the key's file, the highest fencing token that wrote it
+    // (counter_file.h), and fenced_write refuses with StaleTokenError a write with an older token:
+    // a holder whose lock was taken over and who wakes after a newer holder wrote writes nothing.
+    // The check and the write are one step, under the store's own lock of the key (a mutex per
+    // stripe of keys in this process, flock(2) across processes), so no pause can fall between
+    // them. What it does not refuse: a late write that lands between a newer holder's read and
+    // its write (the late token is still the highest that wrote); the newer write then overwrites
+    // it, so the late holder's own increment is lost, and its unlock (which finds its key taken)
+    // tells its caller not to acknowledge it. No acknowledged write is lost. next() may throw
+    // (nothing is written then).
     template <typename Next>
     std::uint64_t update_fenced(std::string_view key, std::uint64_t token, Next&& next) const
     {
-        const std::uint64_t value = next(fenced_read(key, token));
+        const std::uint64_t value = next(read(key));
         fenced_write(key, token, value);
         return value;
     }
-    // The two steps: fenced_read returns the value, fenced_write writes `value`.
-    std::uint64_t fenced_read(std::string_view key, std::uint64_t token) const
-    {
-        return fenced_step(key, token, std::nullopt);
-    }
-    void fenced_write(std::string_view key, std::uint64_t token, std::uint64_t value) const
-    {
-        (void)fenced_step(key, token, value);
-    }
+    // fenced_write: under the store's lock of the key, refuses `token` below the file's highest
+    // (StaleTokenError), else writes `value` with it. A key's first one makes its file first.
+    void fenced_write(std::string_view key, std::uint64_t token, std::uint64_t value) const;
     // highest_token: the highest fencing token that wrote `key` (0: none, or no file).
     std::uint64_t highest_token(std::string_view key) const;
 
@@ -170,11 +164,6 @@ private:
     };
     Pending begin_update(std::string_view key) const;
     void finish_update(Pending& p, std::uint64_t value, std::uint64_t token = 0) const;
-    // fenced_step: under the store's lock of the key, refuses `token` below the file's highest,
-    // then writes `value` with it (nullopt: keeps the value, recording a newer token); returns the
-    // value the file holds after it. A key's first fenced step makes its file (value 0) first.
-    std::uint64_t fenced_step(std::string_view key, std::uint64_t token,
-                              std::optional<std::uint64_t> value) const;
     // The key's open file, nullptr if there is none. Shared: closing the cache frees no fd in use.
     SharedFd open_file(const std::string& name) const;
     counter_file::State load(int fd, const std::string& name) const;
