@@ -105,14 +105,14 @@ std::string format_leases(const DemoResults& results, bool color)
         act.postgres_from_act3 ? results.postgres_skipped : act.postgres_skipped;
     return fmt::format(
         "{}\nNo lease: a postgres holder stopped with SIGSTOP keeps its key for as long as it "
-        "sleeps (safe, but everyone waits){}.\n\n{}\nA lease of {} ms: the holder is stopped "
+        "sleeps (safe, but everyone waits){}.\n\n{}A lease of {} ms: the holder is stopped "
         "for at least {} ms after its last check and before its write, until another worker "
         "has taken the key and committed; then SIGCONT.\n'late write': the paused holder's "
         "answer (503: its unlock found the lease gone, after it wrote); 'wrote': increments "
         "that wrote; 'lost': wrote minus final.\n\n{}{}{}",
         paint(fmt::format("Act {}: leases and fencing", kLeaseAct), "1", color),
-        act.postgres_from_act3 ? " (Act 3's row)" : "",
-        postgres.empty() ? "" : pause_table(postgres, color), kLeaseMs, kLeasePauseMs,
+        act.postgres_from_act3 ? " (Act 3's row)" : postgres.empty() ? " (skipped)" : "",
+        postgres.empty() ? "" : pause_table(postgres, color) + "\n", kLeaseMs, kLeasePauseMs,
         lease_table(act.rows, color), skip_line("PostgreSQL row", postgres_skipped),
         skip_line("Redis rows", act.redis_skipped));
 }
