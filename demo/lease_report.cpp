@@ -20,6 +20,13 @@ std::string taken_cell(const LeaseRow& row)
                        row.taken_ms);
 }
 
+// What the trace saw: two holders of the key at once (overlapping sections), or not.
+std::string holders_cell(const LeaseRow& row)
+{
+    if (row.overlaps < 0) return "-";
+    return row.overlaps > 0 ? "2 holders at once" : "1 at a time";
+}
+
 std::string late_write_cell(const LeaseRow& row)
 {
     const IncrementReply& late = row.holder;
@@ -32,10 +39,10 @@ std::string late_write_cell(const LeaseRow& row)
 
 std::string lease_table(const std::vector<LeaseRow>& rows, bool color)
 {
-    Table table({"mode", "flags", "paused", "for", "taken over by", "late write", "wrote",
+    Table table({"mode", "flags", "paused", "for", "taken over by", "trace", "late write", "wrote",
                  "final", "lost", "verdict", "theory"},
                 {Align::left, Align::left, Align::right, Align::right, Align::left, Align::left,
-                 Align::right, Align::right, Align::right, Align::left, Align::left},
+                 Align::left, Align::right, Align::right, Align::right, Align::left, Align::left},
                 color);
     for (const auto& row : rows) {
         const bool loses = row.judgement.observed == LeaseVerdict::loses_update;
@@ -45,6 +52,7 @@ std::string lease_table(const std::vector<LeaseRow>& rows, bool color)
                        {row.paused_pid ? std::to_string(row.paused_pid) : "-"},
                        {fmt::format("{:.2f} s", row.paused_ms / 1000)},
                        {taken_cell(row)},
+                       {holders_cell(row)},
                        {late_write_cell(row), row.holder.status == 409 ? kGreen : kRed},
                        {std::to_string(row.writes)},
                        {ran ? std::to_string(row.final) : "-"},
@@ -107,8 +115,8 @@ std::string format_leases(const DemoResults& results, bool color)
         "{}\nNo lease: a postgres holder stopped with SIGSTOP keeps its key for as long as it "
         "sleeps (safe, but everyone waits){}.\n\n{}A lease of {} ms: the holder is stopped "
         "for at least {} ms after its last check and before its write, until another worker "
-        "has taken the key and committed; then SIGCONT.\n'late write': the paused holder's "
-        "answer (503: its unlock found the lease gone, after it wrote); 'wrote': increments "
+        "has taken the key and committed; then SIGCONT.\n'trace': the server's trace of the "
+        "key; 'late write': the paused holder's answer (503: its unlock found the lease gone, after it wrote); 'wrote': increments "
         "that wrote; 'lost': wrote minus final.\n\n{}{}{}",
         paint(fmt::format("Act {}: leases and fencing", kLeaseAct), "1", color),
         act.postgres_from_act3 ? " (Act 3's row)" : postgres.empty() ? " (skipped)" : "",
