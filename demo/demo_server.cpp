@@ -23,6 +23,9 @@ std::vector<std::string> server_args(const ServerConfig& config)
     if (!config.lock_name.empty()) args.insert(args.end(), {"--lock-name", config.lock_name});
     if (config.lock_share) args.emplace_back("--lock-share");
     if (!config.lock_url.empty()) args.insert(args.end(), {"--lock-url", config.lock_url});
+    if (config.lease_ms > 0)
+        args.insert(args.end(), {"--lock-lease-ms", std::to_string(config.lease_ms)});
+    if (config.fencing) args.emplace_back("--fencing");
     // -t 60: the crash act holds a key for 10 s; the hung-worker killer must not interfere.
     args.insert(args.end(), {"-t", "60", "--graceful-timeout", std::to_string(kGracefulTimeout),
                              "--log-level", "info"});

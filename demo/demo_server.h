@@ -21,7 +21,9 @@ struct ServerConfig {
     bool lock_recovery = true;
     std::string lock_name = {}; // --lock-name: semaphore, mutex tables met by name
     bool lock_share = false;    // --lock-share: a second server joins the named table
-    std::string lock_url = {};  // --lock-url: the postgres mode's database (a libpq conninfo)
+    std::string lock_url = {};  // --lock-url: postgres's conninfo, or redis's unix:// socket
+    int lease_ms = 0;           // --lock-lease-ms: a held key's lease (semaphore, redis); 0: none
+    bool fencing = false;       // --fencing: the store refuses a write with an older token
 };
 
 // The server's flags for a config (the harness adds -b and --data-dir), pure so it can be tested.

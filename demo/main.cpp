@@ -1,7 +1,8 @@
 // forklock-demo: the classroom demonstration. Act 1 races concurrent increments
 // through every lock mode; act 2 kills a worker that holds a key; act 3 runs two servers on one
 // data directory, and a holder in postgres mode killed and paused; the seed's scene
-// (seed_act.h) runs Python's locks and forklock's module under gunicorn. Exit 0 only when
+// (seed_act.h) runs Python's locks and forklock's module under gunicorn; act 5 (lease_act.h)
+// pauses a holder past its lease, without and with fencing tokens. Exit 0 only when
 // every row did what the theory predicts (theory.h), 1 otherwise, 2 for bad usage, 130 on Ctrl-C.
 
 #include <cerrno>
@@ -91,6 +92,14 @@ void run_seed_act(const Options& options, Progress& progress, DemoResults& resul
     if (!options.json) std::cout << format_seed(results.seed, options.sizes, options.color) << std::endl;
 }
 
+void run_lease_act(const Options& options, Progress& progress, DemoResults& results)
+{
+    const bool act3_ran = options.acts == Acts::all;
+    results.leases = run_lease_act(options.server, progress, act3_ran);
+    progress.clear();
+    if (!options.json) std::cout << format_leases(results, options.color) << std::endl;
+}
+
 int run(const Options& options)
 {
     const auto start = std::chrono::steady_clock::now();
@@ -102,6 +111,7 @@ int run(const Options& options)
     if (runs(Acts::crash)) run_crash_act(options, progress, results);
     if (runs(Acts::two_servers)) run_two_servers_act(options, progress, results);
     if (runs(Acts::seed)) run_seed_act(options, progress, results);
+    if (runs(Acts::leases)) run_lease_act(options, progress, results);
     results.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (options.json)

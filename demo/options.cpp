@@ -64,12 +64,15 @@ ParsedOptions parse_options(int argc, char** argv)
     std::string server;
     std::string python;
     const std::string seed_act = std::to_string(kSeedAct);
+    const std::string lease_act = std::to_string(kLeaseAct);
     add_size_flags(app, options.sizes);
     app.add_option("--act", acts,
                    fmt::format("which act to run: 1 (race), 2 (crash), 3 (two servers), {} or "
-                               "seed (the seed: Python under gunicorn) or all",
-                               seed_act))
-        ->check(CLI::IsMember(std::vector<std::string>{"1", "2", "3", seed_act, "seed", "all"}));
+                               "seed (the seed: Python under gunicorn), {} or leases (leases and "
+                               "fencing) or all",
+                               seed_act, lease_act))
+        ->check(CLI::IsMember(std::vector<std::string>{"1", "2", "3", seed_act, "seed",
+                                                       lease_act, "leases", "all"}));
     app.add_flag("--quick", quick, "small sizes (for the test suite); explicit flags still win");
     app.add_flag("--json", options.json, "print one JSON document instead of tables");
     app.add_flag("--no-color", no_color, "plain text even on a terminal");
@@ -98,8 +101,9 @@ ParsedOptions parse_options(int argc, char** argv)
     options.acts = acts == "1"   ? Acts::race
                    : acts == "2" ? Acts::crash
                    : acts == "3" ? Acts::two_servers
-                   : acts == seed_act || acts == "seed" ? Acts::seed
-                                      : Acts::all;
+                   : acts == seed_act || acts == "seed"    ? Acts::seed
+                   : acts == lease_act || acts == "leases" ? Acts::leases
+                                                           : Acts::all;
     options.color = !no_color && std::getenv("NO_COLOR") == nullptr && ::isatty(STDOUT_FILENO) == 1;
     options.seed = default_seed_setup();
     if (!python.empty()) options.seed.python = python;

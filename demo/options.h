@@ -5,12 +5,13 @@
 #include <optional>
 #include <string>
 
+#include "lease_act.h"
 #include "race_act.h"
 #include "seed_act.h"
 
 namespace forklock::demo {
 
-enum class Acts { race, crash, two_servers, seed, all };
+enum class Acts { race, crash, two_servers, seed, leases, all };
 
 struct Options {
     RaceSizes sizes;

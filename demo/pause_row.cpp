@@ -1,18 +1,12 @@
 #include "pause_row.h"
 
-#include <atomic>
-#include <cerrno>
-#include <csignal>
-#include <fstream>
-#include <thread>
-
 #include <fmt/format.h>
 
 #include "demo_server.h"
 #include "holder.h"
 #include "interrupt.h"
-#include "os/os_error.h"
 #include "server_api.h"
+#include "stopped.h"
 
 namespace forklock::demo {
 namespace {
@@ -28,79 +22,6 @@ constexpr int kCommitsAround = 2;
 double ms_since(Clock::time_point since)
 {
     return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
-}
-
-// The holder's increment, on a thread of its own: its reply comes only after SIGCONT.
-class HeldIncrement final {
-public:
-    HeldIncrement(const ServerApi& api, int hold_ms)
-        : thread_([this, &api, hold_ms] {
-              int status = 0;
-              try {
-                  status = api.increment(kKey, hold_ms, -1, 20s).status;
-              } catch (const std::exception&) {
-              }
-              status_.store(status);
-              answered_.store(true);
-          })
-    {
-    }
-
-    [[nodiscard]] bool answered() const noexcept { return answered_.load(); }
-    // wait: true once the reply came, false at `timeout`.
-    bool wait(Clock::duration timeout) const
-    {
-        const auto deadline = Clock::now() + timeout;
-        while (!answered() && Clock::now() < deadline) sleep_or_throw(1ms);
-        return answered();
-    }
-    [[nodiscard]] int status() const noexcept { return status_.load(); }
-
-private:
-    std::atomic<bool> answered_{false};
-    std::atomic<int> status_{0};
-    std::jthread thread_; // last: joined before the flags go
-};
-
-// A worker stopped with SIGSTOP and continued by resume() or, whatever happens, the destructor:
-// a stopped worker would not even handle the TERM that stops its server.
-class Stopped final {
-public:
-    explicit Stopped(pid_t pid) : pid_(pid)
-    {
-        if (::kill(pid_, SIGSTOP) != 0) throw os_error(errno, "kill({}, SIGSTOP)", pid_);
-        stopped_at_ = Clock::now();
-    }
-    ~Stopped() { resume(); }
-    Stopped(const Stopped&) = delete;
-    Stopped& operator=(const Stopped&) = delete;
-
-    [[nodiscard]] Clock::time_point stopped_at() const noexcept { return stopped_at_; }
-    void resume() noexcept
-    {
-        if (pid_ != 0) ::kill(pid_, SIGCONT);
-        pid_ = 0;
-    }
-
-private:
-    pid_t pid_;
-    Clock::time_point stopped_at_;
-};
-
-// is_stopped: every thread of `pid` is in state T (kill() returns before they all are).
-bool is_stopped(pid_t pid)
-{
-    std::error_code error;
-    const std::filesystem::path tasks = fmt::format("/proc/{}/task", pid);
-    for (std::filesystem::directory_iterator it(tasks, error), end; !error && it != end;
-         it.increment(error)) {
-        std::ifstream in(it->path() / "stat");
-        std::string stat((std::istreambuf_iterator<char>(in)), {});
-        const auto close = stat.rfind(')');
-        if (close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] != 'T')
-            return false;
-    }
-    return !error;
 }
 
 // Increments with timeout_ms while the holder is stopped: at least kProbes, and until one has
@@ -129,10 +50,10 @@ void probe_while_paused(const ServerApi& api, PauseRow& row, Clock::time_point s
 }
 
 // After SIGCONT: the holder's reply, then one increment that must get the key.
-void after_resume(const ServerApi& api, PauseRow& row, const HeldIncrement& holder,
+void after_resume(const ServerApi& api, PauseRow& row, const PendingReply& holder,
                   Clock::time_point resumed_at)
 {
-    if (holder.wait(10s) && holder.status() == 200) {
+    if (holder.wait(10s) && holder.reply().status == 200) {
         row.holder_finished = true;
         row.holder_finished_after_ms = ms_since(resumed_at);
         ++row.committed;
@@ -152,7 +73,7 @@ void pause(const std::filesystem::path& server, PauseRow& row, Progress& progres
     harness::ServerProcess process = start_server(server, row.config);
     const ServerApi api(process.port(), 1s);
     row.committed = commit(api, kKey, kCommitsAround);
-    const HeldIncrement holder(api, kPauseHoldMs);
+    const PendingReply holder([&api] { return api.increment(kKey, kPauseHoldMs, -1, 20s); });
     progress.show(fmt::format("{} waiting for a worker to hold the key", label));
     sleep_or_throw(50ms); // as in Act 2: the polls stay out of the holder's accept batch
     row.paused_pid = wait_for_owner(api, kKey);
@@ -160,9 +81,7 @@ void pause(const std::filesystem::path& server, PauseRow& row, Progress& progres
     {
         progress.show(fmt::format("{} kill -STOP {}", label, row.paused_pid));
         Stopped stopped(row.paused_pid);
-        const auto deadline = Clock::now() + 2s;
-        while (!is_stopped(row.paused_pid) && Clock::now() < deadline) sleep_or_throw(1ms);
-        row.paused_holding = is_stopped(row.paused_pid) && !holder.answered();
+        row.paused_holding = stopped.wait_stopped(2s) && !holder.answered();
         probe_while_paused(api, row, stopped.stopped_at());
         progress.show(fmt::format("{} kill -CONT {}", label, row.paused_pid));
         stopped.resume();

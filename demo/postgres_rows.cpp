@@ -53,25 +53,31 @@ PostgresRows failed_rows(const RaceSizes& sizes, const std::string& error)
     return rows;
 }
 
+const char* const kNotInstalled = "PostgreSQL 15 is not installed (no initdb in "
+                                 "/usr/lib/postgresql/15/bin; apt-get install postgresql-15)";
+
+// A throwaway cluster, or nullptr with `error` set when it did not start.
+std::unique_ptr<harness::PgCluster> start_cluster(std::string& error)
+{
+    try {
+        return std::make_unique<harness::PgCluster>();
+    } catch (const std::exception& e) {
+        throw_if_interrupted(); // a Ctrl-C from the terminal reaches initdb and postgres too
+        error = e.what();
+        return nullptr;
+    }
+}
+
 } // namespace
 
 PostgresRows run_postgres_rows(const std::filesystem::path& server, const RaceSizes& sizes,
                                Progress& progress, int first_row, int rows)
 {
-    if (!harness::PgCluster::available())
-        return {"PostgreSQL 15 is not installed (no initdb in /usr/lib/postgresql/15/bin; "
-                "apt-get install postgresql-15)",
-                {},
-                {},
-                {}};
+    if (!harness::PgCluster::available()) return {kNotInstalled, {}, {}, {}};
     progress.show(fmt::format("act 3 [{}/{}] starting PostgreSQL", first_row, rows));
-    std::unique_ptr<harness::PgCluster> cluster;
-    try {
-        cluster = std::make_unique<harness::PgCluster>();
-    } catch (const std::exception& error) {
-        throw_if_interrupted(); // a Ctrl-C from the terminal reaches initdb and postgres too
-        return failed_rows(sizes, error.what());
-    }
+    std::string error;
+    const auto cluster = start_cluster(error);
+    if (!cluster) return failed_rows(sizes, error);
     const PostgresConfigs configs = postgres_configs(sizes, cluster->conninfo());
     PostgresRows out;
     out.two_servers.push_back(run_two_servers(server, configs.two_servers, sizes, progress,
@@ -80,6 +86,24 @@ PostgresRows run_postgres_rows(const std::filesystem::path& server, const RaceSi
                                   label(first_row + 1, rows, configs.holder, ", kill -9")));
     out.pause.push_back(run_pause(server, configs.holder, progress,
                                   label(first_row + 2, rows, configs.holder, ", kill -STOP")));
+    return out;
+}
+
+PostgresRows run_postgres_pause(const std::filesystem::path& server, Progress& progress,
+                                const std::string& prefix)
+{
+    if (!harness::PgCluster::available()) return {kNotInstalled, {}, {}, {}};
+    progress.show(fmt::format("{} starting PostgreSQL", prefix));
+    std::string error;
+    const auto cluster = start_cluster(error);
+    PostgresRows out;
+    if (!cluster) {
+        out.pause = failed_rows(RaceSizes{}, error).pause;
+        return out;
+    }
+    const ServerConfig holder = postgres_configs(RaceSizes{}, cluster->conninfo()).holder;
+    out.pause.push_back(run_pause(server, holder, progress,
+                                  fmt::format("{} {}, kill -STOP:", prefix, describe(holder))));
     return out;
 }
 

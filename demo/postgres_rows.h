@@ -37,4 +37,9 @@ inline constexpr int kPostgresRows = 3;
 PostgresRows run_postgres_rows(const std::filesystem::path& server, const RaceSizes& sizes,
                                Progress& progress, int first_row, int rows);
 
+// Act 5's first row: only the paused holder (pause filled, or skipped), on a cluster of its own.
+// `prefix`: the progress label's start ("act 5 [1/5]").
+PostgresRows run_postgres_pause(const std::filesystem::path& server, Progress& progress,
+                                const std::string& prefix);
+
 } // namespace forklock::demo

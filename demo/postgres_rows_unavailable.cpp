@@ -13,4 +13,10 @@ PostgresRows run_postgres_rows(const std::filesystem::path&, const RaceSizes&, P
             {}};
 }
 
+PostgresRows run_postgres_pause(const std::filesystem::path& server, Progress& progress,
+                                const std::string&)
+{
+    return run_postgres_rows(server, RaceSizes{}, progress, 0, 0);
+}
+
 } // namespace forklock::demo

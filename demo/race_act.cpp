@@ -68,6 +68,8 @@ std::string describe(const ServerConfig& config)
     if (!config.lock_name.empty()) text += " --lock-name";
     if (config.lock_share) text += " --lock-share";
     if (!config.lock_url.empty()) text += " --lock-url";
+    if (config.lease_ms > 0) text += fmt::format(" --lock-lease-ms {}", config.lease_ms);
+    if (config.fencing) text += " --fencing";
     text += fmt::format(" -w {}", config.workers);
     if (config.threads > 1) text += fmt::format(" --threads {}", config.threads);
     return text;

@@ -160,6 +160,8 @@ std::string pause_after_cell(const PauseRow& row)
                        row.holder_finished_after_ms, row.freed_after_ms);
 }
 
+} // namespace
+
 std::string pause_table(const std::vector<PauseRow>& rows, bool color)
 {
     Table table({"mode", "preload", "paused", "for", "while paused", "after SIGCONT", "committed",
@@ -182,8 +184,6 @@ std::string pause_table(const std::vector<PauseRow>& rows, bool color)
     }
     return table.render();
 }
-
-} // namespace
 
 std::string format_crash(const std::vector<CrashRow>& rows, bool color)
 {
@@ -259,6 +259,8 @@ std::vector<RowStatus> statuses(const DemoResults& results)
     for (const auto& row : results.postgres_pause) out.push_back(row.status);
     for (const auto& row : results.seed.race) out.push_back(row.judgement.race.status);
     for (const auto& row : results.seed.crash) out.push_back(row.crash.status);
+    for (const auto& row : results.leases.postgres) out.push_back(row.status);
+    for (const auto& row : results.leases.rows) out.push_back(row.judgement.status);
     return out;
 }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "crash_act.h"
+#include "lease_act.h"
 #include "pause_row.h"
 #include "race_act.h"
 #include "seed_act.h"
@@ -23,7 +24,8 @@ struct DemoResults {
     std::vector<CrashRow> postgres_crash;  // Act 3's holder rows in postgres mode
     std::vector<PauseRow> postgres_pause;
     std::string postgres_skipped; // why Act 3's postgres rows did not run; empty when they ran
-    SeedScene seed;               // the seed's scene (Python under gunicorn), last
+    SeedScene seed;               // the seed's scene (Python under gunicorn)
+    LeaseAct leases;              // Act 5, leases and fencing, last
     double seconds = 0;
 };
 
@@ -41,6 +43,12 @@ std::string format_postgres_holders(const std::vector<CrashRow>& crash,
 std::string seed_title();
 std::string format_seed(const SeedScene& scene, const RaceSizes& sizes, bool color);
 
+// Act 5: its title, the paused postgres holder (Act 3's row when it ran), the lease table, and a
+// skip line for each part that did not run. Empty when the act did not run.
+std::string format_leases(const DemoResults& results, bool color);
+// Act 3's paused-holder table (also Act 5's first row).
+std::string pause_table(const std::vector<PauseRow>& rows, bool color);
+
 // The closing line: every row as predicted, or which were not.
 std::string format_summary(const DemoResults& results, bool color);
 
@@ -48,6 +56,9 @@ nlohmann::json to_json(const DemoResults& results);
 // One crash row, with its server configuration and prediction (Act 2's, Act 3's, the seed's).
 nlohmann::json crash_json(const CrashRow& row);
 nlohmann::json seed_json(const SeedScene& scene);
+nlohmann::json leases_json(const LeaseAct& act);
+nlohmann::json pause_json(const PauseRow& row);
+nlohmann::json config_json(const ServerConfig& config);
 
 // The race act's Chrome traces in one document (--trace-out), each worker's track named after
 // its row; rows without a kept trace add nothing.

@@ -3,7 +3,6 @@
 // The demo's JSON document (--json): every measured field of every row, with its prediction.
 
 namespace forklock::demo {
-namespace {
 
 nlohmann::json config_json(const ServerConfig& config)
 {
@@ -14,8 +13,12 @@ nlohmann::json config_json(const ServerConfig& config)
             {"lock_recovery", config.lock_recovery},
             {"lock_name", config.lock_name},
             {"lock_share", config.lock_share},
-            {"lock_url", config.lock_url}};
+            {"lock_url", config.lock_url},
+            {"lease_ms", config.lease_ms},
+            {"fencing", config.fencing}};
 }
+
+namespace {
 
 nlohmann::json race_json(const RaceRow& row)
 {
@@ -64,6 +67,8 @@ nlohmann::json two_servers_json(const TwoServerRow& row)
     return out;
 }
 
+} // namespace
+
 nlohmann::json pause_json(const PauseRow& row)
 {
     nlohmann::json out = config_json(row.config);
@@ -91,8 +96,6 @@ nlohmann::json pause_json(const PauseRow& row)
                 {"seconds", row.seconds}});
     return out;
 }
-
-} // namespace
 
 nlohmann::json crash_json(const CrashRow& row)
 {
@@ -160,6 +163,7 @@ nlohmann::json to_json(const DemoResults& results)
             {"postgres_pause", postgres_pause},
             {"postgres_skipped", results.postgres_skipped},
             {"seed", seed_json(results.seed)},
+            {"leases", leases_json(results.leases)},
             {"seconds", results.seconds},
             {"all_as_predicted", all_as_predicted(results)}};
 }

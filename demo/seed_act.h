@@ -5,7 +5,7 @@
 // lock. Each row starts its own gunicorn (`python3 -m gunicorn -w N`, its own process group,
 // registered for the demo's Ctrl-C) and stops it, the whole group, before the next row, also
 // when the row fails; nothing is left in /dev/shm (forklock's named table is removed by its last
-// user; multiprocessing.Lock's semaphore is unlinked at birth). It runs after the server's acts;
+// user; multiprocessing.Lock's semaphore is unlinked at birth). It runs after Acts 1-3, before 5;
 // its number is kSeedAct, in one place, so that acts added before it only change that constant.
 
 #include <filesystem>

@@ -18,10 +18,11 @@ T field_or(const nlohmann::json& object, const char* name, T fallback)
 } // namespace
 
 IncrementReply ServerApi::increment(const std::string& key, int hold_ms, int timeout_ms,
-                                    Clock::duration http_timeout) const
+                                    Clock::duration http_timeout, int write_delay_ms) const
 {
     std::string target = fmt::format("/counter/{}/increment?hold_ms={}", key, hold_ms);
     if (timeout_ms >= 0) target += fmt::format("&timeout_ms={}", timeout_ms);
+    if (write_delay_ms > 0) target += fmt::format("&write_delay_ms={}", write_delay_ms);
     const harness::HttpResponse response = request("POST", target, http_timeout);
     const nlohmann::json body = response.json();
     IncrementReply reply;
@@ -31,6 +32,10 @@ IncrementReply ServerApi::increment(const std::string& key, int hold_ms, int tim
     reply.waited_ms = field_or<double>(body, "waited_ms", 0.0);
     reply.recovered_from = field_or<pid_t>(body, "recovered_from", 0);
     reply.owner_pid = field_or<pid_t>(body, "owner_pid", 0);
+    reply.token = field_or<std::uint64_t>(body, "token", 0);
+    reply.highest_token = field_or<std::uint64_t>(body, "highest_token", 0);
+    reply.written = response.status == 200 ||
+                    (body.is_object() && body.value("written", false) == true);
     return reply;
 }
 
@@ -44,9 +49,15 @@ long ServerApi::counter(const std::string& key) const
 pid_t ServerApi::lock_owner(const std::string& key) const
 {
     const nlohmann::json body = get_json("/locks");
-    if (!body.contains("keys") || !body["keys"].is_array()) return 0;
-    for (const auto& entry : body["keys"]) {
-        if (entry.value("key", std::string()) == key) return field_or<pid_t>(entry, "owner_pid", 0);
+    // The table's slots (keys), else the lock server's view (holders: postgres, redis).
+    for (const char* list : {"keys", "holders"}) {
+        if (!body.contains(list) || !body[list].is_array()) continue;
+        for (const auto& entry : body[list]) {
+            if (entry.value("key", std::string()) != key) continue;
+            if (const auto pid = field_or<pid_t>(entry, "owner_pid", 0); pid > 0) return pid;
+            if (entry.value("state", std::string()) == "granted")
+                return field_or<pid_t>(entry, "pid", 0);
+        }
     }
     return 0;
 }

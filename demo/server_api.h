@@ -27,6 +27,9 @@ struct IncrementReply {
     pid_t recovered_from = 0; // a dead holder this acquisition took the key over from (200)
     double waited_ms = 0;     // how long it waited for the key's lock (200)
     pid_t owner_pid = 0;      // who held the key when timeout_ms elapsed (503)
+    std::uint64_t token = 0;  // the grant's fencing token (200), or the refused one (409)
+    std::uint64_t highest_token = 0; // 409 (--fencing): the newest token that wrote the key
+    bool written = false; // the increment wrote: 200, or a 503 whose unlock found the lease gone
 };
 
 struct WorkersSnapshot {
@@ -44,11 +47,14 @@ public:
     {
     }
 
-    // POST /counter/KEY/increment?hold_ms=H[&timeout_ms=T]; timeout_ms < 0 leaves it out.
+    // POST /counter/KEY/increment?hold_ms=H[&timeout_ms=T][&write_delay_ms=D]; timeout_ms < 0
+    // leaves it out, write_delay_ms (a wait after the last still_held() check) is sent when > 0.
     [[nodiscard]] IncrementReply increment(const std::string& key, int hold_ms, int timeout_ms,
-                                           Clock::duration http_timeout) const;
+                                           Clock::duration http_timeout,
+                                           int write_delay_ms = 0) const;
     [[nodiscard]] long counter(const std::string& key) const;
-    // owner_pid of KEY in GET /locks; 0 when nobody holds it or the key is not listed.
+    // owner_pid of KEY in GET /locks (or the pid of its granted holder in the lock server's
+    // list); 0 when nobody holds it or the key is not listed.
     [[nodiscard]] pid_t lock_owner(const std::string& key) const;
     [[nodiscard]] WorkersSnapshot workers() const;
     [[nodiscard]] TraceWitness analysis(const std::string& key) const;

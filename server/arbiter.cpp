@@ -8,6 +8,7 @@
 
 #include "app/log.h"
 #include "app/site_guard.h"
+#include "app/token_epoch.h"
 #include "os/monotonic_clock.h"
 #include "os/os_error.h"
 #include "worker.h"
@@ -88,6 +89,7 @@ void Arbiter::start()
     if (facts(options_.lock_mode).needs_lock_dir)
         CounterStore::create_directory(lock_dir_for(options_.data_dir));
     store_ = std::make_unique<CounterStore>(options_.data_dir);
+    options_.token_floor = advance_token_epoch(options_.data_dir); // before any table is made
     // After a USR2 the old master's workers are writing theirs: it removes them as they die.
     if (auto n = startup_.upgrade ? 0 : store_->remove_temp_files())
         log(LogLevel::info, "Removed {} stale temporary file(s) from {}", n,
@@ -184,7 +186,10 @@ std::shared_ptr<LockTable> Arbiter::next_table(const Options& next, bool changed
         LockTable probe(o); // reaches the server and makes its key table, then goes
     }
     if (!changed) return table_;
-    return next.preload ? std::make_shared<LockTable>(o) : nullptr;
+    if (!next.preload) return nullptr;
+    auto table = std::make_shared<LockTable>(o);
+    table->raise_token_floor(advance_token_epoch(next.data_dir)); // above the old table's tokens
+    return table;
 }
 
 // make_table: the master's table, with --preload (inherited by the workers) or --lock-name (the
@@ -206,6 +211,7 @@ void Arbiter::make_table()
     }
     if (!options_.preload && o.name.empty()) return;
     table_ = std::make_shared<LockTable>(o);
+    table_->raise_token_floor(options_.token_floor);
     if (!o.name.empty())
         log(LogLevel::info, "Lock table '{}' ({}): {}", o.name, "/dev/shm/forklock-" + o.name,
             origin_text(table_->origin()));

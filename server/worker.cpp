@@ -117,6 +117,7 @@ LockTable& Worker::table()
         LockTableOptions o = lock_table_options(*spec_.options);
         o.share = true; // a named table: the master opened it before fork, and refused or shared
         own_table_ = std::make_unique<LockTable>(o);
+        own_table_->raise_token_floor(spec_.options->token_floor);
     }
     return *own_table_;
 }
@@ -199,6 +200,7 @@ LockTableOptions lock_table_options(const Options& o)
     t.recover_dead_owners = o.lock_recovery;
     t.lock_dir = lock_dir_for(o.data_dir);
     t.url = o.lock_url;
+    t.lease_ms = o.lock_lease_ms;
     if (facts(o.lock_mode).can_be_named) {
         t.name = o.lock_name; // flock: the kernel shares lock files by path, a name adds nothing
         t.share = o.lock_share;

@@ -1,5 +1,5 @@
 // The classroom demo end to end: forklock-demo --quick drives the real server binary through
-// its three acts; every verdict must be the one the theory predicts, and nothing may be left
+// its acts; every verdict must be the one the theory predicts, and nothing may be left
 // running.
 #include <fcntl.h>
 #include <poll.h>
@@ -258,6 +258,57 @@ void check_crash_row(const nlohmann::json& row)
     if (!stuck) CHECK(row["freed_after_ms"].get<double>() < 1000.0);
 }
 
+// Act 5's lease rows: a late write that lands (one lost, two holders in the trace) without
+// fencing, one refused with 409 and an older token with it; the pause outlasted the lease.
+void check_lease_row(const nlohmann::json& row)
+{
+    INFO(row.dump());
+    CHECK(row["as_predicted"] == true);
+    CHECK(row["lease_ms"] == 200);
+    CHECK(row["paused_ms"].get<double>() >= 500.0);
+    CHECK(row["taker"]["status"] == 200);
+    CHECK(row["taker"]["pid"] != row["paused_pid"]);
+    if (row["fencing"] == true) {
+        CHECK(row["late_write"]["status"] == 409);
+        CHECK(row["late_write"]["token"] < row["taker"]["token"]);
+        CHECK(row["lost"] == 0);
+        CHECK(row["final"] == row["committed"]);
+    } else {
+        CHECK(row["late_write"]["written"] == true);
+        CHECK(row["value_after_late"] == row["taker"]["value"]);
+        CHECK(row["lost"] == 1);
+        CHECK(row["overlaps"].get<long>() >= 1);
+    }
+}
+
+// Whether the redis rows must run: a server built with hiredis, and redis-server installed.
+bool redis_rows_expected()
+{
+    const char* hiredis = std::getenv("FORKLOCK_HIREDIS");
+    return hiredis != nullptr && std::string_view(hiredis) == "1" &&
+           ::access("/usr/bin/redis-server", X_OK) == 0;
+}
+
+void check_leases(const nlohmann::json& leases)
+{
+    CHECK(leases["ran"] == true);
+    CHECK(leases["postgres_from_act3"] == true); // Act 3's paused holder, checked above
+    std::vector<std::pair<std::string, bool>> expected;
+    if (redis_rows_expected()) {
+        CHECK(leases["redis_skipped"] == "");
+        expected = {{"redis", false}, {"redis", true}};
+    } else {
+        CHECK(leases["redis_skipped"].get<std::string>().find("redis") != std::string::npos);
+    }
+    expected.insert(expected.end(), {{"semaphore", false}, {"semaphore", true}});
+    REQUIRE(leases["rows"].size() == expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        CHECK(leases["rows"][i]["mode"] == expected[i].first);
+        CHECK(leases["rows"][i]["fencing"] == expected[i].second);
+        check_lease_row(leases["rows"][i]);
+    }
+}
+
 } // namespace
 
 // Whether this build made the Python module (meson sets FORKLOCK_PYTHON_MODULE).
@@ -305,6 +356,7 @@ TEST_CASE("forklock-demo --quick: every verdict as predicted, exit 0, nothing le
         CHECK(seed["crash"][1]["lock"] == "forklock.LockDict");
         for (const auto& row : seed["crash"]) check_crash_row(row);
     }
+    check_leases(report["leases"]);
     CHECK(demo_shm_names() == 0);
     CHECK(report["all_as_predicted"] == true);
     CHECK(rc == 0);
@@ -343,6 +395,10 @@ TEST_CASE("forklock-demo: Ctrl-C stops every server it started and removes their
     SECTION("during Act 3's paused PostgreSQL holder (its cluster is stopped too)")
     {
         interrupt_when_counter_exists({"--quick", "--act", "3"}, "pause");
+    }
+    SECTION("during Act 5's lease rows (a stopped holder, and redis-server, are stopped too)")
+    {
+        interrupt_when_counter_exists({"--quick", "--act", "5"}, "lease");
     }
     SECTION("during the seed's scene: every gunicorn, its whole process group")
     {

@@ -382,3 +382,25 @@ TEST_CASE("PostgresMode: a server that is down or a missing URL is refused at on
                     LockServerError);
     CHECK_THROWS_AS(LockTable(pg_options("")), std::invalid_argument);
 }
+
+TEST_CASE("PostgresMode: a key's fencing tokens go on across tables sharing the database, and "
+          "after every table is gone",
+          "[postgres_mode][fence]")
+{
+    std::uint64_t last = 0;
+    {
+        LockTable a(pg_options()), b(pg_options()); // two servers on one database
+        for (int i = 0; i < 3; ++i) {
+            KeyGuard ga = a.lock("fenced");
+            CHECK(ga.token() > last);
+            last = ga.token();
+            ga.unlock();
+            KeyGuard gb = b.try_lock("fenced");
+            REQUIRE(gb);
+            CHECK(gb.token() > last);
+            last = gb.token();
+        }
+    }
+    LockTable again(pg_options()); // a restart: the tokens live in forklock_keys
+    CHECK(again.lock("fenced").token() > last);
+}

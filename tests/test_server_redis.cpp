@@ -1,7 +1,9 @@
 // The real server in --lock-mode redis against a throwaway redis-server (harness/redis_server.h):
 // workers made without --preload exclude each other through it; a Redis that is down answers 503
 // and service resumes once it is back; a Redis unreachable at start or a malformed --lock-url
-// stops the server with code 2 before fork; /locks shows the holders with their lease left.
+// stops the server with code 2 before fork; /locks shows the holders with their lease left; a
+// lease that runs out mid-increment lets a waiter in, and --fencing refuses the late write
+// (semaphore mode's lease: test_server_fence.cpp).
 // Skipped (exit 77) without redis-server.
 
 #include <signal.h>
@@ -33,6 +35,51 @@ RedisServer& redis() // one for the binary, made on the main thread
     }
     static RedisServer server;
     return server;
+}
+
+// held: whether GET /locks lists `key` as granted by Redis.
+bool held(const ServerProcess& server, const std::string& key)
+{
+    const HttpResponse locks = http_request(server.endpoint(), "GET", "/locks", 1s);
+    if (locks.status != 200) return false;
+    for (const auto& h : locks.json().value("holders", nlohmann::json::array()))
+        if (h.value("key", "") == key && h.value("state", "") == "granted") return true;
+    return false;
+}
+
+struct LateWrite {
+    HttpResponse late;  // waited 3 leases after its last check before it wrote
+    HttpResponse taker; // took the key after the lease and wrote first
+    int lost_lock_records = 0; // /trace records of the key with outcome lost_lock
+};
+
+// -w 2 --threads 1: the late increment's worker is busy inside it, so the taker reaches the
+// other worker and must wait out the 1 s lease in Redis.
+LateWrite late_write(bool fencing)
+{
+    std::vector<std::string> args{"-w",          "2",           "--threads", "1",
+                                  "--preload",   "--lock-mode", "redis",     "--lock-lease-ms",
+                                  "1000",        "--lock-url",  redis().url()};
+    if (fencing) args.emplace_back("--fencing");
+    ServerProcess server(args, 2);
+    LateWrite out;
+    auto late = std::async(std::launch::async, [&] {
+        return http_request(server.endpoint(), "POST",
+                            "/counter/leased/increment?write_delay_ms=3000", 30s);
+    });
+    REQUIRE(wait_until([&] { return held(server, "leased"); }, 10s, 10ms));
+    out.taker = http_request(server.endpoint(), "POST",
+                             "/counter/leased/increment?timeout_ms=10000", 30s);
+    out.late = late.get();
+    INFO("taker: " << out.taker.body << "\nlate: " << out.late.body);
+    REQUIRE(out.taker.status == 200);
+    CHECK(out.taker.json()["value"] == 1);
+    // Both wrote 1 without fencing (the taker's acknowledged increment is gone); one did with it.
+    CHECK(counter_value(server, "leased") == 1);
+    const auto trace = http_request(server.endpoint(), "GET", "/trace?key=leased").json();
+    for (const auto& r : trace["records"])
+        out.lost_lock_records += r["outcome"] == "lost_lock" ? 1 : 0;
+    return out;
 }
 
 } // namespace
@@ -112,4 +159,26 @@ TEST_CASE("Server: /locks in redis mode shows a holder with its lease left and i
     CHECK(shown["token"].get<long>() > 0);
     CHECK(server.worker_pids().count(shown["pid"].get<pid_t>()) == 1);
     CHECK(holder.get().status == 200);
+}
+
+TEST_CASE("Server: a redis lease that runs out mid-increment lets a waiter in, and with "
+          "--fencing the late write is refused with 409 and both tokens",
+          "[server][redis][fence]")
+{
+    const LateWrite w = late_write(true);
+    REQUIRE(w.late.status == 409);
+    const auto late = w.late.json();
+    CHECK(late["written"] == false);
+    CHECK(late["highest_token"] == w.taker.json()["token"]);
+    CHECK(late["token"].get<std::uint64_t>() < late["highest_token"].get<std::uint64_t>());
+}
+
+TEST_CASE("Server: without --fencing a redis holder's late write lands, and only its unlock "
+          "tells (503, written)",
+          "[server][redis][fence]")
+{
+    const LateWrite w = late_write(false);
+    CHECK(w.late.status == 503);
+    CHECK(w.late.json()["written"] == true);
+    CHECK(w.lost_lock_records == 1); // traced as a late write, for /analysis and the dashboard
 }

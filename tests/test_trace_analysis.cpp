@@ -218,3 +218,23 @@ TEST_CASE("analyze_trace: a hostile trace still keeps lost between its bounds", 
     CHECK(a.lost_min <= a.lost);
     CHECK(a.lost <= a.lost_max);
 }
+
+TEST_CASE("analyze_trace: a late write whose lease was lost counts as written, and a refused one "
+          "does not",
+          "[trace_analysis]")
+{
+    // pid 1 read 2 and lost its lease; pid 2 took the key, read 2 and wrote 3; pid 1 woke and
+    // wrote 3 again (lost_lock). With --fencing pid 1's write is refused instead.
+    auto late = section(0, 1, 2, 1.0, 9.0);
+    late.outcome = TraceOutcome::lost_lock;
+    const auto taker = section(1, 2, 2, 3.0, 4.0);
+    auto a = analyze_trace({taker, late}, "k");
+    CHECK(a.increments == 2);
+    CHECK(a.overlaps == 1);
+    CHECK(a.lost == 1);
+    CHECK(to_string(TraceOutcome::lost_lock) == "lost_lock");
+    late.outcome = TraceOutcome::refused;
+    a = analyze_trace({taker, late}, "k");
+    CHECK(a.increments == 1);
+    CHECK(a.lost == 0);
+}

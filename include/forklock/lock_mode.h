@@ -60,6 +60,13 @@ inline constexpr LockMode kProcessMode = LockMode::mutex;
 FORKLOCK_API bool serializes_increments(LockMode mode, bool preload, int workers, int threads,
                                         bool named = false);
 
+// issues_tokens: grants carry fencing tokens (KeyGuard::token()): every mode whose holders exclude
+// each other across processes. none and thread give 0 (a private table's numbers would repeat).
+inline bool issues_tokens(const ModeFacts& f) noexcept { return f.excludes && !f.private_memory; }
+
+// lease_problem: why a mode cannot take a held key over after a lease, or "" if it can (leases).
+FORKLOCK_API std::string_view lease_problem(LockMode mode) noexcept;
+
 // One sentence, for logs, the demo and /locks: what this mode does across fork().
 FORKLOCK_API std::string_view explain(LockMode mode);
 

@@ -18,6 +18,9 @@ struct KeyStats {
     std::uint64_t wait_ns_max = 0;
     std::uint64_t recoveries = 0; // times a dead holder's lock was taken back
     pid_t last_dead_owner = 0;    // the pid of the last holder recovered from
+    std::uint64_t last_token = 0; // the fencing token of its last grant (KeyGuard::token()), or 0
+    std::int64_t lease_left_ms = -1;   // a leased holder's time left (0: expired), -1 without one
+    std::uint64_t lease_takeovers = 0; // grants that took the key from a holder past its lease
 };
 
 struct TableStats {

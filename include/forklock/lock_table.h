@@ -20,6 +20,11 @@
 //    is bound: a few hundred ns) leaves that partition locked until the pid is reaped, as a
 //    supervisor does at once; the next locker then repairs it. Until then, lock() of that
 //    partition's new keys waits (keys bound already do not).
+//  - Fencing tokens (KeyGuard::token()): every grant of a key, in semaphore, mutex, flock and
+//    postgres mode, has a greater token than the grant before it, however the key's slot was
+//    reused and whichever process or table (sharing the lock service) granted it; none and
+//    thread: 0. Leases (options.lease_ms): semaphore mode only; a key held past its lease can be
+//    taken by a waiter, and the old guard's still_held() and unlock() then say false.
 //  - Every member function may be called concurrently from any thread of any process sharing the
 //    table. Destroying an anonymous table unmaps this process's view and unlinks nothing (nothing
 //    named is left to unlink).
@@ -93,6 +98,11 @@ public:
     // or is not a valid key. Binds no slot and takes one partition lock; a snapshot.
     pid_t owner(std::string_view key) const;
 
+    // raise_token_floor: keys bound from now on get fencing tokens above `floor` (a restart's seed:
+    // a new table cannot know the tokens the last one issued). Call it before the first lock();
+    // keys bound already go on with their own. A floor never goes down (the higher one stays).
+    void raise_token_floor(std::uint64_t floor) noexcept;
+
     TableStats stats() const;
     // Bound keys, most acquired first. `limit` 0 means all.
     std::vector<KeyStats> key_stats(std::size_t limit = 0) const;
@@ -127,28 +137,39 @@ public:
 
     // unlock: lets the key go (nothing for an empty guard). Returns false when the key had been
     // lost before it (postgres mode: the session that took it ended, and the server released the
-    // key with it; redis mode: its lease expired), true otherwise. The destructor's unlock logs a loss it finds.
+    // key with it; a mode with a lease (redis, or semaphore with options.lease_ms): another caller
+    // took the key after the lease, and this unlock touched nothing of it), true otherwise. The
+    // destructor's unlock logs a loss it finds.
     bool unlock() noexcept;
     bool owns_lock() const noexcept { return table_ != nullptr; }
     explicit operator bool() const noexcept { return owns_lock(); }
 
     // still_held: whether this guard still holds its key, for a holder about to write under it.
-    // False for an empty guard. Only postgres mode can lose a held key: it looks at the session's
-    // socket without a round trip (a poll() that does not wait, and a read of whatever is there:
-    // a terminated backend sends a FATAL message and closes) and, if the session is gone, closes
-    // it, so the next lock() reconnects; call it on the thread that took the guard. Every other
-    // mode answers true from a member of the guard, without a call, but redis, which asks Redis
-    // (one GET: is the key's value still this grant's, or did its lease expire?).
+    // False for an empty guard. With a lease (options.lease_ms, semaphore mode), false once the
+    // key was taken over after its deadline: one load of the slot's grant word. Redis mode asks
+    // Redis (one GET: is the key's value still this grant's, or did its lease expire?). Postgres
+    // mode can lose a held key too: it looks at the session's socket without a round trip (a
+    // poll() that does not wait, and a read of whatever is there: a terminated backend sends a
+    // FATAL message and closes) and, if the session is gone, closes it, so the next lock()
+    // reconnects; call it on the thread that took the guard. Every other mode without a lease
+    // answers true from a member of the guard, without a call.
     // The window that remains: a loss after this check, or one not visible here yet (a backend
     // told to end that has not sent its FATAL yet, a vanished host, a network partition), is not
     // seen before the write, and the next holder may be inside while it happens; unlock() then
     // returns false, so the writer knows afterwards and can refuse to acknowledge. Closing the
-    // window needs a fencing token (a number that grows with each grant, sent with the write and
-    // checked by the storage, which refuses a write older than the newest it has seen): the check
-    // has to be atomic with the write, inside the storage. A counter file written with pwrite()
-    // cannot refuse anything; checking a token stored in the file first is again a check, then a
-    // write.
+    // window needs token() below, sent with the write and checked by the storage, which refuses a
+    // write older than the newest it has seen: the check has to be atomic with the write, inside
+    // the storage (the server's --fencing store: docs/server.md), not a check before it.
     bool still_held() const noexcept;
+
+    // token: this grant's fencing token, 0 for an empty guard and in none and thread modes. For
+    // one key, a later grant always has a greater token than an earlier one: across eviction of
+    // its slot, every process sharing the lock service (the inherited or named table, the lock
+    // directory, the database) and, given a raise_token_floor() above every token the last run
+    // issued, a restart. How each mode keeps that: docs/modes.md ("Fencing tokens").
+    // Send it with a write, and let the storage refuse a token lower than the highest it has
+    // seen for the key: that closes the window still_held() leaves open.
+    std::uint64_t token() const noexcept { return token_; }
 
     // How long lock() waited (0 for an uncontended acquisition).
     std::chrono::nanoseconds waited() const noexcept { return waited_; }
@@ -157,17 +178,18 @@ public:
 
 private:
     friend struct LockTable::Impl; // the one maker of held guards
-    KeyGuard(LockTable::Impl* table, std::uint32_t slot, std::uint64_t token, bool losable,
-             std::chrono::nanoseconds waited, pid_t recovered_from) noexcept
-        : table_(table), slot_(slot), losable_(losable), token_(token), waited_(waited),
-          recovered_from_(recovered_from)
+    KeyGuard(LockTable::Impl* table, std::uint32_t slot, std::uint64_t handle, std::uint64_t token,
+             bool losable, std::chrono::nanoseconds waited, pid_t recovered_from) noexcept
+        : table_(table), slot_(slot), losable_(losable), handle_(handle), token_(token),
+          waited_(waited), recovered_from_(recovered_from)
     {
     }
     // What the table that made this guard needs to let the key go; meaningful to it alone.
     LockTable::Impl* table_ = nullptr;
     std::uint32_t slot_ = 0;
-    bool losable_ = false;    // the key can be lost under its holder: still_held() asks the table
-    std::uint64_t token_ = 0; // what the mode keeps for the held key besides its slot, or 0
+    bool losable_ = false;     // the key can be lost under its holder: still_held() asks the table
+    std::uint64_t handle_ = 0; // what the mode keeps for the held key besides its slot, or 0
+    std::uint64_t token_ = 0;  // the grant's fencing token
     std::chrono::nanoseconds waited_{0};
     pid_t recovered_from_ = 0;
 };

@@ -59,16 +59,24 @@ Response lost_response(std::string_view key, bool written)
                                    {"written", written}});
 }
 
+// What an increment waits, both in ms (0..kMaxHoldMs): the query's hold_ms and write_delay_ms.
+struct Delays {
+    int hold_ms = 0;
+    int write_delay_ms = 0;
+};
+
 // The increment under the held key: read, hold, check that the key is still held, write,
-// release, with the trace's times. The metrics see the thread inside from acquired to unlock.
+// release, with the trace's times. `delays`: hold_ms after the read, write_delay_ms after the
+// last check, just before the write (where no check sees a lease that ran out meanwhile). The metrics see the thread inside from acquired to unlock.
 // Returns whether the key was held until the unlock (false: the lock server lost it after the
-// check; the write happened). On an exception, releases the key, calls on_failure() (the record
-// still knows what it read) and rethrows; LockLostError: lost before the write, nothing written.
+// check; the write happened). On an exception, releases the key, calls on_failure(outcome) (the
+// record still knows what it read) and rethrows; LockLostError: lost before the write, nothing
+// written; StaleTokenError (`fenced`: the store's update_fenced with the guard's token): refused.
 // With `step` active, it parks at the gates "read V" and "wrote V+1" (step_board.h).
 template <typename OnFailure>
 bool read_modify_write(const CounterStore& store, LockMetrics* metrics, KeyGuard& guard,
-                       std::string_view key, int hold_ms, TraceRecord& r, OnFailure on_failure,
-                       StepTicket& step)
+                       std::string_view key, Delays delays, TraceRecord& r, OnFailure on_failure,
+                       StepTicket& step, bool fenced)
 {
     if (metrics) metrics->enter(key);
     auto release = [&] {
@@ -78,19 +86,27 @@ bool read_modify_write(const CounterStore& store, LockMetrics* metrics, KeyGuard
         r.released_ns = monotonic_ns();
         return held;
     };
+    const auto next = [&](std::uint64_t value) {
+        r.read = value;
+        step.gate(StepPoint::read, value);
+        if (delays.hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delays.hold_ms));
+        // The last moment to refuse: the next step is the pwrite (lock_table.h: the window).
+        if (!guard.still_held()) throw LockLostError(lost_message(key, "increment", false));
+        if (delays.write_delay_ms > 0)
+            std::this_thread::sleep_for(std::chrono::milliseconds(delays.write_delay_ms));
+        return value + 1;
+    };
+    r.token = guard.token();
     try {
-        r.wrote = store.update(key, [&](std::uint64_t value) {
-            r.read = value;
-            step.gate(StepPoint::read, value);
-            if (hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
-            // The last moment to refuse: the next step is the pwrite (lock_table.h: the window).
-            if (!guard.still_held()) throw LockLostError(lost_message(key, "increment", false));
-            return value + 1;
-        });
+        r.wrote = fenced ? store.update_fenced(key, guard.token(), next) : store.update(key, next);
         step.gate(StepPoint::wrote);
+    } catch (const StaleTokenError&) {
+        release();
+        on_failure(TraceOutcome::refused);
+        throw;
     } catch (...) {
         release();
-        on_failure();
+        on_failure(TraceOutcome::failed);
         throw;
     }
     return release();
@@ -121,33 +137,6 @@ Response json_error(int status, const std::string& message)
     return json_response(status, Json{{"error", message}});
 }
 
-std::optional<std::string> query_string(const std::string& query, std::string_view name)
-{
-    std::optional<std::string> found;
-    std::string_view rest(query);
-    while (!rest.empty()) {
-        auto amp = rest.find('&');
-        auto pair = rest.substr(0, amp);
-        rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-        auto eq = pair.find('=');
-        if (pair.substr(0, eq) == name)
-            found = eq == std::string_view::npos ? "" : pair.substr(eq + 1);
-    }
-    return found;
-}
-
-std::optional<int> query_int(const std::string& query, std::string_view name, int low, int high)
-{
-    const auto found = query_string(query, name);
-    if (!found) return std::nullopt;
-    int value = 0;
-    auto [end, ec] = std::from_chars(found->data(), found->data() + found->size(), value);
-    if (found->empty() || ec != std::errc() || end != found->data() + found->size() ||
-        value < low || value > high)
-        throw BadRequest(fmt::format("{} must be an integer in {}..{}", name, low, high));
-    return value;
-}
-
 Api::Api(ApiContext context)
     : ctx_(context), hosts_(context.options ? host_policy(*context.options) : HostPolicy{})
 {
@@ -172,12 +161,18 @@ Response Api::handle(const Request& request) const noexcept
                           fmt::format("the lock table is full, try again later: {}", e.what()));
     } catch (const LockLostError& e) {
         return json_error(503, e.what());
+    } catch (const StaleTokenError& e) { // --fencing: never acknowledged, nothing written
+        return json_response(409, Json{{"error", e.what()},
+                                       {"key", e.key()},
+                                       {"token", e.token()},
+                                       {"highest_token", e.highest()},
+                                       {"written", false}});
     } catch (const StepGaveUp& e) {
         return json_response(503, Json{{"error", e.what()}, {"written", e.written()}});
     } catch (const LockServerError& e) {
         logged(e);
-        return json_error(503, fmt::format("the lock server is unavailable: {}",
-                                           strip_directories(e.what())));
+        return json_error(
+            503, fmt::format("the lock server is unavailable: {}", strip_directories(e.what())));
     } catch (const std::system_error& e) { // the lock table's own files, semaphores, mutexes
         logged(e);
         const int err = e.code().value();
@@ -241,7 +236,8 @@ Response Api::counter(const Request& r, std::string_view key, bool increment) co
 
 Response Api::increment(std::string_view key, const std::string& query) const
 {
-    int hold_ms = query_int(query, "hold_ms", 0, kMaxHoldMs).value_or(0);
+    const Delays delays{query_int(query, "hold_ms", 0, kMaxHoldMs).value_or(0),
+                        query_int(query, "write_delay_ms", 0, kMaxHoldMs).value_or(0)};
     auto timeout_ms = query_int(query, "timeout_ms", 1, kMaxTimeoutMs);
     StepBoard board = ctx_.scoreboard ? ctx_.scoreboard->steps() : StepBoard(no_steps());
     StepTicket step(&board, key, step_timeout(query), beat_thread_heartbeat);
@@ -267,12 +263,13 @@ Response Api::increment(std::string_view key, const std::string& query) const
     step.gate(StepPoint::holds);
     bool kept = false;
     try {
-        kept = read_modify_write(*ctx_.store, ctx_.metrics, guard, key, hold_ms, r,
-                                 [&] { record(r, key, TraceOutcome::failed); }, step);
+        kept = read_modify_write(
+            *ctx_.store, ctx_.metrics, guard, key, delays, r,
+            [&](TraceOutcome o) { record(r, key, o); }, step, fencing());
     } catch (const LockLostError&) {
         return lost_response(key, false);
     }
-    record(r, key, TraceOutcome::written);
+    record(r, key, kept ? TraceOutcome::written : TraceOutcome::lost_lock);
     step.gate(StepPoint::unlocked);
     if (!kept) return lost_response(key, true);
     auto held = std::chrono::nanoseconds(r.unlock_ns - r.acquired_ns);
@@ -290,6 +287,7 @@ Response Api::increment(std::string_view key, const std::string& query) const
                                    {"lock_mode", to_string(ctx_.table->mode())},
                                    {"waited_ms", ms(guard.waited())},
                                    {"held_ms", ms(held)},
+                                   {"token", guard.token()},
                                    {"recovered_from", guard.recovered_from()}});
 }
 
@@ -298,9 +296,10 @@ Response Api::increment(std::string_view key, const std::string& query) const
 void Api::write_held(KeyGuard& guard, std::string_view key, TraceRecord& r) const
 {
     StepTicket no_gates;
-    const bool kept = read_modify_write(*ctx_.store, ctx_.metrics, guard, key, 0, r,
-                                        [&] { record(r, key, TraceOutcome::failed); }, no_gates);
-    record(r, key, TraceOutcome::written);
+    const bool kept = read_modify_write(
+        *ctx_.store, ctx_.metrics, guard, key, Delays{}, r,
+        [&](TraceOutcome o) { record(r, key, o); }, no_gates, fencing());
+    record(r, key, kept ? TraceOutcome::written : TraceOutcome::lost_lock);
     if (!kept) throw LockLostError(lost_message(key, "increment", true));
     if (ctx_.scoreboard)
         ctx_.scoreboard->totals().increments.fetch_add(1, std::memory_order_relaxed);
@@ -361,7 +360,8 @@ Response Api::reset(std::string_view key) const
 Response Api::index() const
 {
     Json endpoints = Json::array(
-        {"POST /counter/{key}/increment?hold_ms=N&timeout_ms=M  add one under the key's lock",
+        {"POST /counter/{key}/increment?hold_ms=N&timeout_ms=M&write_delay_ms=D  add one under "
+         "the key's lock",
          "GET /counter/{key}  read a counter", "DELETE /counter/{key}  reset a counter to 0",
          "GET /locks  the lock table (postgres, redis: who holds, from the lock server)",
          "GET /workers  the workers", "GET /metrics  Prometheus text",

@@ -62,6 +62,7 @@ struct ApiContext {
     TraceRing* trace = nullptr;     // optional: null with --no-trace (/trace, /analysis answer 404)
     LockMetrics* metrics = nullptr; // optional: the /metrics histograms and overlaps
     const Options* options = nullptr; // optional: without it every /control/... is refused
+                                      // and writes are not fenced (Options::fencing)
     int listen_fd = -1; // optional: POST /control/step/replay sends its increments to it
 };
 
@@ -89,6 +90,7 @@ private:
     Response trace(const Request& request) const;
     Response analysis(const Request& request) const;
     Response timed_out(std::string_view key, int timeout_ms) const;
+    bool fencing() const noexcept { return ctx_.options != nullptr && ctx_.options->fencing; }
     void write_held(KeyGuard& guard, std::string_view key, TraceRecord& r) const;
     Response control(const Request& request) const;
     Response kill(const Request& request) const;

@@ -28,7 +28,10 @@ Json key_json(const KeyStats& k)
                 {"wait_ms_total", ns_to_ms(k.wait_ns_total)},
                 {"wait_ms_max", ns_to_ms(k.wait_ns_max)},
                 {"recoveries", k.recoveries},
-                {"last_dead_owner", k.last_dead_owner}};
+                {"last_dead_owner", k.last_dead_owner},
+                {"last_token", k.last_token},
+                {"lease_left_ms", k.lease_left_ms},
+                {"lease_takeovers", k.lease_takeovers}};
 }
 
 // One lock as the lock server sees it: who (host, pid, backend), granted or waiting, since when.
@@ -120,6 +123,8 @@ Response Api::locks() const
     for (const auto& k : ctx_.table->key_stats()) keys.push_back(key_json(k));
     Json body{{"mode", to_string(ctx_.table->mode())},
               {"pid", ctx_.pid},
+              {"lease_ms", ctx_.table->options().lease_ms},
+              {"fencing", ctx_.options != nullptr && ctx_.options->fencing},
               {"shared", s.shared},
               {"capacity", s.capacity},
               {"keys_in_use", s.keys},

@@ -90,6 +90,7 @@ Json record_json(const TraceRecord& r)
                 {"released_ns", r.released_ns},
                 {"read", r.read},
                 {"wrote", r.wrote},
+                {"token", r.token},
                 {"recovered_from", r.recovered_from},
                 {"outcome", to_string(r.outcome)}};
 }

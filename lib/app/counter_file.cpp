@@ -28,6 +28,13 @@ std::uint64_t mix(std::uint64_t x)
 }
 
 std::uint64_t check_of(Slot s) { return mix(s.seq ^ mix(s.value ^ 0x666f726b6c6f636bULL)); }
+std::uint64_t fenced_check_of(Slot s) { return mix(s.token ^ mix(check_of(s))); }
+
+bool lower_hex(std::string_view hex)
+{
+    return std::all_of(hex.begin(), hex.end(),
+                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
 
 template <typename T>
 std::optional<T> parse_all(std::string_view text, int base = 10)
@@ -79,25 +86,63 @@ std::optional<Slot> decode_slot(std::string_view b)
     auto seq = parse_all<std::uint64_t>(b.substr(0, kDigits));
     auto value = parse_all<std::uint64_t>(b.substr(kValueAt, kDigits));
     auto check = parse_all<std::uint64_t>(b.substr(kCheckAt, kCheckDigits), 16);
-    auto hex = b.substr(kCheckAt, kCheckDigits);
-    bool lower_hex = std::all_of(hex.begin(), hex.end(), [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-    });
-    if (!seq || !value || !check || !lower_hex) return std::nullopt;
+    if (!seq || !value || !check || !lower_hex(b.substr(kCheckAt, kCheckDigits)))
+        return std::nullopt;
     Slot s{*seq, *value};
     if (check_of(s) != *check) return std::nullopt;
     return s;
 }
 
-std::string encode_file(std::uint64_t value)
+std::string encode_fenced_slot(Slot s)
 {
-    return pad_line(std::string(kHeader), kHeaderSize) + encode_slot({1, value}) +
-           encode_slot({0, 0});
+    return pad_line(
+        fmt::format("{:020} {:020} {:020} {:016x}", s.seq, s.value, s.token, fenced_check_of(s)),
+        kFencedSlotSize);
+}
+
+std::optional<Slot> decode_fenced_slot(std::string_view b)
+{
+    constexpr std::size_t kTokenAt = kValueAt + kDigits + 1,
+                          kFencedCheckAt = kTokenAt + kDigits + 1;
+    if (b.size() != kFencedSlotSize || b.back() != '\n' || b[kDigits] != ' ' ||
+        b[kTokenAt - 1] != ' ' || b[kFencedCheckAt - 1] != ' ')
+        return std::nullopt;
+    const std::size_t pad = kFencedCheckAt + kCheckDigits;
+    if (b.substr(pad, kFencedSlotSize - 1 - pad).find_first_not_of(' ') != std::string_view::npos)
+        return std::nullopt;
+    auto seq = parse_all<std::uint64_t>(b.substr(0, kDigits));
+    auto value = parse_all<std::uint64_t>(b.substr(kValueAt, kDigits));
+    auto token = parse_all<std::uint64_t>(b.substr(kTokenAt, kDigits));
+    auto check = parse_all<std::uint64_t>(b.substr(kFencedCheckAt, kCheckDigits), 16);
+    if (!seq || !value || !token || !check || !lower_hex(b.substr(kFencedCheckAt, kCheckDigits)))
+        return std::nullopt;
+    Slot s{*seq, *value, *token};
+    if (fenced_check_of(s) != *check) return std::nullopt;
+    return s;
+}
+
+std::string encode_at(std::size_t index, Slot slot)
+{
+    return is_fenced_slot(index) ? encode_fenced_slot(slot) : encode_slot(slot);
+}
+
+std::string encode_file(std::uint64_t value, std::uint64_t token)
+{
+    std::string file =
+        pad_line(std::string(kHeader), kHeaderSize) + encode_slot({1, value}) + encode_slot({0, 0});
+    if (token != 0) file += encode_fenced_slot({1, value, token}) + encode_fenced_slot({0, 0, 0});
+    return file;
 }
 
 std::optional<State> decode_file(std::string_view bytes)
 {
     std::optional<State> best;
+    for (std::size_t i = kSlots; i < 2 * kSlots; ++i) { // fenced slots first: they win
+        if (bytes.size() < slot_offset(i) + kFencedSlotSize) break;
+        auto s = decode_fenced_slot(bytes.substr(slot_offset(i), kFencedSlotSize));
+        if (s && (!best || s->seq > best->seq)) best = State{s->value, s->seq, i, s->token};
+    }
+    if (best) return best;
     for (std::size_t i = 0; i < kSlots; ++i) {
         if (bytes.size() < slot_offset(i) + kSlotSize) break;
         auto s = decode_slot(bytes.substr(slot_offset(i), kSlotSize));

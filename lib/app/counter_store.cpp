@@ -3,14 +3,19 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
+#include <optional>
+#include <system_error>
+#include <functional>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -83,7 +88,7 @@ CounterStore::SharedFd CounterStore::open_file(const std::string& name) const
 // A read can only find no valid slot if two whole writes of the key overlap its copy: retried.
 counter_file::State CounterStore::load(int fd, const std::string& name) const
 {
-    std::array<char, counter_file::kFileSize> buf{};
+    std::array<char, counter_file::kFencedFileSize> buf{};
     for (int attempt = 0; attempt < 3; ++attempt) {
         std::size_t n = io_at(::pread, fd, buf.data(), buf.size(), 0);
         if (n == SIZE_MAX) throw failure(errno, "pread", name, "", "read counter", name);
@@ -114,7 +119,7 @@ CounterStore::Pending CounterStore::begin_update(std::string_view key) const
     return p;
 }
 
-void CounterStore::finish_update(Pending& p, std::uint64_t value) const
+void CounterStore::finish_update(Pending& p, std::uint64_t value, std::uint64_t token) const
 {
     if (!p.fd) {
         if (create_file(p.name, value)) return;
@@ -122,22 +127,77 @@ void CounterStore::finish_update(Pending& p, std::uint64_t value) const
         if (!p.fd) throw failure(ENOENT, "open", p.name, ", O_RDWR", "open counter", p.name);
         p.state = load(p.fd->get(), p.name);
     }
-    auto slot = counter_file::encode_slot({p.state.seq + 1, value});
-    auto offset = static_cast<off_t>(counter_file::slot_offset(counter_file::next_slot(p.state)));
+    const std::size_t at = counter_file::next_slot(p.state, token != 0);
+    auto slot =
+        counter_file::encode_at(at, {p.state.seq + 1, value, std::max(token, p.state.token)});
+    auto offset = static_cast<off_t>(counter_file::slot_offset(at));
     if (io_at(::pwrite, p.fd->get(), slot.data(), slot.size(), offset) != slot.size())
-        throw failure(errno, "pwrite", p.name,
-                      fmt::format(", {} bytes at {}", slot.size(), offset), "write counter",
-                      p.name);
+        throw failure(errno, "pwrite", p.name, fmt::format(", {} bytes at {}", slot.size(), offset),
+                      "write counter", p.name);
+}
+
+StaleTokenError::StaleTokenError(std::string_view key, std::uint64_t token, std::uint64_t highest)
+    : std::runtime_error(fmt::format("a write to '{}' with fencing token {} was refused: token {} "
+                                     "already wrote it, so this holder's lock had been taken over",
+                                     key, token, highest)),
+      key_(key), token_(token), highest_(highest)
+{
+}
+
+namespace {
+// FileLock: flock(LOCK_EX) of a counter file for one fenced step.
+class FileLock {
+public:
+    explicit FileLock(int fd) : fd_(fd)
+    {
+        while (::flock(fd_, LOCK_EX) != 0)
+            if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "flock");
+    }
+    ~FileLock() { ::flock(fd_, LOCK_UN); }
+    FileLock(const FileLock&) = delete;
+    FileLock& operator=(const FileLock&) = delete;
+
+private:
+    int fd_;
+};
+} // namespace
+
+void CounterStore::fenced_write(std::string_view key, std::uint64_t token,
+                                std::uint64_t value) const
+{
+    Pending p{std::string(key), open_file(std::string(key)), {}};
+    if (!p.fd) {
+        (void)create_file(p.name, 0); // value 0 is what a missing file reads as; a race is fine
+        p.fd = open_file(p.name);
+        if (!p.fd) throw failure(ENOENT, "open", p.name, ", O_RDWR", "open counter", p.name);
+    }
+    std::lock_guard stripe(fence_stripes_[std::hash<std::string_view>{}(key) % kFenceStripes]);
+    std::optional<FileLock> locked;
+    try {
+        locked.emplace(p.fd->get());
+    } catch (const std::system_error& e) {
+        throw failure(e.code().value(), "flock", p.name, ", LOCK_EX", "lock counter", p.name);
+    }
+    p.state = load(p.fd->get(), p.name);
+    if (token < p.state.token) throw StaleTokenError(key, token, p.state.token);
+    finish_update(p, value, token);
+}
+
+std::uint64_t CounterStore::highest_token(std::string_view key) const
+{
+    std::string name(key);
+    auto fd = open_file(name);
+    return fd ? load(fd->get(), name).token : 0;
 }
 
 StoreError CounterStore::failure(int err, std::string_view call, std::string_view file,
                                  std::string_view args, std::string_view doing,
                                  std::string_view key) const
 {
-    return StoreError(err,
-                      fmt::format("{}({}/{}{}) failed: {}", call, dir_.string(), file, args,
-                                  std::strerror(err)),
-                      fmt::format("could not {} '{}': {}", doing, key, errno_reason(err)));
+    return StoreError(
+        err,
+        fmt::format("{}({}/{}{}) failed: {}", call, dir_.string(), file, args, std::strerror(err)),
+        fmt::format("could not {} '{}': {}", doing, key, errno_reason(err)));
 }
 
 std::string CounterStore::temp_name(std::string_view key) const
@@ -167,8 +227,9 @@ bool CounterStore::create_file(const std::string& name, std::uint64_t value) con
     }
     ::unlinkat(dir_fd_.get(), tmp.c_str(), 0); // a leftover is removed by remove_temp_files()
     if (rc == 0 || (whole && err == EEXIST)) return rc == 0;
-    if (!whole) throw failure(err, "pwrite", tmp, fmt::format(", {} bytes", text.size()),
-                                "create counter", name);
+    if (!whole)
+        throw failure(err, "pwrite", tmp, fmt::format(", {} bytes", text.size()), "create counter",
+                      name);
     throw failure(err, "renameat2", tmp, fmt::format(", {}, RENAME_NOREPLACE", name),
                   "create counter", name);
 }

@@ -34,10 +34,12 @@
 //
 // Thread safety: const members may be called concurrently from any thread or process. Readers
 // take no lock (a read racing a write sees the old value or the new one); the caller serialises
-// read-modify-write, and so concurrent write()s of one key, with a lock per key.
+// read-modify-write, and so concurrent write()s of one key, with a lock per key; update_fenced()
+// takes the store's own lock of the key besides (the server's --fencing).
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -74,6 +76,20 @@ private:
     std::string client_;
 };
 
+// StaleTokenError: fenced_write() refused a write whose fencing token is lower than the highest
+// one that wrote the key: its holder's lock had been given to another. Nothing was written.
+class StaleTokenError : public std::runtime_error {
+public:
+    StaleTokenError(std::string_view key, std::uint64_t token, std::uint64_t highest);
+    const std::string& key() const noexcept { return key_; }
+    std::uint64_t token() const noexcept { return token_; }
+    std::uint64_t highest() const noexcept { return highest_; }
+
+private:
+    std::string key_;
+    std::uint64_t token_, highest_;
+};
+
 // Why `key` is not a valid counter key, or nullopt if it is.
 std::optional<std::string> key_error(std::string_view key);
 inline bool valid_key(std::string_view key) { return !key_error(key).has_value(); }
@@ -107,6 +123,30 @@ public:
         return value;
     }
 
+    // update_fenced: update() with fencing (the server's --fencing): next(read(key)), then
+    // fenced_write(). The store keeps, in the key's file, the highest fencing token that wrote it
+    // (counter_file.h), and fenced_write refuses with StaleTokenError a write with an older token:
+    // a holder whose lock was taken over and who wakes after a newer holder wrote writes nothing.
+    // The check and the write are one step, under the store's own lock of the key (a mutex per
+    // stripe of keys in this process, flock(2) across processes), so no pause can fall between
+    // them. What it does not refuse: a late write that lands between a newer holder's read and
+    // its write (the late token is still the highest that wrote); the newer write then overwrites
+    // it, so the late holder's own increment is lost, and its unlock (which finds its key taken)
+    // tells its caller not to acknowledge it. No acknowledged write is lost. next() may throw
+    // (nothing is written then).
+    template <typename Next>
+    std::uint64_t update_fenced(std::string_view key, std::uint64_t token, Next&& next) const
+    {
+        const std::uint64_t value = next(read(key));
+        fenced_write(key, token, value);
+        return value;
+    }
+    // fenced_write: under the store's lock of the key, refuses `token` below the file's highest
+    // (StaleTokenError), else writes `value` with it. A key's first one makes its file first.
+    void fenced_write(std::string_view key, std::uint64_t token, std::uint64_t value) const;
+    // highest_token: the highest fencing token that wrote `key` (0: none, or no file).
+    std::uint64_t highest_token(std::string_view key) const;
+
     // Boot check: creates and removes a temporary file. Throws std::system_error.
     void check_writable() const;
     // Removes temporary files left by killed writers: all of them, or only those of `pid`.
@@ -123,20 +163,24 @@ private:
         counter_file::State state;
     };
     Pending begin_update(std::string_view key) const;
-    void finish_update(Pending& p, std::uint64_t value) const;
+    void finish_update(Pending& p, std::uint64_t value, std::uint64_t token = 0) const;
     // The key's open file, nullptr if there is none. Shared: closing the cache frees no fd in use.
     SharedFd open_file(const std::string& name) const;
     counter_file::State load(int fd, const std::string& name) const;
     bool create_file(const std::string& name, std::uint64_t value) const;
+    static constexpr std::size_t kFenceStripes = 64;
     std::string temp_name(std::string_view key) const;
     // The StoreError of `call` on `file` (then `args`) failing with `err`; `doing` and `key` say
     // what failed, for the client: "could not write counter 'k': ...".
-    StoreError failure(int err, std::string_view call, std::string_view file,
-                       std::string_view args, std::string_view doing, std::string_view key) const;
+    StoreError failure(int err, std::string_view call, std::string_view file, std::string_view args,
+                       std::string_view doing, std::string_view key) const;
     std::filesystem::path dir_;
     UniqueFd dir_fd_;
     mutable std::mutex files_mutex_;
     mutable std::unordered_map<std::string, SharedFd> files_;
+    // flock(2) excludes open file descriptions, and this process's threads share one per file:
+    // they exclude each other here first.
+    mutable std::array<std::mutex, kFenceStripes> fence_stripes_;
 };
 
 // `.KEY.PID.TID.tmp` -> PID, for names write() makes; nullopt for anything else.

@@ -1,6 +1,7 @@
 #include "app/options.h"
 
 #include <bit>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -31,6 +32,7 @@ struct RawOptions {
     std::string lock_mode = "process";
     std::string log_level = "info";
     bool no_lock_recovery = false;
+    std::string lock_lease_ms; // parsed in finish(), to say what is wrong with it
     bool no_trace = false;
     std::string pid_file;
     std::string data_dir = "forklock-data";
@@ -54,6 +56,12 @@ void add_flags(CLI::App& app, Options& o, RawOptions& raw)
     app.add_option("--lock-url", o.lock_url,
                    "postgres: the libpq connection string or URI of the database holding the "
                    "locks; redis: redis://HOST[:PORT][/DB], unix:///PATH or /PATH");
+    app.add_option("--lock-lease-ms", raw.lock_lease_ms,
+                   "semaphore, redis: a held key's lease in ms; after it a waiter takes the key, "
+                   "and the old holder's write is refused with --fencing");
+    app.add_flag("--fencing", o.fencing,
+                 "the counter store refuses a write whose fencing token is older "
+                 "than the newest that wrote the key (409)");
     app.add_option("--lock-name", o.lock_name,
                    "semaphore, mutex: find the lock table by NAME (/dev/shm/forklock-NAME), so "
                    "workers share it without --preload");
@@ -133,6 +141,14 @@ std::string finish(Options& o, const RawOptions& raw)
     o.data_dir = raw.data_dir;
     o.pid_file = raw.pid_file;
     o.lock_recovery = !raw.no_lock_recovery;
+    if (!raw.lock_lease_ms.empty()) {
+        const auto& text = raw.lock_lease_ms;
+        std::int64_t ms = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
+        if (ec != std::errc() || end != text.data() + text.size() || ms <= 0 || ms > 86'400'000)
+            return fmt::format("--lock-lease-ms: a lease is 1..86400000 ms, not '{}'", text);
+        o.lock_lease_ms = ms;
+    }
     o.trace = !raw.no_trace;
     if (!std::has_single_bit(o.trace_size))
         return fmt::format("--trace-size: {} is not a power of two", o.trace_size);
@@ -299,6 +315,14 @@ std::string config_error(const Options& o)
         return "--lock-url: only with --lock-mode postgres or redis";
     if (auto problem = LockTable::url_problem(o.lock_mode, o.lock_url); !problem.empty())
         return "--lock-url: " + problem;
+    if (o.lock_lease_ms > 0 && !facts(o.lock_mode).leases)
+        return fmt::format("--lock-lease-ms: no lease in {} mode: {}", to_string(o.lock_mode),
+                           lease_problem(o.lock_mode));
+    if (o.fencing && !issues_tokens(facts(o.lock_mode)))
+        return fmt::format(
+            "--fencing: {} mode issues no fencing tokens (each worker's table is its "
+            "own, so their numbers would repeat); use a shared mode",
+            to_string(o.lock_mode));
     if (o.lock_mode == LockMode::semaphore && o.lock_slots > LockTable::kMaxSemaphoreCapacity)
         return fmt::format("--lock-slots: at most {} in semaphore mode (one mapping per semaphore)",
                            LockTable::kMaxSemaphoreCapacity);

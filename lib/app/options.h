@@ -28,6 +28,11 @@ struct Options {
     std::string lock_name;   // --lock-name: semaphore, mutex: the table is found by this name
     bool lock_share = false; // --lock-share: join a named table another live server uses
     std::string lock_url;    // --lock-url: postgres: the libpq connection string or URI
+    std::int64_t lock_lease_ms = 0; // --lock-lease-ms: semaphore: a held key's lease; 0 = none
+    bool fencing = false; // --fencing: the store refuses a write with a stale fencing token
+    // Not a flag: the fencing tokens' restart seed the master took (token_epoch.h), for tables
+    // the workers make themselves.
+    std::uint64_t token_floor = 0;
     std::filesystem::path data_dir = "forklock-data";
     int timeout_s = 30; // 0 = no hung-worker detection
     int graceful_timeout_s = 30;

@@ -29,7 +29,8 @@ constexpr std::array kModes{
               .holder_death = "the master reaps the dead pid and releases the keys it held "
                               "(nginx style)",
               .excludes = true,
-              .can_be_named = true},
+              .can_be_named = true,
+              .leases = true},
     ModeFacts{.mode = LockMode::mutex,
               .name = "mutex",
               .why = "robust process-shared mutexes live in MAP_SHARED memory, but only if the "
@@ -73,6 +74,16 @@ constexpr std::array kModes{
               .leases = true},
 };
 
+// Why a mode without leases cannot take a live holder's key: the one place that says it.
+constexpr std::string_view kNoLease[] = {
+    "none excludes nobody: there is no holder to take a key from",
+    "thread: a std::mutex held by a live thread cannot be taken from it",
+    "",
+    "mutex: a robust mutex held by a live thread cannot be taken from it (only a dead owner's)",
+    "flock: the kernel keeps a live holder's file lock; no other process can take it",
+    "postgres: another session's advisory lock cannot be taken, only that session ended",
+};
+
 constexpr bool in_enum_order()
 {
     for (std::size_t i = 0; i < kModes.size(); ++i)
@@ -82,6 +93,13 @@ constexpr bool in_enum_order()
 static_assert(in_enum_order(), "kModes[i].mode must be LockMode(i)");
 
 } // namespace
+
+std::string_view lease_problem(LockMode mode) noexcept
+{
+    const auto i = static_cast<std::size_t>(mode);
+    if (facts(mode).leases) return "";
+    return i < std::size(kNoLease) ? kNoLease[i] : "this mode cannot take a held key over";
+}
 
 std::span<const ModeFacts> lock_modes() noexcept { return kModes; }
 

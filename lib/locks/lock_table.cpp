@@ -39,23 +39,25 @@ struct LockTable::Impl {
     Impl& operator=(const Impl&) = delete;
 
     virtual KeyGuard acquire(std::string_view key, std::chrono::nanoseconds timeout) = 0;
-    // unlock, still_held: of the guard this table made for `slot` with `token` (KeyGuard).
-    virtual bool unlock(std::uint32_t slot, std::uint64_t token) noexcept = 0;
-    virtual bool still_held(std::uint64_t token) const noexcept = 0;
+    // unlock, still_held: of the guard this table made for `slot` with `handle` and `token`.
+    virtual bool unlock(std::uint32_t slot, std::uint64_t handle, std::uint64_t token) noexcept = 0;
+    virtual bool still_held(std::uint32_t slot, std::uint64_t handle,
+                            std::uint64_t token) const noexcept = 0;
     virtual pid_t owner(std::string_view key) const = 0;
     virtual std::vector<ServerLock> server_locks(std::chrono::milliseconds timeout) const = 0;
     virtual std::size_t release_owned_by(pid_t pid) = 0;
     virtual TableStats stats() const = 0;
+    virtual void raise_token_floor(std::uint64_t floor) noexcept = 0;
     virtual std::vector<KeyStats> key_stats(std::size_t limit) const = 0;
 
     const LockTableOptions options;
     TableOrigin origin = TableOrigin::anonymous; // set by the mode's factory
 
 protected:
-    KeyGuard guard(std::uint32_t slot, std::uint64_t token, bool losable,
+    KeyGuard guard(std::uint32_t slot, std::uint64_t handle, std::uint64_t token, bool losable,
                    std::chrono::nanoseconds waited, pid_t recovered_from) noexcept
     {
-        return KeyGuard(this, slot, token, losable, waited, recovered_from);
+        return KeyGuard(this, slot, handle, token, losable, waited, recovered_from);
     }
 };
 
@@ -107,8 +109,9 @@ public:
     }
 
     KeyGuard acquire(std::string_view key, std::chrono::nanoseconds timeout) override;
-    bool unlock(std::uint32_t slot, std::uint64_t token) noexcept override;
-    bool still_held(std::uint64_t token) const noexcept override;
+    bool unlock(std::uint32_t slot, std::uint64_t handle, std::uint64_t token) noexcept override;
+    bool still_held(std::uint32_t slot, std::uint64_t handle,
+                    std::uint64_t token) const noexcept override;
     pid_t owner(std::string_view key) const override;
     std::vector<ServerLock> server_locks(std::chrono::milliseconds timeout) const override
     {
@@ -120,6 +123,10 @@ public:
     std::size_t release_owned_by(pid_t pid) override
     {
         return forklock::release_owned_by(mode_, slots_, waits_, pid);
+    }
+    void raise_token_floor(std::uint64_t floor) noexcept override
+    {
+        slots_.raise_token_floor(floor);
     }
     TableStats stats() const override
     {
@@ -197,8 +204,12 @@ KeyGuard TableImpl<Mode>::acquire(std::string_view key, std::chrono::nanoseconds
         pid_t recovered_from = t.recovered_from;
         if (!recovered_from && s.pending_recovery.load(std::memory_order_relaxed) != 0)
             recovered_from = s.pending_recovery.exchange(0, std::memory_order_relaxed);
-        return guard(slot_id(slots_, s), to_token(std::move(t.handle)), kLeased,
-                     std::chrono::nanoseconds(t.waited_ns), recovered_from);
+        std::uint64_t token = t.fence;
+        if constexpr (Mode::kTokens)
+            if (token == 0) token = mode_.grant(s, t.handle);
+        return guard(slot_id(slots_, s), to_token(std::move(t.handle)), token,
+                     kLeased || mode_.leases(), std::chrono::nanoseconds(t.waited_ns),
+                     recovered_from);
     }
 }
 
@@ -220,21 +231,27 @@ void TableImpl<Mode>::record(Slot& s, const Taken<Handle>& t) noexcept
 }
 
 template <typename Mode>
-bool TableImpl<Mode>::unlock(std::uint32_t slot, std::uint64_t token) noexcept
+bool TableImpl<Mode>::unlock(std::uint32_t slot, std::uint64_t handle, std::uint64_t token) noexcept
 {
+    Slot& s = slots_.slot(slot);
     if constexpr (kLeased) {
-        return mode_.release(slots_.slot(slot), from_token<Handle>(token));
+        return mode_.release(s, from_token<Handle>(handle));
     } else {
-        mode_.release(slots_.slot(slot), from_token<Handle>(token));
+        if constexpr (requires { mode_.release_fenced(s, token); })
+            if (mode_.leases()) return mode_.release_fenced(s, token);
+        mode_.release(s, from_token<Handle>(handle));
         return true;
     }
 }
 
 template <typename Mode>
-bool TableImpl<Mode>::still_held(std::uint64_t token) const noexcept
+bool TableImpl<Mode>::still_held(std::uint32_t slot, std::uint64_t handle,
+                                 std::uint64_t token) const noexcept
 {
     if constexpr (kLeased)
-        return mode_.still_held(Lease{token});
+        return mode_.still_held(Lease{handle});
+    else if constexpr (requires { mode_.still_held(slots_.slot(slot), token); })
+        return mode_.still_held(slots_.slot(slot), token);
     else
         return true; // KeyGuard does not ask: its key cannot be lost
 }
@@ -295,6 +312,12 @@ std::unique_ptr<LockTable::Impl> make_impl(const LockTableOptions& o)
     if (o.capacity == 0 || o.capacity > kMaxCapacity)
         throw std::invalid_argument(
             fmt::format("lock table capacity must be 1..{}, not {}", kMaxCapacity, o.capacity));
+    if (o.lease_ms < 0)
+        throw std::invalid_argument(
+            fmt::format("a lease is a positive number of ms, not {}", o.lease_ms));
+    if (o.lease_ms > 0 && !facts(o.mode).leases)
+        throw std::invalid_argument(
+            fmt::format("no lease in {} mode: {}", to_string(o.mode), lease_problem(o.mode)));
     if (!o.name.empty()) {
         if (auto problem = LockTable::name_problem(o.name); !problem.empty())
             throw std::invalid_argument(problem);
@@ -360,6 +383,7 @@ std::vector<ServerLock> LockTable::server_locks(std::chrono::milliseconds timeou
 std::size_t LockTable::release_owned_by(pid_t pid) { return impl_->release_owned_by(pid); }
 pid_t LockTable::owner(std::string_view key) const { return impl_->owner(key); }
 TableStats LockTable::stats() const { return impl_->stats(); }
+void LockTable::raise_token_floor(std::uint64_t floor) noexcept { impl_->raise_token_floor(floor); }
 std::vector<KeyStats> LockTable::key_stats(std::size_t limit) const
 {
     return impl_->key_stats(limit);
@@ -367,7 +391,7 @@ std::vector<KeyStats> LockTable::key_stats(std::size_t limit) const
 
 KeyGuard::KeyGuard(KeyGuard&& o) noexcept
     : table_(std::exchange(o.table_, nullptr)), slot_(o.slot_), losable_(o.losable_),
-      token_(o.token_), waited_(o.waited_), recovered_from_(o.recovered_from_)
+      handle_(o.handle_), token_(o.token_), waited_(o.waited_), recovered_from_(o.recovered_from_)
 {
 }
 
@@ -378,6 +402,7 @@ KeyGuard& KeyGuard::operator=(KeyGuard&& o) noexcept
         table_ = std::exchange(o.table_, nullptr);
         slot_ = o.slot_;
         losable_ = o.losable_;
+        handle_ = o.handle_;
         token_ = o.token_;
         waited_ = o.waited_;
         recovered_from_ = o.recovered_from_;
@@ -390,12 +415,12 @@ KeyGuard::~KeyGuard() { unlock(); }
 bool KeyGuard::unlock() noexcept
 {
     if (!table_) return true;
-    return std::exchange(table_, nullptr)->unlock(slot_, token_);
+    return std::exchange(table_, nullptr)->unlock(slot_, handle_, token_);
 }
 
 bool KeyGuard::still_held() const noexcept
 {
-    return table_ != nullptr && (!losable_ || table_->still_held(token_));
+    return table_ != nullptr && (!losable_ || table_->still_held(slot_, handle_, token_));
 }
 
 } // namespace forklock

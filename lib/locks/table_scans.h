@@ -76,6 +76,11 @@ std::vector<KeyStats> key_stats(const Mode& mode, const SlotTable& slots, const 
         k.wait_ns_max = s.wait_ns_max.load(std::memory_order_relaxed);
         k.recoveries = s.recoveries.load(std::memory_order_relaxed);
         k.last_dead_owner = s.last_dead_owner.load(std::memory_order_relaxed);
+        if constexpr (Mode::kTokens) k.last_token = s.fence.load(std::memory_order_relaxed);
+        k.lease_takeovers = s.lease_takeovers.load(std::memory_order_relaxed);
+        if (s.grant.load(std::memory_order_acquire) != 0)
+            k.lease_left_ms = std::max<std::int64_t>(
+                0, (s.lease_deadline.load(std::memory_order_relaxed) - monotonic_ns()) / 1'000'000);
         out.push_back(std::move(k));
     });
     std::sort(out.begin(), out.end(), [](const KeyStats& a, const KeyStats& b) {

@@ -26,6 +26,7 @@ Json slice(const TraceRecord& r, std::string name, std::int64_t from, std::int64
                  {{"seq", r.seq},
                   {"read", r.read},
                   {"wrote", r.wrote},
+                  {"token", r.token},
                   {"outcome", to_string(r.outcome)},
                   {"recovered_from", r.recovered_from}}}};
 }

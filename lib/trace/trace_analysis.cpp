@@ -200,7 +200,7 @@ TraceAnalysis analyze_trace(const std::vector<TraceRecord>& records, std::string
         if (r.key_view() == key) mine.push_back(r);
     for (const auto& r : mine) {
         if (r.outcome == TraceOutcome::reset) file_story.push_back(&r);
-        if (r.outcome != TraceOutcome::written) continue;
+        if (!wrote(r.outcome)) continue;
         ++a.increments;
         by_read[r.read].push_back(&r);
         file_story.push_back(&r);

@@ -18,7 +18,16 @@ enum class TraceOutcome : std::uint32_t {
     timed_out = 2, // gave up waiting (timeout_ms): never acquired, acquired_ns = released_ns = 0
     failed = 3,    // the store or the table threw; acquired_ns is 0 when the lock call threw
     reset = 4,     // a DELETE: read the old value, wrote 0, under the key's lock
+    refused = 5,   // --fencing: the store refused the write, its token older than the key's newest
+    lost_lock = 6, // wrote, then its unlock found the key no longer its own: the lease ran out and
+                   // another holder took it (or the lock server ended the session) in between
 };
+
+// wrote: the section wrote the counter (written, or lost_lock: a late write without --fencing).
+constexpr bool wrote(TraceOutcome outcome) noexcept
+{
+    return outcome == TraceOutcome::written || outcome == TraceOutcome::lost_lock;
+}
 
 std::string_view to_string(TraceOutcome outcome) noexcept;
 
@@ -30,6 +39,7 @@ struct TraceRecord {
     std::int64_t released_ns = 0; // after unlock (0: never held)
     std::uint64_t read = 0;       // the counter's value read under the lock
     std::uint64_t wrote = 0;      // the value written (written: read + 1; reset: 0)
+    std::uint64_t token = 0;      // the grant's fencing token (KeyGuard::token()), 0 if none
     std::int32_t pid = 0;
     std::int32_t tid = 0;
     std::int32_t recovered_from = 0; // pid of a dead holder the lock was taken back from, or 0

@@ -50,6 +50,8 @@ std::string_view to_string(TraceOutcome outcome) noexcept
     case TraceOutcome::timed_out: return "timed_out";
     case TraceOutcome::failed: return "failed";
     case TraceOutcome::reset: return "reset";
+    case TraceOutcome::refused: return "refused";
+    case TraceOutcome::lost_lock: return "lost_lock";
     }
     return "unknown";
 }

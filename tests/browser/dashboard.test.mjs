@@ -129,3 +129,32 @@ test('Dashboard: a control without the token is refused and shown, with it accep
   assert.ok(await page.$eval('#banner', (b) => b.hidden));
   assert.ok(errors.every((e) => /status of 403/.test(e)), errors.join('\n'));
 });
+
+// A late write after a 300 ms lease (issue 26): the holder waits 1.5 s between its last check and
+// its write, the taker gets the key after the lease on the other worker.
+async function lateWrite(server) {
+  const late = fetch(`${server.url}/counter/k/increment?write_delay_ms=1500`, { method: 'POST' });
+  await waitUntil('a worker to hold k', async () =>
+    (await server.json('/locks')).keys?.some((k) => k.key === 'k' && k.owner_pid > 0));
+  const taker = await fetch(`${server.url}/counter/k/increment?timeout_ms=5000`, { method: 'POST' });
+  assert.equal(taker.status, 200);
+  return (await late).status;
+}
+
+for (const fencing of [false, true]) {
+  test(`Dashboard: ${fencing ? 'with' : 'without'} --fencing, a lease that ran out is drawn where it expired and the late write marked ${fencing ? 'refused' : 'late'}`, async (t) => {
+    const args = ['--threads', '1', '--preload', '--lock-mode', 'semaphore', '--lock-lease-ms', '300'];
+    const { server, page, errors } = await setup(t, fencing ? [...args, '--fencing'] : args, 2);
+    await page.goto(`${server.url}/dashboard`);
+    await page.waitForSelector('#worker-table tr[data-id]', { timeout: 10000 });
+    assert.equal(await lateWrite(server), fencing ? 409 : 503);
+    const marks = await waitUntil('the lease and the late write drawn', async () => {
+      const d = await page.$eval('#lanes', (c) => ({ ...c.dataset }));
+      return Number(d.leasesExpired) >= 1 && Number(fencing ? d.refused : d.lateWrites) === 1 ? d : null;
+    });
+    assert.equal(Number(fencing ? marks.lateWrites : marks.refused), 0);
+    const verdict = await page.$eval('#h-verdict', (e) => e.textContent);
+    assert.match(verdict, fencing ? /lease is refused/ : /loses an update/);
+    assert.deepEqual(errors, []);
+  });
+}

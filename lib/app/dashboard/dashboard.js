@@ -165,6 +165,14 @@ function renderHeader() {
   const verdict = $('h-verdict');
   verdict.className = `verdict ${w.safe === true ? 'safe' : w.safe === false ? 'unsafe' : ''}`;
   verdict.textContent = w.safe === undefined ? 'theory: ?' : w.safe ? 'theory: safe, no update lost' : 'theory: loses updates';
+  // A lease trades safety for liveness: a holder paused past it can write late, unless fenced.
+  const lease = state.locks?.lease_ms ?? 0;
+  if (w.safe === true && lease > 0) {
+    const fenced = state.locks.fencing === true;
+    verdict.className = `verdict ${fenced ? 'safe' : 'unsafe'}`;
+    verdict.textContent = fenced ? `theory: safe, a write after the ${lease} ms lease is refused`
+                                 : `theory: a holder paused past the ${lease} ms lease loses an update`;
+  }
   $('h-explain').textContent = w.explain ?? '';
   $('h-controls').textContent = `controls ${w.controls ?? '?'}${state.token ? ' · token given' : ''}`;
   document.body.dataset.mode = mode;

@@ -1,13 +1,17 @@
 // The swimlanes: one row per worker thread (pid, tid), time left to right, the last
 // WINDOW_MS of the server's monotonic clock. Waiting is hatched, holding solid, a section that
-// held its key while another thread held it too is red. Redrawn every animation frame from the
-// bounded window of records that dashboard.js keeps; nothing here fetches.
+// held its key while another thread held it too is red. Each hold shows its fencing token when it
+// is wide enough; with a lease, an orange tick marks where a hold outlived it, and a write that
+// --fencing refused, or that landed after the lease was lost, is marked at its end. Redrawn every
+// animation frame from the bounded window of records that dashboard.js keeps; nothing here fetches.
 
 export const WINDOW_MS = 6000;
 const LABEL_W = 118;
 const AXIS_H = 16;
 const PALETTE = ['#2f6fb3', '#2a9d8f', '#7b5ea7', '#b07d2b', '#3d7a3d', '#a34f7a'];
 const OVERLAP = '#d62828';
+const REFUSED = '#6c757d';
+const LEASE = '#e76f00';
 
 const patterns = new Map();
 
@@ -113,6 +117,7 @@ class Batch {
 function drawSections(ctx, state, rowIndex, rowH, top, x, left, right) {
   const h = Math.max(2, rowH - (rowH > 8 ? 3 : 1));
   const waits = new Batch(rowIndex.size), holds = new Batch(rowIndex.size);
+  const marked = [];
   for (const r of state.records) {
     if (x(r.released_ns) < left) continue;
     const row = rowIndex.get(r.lane);
@@ -124,11 +129,55 @@ function drawSections(ctx, state, rowIndex, rowH, top, x, left, right) {
     if (!r.acquired_ns) continue;
     const hold0 = Math.max(left, x(r.acquired_ns)), hold1 = Math.min(right, x(r.unlock_ns));
     if (hold1 < left || hold0 > right) continue;
-    holds.add(row, r.overlap ? OVERLAP : r.outcome === 'reset' ? '#000' : color, hold0, hold1, y, h);
+    // A refused write overlapped a holder, harmlessly: grey wins over red.
+    const style = r.outcome === 'refused' ? REFUSED : r.overlap ? OVERLAP : r.outcome === 'reset' ? '#000' : color;
+    holds.add(row, style, hold0, hold1, y, h);
+    marked.push({ r, y, h, x0: hold0, x1: hold1 });
   }
   waits.fill(ctx);
   holds.fill(ctx);
   drawOpen(ctx, state, rowIndex, rowH, top, x, left, right, h);
+  return drawMarks(ctx, state, marked, x, left, right);
+}
+
+// The fencing marks on the holds in view: with a lease (/locks lease_ms), an orange tick where a
+// hold outlived it, labelled inside the hold (from there another holder can be inside); the token
+// at the hold's right end when it fits; at the end of a write --fencing refused "✕ 409", of a write that landed after its
+// lease was lost (outcome lost_lock) "late write". Returns how many of each were in view.
+function drawMarks(ctx, state, marked, x, left, right) {
+  const leaseNs = (state.locks?.lease_ms ?? 0) * 1e6;
+  const seen = { expired: 0, refused: 0, late: 0 };
+  ctx.font = '10px system-ui, sans-serif';
+  ctx.textBaseline = 'middle';
+  const label = (text, color, px, y) => {
+    const w = ctx.measureText(text).width;
+    ctx.fillStyle = color;
+    ctx.fillText(text, px + 3 + w > right ? px - 3 - w : px + 3, y);
+  };
+  for (const { r, y, h, x0, x1 } of marked) {
+    let free = x0 + 3; // where the token may start: after the lease's label, inside the hold
+    if (leaseNs && r.unlock_ns - r.acquired_ns > leaseNs) {
+      const px = x(r.acquired_ns + leaseNs);
+      if (px >= left && px <= right) {
+        seen.expired++;
+        ctx.fillStyle = LEASE;
+        ctx.fillRect(px - 1, y - 2, 3, h + 4);
+        ctx.fillStyle = '#fff';
+        ctx.fillText('lease expired', px + 4, y + h / 2);
+        free = px + 8 + ctx.measureText('lease expired').width;
+      }
+    }
+    const token = `#${r.token}`;
+    const tokenX = x1 - 3 - ctx.measureText(token).width;
+    if (r.token && tokenX >= free) {
+      ctx.fillStyle = '#fff';
+      ctx.fillText(token, tokenX, y + h / 2);
+    }
+    if (r.outcome === 'refused') { seen.refused++; label('✕ 409 refused', REFUSED, x1, y + h / 2); }
+    if (r.outcome === 'lost_lock') { seen.late++; label('late write', OVERLAP, x1, y + h / 2); }
+  }
+  ctx.textBaseline = 'alphabetic';
+  return seen;
 }
 
 // Keys held right now (from /locks), on their holder's first lane (/locks names no thread; two
@@ -209,7 +258,10 @@ export function draw(canvas, state, nowNs) {
     ctx.fillRect(0, top + i * rowH, width, rowH);
   }
   drawLabels(ctx, rows, rowH, top);
-  drawSections(ctx, state, rowIndex, rowH, top, x, left, right);
+  const marks = drawSections(ctx, state, rowIndex, rowH, top, x, left, right);
+  canvas.dataset.leasesExpired = marks.expired;
+  canvas.dataset.refused = marks.refused;
+  canvas.dataset.lateWrites = marks.late;
   canvas.dataset.crashes = drawDeaths(ctx, state, rows, rowH, top, x, left, right);
   canvas.dataset.lanes = rows.length;
 }

@@ -12,6 +12,7 @@
 // returns a dead waiter's reference) from just after the pin until just before the owner is
 // written, and release() unpins before it closes the file.
 
+#include <algorithm>
 #include <filesystem>
 #include <stdexcept>
 
@@ -69,6 +70,18 @@ public:
         unpin(s);
         unlock_and_close(std::move(fd));
     }
+    // grant: the key's token lives in its lock file (key_file_lock.h), which this holder has
+    // locked: the file's, or the slot's, or for a new file the directory's floor, plus one.
+    std::uint64_t grant(Slot& s, Handle& fd) noexcept
+    {
+        std::uint64_t last = read_token(fd);
+        if (last == 0) last = token_floor(parts_.options.lock_dir);
+        const std::uint64_t token = std::max(last, s.fence.load(std::memory_order_relaxed)) + 1;
+        (void)write_token(fd, token); // a failed write is logged; the slot still remembers it
+        s.fence.store(token, std::memory_order_relaxed);
+        return token;
+    }
+
     // release_dead (the default): the kernel already dropped the file lock; this clears the
     // bookkeeping and returns the dead holder's reference.
 

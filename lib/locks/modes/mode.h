@@ -96,6 +96,9 @@ public:
     // key and still_held(Lease)). Early: what before_pin() found (flock: the file it tried).
     using Handle = NoHandle;
     using Early = NoEarly;
+    // kTokens: grants carry fencing tokens (lock_table.h). False where the table is each
+    // process's own (none, thread): its numbers would repeat in the next process.
+    static constexpr bool kTokens = true;
 
     explicit ModeBase(const ModeParts& parts) noexcept : parts_(parts) {}
 
@@ -110,6 +113,18 @@ public:
     void clear_dead_claim(Slot&) override {}
 
     NoEarly before_pin(std::string_view) noexcept { return {}; }
+    // grant: the fencing token of the grant just taken (called by its holder, under the key's
+    // lock, unless take() issued one in Taken::fence): the key's last token plus one.
+    template <typename Handle>
+    std::uint64_t grant(Slot& s, Handle&) noexcept
+    {
+        const std::uint64_t token = s.fence.load(std::memory_order_relaxed) + 1;
+        s.fence.store(token, std::memory_order_relaxed);
+        return token;
+    }
+    // leases: a held key can be taken after its lease (lock_options.h); the mode then has
+    // release_fenced(Slot&, token) and still_held(const Slot&, token).
+    bool leases() const noexcept { return false; }
     // unlock: lets the lock go, keeps any pin (by lock only). release: lets the lock go and
     // unpins: the guard's unlock. unpin: drops a pin take() or pinning left (by reference).
     void unlock(Slot&, NoHandle&&) noexcept {}

@@ -10,6 +10,7 @@ namespace forklock {
 class NoneMode final : public ModeBase {
 public:
     static constexpr bool kExcludes = false;
+    static constexpr bool kTokens = false; // nothing is granted: no order to fence
     static constexpr MemoryRegion::Sharing kSharing = MemoryRegion::Sharing::private_copy;
     static constexpr MutexKind kMutexKind = MutexKind::private_default;
     using ModeBase::ModeBase;

@@ -45,6 +45,7 @@
 // between pin and owner word leaves a reference nobody returns, and the round trip to PostgreSQL
 // is the slow step; so before_pin() tries the lock once and take() waits only when it failed.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -119,7 +120,10 @@ public:
             if (blocking(s, t, [&] { return pg.lock(early.id(), ms_until(deadline)); }))
                 t.handle = Lease{pg.session_id()};
         }
-        if (t.handle.session != 0) own(s, t);
+        if (t.handle.session != 0) {
+            own(s, t);
+            t.fence = token_of(early.id(), s);
+        }
         return t;
     }
     void unlock(Slot& s, Lease&& lease) noexcept
@@ -164,6 +168,21 @@ private:
         if (!deadline) return std::nullopt;
         const std::int64_t left = *deadline - monotonic_ns();
         return std::chrono::milliseconds(left <= 0 ? 0 : (left + 999'999) / 1'000'000);
+    }
+    // token_of: the grant's fencing token from the database (PgSession::next_token), and at
+    // least the table's floor. If the database cannot answer, the key is let go and the error
+    // thrown: a grant without its token could not be fenced.
+    std::uint64_t token_of(std::int64_t id, Slot& s)
+    {
+        try {
+            const std::uint64_t token =
+                session().next_token(id, s.fence.load(std::memory_order_relaxed) + 1);
+            s.fence.store(token, std::memory_order_relaxed);
+            return token;
+        } catch (...) {
+            unlock(s, Lease{session().session_id()});
+            throw;
+        }
     }
     // own: the advisory lock is ours; so is the key. owner_pid still set means its holder died
     // holding it (PostgreSQL released it) before a supervisor cleaned up: that recovery is ours.

@@ -7,7 +7,21 @@
 // named_table.h). Holder death: nothing happens by itself: the key stays locked until a
 // supervisor that reaped the pid calls release_owned_by(pid); with recover_dead_owners = false,
 // for ever (as a multiprocessing.Lock under gunicorn).
+//
+// Leases (options.lease_ms > 0): the one table mode that can take a live holder's key, because its
+// lock is a word in shared memory, not a lock the kernel or a thread owns. A grant publishes its
+// deadline (CLOCK_MONOTONIC, Slot::lease_deadline), then its token in Slot::grant. A waiter that
+// finds the deadline past takes the key over by one compare-and-swap of Slot::grant from the old
+// token (to kTaking while it writes the new deadline, then to its own token) and writes its pid
+// into the word; the old holder's release is a compare-and-swap of Slot::grant from its token to
+// 0, so exactly one of the two wins: a holder that lost finds it out there (release returns
+// false and touches nothing) or in still_held() (Slot::grant is no longer its token). Takers look
+// between sleeps of at most a 20 ms slice, so a key is taken up to that long after its deadline.
+// A taker killed between its two compare-and-swaps leaves the key held by kTaking: as a dead
+// holder, the supervisor's release_owned_by() of the pid in the word frees it.
 
+#include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 #include <vector>
 
@@ -28,7 +42,8 @@ public:
     static constexpr bool kPinnedByLock = true;
 
     explicit SemaphoreMode(const ModeParts& parts)
-        : ModeBase(parts), semaphores_(slot_semaphores(parts.options, parts.attach))
+        : ModeBase(parts), semaphores_(slot_semaphores(parts.options, parts.attach)),
+          lease_ns_(parts.options.lease_ms * 1'000'000)
     {
     }
 
@@ -65,13 +80,49 @@ public:
         if (t.ok) return t;
         if (expired(deadline)) {
             t.blocked = true;
+            t.ok = take_over(s, generation, t);
             return t;
         }
-        t.ok = blocking(s, t, [&] { return wait(lock, s, generation, deadline); });
+        t.ok = blocking(s, t, [&] { return wait(lock, s, generation, deadline, t); });
         return t;
     }
-    void unlock(Slot& s, Handle&&) noexcept { lock_of(s, current_pid()).unlock(); }
+    // grant: with a lease, the deadline goes out before the token that makes it the holder's.
+    std::uint64_t grant(Slot& s, Handle& h) noexcept
+    {
+        const std::uint64_t token = ModeBase::grant(s, h);
+        if (lease_ns_ != 0) {
+            s.lease_deadline.store(monotonic_ns() + lease_ns_, std::memory_order_relaxed);
+            s.grant.store(token, std::memory_order_release);
+        }
+        return token;
+    }
+    bool leases() const noexcept { return lease_ns_ != 0; }
+    // unlock: a take-over for a key whose slot moved (TableImpl), or a held key without a lease.
+    void unlock(Slot& s, Handle&&) noexcept
+    {
+        if (lease_ns_ != 0) s.grant.store(0, std::memory_order_release);
+        lock_of(s, current_pid()).unlock();
+    }
     void release(Slot& s, Handle&& h) noexcept { unlock(s, std::move(h)); }
+    // release_fenced: a leased grant's release: false, touching nothing, if it was taken over.
+    bool release_fenced(Slot& s, std::uint64_t token) noexcept
+    {
+        std::uint64_t mine = token;
+        if (!s.grant.compare_exchange_strong(mine, 0, std::memory_order_acq_rel)) {
+            std::fprintf(stderr,
+                         "forklock: unlock of key '%.*s' (token %llu): its lease ran out and the "
+                         "key was taken over; nothing was unlocked\n",
+                         static_cast<int>(s.key_view().size()), s.key_view().data(),
+                         static_cast<unsigned long long>(token));
+            return false;
+        }
+        lock_of(s, current_pid()).unlock();
+        return true;
+    }
+    bool still_held(const Slot& s, std::uint64_t token) const noexcept
+    {
+        return s.grant.load(std::memory_order_acquire) == token;
+    }
     void unpin(Slot&) noexcept {}
 
     // release_dead: only a holder can change a held word, and this one is dead: the check cannot
@@ -80,6 +131,7 @@ public:
     {
         if (!parts_.options.recover_dead_owners || owner(s) != dead) return false;
         count_supervised_recovery(s, dead);
+        if (lease_ns_ != 0) s.grant.store(0, std::memory_order_release);
         return lock_of(s, dead).force_unlock(dead);
     }
     pid_t owner(const Slot& s) const noexcept
@@ -92,17 +144,44 @@ private:
     {
         return OwnerWordLock(s.word, semaphores_[id_of(s)], self);
     }
-    // wait: sleeps on the word in slices, giving up when the slot moved to another key.
-    bool wait(OwnerWordLock& lock, const Slot& s, std::uint32_t generation, Deadline deadline)
+    // wait: sleeps on the word in slices, giving up when the slot moved to another key, and
+    // taking the key over between slices once its holder's lease is past.
+    bool wait(OwnerWordLock& lock, Slot& s, std::uint32_t generation, Deadline deadline,
+              Taken<Handle>& t)
     {
         for (;;) {
             const Slice slice = next_slice(deadline);
             if (lock.try_lock_until(slice.until)) return true;
-            if (slice.last || moved(s, generation)) return false;
+            if (moved(s, generation)) return false;
+            if (take_over(s, generation, t)) return true;
+            if (slice.last) return false;
         }
     }
 
+    // take_over: the key of a holder whose lease is past, if this caller is the one that swaps
+    // its token out of Slot::grant (see the top of this file). A grant token is never reused in a
+    // slot, and the slot cannot be rebound while the word is held, so a swap that succeeds took
+    // the looked-up key from the holder whose deadline was read.
+    static constexpr std::uint64_t kTaking = ~std::uint64_t{0};
+    bool take_over(Slot& s, std::uint32_t generation, Taken<Handle>& t) noexcept
+    {
+        if (lease_ns_ == 0) return false;
+        std::uint64_t old = s.grant.load(std::memory_order_acquire);
+        if (old == 0 || old == kTaking || moved(s, generation)) return false;
+        if (monotonic_ns() < s.lease_deadline.load(std::memory_order_relaxed)) return false;
+        if (!s.grant.compare_exchange_strong(old, kTaking, std::memory_order_acq_rel)) return false;
+        s.word.owner.store(current_pid(), std::memory_order_relaxed);
+        const std::uint64_t token = std::max(old, s.fence.load(std::memory_order_relaxed)) + 1;
+        s.fence.store(token, std::memory_order_relaxed);
+        s.lease_deadline.store(monotonic_ns() + lease_ns_, std::memory_order_relaxed);
+        s.grant.store(token, std::memory_order_release);
+        s.lease_takeovers.fetch_add(1, std::memory_order_relaxed);
+        t.fence = token;
+        return true;
+    }
+
     std::vector<NamedSemaphore> semaphores_; // one per slot, index = slot id
+    const std::int64_t lease_ns_;            // 0: no lease
 };
 
 } // namespace forklock

@@ -10,6 +10,8 @@ namespace forklock {
 class ThreadMode final
     : public PthreadMode<MutexKind::private_default, MemoryRegion::Sharing::private_copy> {
 public:
+    // No tokens: each process's table would hand out the same numbers.
+    static constexpr bool kTokens = false;
     using PthreadMode::PthreadMode;
 
     void clear_dead_claim(Slot&) override {} // private memory: no other process could have died

@@ -111,9 +111,53 @@ void remove_lock_file_if_free(const std::filesystem::path& file) noexcept
         if (errno != ENOENT) log_os_error(errno, "open(lock file to remove)");
         return;
     }
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0 && ::unlink(file.c_str()) != 0 && errno != ENOENT)
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0 &&
+        raise_token_floor(file.parent_path(), read_token(fd)) && ::unlink(file.c_str()) != 0 &&
+        errno != ENOENT)
         log_os_error(errno, "unlink(lock file)");
     unlock_and_close(std::move(fd));
+}
+
+std::uint64_t read_token(const UniqueFd& fd) noexcept
+{
+    std::uint64_t token = 0;
+    const ssize_t got = ::pread(fd.get(), &token, sizeof token, 0);
+    if (got < 0) log_os_error(errno, "pread(lock file token)");
+    return got == sizeof token ? token : 0;
+}
+
+bool write_token(const UniqueFd& fd, std::uint64_t token) noexcept
+{
+    if (::pwrite(fd.get(), &token, sizeof token, 0) == sizeof token) return true;
+    log_os_error(errno, "pwrite(lock file token)");
+    return false;
+}
+
+namespace {
+std::filesystem::path floor_file(const std::filesystem::path& dir) { return dir / ".fence"; }
+} // namespace
+
+std::uint64_t token_floor(const std::filesystem::path& dir) noexcept
+{
+    UniqueFd fd(::open(floor_file(dir).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return 0;
+    if (::flock(fd.get(), LOCK_SH) != 0) log_os_error(errno, "flock(.fence, LOCK_SH)");
+    const std::uint64_t floor = read_token(fd);
+    unlock_and_close(std::move(fd));
+    return floor;
+}
+
+bool raise_token_floor(const std::filesystem::path& dir, std::uint64_t token) noexcept
+{
+    if (token == 0) return true;
+    UniqueFd fd(::open(floor_file(dir).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd || ::flock(fd.get(), LOCK_EX) != 0) {
+        log_os_error(errno, "open+flock(.fence)");
+        return false;
+    }
+    const bool ok = read_token(fd) >= token || write_token(fd, token);
+    unlock_and_close(std::move(fd));
+    return ok;
 }
 
 void unlock_and_close(UniqueFd fd) noexcept

@@ -48,7 +48,21 @@ struct KeyFile {
 };
 [[nodiscard]] KeyFile lock_key_file(const std::filesystem::path& file,
                                     std::optional<std::int64_t> deadline_ns, UniqueFd fd = {});
-// remove_lock_file_if_free: unlinks `file` if nobody holds it (never waits). Errors are logged.
+// Fencing tokens (lock_table.h): a key's last token is kept in its lock file (8 bytes at offset
+// 0, native order; an empty file is 0), read and written by the holder under the file lock, so
+// every process and table that locks the file continues one sequence. A file is removed only
+// after its token raised the directory's floor, DIR/.fence (no key file ends so: all end in
+// .lock), under an exclusive flock of that file; a key file that starts empty starts above it.
+// read_token, write_token: of a locked key file (write_token: false if the write failed; logged).
+std::uint64_t read_token(const UniqueFd& fd) noexcept;
+bool write_token(const UniqueFd& fd, std::uint64_t token) noexcept;
+// token_floor: DIR/.fence's value (0 if missing or unreadable), read under a shared flock.
+std::uint64_t token_floor(const std::filesystem::path& dir) noexcept;
+// raise_token_floor: DIR/.fence = max(itself, token); false if that failed (logged).
+bool raise_token_floor(const std::filesystem::path& dir, std::uint64_t token) noexcept;
+
+// remove_lock_file_if_free: unlinks `file` if nobody holds it (never waits), once its token is in
+// the floor of its directory (kept, if that fails). Errors are logged.
 void remove_lock_file_if_free(const std::filesystem::path& file) noexcept;
 
 // unlock_and_close: lets the lock go by closing (the description dies with its last fd); a failed

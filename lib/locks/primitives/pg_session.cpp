@@ -168,7 +168,9 @@ void PgSession::prepare_database()
 {
     Result r(PQexec(connection(), "BEGIN; SELECT pg_advisory_xact_lock(1718384491, 0); "
                                   "CREATE TABLE IF NOT EXISTS forklock_keys "
-                                  "(key text PRIMARY KEY, id bigserial UNIQUE NOT NULL); COMMIT"));
+                                  "(key text PRIMARY KEY, id bigserial UNIQUE NOT NULL); "
+                                  "ALTER TABLE forklock_keys ADD COLUMN IF NOT EXISTS "
+                                  "fence bigint NOT NULL DEFAULT 0; COMMIT"));
     if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) fail("CREATE TABLE forklock_keys");
 }
 
@@ -202,6 +204,17 @@ bool PgSession::run_bool(const char* sql, std::int64_t id, bool lock_wait)
         PQstatus(conn_) == CONNECTION_OK)
         return false;
     fail(fmt::format("advisory lock {}", id));
+}
+
+std::uint64_t PgSession::next_token(std::int64_t id, std::uint64_t floor)
+{
+    const std::string query = fmt::format(
+        "UPDATE forklock_keys SET fence = GREATEST(fence + 1, {}) WHERE id = {} RETURNING fence",
+        std::min<std::uint64_t>(floor, INT64_MAX), id);
+    Result r(PQexec(connection(), query.c_str()));
+    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) != 1)
+        fail(fmt::format("fencing token of advisory lock {}", id));
+    return std::stoull(PQgetvalue(r.get(), 0, 0));
 }
 
 bool PgSession::try_lock(std::int64_t id)

@@ -70,6 +70,11 @@ public:
     // lock: pg_advisory_lock(id), waiting at most `timeout` (nullopt: for ever; zero: one try)
     // with a transaction-local lock_timeout. False when the timeout expired.
     [[nodiscard]] bool lock(std::int64_t id, std::optional<std::chrono::milliseconds> timeout);
+    // next_token: the key's next fencing token, one round trip: forklock_keys.fence of `id` plus
+    // one (at least `floor`), written and returned by one UPDATE (committed before it answers),
+    // called by the holder of id's advisory lock, so every session and server on this database
+    // continues one sequence.
+    std::uint64_t next_token(std::int64_t id, std::uint64_t floor);
     // unlock: pg_advisory_unlock(id) of a lock taken by connection `session` (session_id() when
     // it was taken). False, touching nothing, if that connection is gone (it was lost, and its
     // locks with it: a newer connection's are left alone); false too, and the session closed

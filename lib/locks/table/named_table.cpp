@@ -41,7 +41,7 @@ struct NamedHeader {
 static_assert(std::is_standard_layout_v<NamedHeader>);
 
 constexpr std::uint64_t kReady = 0x6b636f6c6b726f66; // "forklock"
-constexpr std::uint32_t kLayoutVersion = 2; // 2: partitions lock with a PidSpinLock
+constexpr std::uint32_t kLayoutVersion = 3; // 3: slots carry fencing tokens and leases
 // How often an opener starts again when the name changed under it, or met a table being laid
 // out or cleared by someone else, before it gives up.
 constexpr int kAttempts = 200;

@@ -27,8 +27,8 @@ inline SlotState state_kind(std::uint32_t word) { return static_cast<SlotState>(
 inline std::uint32_t state_partition(std::uint32_t word) { return word & 0xffffff; }
 
 // Laid out by use: line 0 holds what every lock and unlock touches (semaphore mode touches nothing
-// else but the key), line 1 the mutex and the rarer statistics, lines 2-3 the key, of which a
-// short key uses only the first.
+// else but the key), line 1 the mutex and the rarer statistics, line 2 what only a contended or
+// leased acquisition touches, lines 3-4 the key, of which a short key uses only the first.
 struct alignas(64) Slot {
     // Bookkeeping, written under the partition lock (refs: see slot_table.h).
     std::atomic<std::uint32_t> state;
@@ -49,13 +49,24 @@ struct alignas(64) Slot {
     // Statistics: written by the holder (so plain load+store), read by anyone. (Who waits is kept
     // apart, in the table's WaitRegistry.)
     std::atomic<std::uint64_t> acquisitions;
-    std::atomic<std::uint64_t> contended;
-    std::atomic<std::uint64_t> wait_ns_total;
+    // fence: the last fencing token a grant of this key was given (lock_table.h), bumped by the
+    // holder; set to the table's token floor when the slot is bound, which eviction raises to it.
+    std::atomic<std::uint64_t> fence;
+    // grant: the token of the leased grant that holds the key now, 0 if none (semaphore mode with
+    // a lease: the one word a holder's unlock and a taker's take-over race on, by CAS).
+    std::atomic<std::uint64_t> grant;
 
     pthread_mutex_t mutex;
     std::atomic<std::uint64_t> wait_ns_max;
     std::atomic<std::uint64_t> recoveries;
     std::atomic<std::int32_t> last_dead_owner;
+
+    // The slow path's: statistics of a contended acquisition, and a leased grant's deadline
+    // (CLOCK_MONOTONIC ns, written before `grant`, read after it).
+    alignas(64) std::atomic<std::uint64_t> contended;
+    std::atomic<std::uint64_t> wait_ns_total;
+    std::atomic<std::int64_t> lease_deadline;
+    std::atomic<std::uint64_t> lease_takeovers; // grants taken from a holder whose lease was past
 
     // The key, as 8-byte words: lockless readers (SlotTable::find) compare it while an evictor
     // may rewrite it, a seqlock that the generation validates afterwards, so both sides access
@@ -71,8 +82,9 @@ struct alignas(64) Slot {
 };
 
 static_assert(std::is_standard_layout_v<Slot>);
-static_assert(offsetof(Slot, key_words) == 128 && sizeof(Slot) == 256,
-              "four cache lines, key last");
+static_assert(offsetof(Slot, fence) < 64 && offsetof(Slot, grant) < 64, "fence on line 0");
+static_assert(offsetof(Slot, key_words) == 192 && sizeof(Slot) == 320,
+              "five cache lines, key last");
 static_assert(kSlotKeyBytes % sizeof(std::uint64_t) == 0);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 

@@ -1,137 +1,24 @@
 #include "locks/table/slot_table.h"
 
 #include <algorithm>
-#include <bit>
-#include <cstring>
-#include <functional>
 #include <new>
 
 #include <sys/random.h>
 
 #include <fmt/format.h>
 
-#include <forklock/lock_errors.h>
 #include "os/current_pid.h"
 #include "os/os_error.h"
+#include <forklock/lock_errors.h>
+
+#include "locks/table/slot_keys.h"
+#include "locks/table/slot_layout.h"
 
 namespace forklock {
 
-struct alignas(64) SlotTable::Header {
-    pthread_mutex_t pool_lock;
-    std::uint32_t pool_top;         // pool_[0..pool_top) are free slot ids
-    std::uint32_t bound_high_water; // most slots ever out of the pool (under pool_lock)
-    std::uint64_t seed;             // the hash's, written once by the creator
-    alignas(64) std::atomic<std::uint64_t> full_errors;
-};
-
-struct alignas(64) SlotTable::Partition {
-    PidSpinLock lock;
-    std::uint32_t bound; // keys indexed here
-    std::uint32_t hand;  // where the next search for an idle slot starts (a clock hand)
-    // Written under `lock` only, so no shared counter is touched on the hot paths.
-    std::uint64_t evictions;
-    std::uint64_t retired_recoveries; // recoveries counted on keys since evicted
-    // changes: bumped (under `lock`) after every change to the index, on its own line because the
-    // hit path reads it. A miss that saw no change since before its lockless probe need not probe
-    // again under the lock.
-    alignas(64) std::atomic<std::uint32_t> changes;
-};
+using namespace slot_detail;
 
 namespace {
-
-constexpr std::uint64_t kEmpty = 0;
-constexpr std::uint64_t kNotMissed = ~std::uint64_t{0}; // never equal to a 32-bit change count
-constexpr std::size_t kHeaderBytes = 256;               // room for SlotTable::Header
-constexpr std::size_t kPartitionBytes = 128;            // one SlotTable::Partition, two cache lines
-
-// An index entry: the hash's low 32 bits (home position and a cheap filter) and slot id + 1.
-std::uint64_t make_entry(std::uint64_t hash, std::uint32_t id)
-{
-    return (hash & 0xffffffffu) << 32 | (std::uint64_t{id} + 1);
-}
-std::uint32_t entry_id(std::uint64_t e) { return static_cast<std::uint32_t>(e & 0xffffffffu) - 1; }
-std::uint32_t entry_hash(std::uint64_t e) { return static_cast<std::uint32_t>(e >> 32); }
-
-std::uint64_t hash_key(std::string_view key, std::uint64_t seed)
-{
-    // Eight bytes per multiply (a byte-at-a-time FNV was a fifth of a lock's cost on a short
-    // key), then a murmur finaliser so both halves are well mixed (low half: home position and
-    // tag, high half: partition).
-    std::uint64_t h = (seed + 0x9e3779b97f4a7c15ull) ^ key.size();
-    std::size_t i = 0;
-    for (; i + 8 <= key.size(); i += 8) {
-        std::uint64_t w;
-        std::memcpy(&w, key.data() + i, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 29;
-    }
-    if (const std::size_t rest = key.size() - i; rest != 0) {
-        // The last 1..7 bytes without a variable-length memcpy (a libc call and a store-forwarding
-        // stall that cost more than the rest of the hash). The length is already in h, so
-        // overlapping reads still tell different keys of one length apart.
-        const auto* b = reinterpret_cast<const unsigned char*>(key.data());
-        std::uint64_t w;
-        if (key.size() >= 8) {
-            std::memcpy(&w, b + key.size() - 8, 8);
-            w >>= 8 * (8 - rest);
-        } else if (rest >= 4) {
-            std::uint32_t lo, hi;
-            std::memcpy(&lo, b, 4);
-            std::memcpy(&hi, b + rest - 4, 4);
-            w = std::uint64_t{hi} << 32 | lo;
-        } else {
-            w = std::uint64_t{b[0]} | std::uint64_t{b[rest / 2]} << 8 |
-                std::uint64_t{b[rest - 1]} << 16;
-        }
-        h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 33);
-}
-
-// The `n`th 8-byte word of `key` as the slot stores it: its bytes in memory order, the last word
-// padded with zeros. (Not a memcpy of min(8, rest) bytes: a variable-length copy into a word
-// and the load of that word stalled store forwarding, the costliest instruction of a miss.)
-static_assert(std::endian::native == std::endian::little, "key words are assembled little-end");
-std::uint64_t key_word(std::string_view key, std::size_t n)
-{
-    const std::size_t at = 8 * n;
-    std::uint64_t w = 0;
-    if (key.size() - at >= 8) {
-        std::memcpy(&w, key.data() + at, 8);
-        return w;
-    }
-    for (std::size_t i = 0; at + i < key.size(); ++i)
-        w |= std::uint64_t{static_cast<unsigned char>(key[at + i])} << (8 * i);
-    return w;
-}
-
-// store_key, key_matches: the two sides of the key's seqlock (Slot::key_words).
-void store_key(Slot& s, std::string_view key)
-{
-    for (std::size_t n = 0; 8 * n < key.size(); ++n)
-        std::atomic_ref(s.key_words[n]).store(key_word(key, n), std::memory_order_relaxed);
-    std::atomic_ref(s.key_len).store(static_cast<std::uint32_t>(key.size()),
-                                     std::memory_order_relaxed);
-}
-
-bool key_matches(Slot& s, std::string_view key)
-{
-    if (std::atomic_ref(s.key_len).load(std::memory_order_relaxed) != key.size()) return false;
-    for (std::size_t n = 0; 8 * n < key.size(); ++n)
-        if (std::atomic_ref(s.key_words[n]).load(std::memory_order_relaxed) != key_word(key, n))
-            return false;
-    return true;
-}
-
-// The word Slot::state holds: what the slot does, and for which partition.
-std::uint32_t make_state(SlotState s, std::uint32_t partition)
-{
-    return static_cast<std::uint32_t>(s) << 24 | partition;
-}
 
 std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
@@ -146,6 +33,18 @@ std::uint64_t random_seed()
 }
 
 } // namespace
+
+void SlotTable::raise_token_floor(std::uint64_t floor) noexcept
+{
+    std::uint64_t seen = header_->token_floor.load(std::memory_order_relaxed);
+    while (seen < floor &&
+           !header_->token_floor.compare_exchange_weak(seen, floor, std::memory_order_relaxed)) {}
+}
+
+std::uint64_t SlotTable::token_floor() const noexcept
+{
+    return header_->token_floor.load(std::memory_order_relaxed);
+}
 
 TableGeometry TableGeometry::for_capacity(std::size_t capacity)
 {
@@ -228,13 +127,6 @@ void SlotTable::lock_partition(std::uint32_t p) const
 }
 
 void SlotTable::unlock_partition(std::uint32_t p) const { partitions_[p].lock.unlock(); }
-
-namespace {
-std::uint32_t partition_of(std::uint64_t hash, const TableGeometry& g)
-{
-    return static_cast<std::uint32_t>((hash >> 32) & (g.partitions - 1));
-}
-} // namespace
 
 std::uint32_t SlotTable::partition_for(std::string_view key) const
 {
@@ -373,6 +265,9 @@ void SlotTable::bind(Slot& s, std::uint32_t p, std::string_view key, std::uint64
     s.recoveries.store(0, std::memory_order_relaxed);
     s.last_dead_owner.store(0, std::memory_order_relaxed);
     s.pending_recovery.store(0, std::memory_order_relaxed);
+    s.fence.store(header_->token_floor.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    s.grant.store(0, std::memory_order_relaxed);
+    s.lease_takeovers.store(0, std::memory_order_relaxed);
     s.state.store(make_state(SlotState::bound, p), std::memory_order_release);
     // The caller's lock from here: a crash before this leaves a claim for clear_dead_claim, a crash
     // after it a holder for the supervisor.
@@ -414,174 +309,6 @@ void SlotTable::index_erase(std::uint32_t p, std::uint32_t hole)
     Partition& part = partitions_[p];
     --part.bound;
     part.changes.store(part.changes.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-}
-
-Slot* SlotTable::evict_idle(std::uint32_t p)
-{
-    Partition& part = partitions_[p];
-    const Entry* idx = index(p);
-    const std::uint32_t mask = geometry_.index_size - 1;
-    for (std::uint32_t n = 0; n <= mask; ++n) {
-        const std::uint32_t pos = (part.hand + n) & mask;
-        const std::uint64_t e = idx[pos].load(std::memory_order_relaxed);
-        if (e == kEmpty) continue;
-        Slot& s = slots_[entry_id(e)];
-        if (!claim_if_idle(s)) continue;
-        part.hand = (pos + 1) & mask;
-        s.state.store(make_state(SlotState::claimed, p), std::memory_order_release);
-        index_erase(p, pos);
-        ++part.evictions;
-        part.retired_recoveries += s.recoveries.load(std::memory_order_relaxed);
-        return &s;
-    }
-    return nullptr;
-}
-
-// claim_if_idle: the evictor's half of pinning (slot_table.h).
-bool SlotTable::claim_if_idle(Slot& s)
-{
-    const std::uint32_t g = s.generation.load(std::memory_order_relaxed); // even: bound here
-    if (by_lock_) {
-        // The slot's lock, once ours, orders every acquirer before or after us: no fence needed
-        // for them. The release fence keeps the odd generation ahead of the key we are about to
-        // rewrite, for lockless readers in find().
-        if (!locks_.claim(s)) return false;
-        s.generation.store(g + 1, std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_release);
-        return true;
-    }
-    // By reference: the odd generation goes out before we read refs, so a caller who counts
-    // itself after our question sees it.
-    s.generation.store(g + 1, std::memory_order_seq_cst);
-    if (locks_.claim(s)) return true;
-    // In use: nothing about the slot changed, so a reader who saw g may keep trusting it.
-    s.generation.store(g, std::memory_order_release);
-    return false;
-}
-
-void SlotTable::steal_idle_slot(std::uint32_t except)
-{
-    // One partition lock at a time: no lock-order cycles between partitions.
-    for (std::uint32_t q = 0; q < geometry_.partitions; ++q) {
-        if (q == except) continue;
-        lock_partition(q);
-        Slot* s = evict_idle(q);
-        if (s) {
-            if (by_lock_)
-                locks_.unclaim(*s); // before the push: a crash in between leaves it claimed by q
-            pool_push(*s);
-        }
-        unlock_partition(q);
-        if (s) return;
-    }
-}
-
-Slot* SlotTable::pool_pop(std::uint32_t p)
-{
-    ScopedMutex guard(&header_->pool_lock, [this] { repair_pool(); });
-    if (header_->pool_top == 0) return nullptr;
-    Slot& s = slots_[pool_[header_->pool_top - 1]];
-    s.state.store(make_state(SlotState::claimed, p), std::memory_order_release);
-    --header_->pool_top;
-    header_->bound_high_water =
-        std::max(header_->bound_high_water, geometry_.capacity - header_->pool_top);
-    return &s;
-}
-
-void SlotTable::pool_push(Slot& s)
-{
-    ScopedMutex guard(&header_->pool_lock, [this] { repair_pool(); });
-    s.state.store(make_state(SlotState::free, 0), std::memory_order_release);
-    pool_[header_->pool_top++] = static_cast<std::uint32_t>(&s - slots_);
-}
-
-void SlotTable::repair_pool()
-{
-    std::uint32_t top = 0;
-    for (std::uint32_t i = 0; i < geometry_.capacity; ++i)
-        if (state_kind(slots_[i].state.load(std::memory_order_acquire)) == SlotState::free)
-            pool_[top++] = i;
-    header_->pool_top = top;
-}
-
-void SlotTable::repair_partition(std::uint32_t p) const
-{
-    auto* self = const_cast<SlotTable*>(this);
-    Entry* idx = index(p);
-    for (std::uint32_t i = 0; i < geometry_.index_size; ++i)
-        idx[i].store(kEmpty, std::memory_order_relaxed);
-    partitions_[p].bound = 0; // (index_insert below counts the changes)
-    for (std::uint32_t i = 0; i < geometry_.capacity; ++i) {
-        Slot& s = slots_[i];
-        const std::uint32_t st = s.state.load(std::memory_order_acquire);
-        if (state_partition(st) != p || state_kind(st) == SlotState::free) continue;
-        locks_.clear_dead_claim(s);
-        if (state_kind(st) == SlotState::bound) {
-            // Killed between claiming it and deciding: a new even generation, same key.
-            if (const std::uint32_t g = s.generation.load(std::memory_order_relaxed); g & 1)
-                s.generation.store(g + 1, std::memory_order_release);
-            self->index_insert(p, s.hash, i);
-        } else if (state_kind(st) == SlotState::claimed)
-            self->pool_push(s); // half-bound or half-evicted: its key was never visible
-    }
-}
-
-void SlotTable::for_each_bound(const std::function<void(const Slot&)>& f) const
-{
-    for (std::uint32_t p = 0; p < geometry_.partitions; ++p) {
-        lock_partition(p);
-        const Entry* idx = index(p);
-        try {
-            for (std::uint32_t pos = 0; pos < geometry_.index_size; ++pos)
-                if (const std::uint64_t e = idx[pos].load(std::memory_order_relaxed); e != kEmpty)
-                    f(slots_[entry_id(e)]);
-        } catch (...) {
-            unlock_partition(p);
-            throw;
-        }
-        unlock_partition(p);
-    }
-}
-
-bool SlotTable::visit_bound(std::string_view key, const std::function<void(const Slot&)>& f) const
-{
-    const std::uint64_t h = hash_key(key, seed_);
-    const std::uint32_t p = partition_of(h, geometry_);
-    lock_partition(p);
-    bool sure = true;
-    const SlotRef r = find(p, key, h, sure); // under the lock nothing is being rebound
-    try {
-        if (r.slot) f(*r.slot);
-    } catch (...) {
-        unlock_partition(p);
-        throw;
-    }
-    unlock_partition(p);
-    return r.slot != nullptr;
-}
-
-TableStats SlotTable::stats() const
-{
-    TableStats t;
-    t.capacity = geometry_.capacity;
-    t.keys_high_water = header_->bound_high_water; // a racy read of a monotonic number: fine
-    t.full_errors = header_->full_errors.load(std::memory_order_relaxed);
-    for (std::uint32_t p = 0; p < geometry_.partitions; ++p) {
-        lock_partition(p);
-        const Partition& part = partitions_[p];
-        t.evictions += part.evictions;
-        t.recoveries += part.retired_recoveries;
-        const Entry* idx = index(p);
-        for (std::uint32_t pos = 0; pos < geometry_.index_size; ++pos) {
-            const std::uint64_t e = idx[pos].load(std::memory_order_relaxed);
-            if (e == kEmpty) continue;
-            const Slot& s = slots_[entry_id(e)];
-            ++t.keys;
-            t.recoveries += s.recoveries.load(std::memory_order_relaxed);
-        }
-        unlock_partition(p);
-    }
-    return t;
 }
 
 } // namespace forklock

@@ -39,6 +39,10 @@
 // acquire_ref() and recording itself as holder or waiter leaves a reference nobody returns: that
 // slot is never reused (one slot of capacity lost, an `active` key nobody holds).
 //
+// Fencing tokens: a slot keeps the last token its key was granted (Slot::fence); bind() starts a
+// new key at the table's token floor, and eviction raises that floor to the evicted key's last
+// token (both under the key's partition lock), so a key's tokens never go back, evicted or not.
+//
 // Invalid: keys longer than kSlotKeyBytes; release_ref() without a matching acquire_ref();
 // calling back into the table from a for_each_bound()/visit_bound() callback.
 
@@ -132,6 +136,11 @@ public:
     // partition's lock; binds nothing. True if a slot was bound. f must not call back into the
     // table.
     bool visit_bound(std::string_view key, const std::function<void(const Slot&)>& f) const;
+
+    // Fencing tokens (Slot::fence). raise_token_floor: every key bound from now on has its tokens
+    // above `floor` (a restart's seed; a joined table keeps the higher of the two).
+    void raise_token_floor(std::uint64_t floor) noexcept;
+    std::uint64_t token_floor() const noexcept;
 
     // stats: everything but `active` and `shared`, which only the table's owner can tell.
     TableStats stats() const;
