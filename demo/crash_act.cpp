@@ -18,7 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string kKey = "crash";
+const std::string kCrashKey = "crash";
 constexpr int kHoldMs = 10'000;      // the victim holds the key far longer than the act lasts
 constexpr int kStuckProbeMs = 2'000; // how long the no-recovery probe waits for the lock
 constexpr int kCommitsAround = 3;    // increments committed before and after the crash
@@ -49,11 +49,11 @@ void crash(const std::filesystem::path& server, CrashRow& row, Progress& progres
 {
     harness::ServerProcess process = start_server(server, row.config);
     const ServerApi api(process.port(), 1s);
-    row.committed = commit(api, kKey, kCommitsAround);
+    row.committed = commit(api, kCrashKey, kCommitsAround);
     // The victim: its reply never comes (its worker dies), so its increment is not committed.
     std::jthread victim([&api] {
         try {
-            (void)api.increment(kKey, kHoldMs, -1, std::chrono::milliseconds(kHoldMs + 5'000));
+            (void)api.increment(kCrashKey, kHoldMs, -1, std::chrono::milliseconds(kHoldMs + 5'000));
         } catch (const std::exception&) {
         }
     });
@@ -61,21 +61,21 @@ void crash(const std::filesystem::path& server, CrashRow& row, Progress& progres
     // Connections that arrive together may all be accepted by the victim's thread and wait out
     // its hold; giving the victim a head start keeps the polls out of that batch.
     sleep_or_throw(50ms);
-    row.killed_pid = wait_for_owner(api, kKey);
+    row.killed_pid = wait_for_owner(api, kCrashKey);
     const WorkersSnapshot before = retry([&] { return api.workers(); }, "GET /workers");
     row.restarts_before = before.restarts;
     progress.show(fmt::format("{} kill -9 {}", label, row.killed_pid));
     if (::kill(row.killed_pid, SIGKILL) != 0)
         throw os_error(errno, "kill({}, SIGKILL)", row.killed_pid);
     const auto killed_at = Clock::now();
-    probe_after_kill(api, kKey, row, killed_at);
+    probe_after_kill(api, kCrashKey, row, killed_at);
     wait_for_replacement(api, row, before);
     // A worker is listed as soon as it is forked, but handles TERM only once it has booted: a
     // TERM that arrives earlier is lost, and the master waits out --graceful-timeout.
     if (row.new_pid != 0)
         (void)process.wait_for_log(fmt::format("Booting worker with pid: {}", row.new_pid), 3s);
-    if (row.freed) row.committed += commit(api, kKey, kCommitsAround);
-    row.final = retry([&] { return api.counter(kKey); }, "GET /counter");
+    if (row.freed) row.committed += commit(api, kCrashKey, kCommitsAround);
+    row.final = retry([&] { return api.counter(kCrashKey); }, "GET /counter");
     process.stop();
 }
 

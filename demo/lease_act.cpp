@@ -17,7 +17,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string kKey = "lease";
+const std::string kLeaseKey = "lease";
 constexpr int kCommitsAround = 2;
 constexpr int kTakerTimeoutMs = 5'000;
 constexpr int kMaxAttempts = 3;
@@ -36,7 +36,7 @@ void pause_past_lease(const ServerApi& api, LeaseRow& row, const PendingReply& h
     Stopped stopped(row.paused_pid);
     facts.paused_holding = stopped.wait_stopped(2s) && !holder.answered();
     progress.show(fmt::format("{} another worker waits out the {} ms lease", label, kLeaseMs));
-    row.taker = api.increment(kKey, 0, kTakerTimeoutMs, 10s);
+    row.taker = api.increment(kLeaseKey, 0, kTakerTimeoutMs, 10s);
     row.taken_ms = ms_between(stopped.stopped_at(), Clock::now());
     facts.taken_over = row.taker.status == 200 && row.taker.pid != row.paused_pid;
     const auto until = stopped.stopped_at() + std::chrono::milliseconds(kLeasePauseMs);
@@ -52,21 +52,21 @@ LeaseFacts run_once(const std::filesystem::path& server, LeaseRow& row, Progress
     LeaseFacts facts;
     harness::ServerProcess process = start_server(server, row.config);
     const ServerApi api(process.port(), 1s);
-    row.committed = commit(api, kKey, kCommitsAround);
+    row.committed = commit(api, kLeaseKey, kCommitsAround);
     const PendingReply holder([&api] {
-        return api.increment(kKey, 0, kTakerTimeoutMs, 20s, kLeaseWriteDelayMs);
+        return api.increment(kLeaseKey, 0, kTakerTimeoutMs, 20s, kLeaseWriteDelayMs);
     });
     progress.show(fmt::format("{} waiting for a worker to hold the key", label));
     sleep_or_throw(50ms); // as in Act 3: the polls stay out of the holder's accept batch
-    row.paused_pid = wait_for_owner(api, kKey);
+    row.paused_pid = wait_for_owner(api, kLeaseKey);
     pause_past_lease(api, row, holder, facts, progress, label);
     if (holder.wait(10s)) row.holder = holder.reply();
-    row.value_after_late = retry([&] { return api.counter(kKey); }, "GET /counter");
+    row.value_after_late = retry([&] { return api.counter(kLeaseKey); }, "GET /counter");
     row.committed += (row.taker.status == 200 ? 1 : 0) + (row.holder.status == 200 ? 1 : 0);
-    row.committed += commit(api, kKey, kCommitsAround);
+    row.committed += commit(api, kLeaseKey, kCommitsAround);
     row.writes = row.committed + (row.holder.written && row.holder.status != 200 ? 1 : 0);
-    row.final = retry([&] { return api.counter(kKey); }, "GET /counter");
-    row.overlaps = retry([&] { return api.analysis(kKey); }, "GET /analysis").overlaps;
+    row.final = retry([&] { return api.counter(kLeaseKey); }, "GET /counter");
+    row.overlaps = retry([&] { return api.analysis(kLeaseKey); }, "GET /analysis").overlaps;
     process.stop();
     facts.holder_status = row.holder.status;
     facts.holder_wrote = row.holder.written;

@@ -13,7 +13,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string kKey = "pause";
+const std::string kPauseKey = "pause";
 constexpr int kProbes = 3;
 constexpr int kProbeTimeoutMs = 300;
 constexpr int kFreedProbeMs = 2'000;
@@ -33,7 +33,7 @@ void probe_while_paused(const ServerApi& api, PauseRow& row, Clock::time_point s
     while (row.probes < kProbes || (Clock::now() < hold_ended + 1s && row.refused_past_hold == 0)) {
         ++row.probes;
         try {
-            const IncrementReply reply = api.increment(kKey, 0, kProbeTimeoutMs, 3s);
+            const IncrementReply reply = api.increment(kPauseKey, 0, kProbeTimeoutMs, 3s);
             if (reply.status == 503 && reply.owner_pid == row.paused_pid) {
                 ++row.refused;
                 row.refused_past_hold += Clock::now() > hold_ended ? 1 : 0;
@@ -59,7 +59,7 @@ void after_resume(const ServerApi& api, PauseRow& row, const PendingReply& holde
         ++row.committed;
     }
     const IncrementReply reply =
-        retry([&] { return api.increment(kKey, 0, kFreedProbeMs, 5s); }, "POST /counter/pause");
+        retry([&] { return api.increment(kPauseKey, 0, kFreedProbeMs, 5s); }, "POST /counter/pause");
     if (reply.status == 200) {
         row.freed_after = true;
         row.freed_after_ms = ms_since(resumed_at);
@@ -72,11 +72,11 @@ void pause(const std::filesystem::path& server, PauseRow& row, Progress& progres
 {
     harness::ServerProcess process = start_server(server, row.config);
     const ServerApi api(process.port(), 1s);
-    row.committed = commit(api, kKey, kCommitsAround);
-    const PendingReply holder([&api] { return api.increment(kKey, kPauseHoldMs, -1, 20s); });
+    row.committed = commit(api, kPauseKey, kCommitsAround);
+    const PendingReply holder([&api] { return api.increment(kPauseKey, kPauseHoldMs, -1, 20s); });
     progress.show(fmt::format("{} waiting for a worker to hold the key", label));
     sleep_or_throw(50ms); // as in Act 2: the polls stay out of the holder's accept batch
-    row.paused_pid = wait_for_owner(api, kKey);
+    row.paused_pid = wait_for_owner(api, kPauseKey);
     Clock::time_point resumed_at;
     {
         progress.show(fmt::format("{} kill -STOP {}", label, row.paused_pid));
@@ -90,8 +90,8 @@ void pause(const std::filesystem::path& server, PauseRow& row, Progress& progres
             std::chrono::duration<double, std::milli>(resumed_at - stopped.stopped_at()).count();
     }
     after_resume(api, row, holder, resumed_at);
-    row.committed += commit(api, kKey, kCommitsAround);
-    row.final = retry([&] { return api.counter(kKey); }, "GET /counter");
+    row.committed += commit(api, kPauseKey, kCommitsAround);
+    row.final = retry([&] { return api.counter(kPauseKey); }, "GET /counter");
     process.stop();
 }
 

@@ -10,7 +10,7 @@
 namespace forklock::demo {
 namespace {
 
-const std::string kKey = "race";
+const std::string kRaceKey = "race";
 
 RaceRow measure(const std::filesystem::path& server, const ServerConfig& config,
                 const RaceSizes& sizes, Progress& progress, const std::string& label)
@@ -19,14 +19,14 @@ RaceRow measure(const std::filesystem::path& server, const ServerConfig& config,
     row.config = config;
     progress.show(fmt::format("{} starting the server", label));
     harness::ServerProcess process = start_server(server, config);
-    const LoadPlan plan{process.port(), kKey, sizes.requests, sizes.concurrency, sizes.hold_ms};
+    const LoadPlan plan{process.port(), kRaceKey, sizes.requests, sizes.concurrency, sizes.hold_ms};
     row.load = fire_increments(plan, [&](int done) {
         progress.show(fmt::format("{} {}/{} increments", label, done, sizes.requests));
     });
     const ServerApi api(process.port());
-    row.final = api.counter(kKey);
+    row.final = api.counter(kRaceKey);
     try {
-        row.witness = api.analysis(kKey);
+        row.witness = api.analysis(kRaceKey);
         if (sizes.keep_trace) row.chrome = api.chrome_trace()["traceEvents"];
     } catch (const HttpError& error) {
         row.trace_error = error.what();

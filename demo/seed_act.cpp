@@ -24,7 +24,7 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-const std::string kKey = "seed";
+const std::string kSeedKey = "seed";
 const std::string kHeldKey = "seed-held";   // held 1 s while...
 const std::string kOtherKey = "seed-other"; // ...an increment of this key is timed
 const std::string kCrashKey = "seed-crash";
@@ -127,12 +127,12 @@ void measure_race(const SeedSetup& setup, SeedRaceRow& row, const RaceSizes& siz
     progress.show(fmt::format("{} starting gunicorn", label));
     harness::ServerProcess gunicorn(gunicorn_spec(setup, config, data.path()));
     wait_for_workers(gunicorn, static_cast<std::size_t>(config.workers));
-    const LoadPlan plan{gunicorn.port(), kKey, sizes.requests, sizes.concurrency, sizes.hold_ms};
+    const LoadPlan plan{gunicorn.port(), kSeedKey, sizes.requests, sizes.concurrency, sizes.hold_ms};
     row.load = fire_increments(plan, [&](int done) {
         progress.show(fmt::format("{} {}/{} increments", label, done, sizes.requests));
     });
     const ServerApi api(gunicorn.port(), 1s);
-    row.final = retry([&] { return api.counter(kKey); }, "GET /counter");
+    row.final = retry([&] { return api.counter(kSeedKey); }, "GET /counter");
     if (predict_key_scope(config)) {
         progress.show(fmt::format("{} holding one key, timing another", label));
         row.other_key_waited_ms = other_key_wait(api);

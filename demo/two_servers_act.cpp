@@ -12,7 +12,7 @@
 namespace forklock::demo {
 namespace {
 
-const std::string kKey = "two-servers";
+const std::string kTwoServersKey = "two-servers";
 
 // Each server gets half the requests and half the clients, at the same time: every increment of
 // one server can overlap one of the other's.
@@ -22,8 +22,8 @@ std::pair<LoadResult, LoadResult> fire_at_both(const harness::ServerProcess& a,
                                                const std::function<void(int)>& progress)
 {
     const int half = sizes.concurrency / 2;
-    const LoadPlan to_a{a.port(), kKey, sizes.requests / 2, half, sizes.hold_ms};
-    const LoadPlan to_b{b.port(), kKey, sizes.requests - sizes.requests / 2,
+    const LoadPlan to_a{a.port(), kTwoServersKey, sizes.requests / 2, half, sizes.hold_ms};
+    const LoadPlan to_b{b.port(), kTwoServersKey, sizes.requests - sizes.requests / 2,
                         sizes.concurrency - half, sizes.hold_ms};
     LoadResult from_b;
     std::exception_ptr b_failed;
@@ -59,7 +59,7 @@ TwoServerRow measure(const std::filesystem::path& server, const ServerConfig& co
         progress.show(
             fmt::format("{} {}/{} increments on server A", label, done, sizes.requests / 2));
     });
-    row.final = ServerApi(a.port()).counter(kKey);
+    row.final = ServerApi(a.port()).counter(kTwoServersKey);
     progress.show(fmt::format("{} stopping the servers", label));
     b.stop();
     a.stop();
