@@ -89,7 +89,7 @@ void Arbiter::start()
     if (facts(options_.lock_mode).needs_lock_dir)
         CounterStore::create_directory(lock_dir_for(options_.data_dir));
     store_ = std::make_unique<CounterStore>(options_.data_dir);
-    options_.token_floor = advance_token_epoch(options_.data_dir); // before any table is made
+    take_token_epoch(); // before any table is made
     // After a USR2 the old master's workers are writing theirs: it removes them as they die.
     if (auto n = startup_.upgrade ? 0 : store_->remove_temp_files())
         log(LogLevel::info, "Removed {} stale temporary file(s) from {}", n,
@@ -197,6 +197,22 @@ std::shared_ptr<LockTable> Arbiter::next_table(const Options& next, bool changed
 // workers open it by name; the master keeps it to free a dead worker's keys and, as its last
 // user at exit, to remove the name). postgres without --preload: a table made and dropped at once,
 // so a PostgreSQL that is down or a bad --lock-url stops the server here, before fork.
+// take_token_epoch: the fencing tokens' restart seed (token_epoch.h). Without --fencing a data
+// directory that cannot keep it only costs the guarantee across restarts: a warning, and the
+// workers' own boot check reports the directory. With --fencing it stops the start.
+void Arbiter::take_token_epoch()
+{
+    try {
+        options_.token_floor = advance_token_epoch(options_.data_dir);
+    } catch (const std::exception& e) {
+        if (options_.fencing) throw;
+        log(LogLevel::warning,
+            "Fencing tokens: no restart epoch ({}): tokens start at 0 and may repeat the last "
+            "run's",
+            e.what());
+    }
+}
+
 void Arbiter::make_table()
 {
     const LockTableOptions o = lock_table_options(options_);

@@ -102,6 +102,7 @@ private:
     void request_stop(StopRequest request);
     void stop(bool graceful);
     int halt(const StopRequest& request);
+    void take_token_epoch();
     void make_table();
     void warn_lost_updates();
     bool reload();

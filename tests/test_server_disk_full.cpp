@@ -44,7 +44,7 @@ std::vector<std::string> strays(const std::filesystem::path& dir)
     std::vector<std::string> out;
     for (const auto& e : std::filesystem::directory_iterator(dir)) {
         const auto name = e.path().filename().string();
-        if (name.starts_with('.') && name != ".locks") out.push_back(name);
+        if (name.starts_with('.') && name != ".locks" && name != ".fence-epoch") out.push_back(name);
     }
     return out;
 }

@@ -54,7 +54,7 @@ std::string exchange(int fd, const std::string& request)
 std::string without_figures(std::string response)
 {
     static const std::regex figures(
-        R"(("value"|"waited_ms"|"held_ms"):[0-9.e+-]+|Content-Length: [0-9]+)");
+        R"(("value"|"waited_ms"|"held_ms"|"token"):[0-9.e+-]+|Content-Length: [0-9]+)");
     return std::regex_replace(response, figures, "$1(figure)");
 }
 
