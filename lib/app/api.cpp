@@ -18,6 +18,16 @@
 
 namespace forklock {
 
+// The one JSON answer of every endpoint (json_response.h): defined here, beside the handlers that
+// use it most, so an increment's answer is made in the file that handles it.
+Response json_response(int status, const nlohmann::ordered_json& body)
+{
+    return {status,
+            "application/json",
+            body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n",
+            {}};
+}
+
 namespace {
 
 using Json = nlohmann::ordered_json;
