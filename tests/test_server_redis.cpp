@@ -158,7 +158,23 @@ TEST_CASE("Server: /locks in redis mode shows a holder with its lease left and i
     CHECK(shown["ttl_ms"].get<long>() <= 30'000);
     CHECK(shown["token"].get<long>() > 0);
     CHECK(server.worker_pids().count(shown["pid"].get<pid_t>()) == 1);
-    CHECK(holder.get().status == 200);
+    const auto answer = holder.get();
+    REQUIRE(answer.status == 200);
+    // The key's last token in /locks is Redis's own (INCR), the one the increment answered. The
+    // keys' counts are each worker's own (no --preload): ask until the holder's worker answers.
+    const nlohmann::json done = answer.json();
+    std::uint64_t last_token = 0;
+    REQUIRE(wait_until(
+        [&] {
+            const nlohmann::json locks = http_request(server.endpoint(), "GET", "/locks").json();
+            if (locks["pid"] != done["pid"]) return false;
+            for (const auto& k : locks["keys"])
+                if (k["key"] == "held") last_token = k["last_token"].get<std::uint64_t>();
+            return true;
+        },
+        10s, 20ms));
+    CHECK(last_token == done["token"].get<std::uint64_t>());
+    CHECK(last_token == shown["token"].get<std::uint64_t>());
 }
 
 TEST_CASE("Server: a redis lease that runs out mid-increment lets a waiter in, and with "

@@ -205,8 +205,12 @@ KeyGuard TableImpl<Mode>::acquire(std::string_view key, std::chrono::nanoseconds
         if (!recovered_from && s.pending_recovery.load(std::memory_order_relaxed) != 0)
             recovered_from = s.pending_recovery.exchange(0, std::memory_order_relaxed);
         std::uint64_t token = t.fence;
-        if constexpr (Mode::kTokens)
-            if (token == 0) token = mode_.grant(s, t.handle);
+        if constexpr (Mode::kTokens) {
+            if (token == 0)
+                token = mode_.grant(s, t.handle);
+            else // a lock server's own token (redis): /locks shows it as the key's last
+                s.fence.store(token, std::memory_order_relaxed);
+        }
         return guard(slot_id(slots_, s), to_token(std::move(t.handle)), token,
                      kLeased || mode_.leases(), std::chrono::nanoseconds(t.waited_ns),
                      recovered_from);
