@@ -48,6 +48,12 @@ struct SharedState {
     Shared& operator*() const { return *shared; }
 };
 
+struct ProcessesFixture {
+    explicit ProcessesFixture(const char* name) : temp(name) {}
+    harness::TempDir temp;
+    SharedState state;
+};
+
 // A writer with its own store: takes tokens in turn and makes `n` fenced increments of "k".
 int fenced_writer(const std::filesystem::path& dir, Shared& shared, int n)
 {
@@ -185,10 +191,9 @@ TEST_CASE("CounterStore: two stores in two processes on one directory never let 
           "write: the highest token in the file never goes down",
           "[counter_store][fence]")
 {
-    const harness::TempDir temp("fence-procs");
-    const auto& dir = temp.path();
-    SharedState state;
-    Shared& shared = *state;
+    const ProcessesFixture fixture("fence-procs");
+    const auto& dir = fixture.temp.path();
+    Shared& shared = *fixture.state;
     constexpr int kWrites = 20000;
     harness::Child a([&] { return fenced_writer(dir, shared, kWrites); });
     harness::Child b([&] { return fenced_writer(dir, shared, kWrites); });
@@ -216,10 +221,9 @@ TEST_CASE("CounterStore: a holder SIGKILLed while holding the store's lock of a 
           "the next fenced writes",
           "[counter_store][fence]")
 {
-    const harness::TempDir temp("fence-kill");
-    const auto& dir = temp.path();
-    SharedState state;
-    Shared& shared = *state;
+    const ProcessesFixture fixture("fence-kill");
+    const auto& dir = fixture.temp.path();
+    Shared& shared = *fixture.state;
     CounterStore store(dir);
     CHECK(store.update_fenced("k", 1, plus_one) == 1);
     harness::Child holder([&] {
