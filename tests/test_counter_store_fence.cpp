@@ -4,13 +4,22 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdint>
 #include <fstream>
 #include <string>
 
 #include "app/counter_file.h"
 #include "app/counter_store.h"
+#include "app/fence_locks.h"
+#include "harness/child.h"
 #include "harness/temp_dir.h"
+#include "harness/wait.h"
+#include "os/memory_region.h"
+#include "os/unique_fd.h"
 
 using namespace forklock;
 
@@ -22,6 +31,47 @@ std::string slurp(const std::filesystem::path& p)
 {
     std::ifstream in(p);
     return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// What the processes of a test share: tokens handed out in order, and how far each got.
+struct Shared {
+    std::atomic<std::uint64_t> next_token{0};
+    std::atomic<std::uint64_t> highest_accepted{0};
+    std::atomic<int> finished{0};
+    std::atomic<int> holding{0};
+    std::atomic<std::uint64_t> stale_after{0};
+};
+
+struct SharedState {
+    MemoryRegion region{sizeof(Shared), MemoryRegion::Sharing::shared};
+    Shared* shared = new (region.data()) Shared; // trivially destructible: the region frees it
+    Shared& operator*() const { return *shared; }
+};
+
+struct ProcessesFixture {
+    explicit ProcessesFixture(const char* name) : temp(name) {}
+    harness::TempDir temp;
+    SharedState state;
+};
+
+// A writer with its own store: takes tokens in turn and makes `n` fenced increments of "k".
+int fenced_writer(const std::filesystem::path& dir, Shared& shared, int n)
+{
+    CounterStore store(dir);
+    for (int i = 0; i < n; ++i) {
+        const std::uint64_t token = shared.next_token.fetch_add(1) + 1;
+        try {
+            (void)store.update_fenced("k", token, plus_one);
+        } catch (const StaleTokenError&) {
+            continue;
+        }
+        // Tokens only go up: a lower one in the file now is a stale write that landed after ours.
+        if (store.highest_token("k") < token) shared.stale_after.fetch_add(1);
+        std::uint64_t seen = shared.highest_accepted.load();
+        while (seen < token && !shared.highest_accepted.compare_exchange_weak(seen, token)) {}
+    }
+    shared.finished.fetch_add(1);
+    return 0;
 }
 
 } // namespace
@@ -135,4 +185,66 @@ TEST_CASE("CounterStore: a holder that read before a newer holder's update has i
     });
     CHECK(wrote == 2);
     CHECK(store.read("k") == 2);
+}
+
+TEST_CASE("CounterStore: two stores in two processes on one directory never let a stale token "
+          "write: the highest token in the file never goes down",
+          "[counter_store][fence]")
+{
+    const ProcessesFixture fixture("fence-procs");
+    const auto& dir = fixture.temp.path();
+    Shared& shared = *fixture.state;
+    constexpr int kWrites = 20000;
+    harness::Child a([&] { return fenced_writer(dir, shared, kWrites); });
+    harness::Child b([&] { return fenced_writer(dir, shared, kWrites); });
+    CounterStore watcher(dir);
+    std::uint64_t last = 0, drops = 0;
+    // A stale write accepted would carry the file's token back below one already written.
+    const bool done = harness::wait_until(
+        [&] {
+            const std::uint64_t now = watcher.highest_token("k");
+            drops += now < last;
+            last = std::max(last, now);
+            return shared.finished.load() == 2;
+        },
+        std::chrono::seconds(120), std::chrono::milliseconds(0));
+    REQUIRE(done);
+    REQUIRE(a.wait() == 0);
+    REQUIRE(b.wait() == 0);
+    CHECK(drops == 0);
+    CHECK(shared.stale_after.load() == 0);
+    CHECK(watcher.highest_token("k") == shared.highest_accepted.load());
+    CHECK(std::filesystem::exists(dir / FenceLocks::kFileName));
+}
+
+TEST_CASE("CounterStore: a holder SIGKILLed while holding the store's lock of a key does not stop "
+          "the next fenced writes",
+          "[counter_store][fence]")
+{
+    const ProcessesFixture fixture("fence-kill");
+    const auto& dir = fixture.temp.path();
+    Shared& shared = *fixture.state;
+    CounterStore store(dir);
+    CHECK(store.update_fenced("k", 1, plus_one) == 1);
+    harness::Child holder([&] {
+        UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        FenceLocks locks(dir_fd.get());
+        FenceLocks::Guard held(locks, "k");
+        shared.holding.store(1);
+        for (;;) ::pause();
+        return 0;
+    });
+    REQUIRE(harness::wait_until([&] { return shared.holding.load() == 1; }));
+    holder.kill();
+    // In a child, so that a write that blocks for ever fails the test instead of hanging it.
+    harness::Child writer([&] {
+        CounterStore other(dir);
+        const bool ok = other.update_fenced("k", 2, plus_one) == 2 &&
+                        other.update_fenced("k", 3, plus_one) == 3;
+        return ok ? 0 : 1;
+    });
+    CHECK(writer.wait(std::chrono::seconds(30)) == 0);
+    CHECK(store.update_fenced("k", 4, plus_one) == 4);
+    CHECK(store.read("k") == 4);
+    CHECK(store.highest_token("k") == 4);
 }

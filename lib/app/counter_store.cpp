@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,7 +14,6 @@
 #include <cstring>
 #include <optional>
 #include <system_error>
-#include <functional>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -144,39 +142,42 @@ StaleTokenError::StaleTokenError(std::string_view key, std::uint64_t token, std:
 {
 }
 
-namespace {
-// FileLock: flock(LOCK_EX) of a counter file for one fenced step.
-class FileLock {
-public:
-    explicit FileLock(int fd) : fd_(fd)
-    {
-        while (::flock(fd_, LOCK_EX) != 0)
-            if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "flock");
+const FenceLocks& CounterStore::fence_locks(std::string_view key) const
+{
+    if (const FenceLocks* locks = fence_locks_.load(std::memory_order_acquire)) return *locks;
+    std::lock_guard lock(fence_init_mutex_);
+    if (!fence_owner_) {
+        try {
+            fence_owner_ = std::make_unique<const FenceLocks>(dir_fd_.get());
+        } catch (const std::system_error& e) {
+            throw fence_failure(e, key);
+        }
+        fence_locks_.store(fence_owner_.get(), std::memory_order_release);
     }
-    ~FileLock() { ::flock(fd_, LOCK_UN); }
-    FileLock(const FileLock&) = delete;
-    FileLock& operator=(const FileLock&) = delete;
-
-private:
-    int fd_;
-};
-} // namespace
+    return *fence_owner_;
+}
 
 void CounterStore::fenced_write(std::string_view key, std::uint64_t token,
                                 std::uint64_t value) const
 {
     Pending p{std::string(key), open_file(std::string(key)), {}};
+    finish_fenced(p, token, value);
+}
+
+void CounterStore::finish_fenced(Pending& p, std::uint64_t token, std::uint64_t value) const
+{
+    const std::string_view key = p.name;
     if (!p.fd) {
         (void)create_file(p.name, 0); // value 0 is what a missing file reads as; a race is fine
         p.fd = open_file(p.name);
         if (!p.fd) throw failure(ENOENT, "open", p.name, ", O_RDWR", "open counter", p.name);
     }
-    std::lock_guard stripe(fence_stripes_[std::hash<std::string_view>{}(key) % kFenceStripes]);
-    std::optional<FileLock> locked;
+    const FenceLocks& locks = fence_locks(key);
+    std::optional<FenceLocks::Guard> locked;
     try {
-        locked.emplace(p.fd->get());
+        locked.emplace(locks, key);
     } catch (const std::system_error& e) {
-        throw failure(e.code().value(), "flock", p.name, ", LOCK_EX", "lock counter", p.name);
+        throw fence_failure(e, key);
     }
     p.state = load(p.fd->get(), p.name);
     if (token < p.state.token) throw StaleTokenError(key, token, p.state.token);
@@ -188,6 +189,13 @@ std::uint64_t CounterStore::highest_token(std::string_view key) const
     std::string name(key);
     auto fd = open_file(name);
     return fd ? load(fd->get(), name).token : 0;
+}
+
+StoreError CounterStore::fence_failure(const std::system_error& e, std::string_view key) const
+{
+    return StoreError(e.code().value(), fmt::format("{}: {}", dir_.string(), e.what()),
+                      fmt::format("could not lock counter '{}': {}", key,
+                                  errno_reason(e.code().value())));
 }
 
 StoreError CounterStore::failure(int err, std::string_view call, std::string_view file,

@@ -39,7 +39,7 @@
 
 #include <sys/types.h>
 
-#include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -47,11 +47,13 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <system_error>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
 #include "app/counter_file.h"
+#include "app/fence_locks.h"
 #include "os/unique_fd.h"
 
 namespace forklock {
@@ -127,9 +129,10 @@ public:
     // fenced_write(). The store keeps, in the key's file, the highest fencing token that wrote it
     // (counter_file.h), and fenced_write refuses with StaleTokenError a write with an older token:
     // a holder whose lock was taken over and who wakes after a newer holder wrote writes nothing.
-    // The check and the write are one step, under the store's own lock of the key (a mutex per
-    // stripe of keys in this process, flock(2) across processes), so no pause can fall between
-    // them. What it does not refuse: a late write that lands between a newer holder's read and
+    // The check and the write are one step, under the store's own lock of the key (a robust
+    // mutex per stripe of keys, shared by every process using the directory: fence_locks.h), so
+    // no pause can fall between them; next() runs before, outside it, so a paused holder never
+    // holds it. What it does not refuse: a late write that lands between a newer holder's read and
     // its write (the late token is still the highest that wrote); the newer write then overwrites
     // it, so the late holder's own increment is lost, and its unlock (which finds its key taken)
     // tells its caller not to acknowledge it. No acknowledged write is lost. next() may throw
@@ -137,12 +140,14 @@ public:
     template <typename Next>
     std::uint64_t update_fenced(std::string_view key, std::uint64_t token, Next&& next) const
     {
-        const std::uint64_t value = next(read(key));
-        fenced_write(key, token, value);
+        Pending p = begin_update(key); // outside the store's lock: next() may pause
+        const std::uint64_t value = next(p.state.value);
+        finish_fenced(p, token, value);
         return value;
     }
     // fenced_write: under the store's lock of the key, refuses `token` below the file's highest
-    // (StaleTokenError), else writes `value` with it. A key's first one makes its file first.
+    // (StaleTokenError), else writes `value` with it. A key's first one makes its file first, and
+    // the store's first one maps DATA_DIR/.fence-locks (made if missing; it stays).
     void fenced_write(std::string_view key, std::uint64_t token, std::uint64_t value) const;
     // highest_token: the highest fencing token that wrote `key` (0: none, or no file).
     std::uint64_t highest_token(std::string_view key) const;
@@ -164,23 +169,29 @@ private:
     };
     Pending begin_update(std::string_view key) const;
     void finish_update(Pending& p, std::uint64_t value, std::uint64_t token = 0) const;
+    // fenced_write's step on a file already open in `p` (or none yet).
+    void finish_fenced(Pending& p, std::uint64_t token, std::uint64_t value) const;
     // The key's open file, nullptr if there is none. Shared: closing the cache frees no fd in use.
     SharedFd open_file(const std::string& name) const;
     counter_file::State load(int fd, const std::string& name) const;
     bool create_file(const std::string& name, std::uint64_t value) const;
-    static constexpr std::size_t kFenceStripes = 64;
+    // The store's locks of keys, mapped by the first fenced_write (a store that never fences
+    // leaves no .fence-locks behind). Throws StoreError.
+    const FenceLocks& fence_locks(std::string_view key) const;
     std::string temp_name(std::string_view key) const;
     // The StoreError of `call` on `file` (then `args`) failing with `err`; `doing` and `key` say
     // what failed, for the client: "could not write counter 'k': ...".
     StoreError failure(int err, std::string_view call, std::string_view file, std::string_view args,
                        std::string_view doing, std::string_view key) const;
+    // The StoreError of the store's lock of `key` (fence_locks.h) failing with `e`.
+    StoreError fence_failure(const std::system_error& e, std::string_view key) const;
     std::filesystem::path dir_;
     UniqueFd dir_fd_;
     mutable std::mutex files_mutex_;
     mutable std::unordered_map<std::string, SharedFd> files_;
-    // flock(2) excludes open file descriptions, and this process's threads share one per file:
-    // they exclude each other here first.
-    mutable std::array<std::mutex, kFenceStripes> fence_stripes_;
+    mutable std::mutex fence_init_mutex_;
+    mutable std::unique_ptr<const FenceLocks> fence_owner_;
+    mutable std::atomic<const FenceLocks*> fence_locks_{nullptr};
 };
 
 // `.KEY.PID.TID.tmp` -> PID, for names write() makes; nullopt for anything else.
