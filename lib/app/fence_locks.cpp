@@ -21,7 +21,7 @@ namespace forklock {
 namespace {
 
 constexpr std::uint64_t kReady = 0x65636e6566636b6c; // "lckfence"
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kLayoutVersion = 1;
 constexpr std::size_t kBootIdSize = 40;
 constexpr std::size_t kHeaderBytes = 4096;
 
@@ -56,13 +56,13 @@ void lay_out_if_needed(void* map)
 {
     Header* h = header(map);
     const std::string boot = boot_id();
-    if (h->magic.load(std::memory_order_acquire) == kReady && h->version == kVersion &&
+    if (h->magic.load(std::memory_order_acquire) == kReady && h->version == kLayoutVersion &&
         h->stripes == FenceLocks::kStripes && std::strncmp(h->boot_id, boot.c_str(), kBootIdSize) == 0)
         return;
     h->magic.store(0, std::memory_order_relaxed);
     for (std::size_t i = 0; i < FenceLocks::kStripes; ++i)
         init_mutex(&stripes(map)[i].mutex, MutexKind::shared_robust);
-    h->version = kVersion;
+    h->version = kLayoutVersion;
     h->stripes = FenceLocks::kStripes;
     std::memset(h->boot_id, 0, kBootIdSize);
     std::memcpy(h->boot_id, boot.data(), boot.size());
