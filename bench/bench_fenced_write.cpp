@@ -1,6 +1,7 @@
 // bench_fenced_write: what fencing adds to one increment in the counter store, in ns: update()
-// (read, write) against update_fenced() (read, then the store's lock of the key, the token check's
-// read and the write), one hot key on one thread, in a temporary directory. Median of 7 runs of
+// (read, write) against update_fenced() (the stripe's generation, read, then the store's lock of
+// the key, the token check and the write; no second read while the generation stands), one hot
+// key on one thread, in a temporary directory. Median of 7 runs of
 // n increments each, the two taking turns.
 //
 //   build/bench/bench_fenced_write [increments]

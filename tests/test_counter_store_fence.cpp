@@ -248,3 +248,40 @@ TEST_CASE("CounterStore: a holder SIGKILLed while holding the store's lock of a 
     CHECK(store.read("k") == 4);
     CHECK(store.highest_token("k") == 4);
 }
+
+TEST_CASE("CounterStore: a fenced update reads the file again when the holder it took the store's "
+          "lock over from died after writing",
+          "[counter_store][fence]")
+{
+    // The dead holder wrote but never counted its write in the stripe's generation: the
+    // generation alone would say the update's first read is still the file.
+    const ProcessesFixture fixture("fence-died");
+    const auto& dir = fixture.temp.path();
+    Shared& shared = *fixture.state;
+    CounterStore store(dir);
+    CHECK(store.update_fenced("k", 1, plus_one) == 1);
+    const auto late = [&](std::uint64_t v) {
+        harness::Child holder([&] {
+            UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            FenceLocks locks(dir_fd.get());
+            FenceLocks::Guard held(locks, "k");
+            // Token 9's write, as the store makes it, then killed before advance().
+            const auto state = counter_file::decode_file(slurp(dir / "k")).value();
+            const std::size_t at = counter_file::next_slot(state, true);
+            const std::string slot = counter_file::encode_at(at, {state.seq + 1, 42, 9});
+            UniqueFd fd(::openat(dir_fd.get(), "k", O_RDWR | O_CLOEXEC));
+            const auto offset = static_cast<off_t>(counter_file::slot_offset(at));
+            if (::pwrite(fd.get(), slot.data(), slot.size(), offset) != ssize_t(slot.size()))
+                return 1;
+            shared.holding.store(1);
+            for (;;) ::pause();
+            return 0;
+        });
+        REQUIRE(harness::wait_until([&] { return shared.holding.load() == 1; }));
+        holder.kill();
+        return v + 1;
+    };
+    CHECK_THROWS_AS(store.update_fenced("k", 5, late), StaleTokenError);
+    CHECK(store.read("k") == 42);
+    CHECK(store.highest_token("k") == 9);
+}

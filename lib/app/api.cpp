@@ -358,7 +358,12 @@ Response Api::reset(std::string_view key) const
     r.recovered_from = guard.recovered_from();
     if (ctx_.trace) r.read = ctx_.store->read(key);
     if (!guard.still_held()) throw LockLostError(lost_message(key, "reset", false));
-    ctx_.store->write(key, 0);
+    // Fenced like an increment: a reset from a holder whose lock was taken over is refused, and
+    // every write of a fenced directory advances its generation (counter_store.h).
+    if (fencing())
+        ctx_.store->fenced_write(key, guard.token(), 0);
+    else
+        ctx_.store->write(key, 0);
     r.unlock_ns = monotonic_ns();
     const bool kept = guard.unlock();
     r.released_ns = monotonic_ns();

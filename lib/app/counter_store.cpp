@@ -164,13 +164,15 @@ void CounterStore::fenced_write(std::string_view key, std::uint64_t token,
     finish_fenced(p, token, value);
 }
 
-void CounterStore::finish_fenced(Pending& p, std::uint64_t token, std::uint64_t value) const
+void CounterStore::finish_fenced(Pending& p, std::uint64_t token, std::uint64_t value,
+                                 std::optional<std::uint64_t> read_at) const
 {
     const std::string_view key = p.name;
     if (!p.fd) {
         (void)create_file(p.name, 0); // value 0 is what a missing file reads as; a race is fine
         p.fd = open_file(p.name);
         if (!p.fd) throw failure(ENOENT, "open", p.name, ", O_RDWR", "open counter", p.name);
+        read_at.reset(); // p.state is not the new file's
     }
     const FenceLocks& locks = fence_locks(key);
     std::optional<FenceLocks::Guard> locked;
@@ -179,7 +181,13 @@ void CounterStore::finish_fenced(Pending& p, std::uint64_t token, std::uint64_t 
     } catch (const std::system_error& e) {
         throw fence_failure(e, key);
     }
-    p.state = load(p.fd->get(), p.name);
+    // Advanced even if the write fails part way: a reader must not trust a read from before it.
+    struct Advance {
+        FenceLocks::Guard& guard;
+        ~Advance() { guard.advance(); }
+    } advance{*locked};
+    if (!read_at || locked->took_over() || locked->generation() != *read_at)
+        p.state = load(p.fd->get(), p.name);
     if (token < p.state.token) throw StaleTokenError(key, token, p.state.token);
     finish_update(p, value, token);
 }

@@ -137,12 +137,17 @@ public:
     // it, so the late holder's own increment is lost, and its unlock (which finds its key taken)
     // tells its caller not to acknowledge it. No acknowledged write is lost. next() may throw
     // (nothing is written then).
+    // Every fenced write advances the stripe's generation (fence_locks.h), read here before the
+    // file: if it has not moved when the store's lock is taken, the file is as read and is not
+    // read again. So every writer of a fenced directory must fence (the server's --fencing
+    // fences its resets too); a plain write() racing a fenced one is not checked.
     template <typename Next>
     std::uint64_t update_fenced(std::string_view key, std::uint64_t token, Next&& next) const
     {
+        const std::uint64_t generation = fence_locks(key).generation(key);
         Pending p = begin_update(key); // outside the store's lock: next() may pause
         const std::uint64_t value = next(p.state.value);
-        finish_fenced(p, token, value);
+        finish_fenced(p, token, value, generation);
         return value;
     }
     // fenced_write: under the store's lock of the key, refuses `token` below the file's highest
@@ -169,8 +174,10 @@ private:
     };
     Pending begin_update(std::string_view key) const;
     void finish_update(Pending& p, std::uint64_t value, std::uint64_t token = 0) const;
-    // fenced_write's step on a file already open in `p` (or none yet).
-    void finish_fenced(Pending& p, std::uint64_t token, std::uint64_t value) const;
+    // fenced_write's step on a file already open in `p` (or none yet); `p.state` is read again
+    // unless it was read at the stripe's generation `read_at`, and that is still the generation.
+    void finish_fenced(Pending& p, std::uint64_t token, std::uint64_t value,
+                       std::optional<std::uint64_t> read_at = std::nullopt) const;
     // The key's open file, nullptr if there is none. Shared: closing the cache frees no fd in use.
     SharedFd open_file(const std::string& name) const;
     counter_file::State load(int fd, const std::string& name) const;

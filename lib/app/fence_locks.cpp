@@ -21,7 +21,7 @@ namespace forklock {
 namespace {
 
 constexpr std::uint64_t kReady = 0x65636e6566636b6c; // "lckfence"
-constexpr std::uint32_t kLayoutVersion = 1;
+constexpr std::uint32_t kLayoutVersion = 2;
 constexpr std::size_t kBootIdSize = 40;
 constexpr std::size_t kHeaderBytes = 4096;
 
@@ -34,7 +34,9 @@ struct Header {
 
 struct alignas(64) Stripe { // one cache line each: stripes taken by other CPUs do not share one
     pthread_mutex_t mutex;
+    std::atomic<std::uint64_t> generation; // writes made under the mutex (fence_locks.h)
 };
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free); // shared across processes
 static_assert(sizeof(Header) <= kHeaderBytes);
 static_assert(sizeof(Stripe) == 64);
 
@@ -60,8 +62,10 @@ void lay_out_if_needed(void* map)
         h->stripes == FenceLocks::kStripes && std::strncmp(h->boot_id, boot.c_str(), kBootIdSize) == 0)
         return;
     h->magic.store(0, std::memory_order_relaxed);
-    for (std::size_t i = 0; i < FenceLocks::kStripes; ++i)
+    for (std::size_t i = 0; i < FenceLocks::kStripes; ++i) {
         init_mutex(&stripes(map)[i].mutex, MutexKind::shared_robust);
+        stripes(map)[i].generation.store(0, std::memory_order_relaxed);
+    }
     h->version = kLayoutVersion;
     h->stripes = FenceLocks::kStripes;
     std::memset(h->boot_id, 0, kBootIdSize);
@@ -124,13 +128,34 @@ pthread_mutex_t* FenceLocks::mutex(std::size_t stripe) const noexcept
     return &stripes(map_)[stripe].mutex;
 }
 
+std::atomic<std::uint64_t>* FenceLocks::generation_of(std::size_t stripe) const noexcept
+{
+    return &stripes(map_)[stripe].generation;
+}
+
+std::uint64_t FenceLocks::generation(std::string_view key) const noexcept
+{
+    return generation_of(stripe_of(key))->load(std::memory_order_acquire);
+}
+
 FenceLocks::Guard::Guard(const FenceLocks& locks, std::string_view key)
-    : m_(locks.mutex(stripe_of(key)))
+    : m_(locks.mutex(stripe_of(key))), generation_(locks.generation_of(stripe_of(key)))
 {
     // A holder that died left the counter file consistent (one pwrite of a checked slot).
-    if (lock_mutex(m_) == MutexResult::owner_died) make_consistent(m_);
+    if (lock_mutex(m_) == MutexResult::owner_died) {
+        make_consistent(m_);
+        took_over_ = true;
+    }
 }
 
 FenceLocks::Guard::~Guard() { unlock_mutex(m_); }
+
+std::uint64_t FenceLocks::Guard::generation() const noexcept
+{
+    return generation_->load(std::memory_order_relaxed);
+}
+
+// Release: a reader that loads the new generation (acquire) and then reads the file sees the write.
+void FenceLocks::Guard::advance() noexcept { generation_->fetch_add(1, std::memory_order_release); }
 
 } // namespace forklock

@@ -14,7 +14,15 @@
 // If a holder dies, the next locker of its stripe takes the mutex over (EOWNERDEAD), marks it
 // consistent and goes on: the store's step under it is one pwrite() of a slot with a sequence
 // number and a check (counter_file.h), so a killed holder left the file consistent.
+//
+// Each stripe also counts the writes made under it (its generation), so that a writer can tell,
+// once it holds the stripe, whether any key of it was written since it read its file: a writer
+// that reads generation() before reading its file, then finds it unchanged under the Guard (and
+// the Guard did not take over a dead holder), knows its read is still the file's state and need
+// not read it again. That holds only if every write of the stripe's files advances it after the
+// write, under the Guard (CounterStore's fenced writes do).
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -45,15 +53,29 @@ public:
         Guard(const Guard&) = delete;
         Guard& operator=(const Guard&) = delete;
 
+        // Whether the stripe's previous holder died holding it: its write may not have advanced
+        // the generation.
+        bool took_over() const noexcept { return took_over_; }
+        // The stripe's generation now (the Guard holds it: it changes only by advance()).
+        std::uint64_t generation() const noexcept;
+        // Counts one write of the stripe: call after the write, before the Guard ends.
+        void advance() noexcept;
+
     private:
         pthread_mutex_t* m_;
+        std::atomic<std::uint64_t>* generation_;
+        bool took_over_ = false;
     };
+
+    // The generation of `key`'s stripe, read before reading the key's file (see above).
+    std::uint64_t generation(std::string_view key) const noexcept;
 
     // The stripe of `key`: FNV-1a of its bytes, so that every process agrees.
     static std::size_t stripe_of(std::string_view key) noexcept;
 
 private:
     pthread_mutex_t* mutex(std::size_t stripe) const noexcept;
+    std::atomic<std::uint64_t>* generation_of(std::size_t stripe) const noexcept;
     void* map_ = nullptr;
 };
 
