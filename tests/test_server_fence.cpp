@@ -86,6 +86,14 @@ TEST_CASE("Server: with --fencing a holder whose lease ran out before its write 
             CHECK(r["token"] == late["token"]);
         }
     CHECK(refused == 1);
+    // A reset is fenced too: it writes 0 under the current holder's token, and the refused
+    // holder's token stays refused after it.
+    CHECK(http_request(server.endpoint(), "DELETE", "/counter/k").status == 200);
+    CHECK(http_request(server.endpoint(), "GET", "/counter/k").json()["value"] == 0);
+    const auto next = http_request(server.endpoint(), "POST", "/counter/k/increment");
+    REQUIRE(next.status == 200);
+    CHECK(next.json()["value"] == 1);
+    CHECK(next.json()["token"].get<std::uint64_t>() > newer);
 }
 
 TEST_CASE("Server: without --fencing the late write goes through, and only its unlock tells",
