@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "harness/child.h"
@@ -169,13 +170,15 @@ void check_two_servers_row(const nlohmann::json& row)
         CHECK(row["lost"].get<long>() > 0);
 }
 
-// Named tables the demo's servers made: none may outlive it.
-int demo_shm_names()
+// Named tables the servers of the demo `demo_pid` made (forklock-demo-PID-...): none may outlive
+// it. Only its own: another demo, of a test run beside this one, may be running.
+int demo_shm_names(pid_t demo_pid)
 {
+    const std::string mark = fmt::format("forklock-demo-{}-", demo_pid);
     int n = 0;
     for (const auto& entry : fs::directory_iterator("/dev/shm")) {
         const std::string name = entry.path().filename().string();
-        n += name.find("forklock-demo-") != std::string::npos ? 1 : 0;
+        n += name.find(mark) != std::string::npos ? 1 : 0;
     }
     return n;
 }
@@ -323,6 +326,7 @@ TEST_CASE("forklock-demo --quick: every verdict as predicted, exit 0, nothing le
 {
     const ScratchDir scratch;
     Demo demo = start_demo({"--quick", "--json"}, scratch.path());
+    const pid_t demo_pid = demo.process.pid();
     const std::string out = read_all(demo.stdout_fd, std::chrono::seconds(90));
     const int rc = demo.process.wait(std::chrono::seconds(10));
     INFO(out);
@@ -357,7 +361,7 @@ TEST_CASE("forklock-demo --quick: every verdict as predicted, exit 0, nothing le
         for (const auto& row : seed["crash"]) check_crash_row(row);
     }
     check_leases(report["leases"]);
-    CHECK(demo_shm_names() == 0);
+    CHECK(demo_shm_names(demo_pid) == 0);
     CHECK(report["all_as_predicted"] == true);
     CHECK(rc == 0);
     CHECK(processes_mentioning(scratch.path().string()) == 0);
