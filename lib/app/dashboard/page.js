@@ -56,7 +56,14 @@ export async function api(method, path, timeoutMs = 0, apart = false) {
     return { status: 0, json: { error: `no answer from the server (${e.message})` } };
   }
   let json = null;
-  try { json = await response.json(); } catch { json = { error: `${response.status} without JSON` }; }
+  try {
+    json = await response.json();
+  } catch (e) {
+    // A body cut short (the timeout can fire between the headers and the body) is no answer,
+    // whatever its status said: a caller that sees 200 reads the JSON.
+    const error = `${response.status} without JSON (${e.message})`;
+    return { status: response.ok ? 0 : response.status, json: { error } };
+  }
   if (response.status === 403) {
     showBanner(`Refused (403): ${json.error ?? 'forbidden'}` + (state.token ? '' :
                ' — open this page with ?token=TOKEN, the token the server printed at start.'));
