@@ -181,11 +181,6 @@ void CounterStore::finish_fenced(Pending& p, std::uint64_t token, std::uint64_t 
     } catch (const std::system_error& e) {
         throw fence_failure(e, key);
     }
-    // Advanced even if the write fails part way: a reader must not trust a read from before it.
-    struct Advance {
-        FenceLocks::Guard& guard;
-        ~Advance() { guard.advance(); }
-    } advance{*locked};
     if (!read_at || locked->took_over() || locked->generation() != *read_at)
         p.state = load(p.fd->get(), p.name);
     if (token < p.state.token) throw StaleTokenError(key, token, p.state.token);

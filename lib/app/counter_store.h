@@ -137,10 +137,11 @@ public:
     // it, so the late holder's own increment is lost, and its unlock (which finds its key taken)
     // tells its caller not to acknowledge it. No acknowledged write is lost. next() may throw
     // (nothing is written then).
-    // Every fenced write advances the stripe's generation (fence_locks.h), read here before the
-    // file: if it has not moved when the store's lock is taken, the file is as read and is not
-    // read again. So every writer of a fenced directory must fence (the server's --fencing
-    // fences its resets too); a plain write() racing a fenced one is not checked.
+    // Every fenced write holds the stripe, and each holding advances its generation
+    // (fence_locks.h), read here before the file: if it has not moved when the store's lock is
+    // taken, the file is as read and is not read again. So every writer of a fenced directory
+    // must fence (the server's --fencing fences its resets too); a plain write() racing a fenced
+    // one is not checked.
     template <typename Next>
     std::uint64_t update_fenced(std::string_view key, std::uint64_t token, Next&& next) const
     {

@@ -148,14 +148,17 @@ FenceLocks::Guard::Guard(const FenceLocks& locks, std::string_view key)
     }
 }
 
-FenceLocks::Guard::~Guard() { unlock_mutex(m_); }
+// Release: a reader that loads the new generation (acquire) and then reads the file sees what was
+// written under this Guard.
+FenceLocks::Guard::~Guard()
+{
+    generation_->fetch_add(1, std::memory_order_release);
+    unlock_mutex(m_);
+}
 
 std::uint64_t FenceLocks::Guard::generation() const noexcept
 {
     return generation_->load(std::memory_order_relaxed);
 }
-
-// Release: a reader that loads the new generation (acquire) and then reads the file sees the write.
-void FenceLocks::Guard::advance() noexcept { generation_->fetch_add(1, std::memory_order_release); }
 
 } // namespace forklock

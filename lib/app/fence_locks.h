@@ -15,12 +15,12 @@
 // consistent and goes on: the store's step under it is one pwrite() of a slot with a sequence
 // number and a check (counter_file.h), so a killed holder left the file consistent.
 //
-// Each stripe also counts the writes made under it (its generation), so that a writer can tell,
-// once it holds the stripe, whether any key of it was written since it read its file: a writer
-// that reads generation() before reading its file, then finds it unchanged under the Guard (and
-// the Guard did not take over a dead holder), knows its read is still the file's state and need
-// not read it again. That holds only if every write of the stripe's files advances it after the
-// write, under the Guard (CounterStore's fenced writes do).
+// Each stripe also counts the times it was held (its generation, advanced by every Guard as it
+// releases the stripe), so that a writer can tell, once it holds the stripe, whether any key of it
+// was written since it read its file: a writer that reads generation() before reading its file,
+// then finds it unchanged under the Guard (and the Guard did not take over a dead holder), knows
+// nobody held the stripe meanwhile, so its read is still the file's state. That holds for every
+// writer that writes the stripe's files only under a Guard (CounterStore's fenced writes do).
 
 #include <atomic>
 #include <cstddef>
@@ -53,13 +53,10 @@ public:
         Guard(const Guard&) = delete;
         Guard& operator=(const Guard&) = delete;
 
-        // Whether the stripe's previous holder died holding it: its write may not have advanced
-        // the generation.
+        // Whether the stripe's previous holder died holding it: it never advanced the generation.
         bool took_over() const noexcept { return took_over_; }
-        // The stripe's generation now (the Guard holds it: it changes only by advance()).
+        // The stripe's generation now (the Guard holds it: nobody else can advance it).
         std::uint64_t generation() const noexcept;
-        // Counts one write of the stripe: call after the write, before the Guard ends.
-        void advance() noexcept;
 
     private:
         pthread_mutex_t* m_;
