@@ -74,6 +74,19 @@ int fenced_writer(const std::filesystem::path& dir, Shared& shared, int n)
     return 0;
 }
 
+// A child's body: holds the store's lock of "k" in `dir` (its stripe), calls `while_held` with the
+// directory's fd, says so in `shared.holding` and waits to be killed. 1 if while_held fails.
+template <typename WhileHeld>
+int hold_stripe_until_killed(const std::filesystem::path& dir, Shared& shared, WhileHeld while_held)
+{
+    UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    FenceLocks locks(dir_fd.get());
+    FenceLocks::Guard held(locks, "k");
+    if (!while_held(dir_fd.get())) return 1;
+    shared.holding.store(1);
+    for (;;) ::pause();
+}
+
 } // namespace
 
 TEST_CASE("counter_file: a fenced slot decodes back to its seq, value and token, and wins over "
@@ -226,14 +239,8 @@ TEST_CASE("CounterStore: a holder SIGKILLed while holding the store's lock of a 
     Shared& shared = *fixture.state;
     CounterStore store(dir);
     CHECK(store.update_fenced("k", 1, plus_one) == 1);
-    harness::Child holder([&] {
-        UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        FenceLocks locks(dir_fd.get());
-        FenceLocks::Guard held(locks, "k");
-        shared.holding.store(1);
-        for (;;) ::pause();
-        return 0;
-    });
+    harness::Child holder(
+        [&] { return hold_stripe_until_killed(dir, shared, [](int) { return true; }); });
     REQUIRE(harness::wait_until([&] { return shared.holding.load() == 1; }));
     holder.kill();
     // In a child, so that a write that blocks for ever fails the test instead of hanging it.
@@ -253,29 +260,24 @@ TEST_CASE("CounterStore: a fenced update reads the file again when the holder it
           "lock over from died after writing",
           "[counter_store][fence]")
 {
-    // The dead holder wrote but never counted its write in the stripe's generation: the
-    // generation alone would say the update's first read is still the file.
+    // The dead holder wrote but never released the stripe, so never advanced its generation:
+    // the generation alone would say the update's first read is still the file.
     const ProcessesFixture fixture("fence-died");
     const auto& dir = fixture.temp.path();
     Shared& shared = *fixture.state;
     CounterStore store(dir);
     CHECK(store.update_fenced("k", 1, plus_one) == 1);
     const auto late = [&](std::uint64_t v) {
+        // Token 9's write, as the store makes it, then killed before its Guard ends.
         harness::Child holder([&] {
-            UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-            FenceLocks locks(dir_fd.get());
-            FenceLocks::Guard held(locks, "k");
-            // Token 9's write, as the store makes it, then killed before advance().
-            const auto state = counter_file::decode_file(slurp(dir / "k")).value();
-            const std::size_t at = counter_file::next_slot(state, true);
-            const std::string slot = counter_file::encode_at(at, {state.seq + 1, 42, 9});
-            UniqueFd fd(::openat(dir_fd.get(), "k", O_RDWR | O_CLOEXEC));
-            const auto offset = static_cast<off_t>(counter_file::slot_offset(at));
-            if (::pwrite(fd.get(), slot.data(), slot.size(), offset) != ssize_t(slot.size()))
-                return 1;
-            shared.holding.store(1);
-            for (;;) ::pause();
-            return 0;
+            return hold_stripe_until_killed(dir, shared, [&](int dir_fd) {
+                const auto state = counter_file::decode_file(slurp(dir / "k")).value();
+                const std::size_t at = counter_file::next_slot(state, true);
+                const std::string slot = counter_file::encode_at(at, {state.seq + 1, 42, 9});
+                UniqueFd fd(::openat(dir_fd, "k", O_RDWR | O_CLOEXEC));
+                const auto offset = static_cast<off_t>(counter_file::slot_offset(at));
+                return ::pwrite(fd.get(), slot.data(), slot.size(), offset) == ssize_t(slot.size());
+            });
         });
         REQUIRE(harness::wait_until([&] { return shared.holding.load() == 1; }));
         holder.kill();
