@@ -55,11 +55,15 @@ std::string query_value(PGconn* c, const std::string& sql)
     REQUIRE(PQntuples(r.get()) == 1);
     return PQgetvalue(r.get(), 0, 0);
 }
-// The backend holding key 'lost' (0: nobody), straight from pg_locks.
+// The backend holding key 'lost' once its holder has taken its fencing token, the last query of a
+// grant (0: not yet), from pg_locks and pg_stat_activity. The lock alone shows up before the
+// token: a session ended in between fails the lock(), not the increment that holds the key.
 constexpr const char* kHolderOfLost =
     "SELECT coalesce(max(l.pid), 0) FROM pg_locks l JOIN forklock_keys k "
     "ON k.id = (l.classid::bigint << 32) | l.objid::bigint "
-    "WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND k.key = 'lost'";
+    "JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND k.key = 'lost' "
+    "AND a.state = 'idle' AND a.query LIKE 'UPDATE forklock_keys SET fence%'";
 
 // A process outside the server holding `key` through a table of its own until it is killed.
 class OutsideHolder {
