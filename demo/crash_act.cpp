@@ -21,7 +21,7 @@ using namespace std::chrono_literals;
 const std::string kCrashKey = "crash";
 constexpr int kHoldMs = 10'000;      // the victim holds the key far longer than the act lasts
 constexpr int kStuckProbeMs = 2'000; // how long the no-recovery probe waits for the lock
-constexpr int kCommitsAround = 3;    // increments committed before and after the crash
+constexpr int kCommitsAroundCrash = 3;    // increments committed before and after the crash
 constexpr auto kStepDeadline = 10s;  // holder.h's helpers wait as long
 
 // Polls GET /workers until the killed pid is gone, the count is back and restarts grew.
@@ -49,7 +49,7 @@ void crash(const std::filesystem::path& server, CrashRow& row, Progress& progres
 {
     harness::ServerProcess process = start_server(server, row.config);
     const ServerApi api(process.port(), 1s);
-    row.committed = commit(api, kCrashKey, kCommitsAround);
+    row.committed = commit(api, kCrashKey, kCommitsAroundCrash);
     // The victim: its reply never comes (its worker dies), so its increment is not committed.
     std::jthread victim([&api] {
         try {
@@ -74,7 +74,7 @@ void crash(const std::filesystem::path& server, CrashRow& row, Progress& progres
     // TERM that arrives earlier is lost, and the master waits out --graceful-timeout.
     if (row.new_pid != 0)
         (void)process.wait_for_log(fmt::format("Booting worker with pid: {}", row.new_pid), 3s);
-    if (row.freed) row.committed += commit(api, kCrashKey, kCommitsAround);
+    if (row.freed) row.committed += commit(api, kCrashKey, kCommitsAroundCrash);
     row.final = retry([&] { return api.counter(kCrashKey); }, "GET /counter");
     process.stop();
 }

@@ -18,7 +18,7 @@ namespace {
 using namespace std::chrono_literals;
 
 const std::string kLeaseKey = "lease";
-constexpr int kCommitsAround = 2;
+constexpr int kCommitsAroundLease = 2;
 constexpr int kTakerTimeoutMs = 5'000;
 constexpr int kMaxAttempts = 3;
 
@@ -52,7 +52,7 @@ LeaseFacts run_once(const std::filesystem::path& server, LeaseRow& row, Progress
     LeaseFacts facts;
     harness::ServerProcess process = start_server(server, row.config);
     const ServerApi api(process.port(), 1s);
-    row.committed = commit(api, kLeaseKey, kCommitsAround);
+    row.committed = commit(api, kLeaseKey, kCommitsAroundLease);
     const PendingReply holder([&api] {
         return api.increment(kLeaseKey, 0, kTakerTimeoutMs, 20s, kLeaseWriteDelayMs);
     });
@@ -63,7 +63,7 @@ LeaseFacts run_once(const std::filesystem::path& server, LeaseRow& row, Progress
     if (holder.wait(10s)) row.holder = holder.reply();
     row.value_after_late = retry([&] { return api.counter(kLeaseKey); }, "GET /counter");
     row.committed += (row.taker.status == 200 ? 1 : 0) + (row.holder.status == 200 ? 1 : 0);
-    row.committed += commit(api, kLeaseKey, kCommitsAround);
+    row.committed += commit(api, kLeaseKey, kCommitsAroundLease);
     row.writes = row.committed + (row.holder.written && row.holder.status != 200 ? 1 : 0);
     row.final = retry([&] { return api.counter(kLeaseKey); }, "GET /counter");
     row.overlaps = retry([&] { return api.analysis(kLeaseKey); }, "GET /analysis").overlaps;

@@ -17,7 +17,7 @@ const std::string kPauseKey = "pause";
 constexpr int kProbes = 3;
 constexpr int kProbeTimeoutMs = 300;
 constexpr int kFreedProbeMs = 2'000;
-constexpr int kCommitsAround = 2;
+constexpr int kCommitsAroundPause = 2;
 
 double ms_since(Clock::time_point since)
 {
@@ -72,7 +72,7 @@ void pause(const std::filesystem::path& server, PauseRow& row, Progress& progres
 {
     harness::ServerProcess process = start_server(server, row.config);
     const ServerApi api(process.port(), 1s);
-    row.committed = commit(api, kPauseKey, kCommitsAround);
+    row.committed = commit(api, kPauseKey, kCommitsAroundPause);
     const PendingReply holder([&api] { return api.increment(kPauseKey, kPauseHoldMs, -1, 20s); });
     progress.show(fmt::format("{} waiting for a worker to hold the key", label));
     sleep_or_throw(50ms); // as in Act 2: the polls stay out of the holder's accept batch
@@ -90,7 +90,7 @@ void pause(const std::filesystem::path& server, PauseRow& row, Progress& progres
             std::chrono::duration<double, std::milli>(resumed_at - stopped.stopped_at()).count();
     }
     after_resume(api, row, holder, resumed_at);
-    row.committed += commit(api, kPauseKey, kCommitsAround);
+    row.committed += commit(api, kPauseKey, kCommitsAroundPause);
     row.final = retry([&] { return api.counter(kPauseKey); }, "GET /counter");
     process.stop();
 }

@@ -27,10 +27,10 @@ namespace fs = std::filesystem;
 const std::string kSeedKey = "seed";
 const std::string kHeldKey = "seed-held";   // held 1 s while...
 const std::string kOtherKey = "seed-other"; // ...an increment of this key is timed
-const std::string kCrashKey = "seed-crash";
+const std::string kSeedCrashKey = "seed-crash";
 constexpr int kOtherHoldMs = 1'000;
 constexpr int kCrashHoldMs = 10'000; // the victim holds the key far longer than the row lasts
-constexpr int kCommitsAround = 3;
+constexpr int kCommitsAroundSeedCrash = 3;
 constexpr auto kBootDeadline = 30s; // python3 imports gunicorn and the app in every worker
 constexpr std::string_view kReady = "Worker ready with pid: "; // gunicorn_conf.py logs it
 
@@ -190,27 +190,27 @@ void crash(const SeedSetup& setup, SeedCrashRow& out, Progress& progress, const 
     harness::ServerProcess gunicorn(gunicorn_spec(setup, out.seed, data.path()));
     wait_for_workers(gunicorn, static_cast<std::size_t>(out.seed.workers));
     const ServerApi api(gunicorn.port(), 1s);
-    row.committed = commit(api, kCrashKey, kCommitsAround);
+    row.committed = commit(api, kSeedCrashKey, kCommitsAroundSeedCrash);
     std::jthread victim([&api] { // its worker dies: its increment is never committed
         try {
-            (void)api.increment(kCrashKey, kCrashHoldMs, -1, 15s);
+            (void)api.increment(kSeedCrashKey, kCrashHoldMs, -1, 15s);
         } catch (const std::exception&) {
         }
     });
     progress.show(fmt::format("{} waiting for a worker to hold the key", label));
-    row.killed_pid = wait_for_owner(api, kCrashKey);
+    row.killed_pid = wait_for_owner(api, kSeedCrashKey);
     const std::size_t ready_before = ready_pids(gunicorn.log()).size();
     progress.show(fmt::format("{} kill -9 {}", label, row.killed_pid));
     if (::kill(row.killed_pid, SIGKILL) != 0)
         throw os_error(errno, "kill({}, SIGKILL)", row.killed_pid);
-    probe_after_kill(api, kCrashKey, row, Clock::now());
+    probe_after_kill(api, kSeedCrashKey, row, Clock::now());
     row.new_pid = wait_for_replacement(gunicorn, ready_before);
     // Restarts: the workers gunicorn forked beyond its first -w (each logs that it is ready).
     const auto workers = static_cast<std::size_t>(out.seed.workers);
     row.restarts_before = static_cast<int>(ready_before - workers);
     row.restarts_after = static_cast<int>(ready_pids(gunicorn.log()).size() - workers);
-    if (row.freed) row.committed += commit(api, kCrashKey, kCommitsAround);
-    row.final = retry([&] { return api.counter(kCrashKey); }, "GET /counter");
+    if (row.freed) row.committed += commit(api, kSeedCrashKey, kCommitsAroundSeedCrash);
+    row.final = retry([&] { return api.counter(kSeedCrashKey); }, "GET /counter");
     progress.show(fmt::format("{} stopping gunicorn", label));
     gunicorn.stop();
 }

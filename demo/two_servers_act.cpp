@@ -46,8 +46,8 @@ std::pair<LoadResult, LoadResult> fire_at_both(const harness::ServerProcess& a,
     return {std::move(from_a), std::move(from_b)};
 }
 
-TwoServerRow measure(const std::filesystem::path& server, const ServerConfig& config,
-                     const RaceSizes& sizes, Progress& progress, const std::string& label)
+TwoServerRow measure_two_servers(const std::filesystem::path& server, const ServerConfig& config,
+                                 const RaceSizes& sizes, Progress& progress, const std::string& label)
 {
     TwoServerRow row;
     row.config = config;
@@ -86,7 +86,8 @@ TwoServerRow run_two_servers(const std::filesystem::path& server, const ServerCo
     const auto start = Clock::now();
     TwoServerRow row;
     row.config = config;
-    row.error = failure_of([&] { row = measure(server, config, sizes, progress, label); });
+    row.error = failure_of(
+        [&] { row = measure_two_servers(server, config, sizes, progress, label); });
     const TwoServerCounts counts{row.a.sent + row.b.sent,
                                  row.a.ok + row.b.ok,
                                  row.a.errors + row.b.errors,

@@ -28,7 +28,7 @@
 namespace forklock {
 namespace {
 
-constexpr timeval kTick{0, 100'000};
+constexpr timeval kHeartbeatTick{0, 100'000};
 constexpr int kIdleTimeoutS = 30;
 
 // evhttp's own timeout (no progress for this long, reading or writing) only backs up the
@@ -103,7 +103,7 @@ HttpLoop::HttpLoop(int listen_fd, std::size_t index, WorkerShared& shared)
     check(watch_.get(), "event_new(watch)");
     check(tick_.get(), "event_new(tick)");
     check(reenable_.get(), "event_new(reenable)");
-    event_add(tick_.get(), &kTick);
+    event_add(tick_.get(), &kHeartbeatTick);
     wake_fd_ = UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!wake_fd_) throw os_error(errno, "eventfd()");
     wake_.reset(event_new(base_.get(), wake_fd_.get(), EV_READ | EV_PERSIST, on_wake, this));

@@ -6,13 +6,13 @@
 namespace forklock {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b)
+// Whether `a` equals `lower`, a lower-case name, ignoring the case of `a`'s letters.
+bool equals_lower(std::string_view a, std::string_view lower)
 {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
-        if (lower(a[i]) != b[i]) return false;
-    }
+    const auto to_lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
+    if (a.size() != lower.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (to_lower(a[i]) != lower[i]) return false;
     return true;
 }
 
@@ -25,7 +25,7 @@ constexpr std::array<std::string_view, 9> kDeclined = {
 bool declined_field(std::string_view name)
 {
     for (std::string_view d : kDeclined)
-        if (iequals(name, d)) return true;
+        if (equals_lower(name, d)) return true;
     return false;
 }
 
@@ -34,9 +34,9 @@ void note_field(std::string_view name, std::string_view value, SimpleRequest& ou
 {
     while (value.starts_with(' ') || value.starts_with('\t')) value.remove_prefix(1);
     while (value.ends_with(' ') || value.ends_with('\t')) value.remove_suffix(1);
-    if (iequals(name, "host") && !out.host) out.host = value;
-    if (iequals(name, "origin") && !out.origin) out.origin = value;
-    if (iequals(name, "sec-fetch-site") && out.fetch_site.empty()) out.fetch_site = value;
+    if (equals_lower(name, "host") && !out.host) out.host = value;
+    if (equals_lower(name, "origin") && !out.origin) out.origin = value;
+    if (equals_lower(name, "sec-fetch-site") && out.fetch_site.empty()) out.fetch_site = value;
 }
 
 // The header fields after the request line, up to the empty line that must end `rest`.
