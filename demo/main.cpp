@@ -30,15 +30,23 @@ using namespace forklock::demo;
 void run_race_act(const Options& options, Progress& progress, DemoResults& results)
 {
     const auto scenarios = race_scenarios(options.sizes);
+    const RaceReport report(scenarios, options.sizes, options.color);
+    // Each row as soon as it is measured: the class reads the first while the others run.
+    const auto print = [&](const std::string& text) {
+        if (options.json) return;
+        progress.clear();
+        std::cout << text << std::flush;
+    };
+    print(report.head());
     for (std::size_t i = 0; i < scenarios.size(); ++i) {
         const std::string label =
             fmt::format("act 1 [{}/{}] {}:", i + 1, scenarios.size(), describe(scenarios[i]));
         results.race.push_back(
             run_race(options.server, scenarios[i], options.sizes, progress, label));
+        print(report.row(results.race.back()));
     }
     progress.clear();
-    if (!options.json)
-        std::cout << format_race(results.race, options.sizes, options.color) << std::endl;
+    print(report.tail(results.race) + "\n");
     if (!options.trace_out.empty()) {
         std::ofstream(options.trace_out) << chrome_trace(results.race).dump() << "\n";
         std::cerr << "forklock-demo: wrote the race act's trace to " << options.trace_out.string()

@@ -88,34 +88,88 @@ std::string interleavings(const std::vector<RaceRow>& rows, bool color)
 
 } // namespace
 
-std::string format_race(const std::vector<RaceRow>& rows, const RaceSizes& sizes, bool color)
+namespace {
+
+Table race_table(const std::vector<ServerConfig>& scenarios, const RaceSizes& sizes, bool color)
 {
     Table table({"mode", "preload", "w x t", "sent", "final", "lost", "overlaps", "pids", "waited",
                  "verdict", "theory"},
                 {Align::left, Align::left, Align::left, Align::right, Align::right, Align::right,
                  Align::right, Align::right, Align::right, Align::left, Align::left},
                 color);
-    for (const auto& row : rows) {
-        const bool loses = row.judgement.observed == Verdict::loses_updates;
-        table.add_row({{std::string(to_string(row.config.mode))},
-                       {preload_cell(row.config)},
-                       {workers_x_threads(row.config)},
-                       {std::to_string(row.load.sent)},
-                       {std::to_string(row.final)},
-                       {std::to_string(row.load.ok - row.final)},
-                       {row.trace_error.empty() ? std::to_string(row.witness.overlaps) : "?"},
-                       {std::to_string(row.load.pids.size())},
-                       {std::to_string(row.load.waited)},
-                       {std::string(to_string(row.judgement.observed)), loses ? kRed : kGreen},
-                       theory_cell(row.judgement.status)},
-                      detail(why_race(row.config), row.judgement.note));
+    // The widest cell each scenario can have: counts up to the requests sent, either verdict.
+    const std::string most = std::to_string(sizes.requests);
+    for (const auto& config : scenarios) {
+        for (const Verdict verdict : {Verdict::loses_updates, Verdict::safe})
+            table.fit({{std::string(to_string(config.mode))},
+                       {preload_cell(config)},
+                       {workers_x_threads(config)},
+                       {most},
+                       {most},
+                       {most},
+                       {most},
+                       {std::to_string(config.workers)},
+                       {most},
+                       {std::string(to_string(verdict))},
+                       {""}});
     }
+    return table;
+}
+
+std::vector<ServerConfig> configs_of(const std::vector<RaceRow>& rows)
+{
+    std::vector<ServerConfig> configs;
+    for (const auto& row : rows) configs.push_back(row.config);
+    return configs;
+}
+
+} // namespace
+
+RaceReport::RaceReport(const std::vector<ServerConfig>& scenarios, const RaceSizes& sizes,
+                       bool color)
+    : sizes_(sizes), color_(color), table_(race_table(scenarios, sizes, color))
+{
+}
+
+std::string RaceReport::head() const
+{
     return fmt::format("{}\n{} increments of one counter, {} at a time; each holds the key's lock "
                        "{} ms between read and write.\n'overlaps': pairs of increments the "
                        "server's trace saw inside the \"locked\" section at once; 'pids': workers "
-                       "that served them; 'waited': increments that waited for the lock.\n\n{}{}",
-                       paint("Act 1: the race", "1", color), sizes.requests, sizes.concurrency,
-                       sizes.hold_ms, table.render(), interleavings(rows, color));
+                       "that served them; 'waited': increments that waited for the lock.\n\n{}",
+                       paint("Act 1: the race", "1", color_), sizes_.requests, sizes_.concurrency,
+                       sizes_.hold_ms, table_.render_header());
+}
+
+std::string RaceReport::row(const RaceRow& row) const
+{
+    const bool loses = row.judgement.observed == Verdict::loses_updates;
+    return table_.render_row(
+        {{std::string(to_string(row.config.mode))},
+         {preload_cell(row.config)},
+         {workers_x_threads(row.config)},
+         {std::to_string(row.load.sent)},
+         {std::to_string(row.final)},
+         {std::to_string(row.load.ok - row.final)},
+         {row.trace_error.empty() ? std::to_string(row.witness.overlaps) : "?"},
+         {std::to_string(row.load.pids.size())},
+         {std::to_string(row.load.waited)},
+         {std::string(to_string(row.judgement.observed)), loses ? kRed : kGreen},
+         theory_cell(row.judgement.status)},
+        detail(why_race(row.config), row.judgement.note));
+}
+
+std::string RaceReport::tail(const std::vector<RaceRow>& rows) const
+{
+    return interleavings(rows, color_);
+}
+
+std::string format_race(const std::vector<RaceRow>& rows, const RaceSizes& sizes, bool color)
+{
+    const RaceReport report(configs_of(rows), sizes, color);
+    std::string out = report.head();
+    for (const auto& row : rows) out += report.row(row);
+    return out + report.tail(rows);
 }
 
 namespace {

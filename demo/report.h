@@ -12,6 +12,7 @@
 #include "pause_row.h"
 #include "race_act.h"
 #include "seed_act.h"
+#include "table.h"
 #include "two_servers_act.h"
 
 namespace forklock::demo {
@@ -29,6 +30,22 @@ struct DemoResults {
     double seconds = 0;
 };
 
+// Act 1 printed as its rows are measured: head() before the first (the title, what the columns
+// mean, the table's header), row() for each, tail() after the last (the interleavings the trace
+// found). The columns are as wide as the widest cell any of `scenarios` can have, so the rows
+// printed one by one line up. format_race() is the three joined.
+class RaceReport final {
+public:
+    RaceReport(const std::vector<ServerConfig>& scenarios, const RaceSizes& sizes, bool color);
+    [[nodiscard]] std::string head() const;
+    [[nodiscard]] std::string row(const RaceRow& row) const;
+    [[nodiscard]] std::string tail(const std::vector<RaceRow>& rows) const;
+
+private:
+    RaceSizes sizes_;
+    bool color_;
+    Table table_;
+};
 std::string format_race(const std::vector<RaceRow>& rows, const RaceSizes& sizes, bool color);
 std::string format_crash(const std::vector<CrashRow>& rows, bool color);
 // Act 3's two-server table; `postgres_skipped` (non-empty) adds the one line saying why its

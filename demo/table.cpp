@@ -24,31 +24,28 @@ Table::Table(std::vector<std::string> headers, std::vector<Align> aligns, bool c
 {
     if (headers_.size() != aligns_.size())
         throw std::invalid_argument("Table: one Align per column");
+    for (const auto& header : headers_) widths_.push_back(visible_width(header));
+}
+
+void Table::fit(const std::vector<Cell>& cells)
+{
+    if (cells.size() != headers_.size()) throw std::invalid_argument("Table: one Cell per column");
+    for (std::size_t i = 0; i < cells.size(); ++i)
+        widths_[i] = std::max(widths_[i], visible_width(cells[i].text));
 }
 
 void Table::add_row(std::vector<Cell> cells, std::string detail)
 {
-    if (cells.size() != headers_.size()) throw std::invalid_argument("Table: one Cell per column");
+    fit(cells);
     rows_.push_back({std::move(cells), std::move(detail)});
 }
 
-std::vector<std::size_t> Table::widths() const
-{
-    std::vector<std::size_t> widths;
-    for (const auto& header : headers_) widths.push_back(visible_width(header));
-    for (const auto& row : rows_) {
-        for (std::size_t i = 0; i < row.cells.size(); ++i)
-            widths[i] = std::max(widths[i], visible_width(row.cells[i].text));
-    }
-    return widths;
-}
-
-std::string Table::render_cells(const std::vector<Cell>& cells,
-                                const std::vector<std::size_t>& widths) const
+std::string Table::render_cells(const std::vector<Cell>& cells) const
 {
     std::string line;
     for (std::size_t i = 0; i < cells.size(); ++i) {
-        const std::string pad(widths[i] - visible_width(cells[i].text), ' ');
+        const std::size_t width = visible_width(cells[i].text);
+        const std::string pad(std::max(widths_[i], width) - width, ' ');
         const std::string text = paint(cells[i].text, cells[i].color, color_);
         const bool last = i + 1 == cells.size();
         line += aligns_[i] == Align::right ? pad + text : text + (last ? "" : pad);
@@ -57,16 +54,25 @@ std::string Table::render_cells(const std::vector<Cell>& cells,
     return line + "\n";
 }
 
-std::string Table::render() const
+std::string Table::render_header() const
 {
-    const auto column_widths = widths();
     std::vector<Cell> header_cells;
     for (const auto& header : headers_) header_cells.push_back({header, "1"});
-    std::string out = render_cells(header_cells, column_widths);
-    for (const auto& row : rows_) {
-        out += render_cells(row.cells, column_widths);
-        if (!row.detail.empty()) out += "    " + paint(row.detail, "2", color_) + "\n";
-    }
+    return render_cells(header_cells);
+}
+
+std::string Table::render_row(const std::vector<Cell>& cells, const std::string& detail) const
+{
+    if (cells.size() != headers_.size()) throw std::invalid_argument("Table: one Cell per column");
+    std::string out = render_cells(cells);
+    if (!detail.empty()) out += "    " + paint(detail, "2", color_) + "\n";
+    return out;
+}
+
+std::string Table::render() const
+{
+    std::string out = render_header();
+    for (const auto& row : rows_) out += render_row(row.cells, row.detail);
     return out;
 }
 

@@ -207,6 +207,49 @@ TEST_CASE("Table: colour codes do not count towards the width", "[demo_table]")
     CHECK(paint("x", "31", false) == "x");
 }
 
+TEST_CASE("Table: rows printed one at a time keep the widths fitted before the header",
+          "[demo_table]")
+{
+    Table table({"mode", "n"}, {Align::left, Align::right}, false);
+    table.fit({{"semaphore"}, {"1234"}});
+    CHECK(table.render_header() == "mode          n\n");
+    CHECK(table.render_row({{"none"}, {"7"}}, "why") == "none          7\n    why\n");
+    // A cell wider than its column is shown whole, pushing the rest of its line right.
+    CHECK(table.render_row({{"semaphore"}, {"123456"}}) == "semaphore  123456\n");
+}
+
+TEST_CASE("report: Act 1's rows printed as they come line up under its header", "[demo_report]")
+{
+    const RaceSizes sizes;
+    const auto scenarios = race_scenarios(sizes);
+    const RaceReport report(scenarios, sizes, false);
+    const std::string head = report.head();
+    const std::string header = head.substr(head.rfind('\n', head.size() - 2) + 1);
+    for (const auto& scenario : scenarios) {
+        RaceRow row;
+        row.config = scenario;
+        row.load.sent = row.load.ok = sizes.requests;
+        row.load.waited = sizes.requests;
+        row.load.pids = {10, 11, 12, 13};
+        row.final = 1;
+        row.witness.overlaps = sizes.requests;
+        row.judgement = judge_race(row.config, counts(sizes.requests, 1, 4));
+        const std::string line = report.row(row).substr(0, report.row(row).find('\n'));
+        INFO(header << line);
+        // Every right-aligned count ends under its header's last letter, and the verdict starts
+        // under "verdict".
+        for (const std::string_view column : {"sent", "final", "lost", "overlaps", "waited"}) {
+            const std::size_t end = header.find(column) + column.size();
+            CHECK(line[end - 1] != ' ');
+            CHECK(line[end] == ' ');
+        }
+        const std::string_view verdict = to_string(row.judgement.observed);
+        CHECK(line.substr(header.find("verdict"), verdict.size()) == verdict);
+    }
+    std::vector<RaceRow> none;
+    CHECK(format_race(none, sizes, false) == RaceReport({}, sizes, false).head());
+}
+
 TEST_CASE("report: plain text has no escape codes and shows every row", "[demo_report]")
 {
     DemoResults results;
