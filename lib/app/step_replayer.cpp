@@ -172,29 +172,43 @@ ReplayOutcome StepReplayer::run(const std::vector<ReplayMove>& moves)
     return out;
 }
 
-// The request `name` once it is parked or waits inside lock(); nullopt once it has finished
-// (or, with must_exist, after kSettle without it).
+// The request `name` once it is parked or waits inside lock() for a holder; nullopt once it has
+// finished (or, with must_exist, after kSettle without it). Inside lock() with no request of the
+// key holding it, a request is on its way to a free lock (a busy machine can catch it there), so
+// it is looked at again, until kSettle.
 std::optional<ParkedRequest> StepReplayer::settled(char name, bool must_exist)
 {
+    std::optional<ParkedRequest> in_lock;
     for (const auto end = Clock::now() + kSettle; Clock::now() < end;) {
         std::optional<ParkedRequest> found;
         for (auto& r : board_.requests())
             if (r.key == key_ && r.letter == name) found = std::move(r);
         if (!found && !must_exist) return std::nullopt;
-        if (found && found->phase != StepPhase::running) return found;
+        if (found && found->phase == StepPhase::parked) return found;
+        if (found && found->phase == StepPhase::in_lock) {
+            if (holder(*found)) return found;
+            in_lock = found;
+        }
         std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
+    if (in_lock) return in_lock; // waits for a holder outside step mode
     if (must_exist) return std::nullopt;
     throw ReplayError(fmt::format("request {} did not reach its next gate within {} s", name,
                                   kSettle.count()));
 }
 
-std::string StepReplayer::holder_name(const ParkedRequest& waiter) const
+std::optional<ParkedRequest> StepReplayer::holder(const ParkedRequest& waiter) const
 {
-    for (const auto& r : board_.requests())
+    for (auto& r : board_.requests())
         if (r.key == key_ && r.id != waiter.id && r.phase != StepPhase::in_lock &&
             r.point >= StepPoint::holds && r.point <= StepPoint::wrote)
-            return fmt::format("{} (pid {})", r.letter, r.pid);
+            return std::move(r);
+    return std::nullopt;
+}
+
+std::string StepReplayer::holder_name(const ParkedRequest& waiter) const
+{
+    if (const auto r = holder(waiter)) return fmt::format("{} (pid {})", r->letter, r->pid);
     return "another request";
 }
 

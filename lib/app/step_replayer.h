@@ -75,6 +75,8 @@ private:
     std::optional<ParkedRequest> settled(char name, bool must_exist);
     void advance(const ReplayMove& m, ReplayOutcome& out);
     void finish();
+    // The request of the key that holds its lock while `waiter` waits inside lock(), if any.
+    std::optional<ParkedRequest> holder(const ParkedRequest& waiter) const;
     std::string holder_name(const ParkedRequest& waiter) const;
     StepBoard board_;
     std::string key_;
