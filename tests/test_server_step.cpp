@@ -19,16 +19,11 @@ using nlohmann::json;
 
 namespace {
 
-json step_view(const ServerProcess& server)
-{
-    return http_request(server.endpoint(), "GET", "/step").json();
-}
+json step_view(const ServerProcess& server) { return get_parked_json(server, "/step"); }
 
 std::uint64_t counter(const ServerProcess& server)
 {
-    return http_request(server.endpoint(), "GET", "/counter/k")
-        .json()["value"]
-        .get<std::uint64_t>();
+    return get_parked_json(server, "/counter/k")["value"].get<std::uint64_t>();
 }
 
 std::future<HttpResponse> start_increment(const ServerProcess& server,

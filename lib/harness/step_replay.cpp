@@ -41,19 +41,23 @@ std::vector<Move> parse(const std::string& schedule)
     return moves;
 }
 
-// The request `name` once it is not running (parked, in lock()), or null once it has finished.
+// The request `name` once it is parked, or waits inside lock() for a known holder; null once it
+// has finished. Inside lock() with no holder known, a request is on its way to a free lock (a
+// busy machine can catch it there), so it is looked at again; after 10 s it counts as waiting.
 json settled(const ServerProcess& server, const std::string& name, bool must_exist = false)
 {
     json found;
     const bool ok = wait_until([&] {
-        const json view = http_request(server.endpoint(), "GET", "/step").json();
+        const json view = get_parked_json(server, "/step");
         found = nullptr;
         for (const auto& r : view["requests"])
             if (r["name"] == name) found = r;
         if (found.is_null()) return !must_exist;
+        if (found["state"] == "waiting for the lock") return !found["waiting_for_pid"].is_null();
         return found["state"] != "running";
     });
-    if (!ok) throw HttpError(fmt::format("request {} did not settle", name));
+    if (!ok && (found.is_null() || found["state"] != "waiting for the lock"))
+        throw HttpError(fmt::format("request {} did not settle", name));
     return found;
 }
 
@@ -74,6 +78,26 @@ bool advance(const ServerProcess& server, const Move& m, std::string& why)
 }
 
 } // namespace
+
+json get_parked_json(const ServerProcess& server, const std::string& target,
+                     std::chrono::milliseconds timeout)
+{
+    json body;
+    std::string last;
+    const bool answered = wait_until(
+        [&] {
+            const HttpResponse answer =
+                http_request(server.endpoint(), "GET", target, std::chrono::seconds(1));
+            body = answer.json();
+            if (answer.ok() && !body.is_discarded()) return true;
+            last = fmt::format("status {} ({}) {}", answer.status, answer.error,
+                               answer.body.substr(0, 200));
+            return false;
+        },
+        timeout);
+    if (!answered) throw HttpError(fmt::format("GET {}: {}", target, last));
+    return body;
+}
 
 ReplayResult replay_schedule(const ServerProcess& server, const std::string& key,
                              const std::string& schedule)
@@ -103,10 +127,10 @@ ReplayResult replay_schedule(const ServerProcess& server, const std::string& key
             advance(server, {name, 4}, ignored);
         }
     result.statuses = {a.get().status, b.get().status};
-    result.schedule = http_request(to, "GET", "/step").json()["keys"][0]["schedule"];
+    result.schedule = get_parked_json(server, "/step")["keys"][0]["schedule"];
     if (!server.control(fmt::format("/control/step?key={}&on=0", key)).ok())
         throw HttpError("could not turn step mode off");
-    result.final_value = http_request(to, "GET", "/counter/" + key).json()["value"];
+    result.final_value = get_parked_json(server, "/counter/" + key)["value"];
     return result;
 }
 
